@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -105,6 +106,15 @@ class ServiceSettings(_Model):
     default_language: str
     timezone: str = "Asia/Kolkata"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
 
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
@@ -142,6 +152,12 @@ class WorkerSettings(_Model):
     retry_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 1800.0
     sweep_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     """How often queued messages with no job (a crash between commit and enqueue) are re-queued."""
+
+    @model_validator(mode="after")
+    def _retry_order(self) -> WorkerSettings:
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError("retry_base_seconds must not exceed retry_max_seconds")
+        return self
 
 
 class AfricasTalkingSettings(_Model):
@@ -214,6 +230,7 @@ class Config(_Model):
         for i, dept in enumerate(self.departments):
             _unique(f"departments[{i}].issues", [x.code for x in dept.issues])
         for i, dist in enumerate(self.districts):
+            _unique(f"districts[{i}].tehsils", [t.code for t in dist.tehsils])
             _unique(f"districts[{i}] blocks", [b.code for b in dist.blocks])
         self._check_names(codes)
         return self
@@ -291,13 +308,16 @@ def load_config(
     env = os.environ if environ is None else environ
     file = Path(path if path is not None else env.get("SAMPARK_CONFIG", "config.yaml"))
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
     except FileNotFoundError:
         raise ConfigError(f"config file {file} not found") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{file}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    if "base_dir" in raw:
+        raise ConfigError(f"{file}: base_dir: unknown key (it is the config file's directory)")
+    from_env: dict[str, str] = {}
     for name, (keys, kind) in ENV_OVERRIDES.items():
         value = env.get(name)
         if value is None or value == "":
@@ -310,13 +330,33 @@ def load_config(
         else:
             converted = value
         _set(raw, keys, converted, source=name)
+        from_env[".".join(keys)] = name
     if overrides:
         _merge(raw, overrides)
     raw["base_dir"] = file.resolve().parent
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_describe(file, e)) from None
+        raise ConfigError(_describe(file, e, from_env)) from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (PyYAML keeps the last one silently)."""
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice", key_node.start_mark
+            )
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def _set(tree: dict[str, Any], keys: tuple[str, ...], value: Any, *, source: str) -> None:
@@ -337,7 +377,7 @@ def _merge(tree: dict[str, Any], overrides: Mapping[str, Any]) -> None:
             tree[k] = v
 
 
-def _describe(file: Path, error: ValidationError) -> str:
+def _describe(file: Path, error: ValidationError, from_env: Mapping[str, str]) -> str:
     lines = [f"{file}: {error.error_count()} problem(s) in the configuration:"]
     for err in error.errors():
         where = ""
@@ -348,5 +388,6 @@ def _describe(file: Path, error: ValidationError) -> str:
             msg = "unknown key"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
-        lines.append(f"  {where or '(top level)'}: {msg}")
+        source = f" (from environment variable {from_env[where]})" if where in from_env else ""
+        lines.append(f"  {where + ': ' if where else ''}{msg}{source}")
     return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""The complaint domain: registering a complaint and telling the citizen its ticket.
+
+Knows nothing of HTTP, USSD or providers: callers hand it plain values, and it writes the
+complaint, its first event and the acknowledgement SMS in one transaction, then hands the
+message to the :class:`~gateway.outbox.Dispatcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from gateway.config import Config
+from gateway.i18n import Catalogs
+from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, EventKind
+from gateway.outbox import Dispatcher, queue_message
+from gateway.phone import mask_phone
+from gateway.templates import TemplateBook
+from gateway.tickets import TicketCodec
+
+__all__ = ["ComplaintService", "InvalidComplaint", "NewComplaint", "Registration"]
+
+log = logging.getLogger(__name__)
+
+ACKNOWLEDGEMENT = "complaint_registered"
+
+
+class InvalidComplaint(ValueError):
+    """A complaint names something the configuration does not have (names the field)."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field_name = field_name
+
+
+@dataclass(frozen=True, slots=True)
+class NewComplaint:
+    phone: str
+    """E.164."""
+    language: str
+    department: str
+    district: str
+    block: str
+    channel: Channel
+    source_key: str
+    """Identifies the request (``ussd:<session id>``): registering it twice returns the first."""
+    issue_type: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    complaint_id: int
+    ticket: str
+    due_at: datetime
+    created: bool
+    """False when ``source_key`` had registered it already."""
+
+
+class ComplaintService:
+    """Registers complaints and keeps each citizen's language."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        catalogs: Catalogs,
+        templates: TemplateBook,
+        tickets: TicketCodec,
+        dispatcher: Dispatcher,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.catalogs = catalogs
+        self.templates = templates
+        self.tickets = tickets
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.tz = ZoneInfo(config.service.timezone)
+
+    async def language_of(self, phone: str) -> str | None:
+        """The language the citizen chose before, if any (and if still offered)."""
+        lang = await Citizen.filter(phone=phone).values_list("language", flat=True)
+        code = lang[0] if lang else None
+        return code if isinstance(code, str) and self.config.language(code) else None
+
+    async def set_language(self, phone: str, language: str) -> None:
+        if self.config.language(language) is None:
+            raise InvalidComplaint("language", f"{language!r} is not offered")
+        updated = await Citizen.filter(phone=phone).update(language=language)
+        if not updated:
+            try:
+                await Citizen.create(phone=phone, language=language)
+            except IntegrityError:  # created meanwhile by a parallel request
+                await Citizen.filter(phone=phone).update(language=language)
+
+    def validate(self, new: NewComplaint) -> str:
+        """Check every code against the configuration; returns the block's tehsil."""
+        dept = self.config.department(new.department)
+        if dept is None:
+            raise InvalidComplaint("department", f"unknown department {new.department!r}")
+        if new.issue_type is not None and dept.issue(new.issue_type) is None:
+            raise InvalidComplaint("issue_type", f"{new.issue_type!r} is not an issue of {dept.code}")
+        if new.issue_type is None and not (new.description and new.description.strip()):
+            raise InvalidComplaint("description", "give an issue type or a description")
+        district = self.config.district(new.district)
+        if district is None:
+            raise InvalidComplaint("district", f"unknown district {new.district!r}")
+        tehsil = district.tehsil_of(new.block)
+        if tehsil is None:
+            raise InvalidComplaint("block", f"{new.block!r} is not a block of {district.code}")
+        if self.config.language(new.language) is None:
+            raise InvalidComplaint("language", f"{new.language!r} is not offered")
+        return tehsil.code
+
+    async def register(self, new: NewComplaint) -> Registration:
+        """Register ``new`` and queue its acknowledgement SMS, or return the registration
+        ``new.source_key`` made before."""
+        tehsil = self.validate(new)
+        try:
+            registration, message_id = await self._register(new, tehsil)
+        except IntegrityError:
+            # The same source registered it concurrently: return that one.
+            existing = await Complaint.get_or_none(source_key=new.source_key)
+            if existing is None or existing.ticket is None:
+                raise
+            return Registration(existing.id, existing.ticket, existing.due_at, created=False)
+        if message_id is not None:
+            await self.dispatcher.dispatch([message_id])
+        return registration
+
+    async def _register(self, new: NewComplaint, tehsil: str) -> tuple[Registration, int | None]:
+        now = self.clock()
+        async with in_transaction() as conn:
+            existing = await Complaint.get_or_none(source_key=new.source_key, using_db=conn)
+            if existing is not None and existing.ticket is not None:
+                return Registration(existing.id, existing.ticket, existing.due_at, False), None
+            citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
+            if citizen is None:
+                citizen = await Citizen.create(phone=new.phone, language=new.language, using_db=conn)
+            elif citizen.language != new.language:
+                citizen.language = new.language
+                await citizen.save(using_db=conn, update_fields=["language", "updated_at"])
+            level = self.config.levels[0]
+            due_at = now + timedelta(days=level.days)
+            complaint = await Complaint.create(
+                citizen=citizen,
+                language=new.language,
+                department=new.department,
+                issue_type=new.issue_type,
+                description=new.description,
+                district=new.district,
+                tehsil=tehsil,
+                block=new.block,
+                channel=new.channel,
+                level=1,
+                due_at=due_at,
+                source_key=new.source_key,
+                using_db=conn,
+            )
+            # The ticket comes from the row's id: unique however many gateways write.
+            complaint.ticket = self.tickets.encode(complaint.id)
+            await complaint.save(using_db=conn, update_fields=["ticket"])
+            await ComplaintEvent.create(
+                complaint=complaint,
+                kind=EventKind.REGISTERED,
+                actor="citizen" if new.channel is Channel.USSD else "system",
+                to_status=complaint.status.value,
+                remark=f"via {new.channel.value}",
+                using_db=conn,
+            )
+            sms = self.templates[ACKNOWLEDGEMENT].render(
+                new.language,
+                {
+                    "ticket": complaint.ticket,
+                    "department": self._name(new.language, new.department),
+                    "due_date": self.catalogs.format_date(new.language, due_at.astimezone(self.tz)),
+                    "service_code": self.config.service.service_code,
+                },
+                fallback=self.config.service.default_language,
+            )
+            message = await queue_message(
+                sms,
+                recipient=new.phone,
+                provider=self.config.sms.provider,
+                idempotency_key=f"complaint:{complaint.id}:{ACKNOWLEDGEMENT}",
+                complaint=complaint,
+                using_db=conn,
+            )
+        log.info(
+            "complaint %s registered via %s for %s",
+            complaint.ticket,
+            new.channel.value,
+            mask_phone(new.phone),
+        )
+        return Registration(complaint.id, complaint.ticket, due_at, True), message.id
+
+    def _name(self, language: str, department: str) -> str:
+        dept = self.config.department(department)
+        assert dept is not None  # validated
+        return dept.name.get(language) or dept.name[self.config.service.default_language]

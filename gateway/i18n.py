@@ -1,0 +1,113 @@
+"""Translations: gettext catalogs in ``locales/`` (managed with babel), and locale formatting.
+
+Message ids are the English text. Source strings are marked with :func:`N_` where they are
+defined (menus, messages) and translated when shown, in the citizen's language.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+
+__all__ = ["DOMAIN", "Catalogs", "N_", "compile_catalogs"]
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "messages"
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction; it is translated later, when shown."""
+    return message
+
+
+def compile_catalogs(locales_dir: Path, languages: Iterable[str]) -> list[Path]:
+    """Compile each language's ``.po`` into its ``.mo`` where the ``.mo`` is missing or older.
+
+    Returns the catalogs compiled. A language without a ``.po`` is skipped (its text is the
+    English message id); a read-only tree is left alone and compiled in memory at load.
+    """
+    compiled = []
+    for lang in languages:
+        po = locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        mo = po.with_suffix(".mo")
+        if not po.exists():
+            continue
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        try:
+            with po.open("rb") as f:
+                catalog = read_po(f, locale=lang)
+            with mo.open("wb") as out:
+                write_mo(out, catalog, use_fuzzy=False)
+        except OSError:
+            log.warning("cannot write %s; the catalog will be compiled in memory", mo)
+            continue
+        compiled.append(mo)
+    return compiled
+
+
+def _load(locales_dir: Path, lang: str) -> NullTranslations:
+    po = locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo = po.with_suffix(".mo")
+    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as f:
+            return Translations(f, domain=DOMAIN)
+    if po.exists():
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=lang)
+        buf = io.BytesIO()
+        write_mo(buf, catalog, use_fuzzy=False)
+        buf.seek(0)
+        return Translations(buf, domain=DOMAIN)
+    return NullTranslations()
+
+
+class Catalogs:
+    """Every configured language's translations and babel locale, loaded once."""
+
+    def __init__(self, locales_dir: Path, languages: Iterable[str]) -> None:
+        self._translations: dict[str, NullTranslations] = {}
+        self._locales: dict[str, Locale] = {}
+        for lang in languages:
+            self._translations[lang] = _load(locales_dir, lang)
+            self._locales[lang] = _babel_locale(lang)
+
+    def gettext(self, lang: str, message: str) -> str:
+        t = self._translations.get(lang)
+        return t.gettext(message) if t is not None else message
+
+    def ngettext(self, lang: str, singular: str, plural: str, n: int) -> str:
+        t = self._translations.get(lang)
+        if t is None:
+            return singular if n == 1 else plural
+        return t.ngettext(singular, plural, n)
+
+    def locale(self, lang: str) -> Locale:
+        return self._locales.get(lang) or Locale.parse("en_IN")
+
+    def format_date(self, lang: str, value: date | datetime) -> str:
+        """A short date as the locale writes it (``30 Nov 2026``, ``30 नव॰ 2026``)."""
+        return format_date(value, format="medium", locale=self.locale(lang))
+
+    def format_number(self, lang: str, value: int | float) -> str:
+        return format_decimal(value, locale=self.locale(lang))
+
+
+def _babel_locale(lang: str) -> Locale:
+    try:
+        return Locale.parse(lang)
+    except (ValueError, LookupError):
+        base = lang.split("_", 1)[0]
+        log.warning("no CLDR locale %s; formatting as %s", lang, base)
+        return Locale.parse(base)

@@ -1,0 +1,205 @@
+"""Outbound SMS: written in the transaction that decides to send, delivered by the worker.
+
+The row is the truth. A job only moves a message forward (queued -> sending -> sent ->
+delivered, or failed), so a job run twice, or a message queued twice, sends one SMS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import aiohttp
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
+from gateway.models import Complaint, MessageStatus, OutboundMessage
+from gateway.phone import mask_phone
+from gateway.providers.base import (
+    DeliveryReport,
+    DeliveryState,
+    OutgoingSms,
+    Provider,
+    ProviderError,
+    SendOutcome,
+)
+from gateway.templates import RenderedSms
+
+__all__ = [
+    "DeliveryResult",
+    "Dispatcher",
+    "Outbox",
+    "TransientSendFailure",
+    "queue_message",
+    "record_delivery_report",
+    "stranded_messages",
+]
+
+log = logging.getLogger(__name__)
+
+_CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
+
+
+class Dispatcher(Protocol):
+    """Hands written messages to the worker (arq); called after the writing transaction."""
+
+    async def dispatch(self, message_ids: Sequence[int]) -> None: ...
+
+
+class TransientSendFailure(Exception):
+    """The provider may take the message later: the job should be retried."""
+
+
+async def queue_message(
+    sms: RenderedSms,
+    *,
+    recipient: str,
+    provider: str,
+    idempotency_key: str,
+    complaint: Complaint | None = None,
+    using_db: BaseDBAsyncClient | None = None,
+) -> OutboundMessage:
+    """Write a message to send (inside the caller's transaction, when given ``using_db``).
+
+    The same ``idempotency_key`` returns the message already written instead of a second one.
+    """
+    existing = await OutboundMessage.get_or_none(idempotency_key=idempotency_key, using_db=using_db)
+    if existing is not None:
+        return existing
+    return await OutboundMessage.create(
+        complaint=complaint,
+        recipient=recipient,
+        template=sms.template,
+        language=sms.language,
+        text=sms.text,
+        encoding=sms.encoding.value,
+        segments=sms.segments,
+        dlt_template_id=sms.dlt_template_id,
+        provider=provider,
+        idempotency_key=idempotency_key,
+        using_db=using_db,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    status: MessageStatus
+    detail: str
+
+
+class Outbox:
+    """Delivers queued messages through one provider and records what becomes of them."""
+
+    def __init__(self, *, provider: Provider, session: aiohttp.ClientSession, sender_id: str | None) -> None:
+        self.provider = provider
+        self.session = session
+        self.sender_id = sender_id
+
+    async def deliver(self, message_id: int, *, final_attempt: bool) -> DeliveryResult:
+        """Send message ``message_id`` once.
+
+        Raises :class:`TransientSendFailure` when it should be tried again (never on the
+        ``final_attempt``, which marks it failed instead).
+        """
+        msg = await OutboundMessage.get_or_none(id=message_id)
+        if msg is None:
+            log.error("message %s does not exist", message_id)
+            return DeliveryResult(MessageStatus.FAILED, "missing")
+        claimed = await OutboundMessage.filter(id=message_id, status__in=_CLAIMABLE).update(
+            status=MessageStatus.SENDING, attempts=F("attempts") + 1
+        )
+        if not claimed:
+            # Sent, delivered or failed already: a re-run job must not send it again.
+            return DeliveryResult(msg.status, "already handled")
+        sms = OutgoingSms(text=msg.text, recipients=(msg.recipient,), sender_id=self.sender_id)
+        try:
+            results = await self.provider.send(sms, session=self.session)
+        except ProviderError as e:
+            return await self._failed(msg, str(e), transient=e.transient, final=final_attempt)
+        result = next((r for r in results if r.phone == msg.recipient), None)
+        if result is None:
+            return await self._failed(msg, "no answer for recipient", transient=True, final=final_attempt)
+        now = datetime.now(UTC)
+        if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
+            status = (
+                MessageStatus.DELIVERED
+                if result.outcome is SendOutcome.DELIVERED
+                else MessageStatus.SENT
+            )
+            await OutboundMessage.filter(id=msg.id).update(
+                status=status,
+                provider_message_id=result.provider_message_id,
+                provider_status=result.provider_status,
+                sent_at=now,
+                delivered_at=now if status is MessageStatus.DELIVERED else None,
+                last_error=None,
+            )
+            log.info("message %s %s to %s", msg.id, status.value, mask_phone(msg.recipient))
+            return DeliveryResult(status, result.provider_status)
+        await OutboundMessage.filter(id=msg.id).update(provider_status=result.provider_status)
+        return await self._failed(
+            msg,
+            f"{result.provider_status} ({result.status_code})",
+            transient=result.outcome is SendOutcome.TRANSIENT_FAILURE,
+            final=final_attempt,
+        )
+
+    async def _failed(
+        self, msg: OutboundMessage, reason: str, *, transient: bool, final: bool
+    ) -> DeliveryResult:
+        if transient and not final:
+            await OutboundMessage.filter(id=msg.id).update(
+                status=MessageStatus.RETRYING, last_error=reason
+            )
+            log.warning("message %s: transient failure, will retry: %s", msg.id, reason)
+            raise TransientSendFailure(reason)
+        await OutboundMessage.filter(id=msg.id).update(status=MessageStatus.FAILED, last_error=reason)
+        log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
+        return DeliveryResult(MessageStatus.FAILED, reason)
+
+
+async def record_delivery_report(report: DeliveryReport, *, provider: str) -> bool:
+    """Apply a provider's delivery report; False when no message has that ID.
+
+    A final state (delivered, failed) is never undone by a late in-flight report.
+    """
+    msg = await OutboundMessage.get_or_none(
+        provider=provider, provider_message_id=report.provider_message_id
+    )
+    if msg is None:
+        return False
+    if report.state is DeliveryState.IN_FLIGHT:
+        if not msg.status.is_final:
+            await OutboundMessage.filter(id=msg.id).update(provider_status=report.provider_status)
+        return True
+    if msg.status.is_final and msg.status is MessageStatus.DELIVERED:
+        return True
+    if report.state is DeliveryState.DELIVERED:
+        await OutboundMessage.filter(id=msg.id).update(
+            status=MessageStatus.DELIVERED,
+            provider_status=report.provider_status,
+            delivered_at=datetime.now(UTC),
+        )
+    else:
+        await OutboundMessage.filter(id=msg.id).update(
+            status=MessageStatus.FAILED,
+            provider_status=report.provider_status,
+            last_error=report.failure_reason or report.provider_status,
+        )
+    return True
+
+
+async def stranded_messages(*, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Queued messages no job picked up (a crash between commit and enqueue)."""
+    cutoff = datetime.now(UTC) - older_than
+    ids = await (
+        OutboundMessage.filter(status=MessageStatus.QUEUED, created_at__lt=cutoff)
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", flat=True)
+    )
+    return [int(i) for i in ids]
+

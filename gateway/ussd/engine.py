@@ -1,0 +1,317 @@
+"""The USSD engine: runs a :class:`~gateway.ussd.menu.Menu` hop by hop.
+
+Session state lives in Redis under the network's session ID, with a TTL, and each hop
+holds a per-session lock, so a retried or duplicated request waits for the first and then
+gets the very screen the first produced, changing nothing. The network sends everything
+typed so far (``1*2*Paani nahi``); the engine takes the new input as what follows the text
+it last saw, so free text containing ``*`` survives, and falls back to the whole text for
+networks that send only the latest input.
+
+A flow marked resumable (a complaint being registered) is also kept per phone number for
+``resume_minutes``: a citizen whose session dropped is offered to continue where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+
+from gateway.config import Config
+from gateway.i18n import Catalogs
+from gateway.providers.base import UssdHop, UssdReply
+from gateway.ussd.menu import (
+    NAV_BACK,
+    NAV_MAIN,
+    NAV_MORE,
+    Choice,
+    Context,
+    Discard,
+    End,
+    Goto,
+    Menu,
+    Reject,
+    Restart,
+    Resume,
+    Transition,
+)
+from gateway.ussd.screen import Budget
+
+__all__ = ["SessionHooks", "UssdEngine"]
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "ussd:session:{}"
+LOCK_KEY = "ussd:lock:{}"
+DRAFT_KEY = "ussd:draft:{}"
+
+
+@dataclass
+class _State:
+    phone: str
+    language: str
+    stack: list[list[Any]]
+    """[[node, page], ...]; the last is the screen shown."""
+    data: dict[str, str] = field(default_factory=dict)
+    last_text: str | None = None
+    last_reply: tuple[str, bool] | None = None
+    hint: str | None = None
+    draft: dict[str, Any] | None = None
+    """A kept flow this session may resume."""
+    ended: bool = False
+    drop_draft: bool = False
+    """Set for the hop that discards the kept flow (not stored)."""
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "p": self.phone,
+                "l": self.language,
+                "s": self.stack,
+                "d": self.data,
+                "t": self.last_text,
+                "r": self.last_reply,
+                "h": self.hint,
+                "k": self.draft,
+                "e": self.ended,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, raw: str | bytes) -> _State:
+        d = json.loads(raw)
+        reply = d.get("r")
+        return cls(
+            phone=d["p"],
+            language=d["l"],
+            stack=d["s"],
+            data=d["d"],
+            last_text=d["t"],
+            last_reply=(reply[0], bool(reply[1])) if reply else None,
+            hint=d.get("h"),
+            draft=d.get("k"),
+            ended=bool(d.get("e")),
+        )
+
+
+@dataclass(frozen=True)
+class SessionHooks:
+    """Where the engine reports session life to the application (recorded in the database)."""
+
+    started: Callable[[UssdHop, str], Awaitable[None]]
+    ended: Callable[[UssdHop, End], Awaitable[None]]
+
+
+class UssdEngine:
+    """Runs ``menu`` for USSD hops; state in ``redis``."""
+
+    def __init__(
+        self,
+        *,
+        menu: Menu,
+        redis: Redis,
+        config: Config,
+        catalogs: Catalogs,
+        services: Any,
+        hooks: SessionHooks | None = None,
+    ) -> None:
+        self.menu = menu
+        self.redis = redis
+        self.config = config
+        self.catalogs = catalogs
+        self.services = services
+        self.hooks = hooks
+        self._ttl = config.ussd.session_ttl_seconds
+        self._draft_ttl = config.ussd.resume_minutes * 60
+        self._budgets = {
+            lang.code: Budget(ucs2=lang.screen_budget or 80) for lang in config.languages
+        }
+
+    def context(self, *, phone: str, session_id: str, language: str, data: dict[str, str]) -> Context:
+        return Context(
+            phone=phone,
+            session_id=session_id,
+            language=language,
+            data=data,
+            config=self.config,
+            catalogs=self.catalogs,
+            services=self.services,
+            budget=self._budgets.get(language, Budget()),
+        )
+
+    async def handle(self, hop: UssdHop) -> UssdReply:
+        """Answer one hop. Never raises for anything a caller typed."""
+        lock = self.redis.lock(
+            LOCK_KEY.format(hop.session_id),
+            timeout=self.config.ussd.lock_timeout_seconds * 2,
+            blocking_timeout=self.config.ussd.lock_timeout_seconds,
+        )
+        try:
+            acquired = await lock.acquire()
+        except LockError:
+            acquired = False
+        if not acquired:
+            log.warning("ussd session %s busy; lock not acquired", hop.session_id)
+            return UssdReply(self.catalogs.gettext(
+                self.config.service.default_language, "The service is busy. Please dial again."
+            ), end=True)
+        try:
+            return await self._handle_locked(hop)
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                log.warning("ussd session %s: lock expired before release", hop.session_id)
+
+    async def _handle_locked(self, hop: UssdHop) -> UssdReply:
+        key = SESSION_KEY.format(hop.session_id)
+        raw = await self.redis.get(key)
+        if raw is None:
+            state, inputs = await self._new_session(hop)
+        else:
+            state = _State.load(raw)
+            if state.phone != hop.phone:
+                log.warning("ussd session %s: phone changed mid-session", hop.session_id)
+                return UssdReply(self._t(state.language, "Session error. Please dial again."), True)
+            if hop.text == state.last_text and state.last_reply is not None:
+                # A retry of the hop already answered: same screen, nothing changes.
+                return UssdReply(*state.last_reply)
+            if state.ended and state.last_reply is not None:
+                return UssdReply(*state.last_reply)
+            inputs = [self._new_input(state.last_text, hop.text)]
+
+        reply: tuple[str, bool] | None = None
+        end: End | None = None
+        try:
+            for value in inputs:
+                reply, end = await self._step(state, hop, value)
+                if end is not None:
+                    break
+            if reply is None:
+                reply = (self._render(state, hop), False)
+        except Exception:
+            # The citizen's answers so far are in the draft kept at the previous hop.
+            log.exception("ussd session %s failed", hop.session_id)
+            text = self._t(
+                state.language,
+                "Sorry, something went wrong. What you entered is saved: dial again to continue.",
+            )
+            return UssdReply(text, end=True)
+
+        state.last_text = hop.text
+        state.last_reply = reply
+        state.ended = reply[1]
+        await self._save(hop, state, ended=end is not None)
+        if end is not None and self.hooks is not None:
+            await self.hooks.ended(hop, end)
+        return UssdReply(*reply)
+
+    @staticmethod
+    def _new_input(last_text: str | None, text: str) -> str:
+        if last_text is None or last_text == "":
+            return text
+        if text.startswith(last_text + "*"):
+            return text[len(last_text) + 1 :]
+        # Networks that send only the latest input.
+        return text
+
+    async def _new_session(self, hop: UssdHop) -> tuple[_State, list[str]]:
+        language = self.config.service.default_language
+        ctx = self.context(phone=hop.phone, session_id=hop.session_id, language=language, data={})
+        draft = None
+        if self.menu.resume is not None:
+            raw_draft = await self.redis.get(DRAFT_KEY.format(hop.phone))
+            if raw_draft is not None:
+                draft = json.loads(raw_draft)
+        start = await self.menu.start(ctx)
+        if draft is not None and start == self.menu.main and self.menu.resume is not None:
+            start = self.menu.resume
+        state = _State(
+            phone=hop.phone, language=ctx.language, stack=[[start, 0]], data={}, draft=draft
+        )
+        if self.hooks is not None:
+            await self.hooks.started(hop, state.language)
+        # A first hop may carry inputs already (a code dialled as *1100*1#).
+        inputs = [v for v in hop.text.split("*") if v] if hop.text else []
+        return state, inputs
+
+    async def _step(self, state: _State, hop: UssdHop, raw_value: str) -> tuple[tuple[str, bool], End | None]:
+        value = raw_value.strip()
+        node_name, page = state.stack[-1]
+        node = self.menu.nodes[node_name]
+        state.hint = None
+        if value == NAV_MAIN:
+            state.stack = [[self.menu.main, 0]]
+            return (self._render(state, hop), False), None
+        if value == NAV_BACK:
+            if page > 0:
+                state.stack[-1][1] = page - 1
+            elif len(state.stack) > 1:
+                state.stack.pop()
+            return (self._render(state, hop), False), None
+        if value == NAV_MORE and isinstance(node, Choice):
+            ctx = self._ctx(state, hop)
+            if page + 1 < node.render(ctx, page=page, hint=None, can_go_back=True).pages:
+                state.stack[-1][1] = page + 1
+                return (self._render(state, hop), False), None
+
+        ctx = self._ctx(state, hop)
+        transition: Transition = await node.handle(ctx, value, page=page)
+        state.language = ctx.language
+        state.data = ctx.data
+        return self._apply(state, hop, transition)
+
+    def _apply(self, state: _State, hop: UssdHop, t: Transition) -> tuple[tuple[str, bool], End | None]:
+        if isinstance(t, Goto):
+            state.stack.append([t.node, 0])
+        elif isinstance(t, Restart):
+            state.stack = [[t.node, 0]]
+        elif isinstance(t, Reject):
+            state.hint = t.hint
+        elif isinstance(t, End):
+            return (t.text, True), t
+        elif isinstance(t, Resume):
+            draft = state.draft or {}
+            state.stack = draft.get("s") or [[self.menu.main, 0]]
+            state.data = dict(draft.get("d") or {})
+            state.draft = None
+        elif isinstance(t, Discard):
+            state.draft = None
+            state.drop_draft = True
+            state.data = {}
+            state.stack = [[t.node, 0]]
+        return (self._render(state, hop), False), None
+
+    def _ctx(self, state: _State, hop: UssdHop) -> Context:
+        return self.context(
+            phone=state.phone, session_id=hop.session_id, language=state.language, data=state.data
+        )
+
+    def _render(self, state: _State, hop: UssdHop) -> str:
+        node_name, page = state.stack[-1]
+        node = self.menu.nodes[node_name]
+        ctx = self._ctx(state, hop)
+        return node.render(ctx, page=page, hint=state.hint, can_go_back=len(state.stack) > 1).text
+
+    async def _save(self, hop: UssdHop, state: _State, *, ended: bool) -> None:
+        draft_key = DRAFT_KEY.format(state.phone)
+        top = state.stack[-1][0]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(SESSION_KEY.format(hop.session_id), state.dump(), ex=self._ttl)
+            if state.drop_draft or (ended and top in self.menu.resumable):
+                pipe.delete(draft_key)  # started over, or the flow finished
+            elif top in self.menu.resumable and not ended:
+                draft = {"s": state.stack, "d": state.data}
+                pipe.set(draft_key, json.dumps(draft, ensure_ascii=False), ex=self._draft_ttl)
+            await pipe.execute()
+
+    def _t(self, language: str, message: str) -> str:
+        return self.catalogs.gettext(language, message)
+

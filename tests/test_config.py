@@ -1,0 +1,352 @@
+"""The shipped config.yaml and the typed schema that validates it (gateway/config.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import Config, ConfigError, load_config
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
+
+HP_DISTRICTS = {
+    "Bilaspur",
+    "Chamba",
+    "Hamirpur",
+    "Kangra",
+    "Kinnaur",
+    "Kullu",
+    "Lahaul and Spiti",
+    "Mandi",
+    "Shimla",
+    "Sirmaur",
+    "Solan",
+    "Una",
+}
+
+# A Hindi USSD screen holds 80 characters in all, so menu entries must stay short.
+MAX_HI = 16
+MAX_EN = 22
+
+
+def shipped_raw() -> dict[str, Any]:
+    """A fresh copy of the shipped YAML as plain data, for a test to alter."""
+    raw = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load_altered(
+    tmp_path: Path, alter: Callable[[dict[str, Any]], object], environ: dict[str, str] | None = None
+) -> Config:
+    raw = shipped_raw()
+    alter(raw)
+    return load_config(write(tmp_path, raw), environ=environ or {})
+
+
+def all_names(config: Config) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every localized name in the configuration, with where it sits."""
+    yield "service.name", config.service.name
+    for i, level in enumerate(config.levels):
+        yield f"levels[{i}].name", level.name
+    for i, dept in enumerate(config.departments):
+        yield f"departments[{i}].name", dept.name
+        for j, issue in enumerate(dept.issues):
+            yield f"departments[{i}].issues[{j}].name", issue.name
+    for i, dist in enumerate(config.districts):
+        yield f"districts[{i}].name", dist.name
+        for j, tehsil in enumerate(dist.tehsils):
+            yield f"districts[{i}].tehsils[{j}].name", tehsil.name
+            for k, block in enumerate(tehsil.blocks):
+                yield f"districts[{i}].tehsils[{j}].blocks[{k}].name", block.name
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Config:
+    return load_config(SHIPPED, environ={})
+
+
+# --- the shipped file -------------------------------------------------------------------
+
+
+def test_shipped_config_loads(shipped: Config) -> None:
+    assert shipped.service.service_code == "*1100#"
+    assert shipped.service.default_language == "hi"
+    assert shipped.service.timezone == "Asia/Kolkata"
+    assert [lang.code for lang in shipped.languages] == ["hi", "en_IN"]
+    assert shipped.base_dir == SHIPPED.parent
+
+
+def test_shipped_settings_are_the_schema_defaults(shipped: Config) -> None:
+    """The file doubles as the reference: every setting it spells out is the default."""
+    for section in ("server", "database", "redis", "worker", "sms", "ussd", "paths"):
+        value = getattr(shipped, section)
+        assert value == type(value)(), section
+    raw = shipped_raw()
+    for section in ("server", "database", "redis", "worker", "ussd"):
+        assert set(raw[section]) == set(type(getattr(shipped, section)).model_fields), section
+    assert set(raw["sms"]["africastalking"]) == set(type(shipped.sms.africastalking).model_fields)
+
+
+def test_shipped_levels_follow_the_1100_ladder(shipped: Config) -> None:
+    assert [(lv.code, lv.days) for lv in shipped.levels] == [
+        ("block", 7),
+        ("tehsil", 7),
+        ("district", 14),
+        ("state", 14),
+    ]
+
+
+def test_shipped_has_twelve_districts(shipped: Config) -> None:
+    assert len(shipped.districts) == 12
+    assert {d.name["en_IN"] for d in shipped.districts} == HP_DISTRICTS
+    for dist in shipped.districts:
+        assert 2 <= len(dist.tehsils) <= 4, dist.code
+        for tehsil in dist.tehsils:
+            assert 1 <= len(tehsil.blocks) <= 3, (dist.code, tehsil.code)
+        tehsil_codes = [t.code for t in dist.tehsils]
+        assert len(tehsil_codes) == len(set(tehsil_codes)), dist.code
+        block_codes = [b.code for b in dist.blocks]
+        assert len(block_codes) == len(set(block_codes)), dist.code
+
+
+def test_shipped_has_nine_departments_with_three_to_six_issues(shipped: Config) -> None:
+    assert len(shipped.departments) == 9
+    for dept in shipped.departments:
+        assert 3 <= len(dept.issues) <= 6, dept.code
+
+
+def test_every_name_has_both_languages(shipped: Config) -> None:
+    for where, name in all_names(shipped):
+        assert set(name) == {"en_IN", "hi"}, where
+        assert all(text.strip() for text in name.values()), where
+
+
+def test_menu_names_fit_a_ussd_screen(shipped: Config) -> None:
+    too_long = [
+        (where, name)
+        for where, name in all_names(shipped)
+        if where != "service.name" and (len(name["hi"]) > MAX_HI or len(name["en_IN"]) > MAX_EN)
+    ]
+    assert too_long == []
+
+
+def test_hindi_names_are_in_devanagari(shipped: Config) -> None:
+    for where, name in all_names(shipped):
+        assert any("\u0900" <= ch <= "\u097f" for ch in name["hi"]), where
+        assert not any("a" <= ch.lower() <= "z" for ch in name["hi"]), where
+
+
+# --- unknown keys -----------------------------------------------------------------------
+
+
+def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw.update(servr={"port": 8080}))
+    assert "servr: unknown key" in str(excinfo.value)
+
+
+def test_unknown_nested_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["departments"][0].update(colour="red"))
+    assert "departments[0].colour: unknown key" in str(excinfo.value)
+
+
+def test_unknown_key_deep_in_districts_is_refused(tmp_path: Path) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        raw["districts"][3]["tehsils"][1]["blocks"][0]["pincode"] = "176001"
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, alter)
+    assert "districts[3].tehsils[1].blocks[0].pincode: unknown key" in str(excinfo.value)
+
+
+# --- wrong values -----------------------------------------------------------------------
+
+
+def test_port_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"PORT": "abc"})
+    assert "PORT" in str(excinfo.value)
+    assert "abc" in str(excinfo.value)
+
+
+def test_port_out_of_range_is_refused() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"PORT": "70000"})
+    assert "server.port" in str(excinfo.value)
+
+
+def test_unknown_sms_provider_in_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["sms"].update(provider="nokia"))
+    assert "sms.provider" in str(excinfo.value)
+
+
+def test_unknown_sms_provider_from_environment_is_refused() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"SMS_PROVIDER": "nokia"})
+    assert "sms.provider" in str(excinfo.value)
+
+
+def test_bad_code_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["departments"][1].update(code="Jal-Shakti"))
+    assert "departments[1].code" in str(excinfo.value)
+
+
+def test_duplicate_block_in_a_district_is_refused(tmp_path: Path) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        tehsils = raw["districts"][1]["tehsils"]
+        tehsils[1]["blocks"][0]["code"] = tehsils[0]["blocks"][0]["code"]
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, alter)
+    assert "districts[1] blocks" in str(excinfo.value)
+    assert "appears twice" in str(excinfo.value)
+
+
+def test_default_language_must_be_configured(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["service"].update(default_language="pa"))
+    assert "service.default_language" in str(excinfo.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml", environ={})
+
+
+# --- names in every language ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("locate", "where"),
+    [
+        (lambda raw: raw["service"]["name"], "service.name"),
+        (lambda raw: raw["levels"][2]["name"], "levels[2].name"),
+        (lambda raw: raw["departments"][0]["name"], "departments[0].name"),
+        (lambda raw: raw["departments"][4]["issues"][2]["name"], "departments[4].issues[2].name"),
+        (lambda raw: raw["districts"][8]["name"], "districts[8].name"),
+        (
+            lambda raw: raw["districts"][8]["tehsils"][1]["blocks"][0]["name"],
+            "districts[8].tehsils[1].blocks[0].name",
+        ),
+    ],
+)
+def test_name_without_hindi_is_refused(
+    tmp_path: Path, locate: Callable[[dict[str, Any]], dict[str, str]], where: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: locate(raw).pop("hi"))
+    assert f"{where}: no text for language(s) hi" in str(excinfo.value)
+
+
+def test_name_in_an_unconfigured_language_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["departments"][0]["name"].update(pa="ਮਾਲ"))
+    assert "departments[0].name: language(s) pa are not configured" in str(excinfo.value)
+
+
+# --- environment overrides --------------------------------------------------------------
+
+
+def test_environment_overrides_win_over_the_file() -> None:
+    config = load_config(
+        SHIPPED,
+        environ={
+            "DATABASE_URL": "postgresql://sampark:secret@db.internal:5432/sampark",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+            "PORT": "9090",
+            "HOST": "0.0.0.0",
+            "SMS_PROVIDER": "africastalking",
+            "AT_USERNAME": "hpgrievance",
+            "AT_API_KEY": "atsk_test_key",
+            "AT_SENDER_ID": "HPCMHL",
+            "AT_BASE_URL": "https://at.example.test/",
+        },
+    )
+    assert config.database.url == "postgresql://sampark:secret@db.internal:5432/sampark"
+    assert config.redis.url == "redis://cache.internal:6379/0"
+    assert config.server.port == 9090
+    assert config.server.host == "0.0.0.0"
+    assert config.sms.provider == "africastalking"
+    at = config.sms.africastalking
+    assert at.username == "hpgrievance"
+    assert at.api_key == "atsk_test_key"
+    assert at.sender_id == "HPCMHL"
+    assert at.base_url == "https://at.example.test/"
+    assert at.resolved_base_url == "https://at.example.test"
+    # What the environment does not name still comes from the file.
+    assert config.worker.max_tries == 8
+    assert len(config.districts) == 12
+
+
+def test_environment_overrides_fill_sections_the_file_leaves_out(tmp_path: Path) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        for section in ("server", "database", "redis", "sms"):
+            del raw[section]
+
+    config = load_altered(
+        tmp_path,
+        alter,
+        environ={"PORT": "8181", "AT_USERNAME": "hpgrievance", "REDIS_URL": "unix:///run/r.sock"},
+    )
+    assert config.server.port == 8181
+    assert config.server.host == "127.0.0.1"
+    assert config.sms.africastalking.username == "hpgrievance"
+    assert config.sms.africastalking.resolved_base_url == "https://api.africastalking.com"
+    assert config.redis.url == "unix:///run/r.sock"
+    assert config.database.url == "sqlite:///var/gateway.db"
+
+
+def test_empty_environment_variable_does_not_override() -> None:
+    config = load_config(SHIPPED, environ={"AT_USERNAME": "", "PORT": ""})
+    assert config.sms.africastalking.username == "sandbox"
+    assert config.server.port == 8080
+
+
+def test_bad_database_url_from_environment_is_refused() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"DATABASE_URL": "mysql://localhost/sampark"})
+    assert "database.url" in str(excinfo.value)
+
+
+# --- known gaps in the schema (see the report to the lead engineer) ---------------------
+
+
+def test_duplicate_tehsil_in_a_district_is_refused(tmp_path: Path) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        tehsils = raw["districts"][0]["tehsils"]
+        tehsils[1]["code"] = tehsils[0]["code"]
+
+    with pytest.raises(ConfigError, match="tehsils"):
+        load_altered(tmp_path, alter)
+
+
+def test_unknown_timezone_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"service\.timezone"):
+        load_altered(tmp_path, lambda raw: raw["service"].update(timezone="Asia/Kolkatta"))
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8") + "\nserver:\n  port: 9000\n"
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="'server' appears twice"):
+        load_config(path, environ={})
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sms\.provider: .*from environment variable SMS_PROVIDER"):
+        load_config(SHIPPED, environ={"SMS_PROVIDER": "nokia"})
