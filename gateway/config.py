@@ -181,6 +181,14 @@ class SmsSettings(_Model):
     provider: Literal["simulator", "africastalking"] = "simulator"
     africastalking: AfricasTalkingSettings = AfricasTalkingSettings()
 
+    @model_validator(mode="after")
+    def _credentials(self) -> SmsSettings:
+        if self.provider == "africastalking" and not self.africastalking.api_key:
+            raise ValueError(
+                "africastalking.api_key is required when provider is africastalking (AT_API_KEY)"
+            )
+        return self
+
 
 class UssdSettings(_Model):
     session_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 300
@@ -189,6 +197,14 @@ class UssdSettings(_Model):
     description_min_length: Annotated[int, Field(ge=1, le=20)] = 3
     description_max_length: Annotated[int, Field(ge=20, le=500)] = 160
     lock_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+
+
+class TicketSettings(_Model):
+    key: Annotated[str, Field(min_length=8)] = "sampark-tickets"
+    """Keys the permutation that keeps consecutive complaints' tickets apart (not a secret
+    that protects anything: status screens show no personal data)."""
+    digits: Annotated[int, Field(ge=6, le=12)] = 8
+    """Digits before the check digit: 10^digits complaints before tickets grow."""
 
 
 class Paths(_Model):
@@ -207,6 +223,7 @@ class Config(_Model):
     worker: WorkerSettings = WorkerSettings()
     sms: SmsSettings = SmsSettings()
     ussd: UssdSettings = UssdSettings()
+    tickets: TicketSettings = TicketSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]

@@ -161,14 +161,12 @@ class Outbox:
         return DeliveryResult(MessageStatus.FAILED, reason)
 
 
-async def record_delivery_report(report: DeliveryReport, *, provider: str) -> bool:
+async def record_delivery_report(report: DeliveryReport) -> bool:
     """Apply a provider's delivery report; False when no message has that ID.
 
     A final state (delivered, failed) is never undone by a late in-flight report.
     """
-    msg = await OutboundMessage.get_or_none(
-        provider=provider, provider_message_id=report.provider_message_id
-    )
+    msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
     if msg is None:
         return False
     if report.state is DeliveryState.IN_FLIGHT:

@@ -199,10 +199,7 @@ class UssdEngine:
         except Exception:
             # The citizen's answers so far are in the draft kept at the previous hop.
             log.exception("ussd session %s failed", hop.session_id)
-            text = self._t(
-                state.language,
-                "Sorry, something went wrong. What you entered is saved: dial again to continue.",
-            )
+            text = self._t(state.language, "Sorry, something went wrong. Dial again to continue.")
             return UssdReply(text, end=True)
 
         state.last_text = hop.text

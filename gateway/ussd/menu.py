@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.config import Config
-from gateway.i18n import Catalogs
+from gateway.i18n import N_, Catalogs
 from gateway.ussd.screen import Budget, compose, paginate, shorten_to_fit
 
 __all__ = [
     "NAV_BACK",
     "NAV_MAIN",
     "NAV_MORE",
+    "Action",
     "Choice",
     "Context",
     "Discard",
@@ -38,6 +39,8 @@ __all__ = [
 NAV_BACK = "0"
 NAV_MORE = "98"
 NAV_MAIN = "00"
+MORE = N_("More")
+BACK = N_("Back")
 
 
 @dataclass
@@ -151,8 +154,11 @@ class Choice:
     options: Sequence[Option] | Callable[[Context], Sequence[Option]]
     store: str | None = None
     next: str | None = None
-    invalid: str = "Wrong choice. Try again:"
+    invalid: str = N_("Wrong choice. Try again:")
     """The hint shown in place of the title after an input that is not on the list."""
+    keep_title: bool = False
+    """Show the hint above the title instead of in its place (when the title says what is
+    being confirmed); the title is shortened to fit."""
 
     def option_list(self, ctx: Context) -> Sequence[Option]:
         return self.options(ctx) if callable(self.options) else self.options
@@ -161,8 +167,8 @@ class Choice:
         options = self.option_list(ctx)
         items = [f"{i} {_text(ctx, o.label)}" for i, o in enumerate(options, start=1)]
         title = _text(ctx, self.title)
-        more = f"{NAV_MORE} {ctx.t('More')}"
-        back = f"{NAV_BACK} {ctx.t('Back')}"
+        more = f"{NAV_MORE} {ctx.t(MORE)}"
+        back = f"{NAV_BACK} {ctx.t(BACK)}"
         fits = ctx.budget.fits
         # A dynamic title may be too long to leave room for even a short first item.
         probe = [items[0][:6]] if items else []
@@ -177,9 +183,11 @@ class Choice:
         )
         shown = pages[min(max(page, 0), len(pages) - 1)]
         if hint:
-            # The hint takes the title's place; the page keeps the items it had.
-            fitted = shorten_to_fit(hint, lambda h: fits(shown.text(h)))
-            return Rendered(shown.text(fitted), pages=len(pages), shortened=fitted != hint)
+            # The hint takes the title's place (or tops it); the page keeps its items.
+            wanted = f"{hint}\n{header}" if self.keep_title else hint
+            fitted = shorten_to_fit(wanted, lambda h: fits(shown.text(h)))
+            shortened = fitted != wanted and not self.keep_title
+            return Rendered(shown.text(fitted), pages=len(pages), shortened=shortened)
         return Rendered(shown.text(header), pages=len(pages), shortened=shortened)
 
     async def handle(self, ctx: Context, value: str, *, page: int) -> Transition:
@@ -207,11 +215,11 @@ class TextInput:
     next: str
     min_length: int = 1
     max_length: int = 160
-    too_short: str = "Too short. Please type a few words:"
+    too_short: str = N_("Too short. Please type a few words:")
 
     def render(self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool) -> Rendered:
         prompt = hint if hint else _text(ctx, self.prompt)
-        footer = f"{NAV_BACK} {ctx.t('Back')}" if can_go_back else ""
+        footer = f"{NAV_BACK} {ctx.t(BACK)}" if can_go_back else ""
         fitted = shorten_to_fit(prompt, lambda p: ctx.budget.fits(compose(p, [], footer)))
         return Rendered(compose(fitted, [], footer), shortened=fitted != prompt)
 

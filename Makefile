@@ -1,0 +1,47 @@
+# The two commands: `make run` (set up and start the gateway) and `make test` (the suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test test-sqlite test-postgres lint translations migrations clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## Start the gateway on embedded defaults (SQLite in var/, embedded Redis, simulator SMS).
+run: $(STAMP)
+	$(BIN)/python server.py
+
+## The whole suite: lint and types, then the tests on SQLite, then on PostgreSQL when
+## TEST_POSTGRES_URL names a server (a scratch database is created there and dropped).
+test: $(STAMP) lint test-sqlite
+	@if [ -n "$$TEST_POSTGRES_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
+	else echo "TEST_POSTGRES_URL is not set: PostgreSQL run skipped"; fi
+
+test-sqlite: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-postgres: $(STAMP)
+	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy gateway ussd_menus server.py
+
+## Extract citizen-facing text, update every language's catalog, compile.
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
+		--sort-output --project Sampark -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel compile -d locales -D messages --statistics
+
+## After changing gateway/models.py: write the next schema migration.
+migrations: $(STAMP)
+	$(BIN)/tortoise -c gateway.db.MIGRATIONS_TORTOISE_ORM makemigrations
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

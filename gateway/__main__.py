@@ -1,0 +1,115 @@
+"""The command line: ``python -m gateway COMMAND``.
+
+Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
+``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"sampark: configuration error\n{e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("tortoise").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not verbose:
+        # arq logs every job and a health line every 10 s; the gateway logs what matters.
+        logging.getLogger("arq").setLevel(logging.WARNING)
+
+
+def serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    config = _config(args.config)
+    _logging(args.verbose)
+    app = create_app(config, with_worker=False if args.no_worker else None)
+    log = logging.getLogger("gateway")
+    log.info(
+        "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
+        config.server.host,
+        config.server.port,
+        config.service.service_code,
+        config.sms.provider,
+        config.database.url.split("://", 1)[0],
+        "embedded" if config.redis.url == "embedded" else "external",
+    )
+    web.run_app(
+        app, host=config.server.host, port=config.server.port, print=None, access_log=None
+    )
+
+
+def worker(args: argparse.Namespace) -> None:
+    from gateway.standalone import run_worker
+
+    config = _config(args.config)
+    _logging(args.verbose)
+    asyncio.run(run_worker(config))
+
+
+def simulate(args: argparse.Namespace) -> None:
+    from gateway.simulate import run_simulator
+
+    config = _config(args.config)
+    url = args.url or f"http://127.0.0.1:{config.server.port}"
+    raise SystemExit(asyncio.run(run_simulator(config, base_url=url, phone=args.phone)))
+
+
+def outbox(args: argparse.Namespace) -> None:
+    from gateway.standalone import print_outbox
+
+    config = _config(args.config)
+    asyncio.run(print_outbox(config, limit=args.limit, show_numbers=args.show_numbers))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway (web server, worker, embedded Redis)")
+    p.add_argument("--no-worker", action="store_true", help="do not run the worker in-process")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(run=serve)
+
+    p = sub.add_parser("worker", help="run the arq worker alone")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(run=worker)
+
+    p = sub.add_parser("simulate", help="dial the service from a phone on this terminal")
+    p.add_argument("--url", help="the running gateway (default: http://127.0.0.1:PORT)")
+    p.add_argument("--phone", default="+919812345678", help="the caller's number")
+    p.set_defaults(run=simulate)
+
+    p = sub.add_parser("outbox", help="list the SMS the gateway has sent, newest first")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--show-numbers", action="store_true", help="show full phone numbers")
+    p.set_defaults(run=outbox)
+
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

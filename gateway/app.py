@@ -1,0 +1,222 @@
+"""Assembling the gateway: ``create_app(config)`` from ``setup_*`` steps.
+
+Each resource lives in one ``cleanup_ctx`` generator (opened at start-up, closed at
+shut-down, in reverse order): Redis, the database, the HTTP client, the services built on
+them, and the in-process worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker
+
+from gateway.callbacks import GatewayCallbacks, session_hooks
+from gateway.complaints import ComplaintService
+from gateway.config import Config
+from gateway.db import close_database, database_ok, open_database
+from gateway.i18n import Catalogs, compile_catalogs
+from gateway.outbox import Outbox
+from gateway.providers import build_providers
+from gateway.providers.base import CALLBACKS, Provider
+from gateway.redis_server import EmbeddedRedis
+from gateway.templates import TemplateBook
+from gateway.tickets import TicketCodec
+from gateway.ussd.engine import UssdEngine
+from gateway.worker import ArqDispatcher, build_worker, health_check_key
+from ussd_menus.citizen import build_menu
+
+__all__ = [
+    "CATALOGS",
+    "COMPLAINTS",
+    "CONFIG",
+    "ENGINE",
+    "PROVIDERS",
+    "REDIS",
+    "TEMPLATES",
+    "WORKER",
+    "Static",
+    "create_app",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Static:
+    """What is read from disk once at start-up: catalogs and templates."""
+
+    catalogs: Catalogs
+    templates: TemplateBook
+
+
+CONFIG = web.AppKey("config", Config)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+TEMPLATES = web.AppKey("templates", TemplateBook)
+PROVIDERS = web.AppKey("providers", dict[str, Provider])
+REDIS = web.AppKey("redis", ArqRedis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+COMPLAINTS = web.AppKey("complaints", ComplaintService)
+ENGINE = web.AppKey("engine", UssdEngine)
+WORKER = web.AppKey("worker", Worker)
+
+
+def load_static(config: Config) -> Static:
+    """Compile stale catalogs and load catalogs and templates (fails fast on a bad one)."""
+    codes = [lang.code for lang in config.languages]
+    locales = config.path(config.paths.locales)
+    compiled = compile_catalogs(locales, codes)
+    if compiled:
+        log.info("compiled %d catalog(s)", len(compiled))
+    return Static(
+        catalogs=Catalogs(locales, codes),
+        templates=TemplateBook.load(config.path(config.paths.sms_templates), languages=codes),
+    )
+
+
+def create_app(config: Config, *, with_worker: bool | None = None) -> web.Application:
+    """The gateway as an aiohttp application. ``with_worker`` overrides ``worker.embedded``."""
+    app = web.Application(client_max_size=64 * 1024)
+    app[CONFIG] = config
+    setup_static(app, config)
+    setup_redis(app)
+    setup_database(app)
+    setup_providers(app)
+    setup_services(app)
+    if config.worker.embedded if with_worker is None else with_worker:
+        setup_worker(app)
+    setup_routes(app)
+    return app
+
+
+def setup_static(app: web.Application, config: Config) -> None:
+    static = load_static(config)
+    app[CATALOGS] = static.catalogs
+    app[TEMPLATES] = static.templates
+
+
+def setup_redis(app: web.Application) -> None:
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        embedded: EmbeddedRedis | None = None
+        if config.redis.url == "embedded":
+            embedded = await EmbeddedRedis.start(config.path(config.paths.data_dir) / "redis")
+            settings = RedisSettings(unix_socket_path=embedded.socket_path)
+        else:
+            settings = RedisSettings.from_dsn(config.redis.url)
+        app[REDIS] = await create_pool(settings)
+        yield
+        await app[REDIS].aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+    app.cleanup_ctx.append(redis_ctx)
+
+
+def setup_database(app: web.Application) -> None:
+    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+        await open_database(app[CONFIG])
+        yield
+        await close_database()
+
+    app.cleanup_ctx.append(database_ctx)
+
+
+def setup_providers(app: web.Application) -> None:
+    config = app[CONFIG]
+    providers = build_providers(config)
+    app[PROVIDERS] = providers
+    for name, provider in providers.items():
+        # The simulator's listing of what it "sent" is for trying the gateway out only.
+        if name != "simulator" or config.sms.provider == "simulator":
+            app.router.add_routes(provider.routes())
+
+    async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[HTTP] = aiohttp.ClientSession()
+        yield
+        await app[HTTP].close()
+
+    app.cleanup_ctx.append(http_ctx)
+
+
+def setup_services(app: web.Application) -> None:
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        catalogs = app[CATALOGS]
+        app[COMPLAINTS] = ComplaintService(
+            config=config,
+            catalogs=catalogs,
+            templates=app[TEMPLATES],
+            tickets=TicketCodec(key=config.tickets.key.encode(), body_digits=config.tickets.digits),
+            dispatcher=ArqDispatcher(app[REDIS]),
+        )
+        app[ENGINE] = UssdEngine(
+            menu=build_menu(config),
+            redis=app[REDIS],
+            config=config,
+            catalogs=catalogs,
+            services=app[COMPLAINTS],
+            hooks=session_hooks(),
+        )
+        apology = catalogs.gettext(
+            config.service.default_language, "Sorry, the service is busy. Please dial again."
+        )
+        app[CALLBACKS] = GatewayCallbacks(engine=app[ENGINE], apology=apology)
+        yield
+
+    app.cleanup_ctx.append(services_ctx)
+
+
+def setup_worker(app: web.Application) -> None:
+    async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+        worker = build_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+        app[WORKER] = worker
+        task = asyncio.create_task(worker.async_run(), name="arq-worker")
+        yield
+        await worker.close()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(worker_ctx)
+
+
+def worker_context(app: web.Application) -> dict[str, object]:
+    """What the worker's jobs need: the outbox (provider and HTTP client) and the dispatcher."""
+    config = app[CONFIG]
+    provider = app[PROVIDERS][config.sms.provider]
+    sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
+    return {
+        "outbox": Outbox(provider=provider, session=app[HTTP], sender_id=sender_id),
+        "dispatcher": ArqDispatcher(app[REDIS]),
+    }
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database, Redis and a worker are all up; 503 naming what is down."""
+    app = request.app
+    checks: dict[str, str] = {}
+    checks["database"] = "ok" if await database_ok() else "down"
+    try:
+        await asyncio.wait_for(app[REDIS].ping(), timeout=2)
+        checks["redis"] = "ok"
+        alive = await app[REDIS].exists(health_check_key())
+        checks["worker"] = "ok" if alive else "down"
+    except Exception:  # noqa: BLE001 - any failure is "down" to a health check
+        checks["redis"] = "down"
+        checks["worker"] = "unknown"
+    healthy = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
+    )

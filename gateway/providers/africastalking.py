@@ -1,0 +1,613 @@
+"""Africa's Talking: USSD and SMS callbacks in, SMS out, in one module.
+
+Everything Africa's Talking (AT) specific lives here, in the manner of courier's
+one-handler-per-channel modules: the callback routes, the pure parsers that turn AT's
+form payloads into :mod:`gateway.providers.base` dataclasses, the status tables, and
+:meth:`AfricasTalking.send`, which speaks AT's SMS API over aiohttp exactly as the official
+(synchronous) ``africastalking`` SDK does.
+
+Callback routes (all ``POST``, ``application/x-www-form-urlencoded``):
+
+* ``/ussd/africastalking`` – a USSD hop; answered ``200 text/plain`` ``CON ...``/``END ...``.
+* ``/ussd/africastalking/events`` – the end-of-session notification.
+* ``/sms/africastalking/delivery`` – an SMS delivery report.
+* ``/sms/africastalking/inbound`` – an incoming SMS.
+
+A payload that is not form-encoded, or lacks or garbles a required field, is answered
+``400 text/plain`` naming the field; bad input never becomes a 500. Phone numbers are
+masked in logs and message texts are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import aiohttp
+from aiohttp import web
+
+from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.providers.base import (
+    CALLBACKS,
+    DeliveryReport,
+    DeliveryState,
+    InboundSms,
+    OutgoingSms,
+    PayloadError,
+    ProviderError,
+    RecipientResult,
+    SendOutcome,
+    UssdHop,
+    UssdReply,
+    UssdSessionEnd,
+)
+
+__all__ = [
+    "DELIVERY_STATES",
+    "RECIPIENT_STATUS_OUTCOMES",
+    "AfricasTalking",
+    "format_ussd_reply",
+    "outcome_for_status_code",
+    "parse_delivery_report",
+    "parse_inbound_sms",
+    "parse_ussd_hop",
+    "parse_ussd_session_end",
+]
+
+log = logging.getLogger(__name__)
+
+USSD_PATH: Final = "/ussd/africastalking"
+USSD_EVENTS_PATH: Final = "/ussd/africastalking/events"
+DELIVERY_PATH: Final = "/sms/africastalking/delivery"
+INBOUND_PATH: Final = "/sms/africastalking/inbound"
+
+MAX_SESSION_ID_LENGTH: Final = 128
+MAX_USSD_TEXT_LENGTH: Final = 1000
+MAX_INBOUND_TEXT_LENGTH: Final = 2000
+MAX_ERROR_TEXT_LENGTH: Final = 200
+
+_FORM_CONTENT_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+DELIVERY_STATES: Final[Mapping[str, DeliveryState]] = {
+    "Success": DeliveryState.DELIVERED,
+    "Sent": DeliveryState.IN_FLIGHT,
+    "Submitted": DeliveryState.IN_FLIGHT,
+    "Buffered": DeliveryState.IN_FLIGHT,
+    "Rejected": DeliveryState.FAILED,
+    "Failed": DeliveryState.FAILED,
+    "Expired": DeliveryState.FAILED,
+    "AbsentSubscriber": DeliveryState.FAILED,
+}
+"""AT's delivery-report ``status`` -> our state. Any other status is a :class:`PayloadError`."""
+
+RECIPIENT_STATUS_OUTCOMES: Final[Mapping[int, SendOutcome]] = {
+    100: SendOutcome.ACCEPTED,  # Processed
+    101: SendOutcome.ACCEPTED,  # Sent ("Success" in the answer)
+    102: SendOutcome.ACCEPTED,  # Queued
+    401: SendOutcome.PERMANENT_FAILURE,  # RiskHold
+    402: SendOutcome.PERMANENT_FAILURE,  # InvalidSenderId
+    403: SendOutcome.PERMANENT_FAILURE,  # InvalidPhoneNumber
+    404: SendOutcome.PERMANENT_FAILURE,  # UnsupportedNumberType
+    405: SendOutcome.PERMANENT_FAILURE,  # InsufficientBalance
+    406: SendOutcome.PERMANENT_FAILURE,  # UserInBlacklist (opted out)
+    407: SendOutcome.PERMANENT_FAILURE,  # CouldNotRoute
+    409: SendOutcome.PERMANENT_FAILURE,  # DoNotDisturbRejection
+    500: SendOutcome.TRANSIENT_FAILURE,  # InternalServerError
+    501: SendOutcome.TRANSIENT_FAILURE,  # GatewayError
+    502: SendOutcome.TRANSIENT_FAILURE,  # RejectedByGateway
+}
+"""AT's per-recipient ``statusCode`` in a send answer -> our outcome."""
+
+# Statuses AT has been seen to put in SMSMessageData.Message, with no Recipients at all,
+# when the request as a whole is refused for a reason retrying will not fix.
+_PERMANENT_REQUEST_MESSAGES: Final = frozenset({"InvalidSenderId"})
+
+
+def outcome_for_status_code(code: int) -> SendOutcome:
+    """Map a per-recipient ``statusCode``; unknown codes >= 500 are transient, others permanent."""
+    known = RECIPIENT_STATUS_OUTCOMES.get(code)
+    if known is not None:
+        return known
+    return SendOutcome.TRANSIENT_FAILURE if code >= 500 else SendOutcome.PERMANENT_FAILURE
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _required(fields: Mapping[str, str], name: str, *, allow_empty: bool = False) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise PayloadError(name, "missing")
+    if not allow_empty and not value.strip():
+        raise PayloadError(name, "empty")
+    return value
+
+
+def _optional(fields: Mapping[str, str], name: str) -> str | None:
+    """A field's value, or None when absent or blank."""
+    value = fields.get(name)
+    if value is None or not value.strip():
+        return None
+    return value
+
+
+def _optional_int(fields: Mapping[str, str], name: str) -> int | None:
+    value = _optional(fields, name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        try:  # AT has sent counts as "3.0" on some products.
+            as_float = float(value)
+        except ValueError:
+            return None
+        return int(as_float) if as_float.is_integer() else None
+
+
+def _required_phone(fields: Mapping[str, str], name: str) -> str:
+    raw = _required(fields, name)
+    try:
+        return normalize_phone(raw)
+    except InvalidPhoneNumber as exc:
+        raise PayloadError(name, str(exc)) from None
+
+
+def _lenient_phone(fields: Mapping[str, str], name: str) -> str | None:
+    """An informational phone number: E.164 when it is one, else None (never a 400)."""
+    raw = _optional(fields, name)
+    if raw is None:
+        return None
+    try:
+        return normalize_phone(raw)
+    except InvalidPhoneNumber:
+        log.warning("africastalking: ignoring malformed %s %s", name, mask_phone(raw))
+        return None
+
+
+def _check_length(name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise PayloadError(name, f"longer than {limit} characters ({len(value)})")
+
+
+def _parse_date(raw: str | None) -> datetime | None:
+    """AT's ``date`` (``2026-11-23 10:15:02`` or ISO 8601) as an aware datetime.
+
+    A date without an offset is taken as UTC. Anything unparseable is None.
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def parse_ussd_hop(fields: Mapping[str, str]) -> UssdHop:
+    """Parse one USSD hop: fields ``sessionId``, ``serviceCode``, ``phoneNumber``, ``text``.
+
+    ``text`` may be absent or empty on the first hop (it becomes ``""``); ``networkCode`` is
+    optional. The phone number is normalised to E.164.
+
+    Raises :class:`PayloadError` for a missing or malformed required field.
+    """
+    session_id = _required(fields, "sessionId")
+    _check_length("sessionId", session_id, MAX_SESSION_ID_LENGTH)
+    service_code = _required(fields, "serviceCode")
+    phone = _required_phone(fields, "phoneNumber")
+    text = fields.get("text") or ""
+    _check_length("text", text, MAX_USSD_TEXT_LENGTH)
+    return UssdHop(
+        session_id=session_id,
+        service_code=service_code,
+        phone=phone,
+        network_code=fields.get("networkCode") or "",
+        text=text,
+    )
+
+
+def parse_ussd_session_end(fields: Mapping[str, str]) -> UssdSessionEnd:
+    """Parse AT's end-of-session notification; only ``sessionId`` and ``status`` are required.
+
+    Its field set varies, so unknown fields are ignored and missing ones become None;
+    ``durationInMillis`` and ``hopsCount`` become ints when they parse, else None; a
+    malformed ``phoneNumber`` becomes None rather than a rejection.
+    """
+    session_id = _required(fields, "sessionId")
+    _check_length("sessionId", session_id, MAX_SESSION_ID_LENGTH)
+    return UssdSessionEnd(
+        session_id=session_id,
+        status=_required(fields, "status"),
+        phone=_lenient_phone(fields, "phoneNumber"),
+        service_code=_optional(fields, "serviceCode"),
+        network_code=_optional(fields, "networkCode"),
+        duration_ms=_optional_int(fields, "durationInMillis"),
+        hops=_optional_int(fields, "hopsCount"),
+        last_input=_optional(fields, "input"),
+        last_response=_optional(fields, "lastAppResponse"),
+        error_message=_optional(fields, "errorMessage"),
+        cost=_optional(fields, "cost"),
+    )
+
+
+def parse_delivery_report(fields: Mapping[str, str]) -> DeliveryReport:
+    """Parse an SMS delivery report (``id``, ``status`` required; ``failureReason``,
+    ``phoneNumber``, ``networkCode``, ``retryCount`` optional).
+
+    Raises :class:`PayloadError` for a missing field or a status not in :data:`DELIVERY_STATES`.
+    """
+    message_id = _required(fields, "id")
+    status = _required(fields, "status").strip()
+    state = DELIVERY_STATES.get(status)
+    if state is None:
+        raise PayloadError("status", f"unknown delivery status {status[:40]!r}")
+    return DeliveryReport(
+        provider_message_id=message_id,
+        state=state,
+        provider_status=status,
+        failure_reason=_optional(fields, "failureReason"),
+        phone=_lenient_phone(fields, "phoneNumber"),
+        network_code=_optional(fields, "networkCode"),
+        retry_count=_optional_int(fields, "retryCount"),
+    )
+
+
+def parse_inbound_sms(fields: Mapping[str, str]) -> InboundSms:
+    """Parse an incoming SMS (``from``, ``to``, ``text``, ``id`` required; ``date``,
+    ``linkId``, ``networkCode`` optional).
+
+    ``text`` must be present but may be empty. The sender is normalised to E.164; ``to``
+    (usually a short code) is kept as sent. An unparseable ``date`` becomes None.
+    """
+    sender = _required_phone(fields, "from")
+    recipient = _required(fields, "to").strip()
+    text = _required(fields, "text", allow_empty=True)
+    _check_length("text", text, MAX_INBOUND_TEXT_LENGTH)
+    message_id = _required(fields, "id")
+    return InboundSms(
+        provider_message_id=message_id,
+        sender=sender,
+        recipient=recipient,
+        text=text,
+        received_at=_parse_date(_optional(fields, "date")),
+        link_id=_optional(fields, "linkId"),
+        network_code=_optional(fields, "networkCode"),
+    )
+
+
+def format_ussd_reply(reply: UssdReply) -> str:
+    """The body AT expects: ``CON <text>`` to wait for input, ``END <text>`` to close."""
+    return ("END " if reply.end else "CON ") + reply.text
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _text(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/plain")
+
+
+def _bad_request(request: web.Request, problem: str) -> web.Response:
+    log.warning("africastalking: 400 for %s: %s", request.path, problem)
+    return _text(problem, status=400)
+
+
+async def _read_form(request: web.Request) -> dict[str, str]:
+    """The request's form fields; raises PayloadError when the body is not a form."""
+    if request.content_type not in _FORM_CONTENT_TYPES:
+        raise PayloadError(
+            "body", f"expected application/x-www-form-urlencoded, got {request.content_type!r}"
+        )
+    try:
+        form = await request.post()
+    except (ValueError, LookupError) as exc:  # bad encoding, unknown charset
+        raise PayloadError("body", f"unreadable form: {type(exc).__name__}") from None
+    fields: dict[str, str] = {}
+    for key, value in form.items():
+        if not isinstance(value, str):
+            raise PayloadError(key, "a file upload, expected a text field")
+        fields.setdefault(key, value)  # the first of repeated fields wins
+    return fields
+
+
+async def _ussd_hop(request: web.Request) -> web.Response:
+    try:
+        hop = parse_ussd_hop(await _read_form(request))
+    except PayloadError as exc:
+        return _bad_request(request, str(exc))
+    log.info(
+        "africastalking: ussd hop session=%s phone=%s service=%s inputs=%d",
+        hop.session_id,
+        mask_phone(hop.phone),
+        hop.service_code,
+        hop.text.count("*") + 1 if hop.text else 0,
+    )
+    reply = await request.app[CALLBACKS].ussd_hop(hop)
+    return _text(format_ussd_reply(reply))
+
+
+async def _ussd_session_ended(request: web.Request) -> web.Response:
+    try:
+        end = parse_ussd_session_end(await _read_form(request))
+    except PayloadError as exc:
+        return _bad_request(request, str(exc))
+    log.info(
+        "africastalking: ussd session ended session=%s status=%s phone=%s hops=%s",
+        end.session_id,
+        end.status,
+        mask_phone(end.phone),
+        end.hops,
+    )
+    await request.app[CALLBACKS].ussd_session_ended(end)
+    return _text("OK")
+
+
+async def _delivery_report(request: web.Request) -> web.Response:
+    try:
+        report = parse_delivery_report(await _read_form(request))
+    except PayloadError as exc:
+        return _bad_request(request, str(exc))
+    log.info(
+        "africastalking: delivery report id=%s status=%s reason=%s phone=%s",
+        report.provider_message_id,
+        report.provider_status,
+        report.failure_reason,
+        mask_phone(report.phone),
+    )
+    await request.app[CALLBACKS].delivery_report(report)
+    return _text("OK")
+
+
+async def _inbound_sms(request: web.Request) -> web.Response:
+    try:
+        sms = parse_inbound_sms(await _read_form(request))
+    except PayloadError as exc:
+        return _bad_request(request, str(exc))
+    log.info(
+        "africastalking: inbound sms id=%s from=%s to=%s chars=%d",
+        sms.provider_message_id,
+        mask_phone(sms.sender),
+        sms.recipient,
+        len(sms.text),
+    )
+    await request.app[CALLBACKS].inbound_sms(sms)
+    return _text("OK")
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def _trim(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_ERROR_TEXT_LENGTH else text[:MAX_ERROR_TEXT_LENGTH] + "…"
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _as_opt_str(value: object) -> str | None:
+    """A string field of AT's answer; AT writes a missing message id as ``"None"``."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None") else text
+
+
+def _recipients_of(body: str) -> tuple[str, list[Any]]:
+    """``(Message, Recipients)`` from a 2xx answer; raises ValueError when it is not AT's shape."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    message_data = data.get("SMSMessageData")
+    if not isinstance(message_data, dict):
+        raise ValueError("no SMSMessageData object")
+    recipients = message_data.get("Recipients")
+    if not isinstance(recipients, list):
+        raise ValueError("no SMSMessageData.Recipients list")
+    return str(message_data.get("Message") or ""), recipients
+
+
+class AfricasTalking:
+    """The Africa's Talking provider: USSD/SMS callback routes and SMS sending.
+
+    ``base_url`` is the resolved API base without a trailing slash
+    (``https://api.africastalking.com``, the sandbox, or a fake in tests).
+    """
+
+    name: ClassVar[str] = "africastalking"
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        api_key: str,
+        base_url: str,
+        sender_id: str | None,
+        timeout: float,
+    ) -> None:
+        self.username = username
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.sender_id = sender_id
+        self.timeout = timeout
+
+    def __repr__(self) -> str:  # never show the API key
+        return f"AfricasTalking(username={self.username!r}, base_url={self.base_url!r})"
+
+    @property
+    def messaging_url(self) -> str:
+        """Where :meth:`send` posts: ``{base_url}/version1/messaging``."""
+        return f"{self.base_url}/version1/messaging"
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """The four callback routes; handlers find the application at ``request.app[CALLBACKS]``."""
+        return [
+            web.post(USSD_PATH, _ussd_hop),
+            web.post(USSD_EVENTS_PATH, _ussd_session_ended),
+            web.post(DELIVERY_PATH, _delivery_report),
+            web.post(INBOUND_PATH, _inbound_sms),
+        ]
+
+    def _form(self, sms: OutgoingSms, to: list[str]) -> dict[str, str]:
+        # Same fields, in the same order, as africastalking.SMS.send (SDK 2.0.3).
+        form = {
+            "username": self.username,
+            "to": ",".join(to),
+            "message": sms.text,
+            "bulkSMSMode": "1",
+        }
+        sender_id = sms.sender_id or self.sender_id
+        if sender_id:
+            form["from"] = sender_id
+        if sms.bulk:
+            form["enqueue"] = "1"
+        return form
+
+    async def send(
+        self, sms: OutgoingSms, *, session: aiohttp.ClientSession
+    ) -> list[RecipientResult]:
+        """Send ``sms`` in one request; one :class:`RecipientResult` per distinct recipient.
+
+        Results carry the recipient as the caller wrote it. A recipient that is not a phone
+        number is not sent and gets a permanent failure; a recipient missing from AT's
+        answer gets a transient one.
+
+        Raises :class:`ProviderError` when the request as a whole fails: transient for
+        connection errors, timeouts, HTTP 5xx and 429 and a 2xx answer that is not AT's
+        JSON; permanent for other non-2xx answers (bad API key, bad request).
+        """
+        results: list[RecipientResult] = []
+        by_number: dict[str, str] = {}  # E.164 -> the caller's spelling
+        for raw in sms.recipients:
+            try:
+                number = normalize_phone(raw)
+            except InvalidPhoneNumber:
+                log.warning("africastalking: not sending to malformed number %s", mask_phone(raw))
+                results.append(
+                    RecipientResult(
+                        phone=raw,
+                        outcome=SendOutcome.PERMANENT_FAILURE,
+                        provider_status="InvalidPhoneNumber",
+                    )
+                )
+                continue
+            by_number.setdefault(number, raw)
+        if not by_number:
+            return results
+
+        form = self._form(sms, list(by_number))
+        headers = {"apiKey": self._api_key, "Accept": "application/json"}
+        try:
+            async with session.post(
+                self.messaging_url,
+                data=form,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                body = (await response.read()).decode("utf-8", errors="replace")
+        except TimeoutError:
+            raise ProviderError(
+                f"Africa's Talking did not answer within {self.timeout:g} s", transient=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(
+                f"Africa's Talking unreachable: {type(exc).__name__}: {exc}", transient=True
+            ) from None
+
+        if not 200 <= status < 300:
+            transient = status >= 500 or status == 429
+            log.warning(
+                "africastalking: send of %d recipient(s) failed: HTTP %d", len(by_number), status
+            )
+            raise ProviderError(
+                f"Africa's Talking answered HTTP {status}: {_trim(body)}",
+                transient=transient,
+                status=status,
+            )
+        try:
+            message, answered = _recipients_of(body)
+        except ValueError as exc:
+            raise ProviderError(
+                f"Africa's Talking answered HTTP {status} with an unexpected body "
+                f"({exc}): {_trim(body)}",
+                transient=True,
+                status=status,
+            ) from None
+
+        if not answered and message.strip() in _PERMANENT_REQUEST_MESSAGES:
+            log.warning("africastalking: send refused as a whole: %s", message)
+            results.extend(
+                RecipientResult(
+                    phone=raw, outcome=SendOutcome.PERMANENT_FAILURE, provider_status=message
+                )
+                for raw in by_number.values()
+            )
+            return results
+
+        seen: dict[str, RecipientResult] = {}
+        for entry in answered:
+            result = self._recipient_result(entry, by_number)
+            if result is not None:
+                seen.setdefault(result.phone, result)
+        for raw in by_number.values():
+            result = seen.get(raw)
+            if result is None:
+                log.warning("africastalking: %s missing from the answer", mask_phone(raw))
+                result = RecipientResult(
+                    phone=raw,
+                    outcome=SendOutcome.TRANSIENT_FAILURE,
+                    provider_status="MissingFromAnswer",
+                )
+            results.append(result)
+        log.info(
+            "africastalking: sent to %d recipient(s): %s",
+            len(by_number),
+            ", ".join(f"{mask_phone(r.phone)}={r.outcome.value}" for r in results),
+        )
+        return results
+
+    @staticmethod
+    def _recipient_result(entry: object, by_number: Mapping[str, str]) -> RecipientResult | None:
+        """One ``Recipients`` entry as a result for a number we sent to, or None."""
+        if not isinstance(entry, dict):
+            return None
+        try:
+            number = normalize_phone(str(entry.get("number") or ""))
+        except InvalidPhoneNumber:
+            return None
+        raw = by_number.get(number)
+        if raw is None:
+            log.warning("africastalking: answer names unsent number %s", mask_phone(number))
+            return None
+        code = _as_int(entry.get("statusCode"))
+        provider_status = str(entry.get("status") or "")
+        outcome = (
+            outcome_for_status_code(code) if code is not None else SendOutcome.TRANSIENT_FAILURE
+        )
+        return RecipientResult(
+            phone=raw,
+            outcome=outcome,
+            provider_status=provider_status,
+            provider_message_id=_as_opt_str(entry.get("messageId")),
+            status_code=code,
+            cost=_as_opt_str(entry.get("cost")),
+        )

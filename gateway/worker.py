@@ -1,0 +1,120 @@
+"""The arq worker: every outbound SMS and scheduled job runs here.
+
+Jobs are thin: each calls one domain function. The worker runs inside the server process
+by default (``worker.embedded``) or alone with ``python -m gateway worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from arq import Retry, cron
+from arq.connections import ArqRedis
+from arq.worker import Function, Worker, func
+
+from gateway.config import Config
+from gateway.outbox import Outbox, TransientSendFailure, stranded_messages
+
+__all__ = ["ArqDispatcher", "backoff", "build_worker", "health_check_key", "send_sms_job_id"]
+
+log = logging.getLogger(__name__)
+
+QUEUE = "sampark:queue"
+
+
+def health_check_key(queue: str = QUEUE) -> str:
+    return f"{queue}:health-check"
+
+
+def send_sms_job_id(message_id: int) -> str:
+    """One job per message: arq refuses a second job with the same ID while it exists."""
+    return f"sms:{message_id}"
+
+
+def backoff(job_try: int, *, base: float, maximum: float) -> float:
+    """Seconds to wait before try ``job_try + 1``: base, 2x, 4x ... capped at ``maximum``."""
+    return float(min(maximum, base * (2 ** max(0, job_try - 1))))
+
+
+class ArqDispatcher:
+    """Queues written messages for sending."""
+
+    def __init__(self, pool: ArqRedis, *, queue: str = QUEUE) -> None:
+        self.pool = pool
+        self.queue = queue
+
+    async def dispatch(self, message_ids: Sequence[int]) -> None:
+        for message_id in message_ids:
+            await self.pool.enqueue_job(
+                "send_sms", message_id, _job_id=send_sms_job_id(message_id), _queue_name=self.queue
+            )
+
+
+async def send_sms(ctx: dict[str, Any], message_id: int) -> str:
+    """Send one outbound message."""
+    config: Config = ctx["config"]
+    outbox: Outbox = ctx["outbox"]
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        result = await outbox.deliver(message_id, final_attempt=job_try >= config.worker.max_tries)
+    except TransientSendFailure:
+        delay = backoff(
+            job_try, base=config.worker.retry_base_seconds, maximum=config.worker.retry_max_seconds
+        )
+        raise Retry(defer=delay) from None
+    return result.status.value
+
+
+async def requeue_stranded(ctx: dict[str, Any]) -> int:
+    """Queue messages written but never queued (the process stopped between the two)."""
+    dispatcher: ArqDispatcher = ctx["dispatcher"]
+    ids = await stranded_messages(older_than=timedelta(seconds=30))
+    if ids:
+        log.warning("re-queueing %d stranded message(s)", len(ids))
+        await dispatcher.dispatch(ids)
+    return len(ids)
+
+
+def _sweep_schedule(interval: int) -> dict[str, Any]:
+    if interval < 60:
+        return {"second": set(range(0, 60, interval))}
+    minutes = max(1, interval // 60)
+    return {"minute": set(range(0, 60, minutes)), "second": 0}
+
+
+def build_worker(
+    config: Config,
+    *,
+    pool: ArqRedis,
+    ctx: dict[str, Any],
+    burst: bool = False,
+    queue: str = QUEUE,
+) -> Worker:
+    """An arq worker for the gateway's jobs; ``ctx`` must hold ``outbox`` and ``dispatcher``."""
+    functions: list[Function] = [
+        func(send_sms, name="send_sms", max_tries=config.worker.max_tries, timeout=60),
+    ]
+    return Worker(
+        functions=functions,
+        cron_jobs=[
+            cron(
+                requeue_stranded,
+                name="requeue_stranded",
+                run_at_startup=True,
+                unique=True,
+                **_sweep_schedule(config.worker.sweep_interval_seconds),
+            )
+        ],
+        redis_pool=pool,
+        queue_name=queue,
+        ctx={"config": config, **ctx},
+        burst=burst,
+        handle_signals=False,
+        poll_delay=0.1,
+        health_check_interval=10,
+        keep_result=3600,
+        max_jobs=50,
+    )

@@ -1,0 +1,224 @@
+"""The citizen's USSD menu: choose a language, register a complaint.
+
+Screen texts are English message ids marked with ``N_`` and translated per citizen from
+``locales/``; names of departments, districts and blocks come from ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.complaints import InvalidComplaint, NewComplaint, Registration
+from gateway.config import Config
+from gateway.i18n import N_
+from gateway.models import Channel
+from gateway.ussd.menu import (
+    Action,
+    Choice,
+    Context,
+    Discard,
+    End,
+    Goto,
+    Menu,
+    Option,
+    Reject,
+    Restart,
+    Resume,
+    TextInput,
+    Transition,
+)
+
+__all__ = ["CitizenServices", "build_menu"]
+
+
+class CitizenServices(Protocol):
+    """What this menu needs of the application."""
+
+    async def language_of(self, phone: str) -> str | None: ...
+
+    async def set_language(self, phone: str, language: str) -> None: ...
+
+    async def register(self, new: NewComplaint) -> Registration: ...
+
+
+def _services(ctx: Context) -> CitizenServices:
+    services: CitizenServices = ctx.services
+    return services
+
+
+# Flow answers kept in ctx.data.
+DEPARTMENT, DISTRICT, BLOCK, ISSUE, DESCRIPTION = (
+    "department",
+    "district",
+    "block",
+    "issue_type",
+    "description",
+)
+
+
+async def start(ctx: Context) -> str:
+    language = await _services(ctx).language_of(ctx.phone)
+    if language is None:
+        return "language"
+    ctx.language = language
+    return "main"
+
+
+def language_title(ctx: Context) -> str:
+    # Shown before the citizen has a language: the word in the default language and English.
+    default = ctx.catalogs.gettext(ctx.config.service.default_language, "Language")
+    return default if default == "Language" else f"{default}/Language"
+
+
+def language_options(ctx: Context) -> Sequence[Option]:
+    def choose(code: str) -> Action:
+        async def action(c: Context) -> Transition:
+            await _services(c).set_language(c.phone, code)
+            c.language = code
+            return Restart("main")
+
+        return action
+
+    return [
+        Option(
+            label=lambda _c, s=f"{lang.name} ({lang.hint})" if lang.hint else lang.name: s,
+            action=choose(lang.code),
+        )
+        for lang in ctx.config.languages
+    ]
+
+
+def main_title(ctx: Context) -> str:
+    return ctx.name(ctx.config.service.name)
+
+
+async def new_complaint(ctx: Context) -> Transition:
+    ctx.data.clear()
+    return Goto("department")
+
+
+def department_options(ctx: Context) -> Sequence[Option]:
+    return [
+        Option(label=lambda c, n=d.name: c.name(n), value=d.code) for d in ctx.config.departments
+    ]
+
+
+def district_options(ctx: Context) -> Sequence[Option]:
+    return [Option(label=lambda c, n=d.name: c.name(n), value=d.code) for d in ctx.config.districts]
+
+
+def block_options(ctx: Context) -> Sequence[Option]:
+    district = ctx.config.district(ctx.data.get(DISTRICT, ""))
+    if district is None:
+        return []
+    return [Option(label=lambda c, n=b.name: c.name(n), value=b.code) for b in district.blocks]
+
+
+async def _chose_issue(ctx: Context) -> Transition:
+    ctx.data.pop(DESCRIPTION, None)
+    return Goto("confirm")
+
+
+async def _other_issue(ctx: Context) -> Transition:
+    ctx.data.pop(ISSUE, None)
+    return Goto("description")
+
+
+def issue_options(ctx: Context) -> Sequence[Option]:
+    dept = ctx.config.department(ctx.data.get(DEPARTMENT, ""))
+    issues = dept.issues if dept is not None else []
+    options = [
+        Option(label=lambda c, n=i.name: c.name(n), value=i.code, action=_chose_issue)
+        for i in issues
+    ]
+    options.append(Option(label=N_("Other (type it)"), action=_other_issue))
+    return options
+
+
+def confirm_title(ctx: Context) -> str:
+    cfg = ctx.config
+    dept = cfg.department(ctx.data.get(DEPARTMENT, ""))
+    district = cfg.district(ctx.data.get(DISTRICT, ""))
+    block = next((b for b in district.blocks if b.code == ctx.data.get(BLOCK)), None) if district else None
+    issue = dept.issue(ctx.data.get(ISSUE, "")) if dept else None
+    what = ctx.name(issue.name) if issue else ctx.data.get(DESCRIPTION, "")
+    where = ", ".join(ctx.name(x.name) for x in (block, district) if x is not None)
+    dept_name = ctx.name(dept.name) if dept else ""
+    heading = ctx.t("Confirm complaint:")
+    return f"{heading}\n{dept_name}: {what}\n{where}"
+
+
+async def submit(ctx: Context) -> Transition:
+    data = ctx.data
+    try:
+        registration = await _services(ctx).register(
+            NewComplaint(
+                phone=ctx.phone,
+                language=ctx.language,
+                department=data.get(DEPARTMENT, ""),
+                district=data.get(DISTRICT, ""),
+                block=data.get(BLOCK, ""),
+                issue_type=data.get(ISSUE),
+                description=data.get(DESCRIPTION),
+                channel=Channel.USSD,
+                source_key=f"ussd:{ctx.session_id}",
+            )
+        )
+    except InvalidComplaint:
+        # Only when the configuration changed under a kept draft: choose again.
+        return Reject(ctx.t("Please choose the department again."))
+    text = ctx.t("Complaint registered. Ticket: {ticket}. You will get an SMS.")
+    return End(text.format(ticket=registration.ticket), outcome="registered",
+               reference=registration.ticket)
+
+
+def build_menu(config: Config) -> Menu:
+    """The citizen menu, as the gateway runs it."""
+    nodes = [
+        Choice("language", title=language_title, options=language_options),
+        Choice(
+            "main",
+            title=main_title,
+            options=[
+                Option(N_("New complaint"), action=new_complaint),
+                Option(N_("Change language"), next="language"),
+            ],
+        ),
+        Choice(
+            "resume",
+            title=N_("You have an unfinished complaint."),
+            options=[
+                Option(N_("Continue it"), action=_resume),
+                Option(N_("Start over"), action=_discard),
+            ],
+        ),
+        Choice("department", title=N_("Choose department:"), options=department_options,
+               store=DEPARTMENT, next="district"),
+        Choice("district", title=N_("Choose district:"), options=district_options,
+               store=DISTRICT, next="block"),
+        Choice("block", title=N_("Choose block:"), options=block_options, store=BLOCK,
+               next="issue"),
+        Choice("issue", title=N_("What is the problem?"), options=issue_options, store=ISSUE),
+        TextInput("description", prompt=N_("Type the problem in a few words:"),
+                  store=DESCRIPTION, next="confirm",
+                  min_length=config.ussd.description_min_length,
+                  max_length=config.ussd.description_max_length),
+        Choice("confirm", title=confirm_title, options=[Option(N_("Submit"), action=submit)],
+               keep_title=True),
+    ]
+    return Menu(
+        nodes={n.name: n for n in nodes},
+        start=start,
+        main="main",
+        resumable=frozenset({"department", "district", "block", "issue", "description", "confirm"}),
+        resume="resume",
+    )
+
+
+async def _resume(ctx: Context) -> Transition:
+    return Resume()
+
+
+async def _discard(ctx: Context) -> Transition:
+    return Discard("main")
