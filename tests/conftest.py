@@ -13,7 +13,7 @@ import asyncio
 import os
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def make_config(
-    tmp_path: Path, database_url: str, redis_url: str, **overrides: Any
-) -> Config:
+def make_config(tmp_path: Path, database_url: str, redis_url: str, **overrides: Any) -> Config:
     """The shipped config, on the test's database and Redis, with ``overrides`` merged."""
     environ = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
     environ.update({k: v for k, v in overrides.pop("environ", {}).items()})

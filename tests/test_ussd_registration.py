@@ -16,7 +16,9 @@ ENGLISH, HINDI = "2", "1"
 
 
 @pytest.mark.parametrize("send_twice", [False, True], ids=["once", "every-hop-twice"])
-async def test_english_registration_end_to_end(client: TestClient[Any, Any], send_twice: bool) -> None:
+async def test_english_registration_end_to_end(
+    client: TestClient[Any, Any], send_twice: bool
+) -> None:
     phone = Phone(client, send_twice=send_twice)
     first = await phone.dial()
     assert "1 हिन्दी (Hindi)" in first and "2 English" in first
@@ -161,8 +163,13 @@ async def test_network_sending_only_the_latest_input(client: TestClient[Any, Any
     async def hop(text: str) -> str:
         resp = await client.post(
             "/ussd/africastalking",
-            data={"sessionId": session, "serviceCode": "*1100#",
-                  "phoneNumber": "+919800000015", "networkCode": "40445", "text": text},
+            data={
+                "sessionId": session,
+                "serviceCode": "*1100#",
+                "phoneNumber": "+919800000015",
+                "networkCode": "40445",
+                "text": text,
+            },
         )
         return await resp.text()
 
@@ -176,8 +183,13 @@ async def test_network_sending_only_the_latest_input(client: TestClient[Any, Any
 async def test_first_hop_with_inputs_in_the_dialled_code(client: TestClient[Any, Any]) -> None:
     resp = await client.post(
         "/ussd/africastalking",
-        data={"sessionId": "ATUid_shortcut", "serviceCode": "*1100#",
-              "phoneNumber": "+919800000016", "networkCode": "40445", "text": "2*1"},
+        data={
+            "sessionId": "ATUid_shortcut",
+            "serviceCode": "*1100#",
+            "phoneNumber": "+919800000016",
+            "networkCode": "40445",
+            "text": "2*1",
+        },
     )
     assert "Choose department:" in await resp.text()
 
@@ -187,8 +199,10 @@ async def test_first_hop_with_inputs_in_the_dialled_code(client: TestClient[Any,
     [
         ({"serviceCode": "*1100#", "phoneNumber": "+919800000017", "text": ""}, "sessionId"),
         ({"sessionId": "x", "serviceCode": "*1100#", "text": ""}, "phoneNumber"),
-        ({"sessionId": "x", "serviceCode": "*1100#", "phoneNumber": "hello", "text": ""},
-         "phoneNumber"),
+        (
+            {"sessionId": "x", "serviceCode": "*1100#", "phoneNumber": "hello", "text": ""},
+            "phoneNumber",
+        ),
     ],
 )
 async def test_malformed_callbacks_get_a_400_naming_the_field(
@@ -203,11 +217,20 @@ async def test_session_end_notice_is_recorded(client: TestClient[Any, Any], phon
     await phone.dial()
     resp = await client.post(
         "/ussd/africastalking/events",
-        data={"sessionId": phone.session_id, "serviceCode": "*1100#",
-              "phoneNumber": phone.number, "networkCode": "40445", "status": "Incomplete",
-              "durationInMillis": "61234", "hopsCount": "1", "input": "",
-              "lastAppResponse": "CON ...", "errorMessage": "USER_TIMEOUT", "cost": "0.0",
-              "date": "2026-11-23 10:15:02"},
+        data={
+            "sessionId": phone.session_id,
+            "serviceCode": "*1100#",
+            "phoneNumber": phone.number,
+            "networkCode": "40445",
+            "status": "Incomplete",
+            "durationInMillis": "61234",
+            "hopsCount": "1",
+            "input": "",
+            "lastAppResponse": "CON ...",
+            "errorMessage": "USER_TIMEOUT",
+            "cost": "0.0",
+            "date": "2026-11-23 10:15:02",
+        },
     )
     assert resp.status == 200
     session = await UssdSession.get(session_id=phone.session_id)

@@ -21,12 +21,15 @@ from gateway.ussd.menu import (
     End,
     Goto,
     Menu,
+    Node,
     Option,
     Reject,
     Restart,
     Resume,
     TextInput,
     Transition,
+    localized,
+    verbatim,
 )
 
 __all__ = ["CitizenServices", "build_menu"]
@@ -82,7 +85,7 @@ def language_options(ctx: Context) -> Sequence[Option]:
 
     return [
         Option(
-            label=lambda _c, s=f"{lang.name} ({lang.hint})" if lang.hint else lang.name: s,
+            label=verbatim(f"{lang.name} ({lang.hint})" if lang.hint else lang.name),
             action=choose(lang.code),
         )
         for lang in ctx.config.languages
@@ -99,20 +102,18 @@ async def new_complaint(ctx: Context) -> Transition:
 
 
 def department_options(ctx: Context) -> Sequence[Option]:
-    return [
-        Option(label=lambda c, n=d.name: c.name(n), value=d.code) for d in ctx.config.departments
-    ]
+    return [Option(label=localized(d.name), value=d.code) for d in ctx.config.departments]
 
 
 def district_options(ctx: Context) -> Sequence[Option]:
-    return [Option(label=lambda c, n=d.name: c.name(n), value=d.code) for d in ctx.config.districts]
+    return [Option(label=localized(d.name), value=d.code) for d in ctx.config.districts]
 
 
 def block_options(ctx: Context) -> Sequence[Option]:
     district = ctx.config.district(ctx.data.get(DISTRICT, ""))
     if district is None:
         return []
-    return [Option(label=lambda c, n=b.name: c.name(n), value=b.code) for b in district.blocks]
+    return [Option(label=localized(b.name), value=b.code) for b in district.blocks]
 
 
 async def _chose_issue(ctx: Context) -> Transition:
@@ -128,10 +129,7 @@ async def _other_issue(ctx: Context) -> Transition:
 def issue_options(ctx: Context) -> Sequence[Option]:
     dept = ctx.config.department(ctx.data.get(DEPARTMENT, ""))
     issues = dept.issues if dept is not None else []
-    options = [
-        Option(label=lambda c, n=i.name: c.name(n), value=i.code, action=_chose_issue)
-        for i in issues
-    ]
+    options = [Option(label=localized(i.name), value=i.code, action=_chose_issue) for i in issues]
     options.append(Option(label=N_("Other (type it)"), action=_other_issue))
     return options
 
@@ -140,7 +138,11 @@ def confirm_title(ctx: Context) -> str:
     cfg = ctx.config
     dept = cfg.department(ctx.data.get(DEPARTMENT, ""))
     district = cfg.district(ctx.data.get(DISTRICT, ""))
-    block = next((b for b in district.blocks if b.code == ctx.data.get(BLOCK)), None) if district else None
+    block = (
+        next((b for b in district.blocks if b.code == ctx.data.get(BLOCK)), None)
+        if district
+        else None
+    )
     issue = dept.issue(ctx.data.get(ISSUE, "")) if dept else None
     what = ctx.name(issue.name) if issue else ctx.data.get(DESCRIPTION, "")
     where = ", ".join(ctx.name(x.name) for x in (block, district) if x is not None)
@@ -169,13 +171,14 @@ async def submit(ctx: Context) -> Transition:
         # Only when the configuration changed under a kept draft: choose again.
         return Reject(ctx.t("Please choose the department again."))
     text = ctx.t("Complaint registered. Ticket: {ticket}. You will get an SMS.")
-    return End(text.format(ticket=registration.ticket), outcome="registered",
-               reference=registration.ticket)
+    return End(
+        text.format(ticket=registration.ticket), outcome="registered", reference=registration.ticket
+    )
 
 
 def build_menu(config: Config) -> Menu:
     """The citizen menu, as the gateway runs it."""
-    nodes = [
+    nodes: list[Node] = [
         Choice("language", title=language_title, options=language_options),
         Choice(
             "main",
@@ -193,19 +196,38 @@ def build_menu(config: Config) -> Menu:
                 Option(N_("Start over"), action=_discard),
             ],
         ),
-        Choice("department", title=N_("Choose department:"), options=department_options,
-               store=DEPARTMENT, next="district"),
-        Choice("district", title=N_("Choose district:"), options=district_options,
-               store=DISTRICT, next="block"),
-        Choice("block", title=N_("Choose block:"), options=block_options, store=BLOCK,
-               next="issue"),
+        Choice(
+            "department",
+            title=N_("Choose department:"),
+            options=department_options,
+            store=DEPARTMENT,
+            next="district",
+        ),
+        Choice(
+            "district",
+            title=N_("Choose district:"),
+            options=district_options,
+            store=DISTRICT,
+            next="block",
+        ),
+        Choice(
+            "block", title=N_("Choose block:"), options=block_options, store=BLOCK, next="issue"
+        ),
         Choice("issue", title=N_("What is the problem?"), options=issue_options, store=ISSUE),
-        TextInput("description", prompt=N_("Type the problem in a few words:"),
-                  store=DESCRIPTION, next="confirm",
-                  min_length=config.ussd.description_min_length,
-                  max_length=config.ussd.description_max_length),
-        Choice("confirm", title=confirm_title, options=[Option(N_("Submit"), action=submit)],
-               keep_title=True),
+        TextInput(
+            "description",
+            prompt=N_("Type the problem in a few words:"),
+            store=DESCRIPTION,
+            next="confirm",
+            min_length=config.ussd.description_min_length,
+            max_length=config.ussd.description_max_length,
+        ),
+        Choice(
+            "confirm",
+            title=confirm_title,
+            options=[Option(N_("Submit"), action=submit)],
+            keep_title=True,
+        ),
     ]
     return Menu(
         nodes={n.name: n for n in nodes},

@@ -175,7 +175,9 @@ class Provider(Protocol):
         ``request.app[CALLBACKS]``."""
         ...
 
-    async def send(self, sms: OutgoingSms, *, session: aiohttp.ClientSession) -> list[RecipientResult]:
+    async def send(
+        self, sms: OutgoingSms, *, session: aiohttp.ClientSession
+    ) -> list[RecipientResult]:
         """Send one text to its recipients; one result per recipient, in any order.
 
         Raises :class:`ProviderError` when the request as a whole fails.

@@ -138,7 +138,9 @@ class UssdEngine:
             lang.code: Budget(ucs2=lang.screen_budget or 80) for lang in config.languages
         }
 
-    def context(self, *, phone: str, session_id: str, language: str, data: dict[str, str]) -> Context:
+    def context(
+        self, *, phone: str, session_id: str, language: str, data: dict[str, str]
+    ) -> Context:
         return Context(
             phone=phone,
             session_id=session_id,
@@ -163,9 +165,12 @@ class UssdEngine:
             acquired = False
         if not acquired:
             log.warning("ussd session %s busy; lock not acquired", hop.session_id)
-            return UssdReply(self.catalogs.gettext(
-                self.config.service.default_language, "The service is busy. Please dial again."
-            ), end=True)
+            return UssdReply(
+                self.catalogs.gettext(
+                    self.config.service.default_language, "The service is busy. Please dial again."
+                ),
+                end=True,
+            )
         try:
             return await self._handle_locked(hop)
         finally:
@@ -245,7 +250,9 @@ class UssdEngine:
         inputs = [v for v in hop.text.split("*") if v] if hop.text else []
         return state, inputs
 
-    async def _step(self, state: _State, hop: UssdHop, raw_value: str) -> tuple[tuple[str, bool], End | None]:
+    async def _step(
+        self, state: _State, hop: UssdHop, raw_value: str
+    ) -> tuple[tuple[str, bool], End | None]:
         value = raw_value.strip()
         node_name, page = state.stack[-1]
         node = self.menu.nodes[node_name]
@@ -271,7 +278,9 @@ class UssdEngine:
         state.data = ctx.data
         return self._apply(state, hop, transition)
 
-    def _apply(self, state: _State, hop: UssdHop, t: Transition) -> tuple[tuple[str, bool], End | None]:
+    def _apply(
+        self, state: _State, hop: UssdHop, t: Transition
+    ) -> tuple[tuple[str, bool], End | None]:
         if isinstance(t, Goto):
             state.stack.append([t.node, 0])
         elif isinstance(t, Restart):
@@ -317,4 +326,3 @@ class UssdEngine:
 
     def _t(self, language: str, message: str) -> str:
         return self.catalogs.gettext(language, message)
-

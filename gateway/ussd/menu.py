@@ -34,6 +34,8 @@ __all__ = [
     "Resume",
     "TextInput",
     "Transition",
+    "localized",
+    "verbatim",
 ]
 
 NAV_BACK = "0"
@@ -117,6 +119,16 @@ def _text(ctx: Context, text: Text) -> str:
     return text(ctx) if callable(text) else ctx.t(text)
 
 
+def localized(texts: Mapping[str, str]) -> Callable[[Context], str]:
+    """A label taken from configuration (a name per language), not from the catalogs."""
+    return lambda ctx: ctx.name(texts)
+
+
+def verbatim(text: str) -> Callable[[Context], str]:
+    """A label shown as written, in every language (a language's own name)."""
+    return lambda ctx: text
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     text: str
@@ -126,13 +138,14 @@ class Rendered:
 
 
 class Node(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def render(self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool) -> Rendered:
-        ...
+    def render(
+        self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool
+    ) -> Rendered: ...
 
-    async def handle(self, ctx: Context, value: str, *, page: int) -> Transition:
-        ...
+    async def handle(self, ctx: Context, value: str, *, page: int) -> Transition: ...
 
 
 @dataclass(frozen=True, slots=True)

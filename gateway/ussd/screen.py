@@ -105,9 +105,11 @@ def paginate(
             # Not even one item fits beside the header: shorten that item.
             last = start + 1 == n
             foot = footer(not last, index)
-            item = shorten_to_fit(
-                items[start], lambda s, foot=foot: budget.fits(compose(header, [s], foot))
-            )
+
+            def fits_alone(s: str, foot: str = foot) -> bool:
+                return budget.fits(compose(header, [s], foot))
+
+            item = shorten_to_fit(items[start], fits_alone)
             pages.append(Page(start, start + 1, (item,), foot))
             start += 1
             continue
