@@ -322,7 +322,7 @@ async def _ussd_hop(request: web.Request) -> web.Response:
         hop = parse_ussd_hop(await _read_form(request))
     except PayloadError as exc:
         return _bad_request(request, str(exc))
-    log.info(
+    log.debug(
         "africastalking: ussd hop session=%s phone=%s service=%s inputs=%d",
         hop.session_id,
         mask_phone(hop.phone),
