@@ -215,7 +215,11 @@ class UssdEngine:
         state.ended = reply[1]
         await self._save(hop, state, ended=end is not None)
         if end is not None and self.hooks is not None:
-            await self.hooks.ended(hop, end)
+            try:
+                await self.hooks.ended(hop, end)
+            except Exception:
+                # The citizen's action is done; a missing session record must not undo it.
+                log.exception("ussd session %s: recording its end failed", hop.session_id)
         return UssdReply(*reply)
 
     @staticmethod
@@ -245,7 +249,10 @@ class UssdEngine:
             phone=hop.phone, language=ctx.language, stack=[[start, 0]], data={}, draft=draft
         )
         if self.hooks is not None:
-            await self.hooks.started(hop, state.language)
+            try:
+                await self.hooks.started(hop, state.language)
+            except Exception:
+                log.exception("ussd session %s: recording its start failed", hop.session_id)
         # A first hop may carry inputs already (a code dialled as *1100*1#).
         inputs = [v for v in hop.text.split("*") if v] if hop.text else []
         return state, inputs
