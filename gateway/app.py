@@ -122,9 +122,9 @@ def setup_redis(app: web.Application) -> None:
 
 def setup_database(app: web.Application) -> None:
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-        await open_database(app[CONFIG])
+        opened = await open_database(app[CONFIG])
         yield
-        await close_database()
+        await close_database(opened)
 
     app.cleanup_ctx.append(database_ctx)
 

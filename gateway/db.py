@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate
 
@@ -62,17 +63,28 @@ def tortoise_config(config: Config) -> dict[str, Any]:
     }
 
 
-async def open_database(config: Config, *, run_migrations: bool = True) -> None:
-    """Connect, and bring the schema up to date (idempotent, cheap when it already is)."""
+async def open_database(config: Config, *, run_migrations: bool = True) -> list[BaseDBAsyncClient]:
+    """Connect, and bring the schema up to date (idempotent, cheap when it already is).
+
+    Returns the connections opened, for :func:`close_database`.
+    """
     tc = tortoise_config(config)
     if run_migrations:
         await migrate(config=tc)
         # migrate() leaves its connections open; a leaked aiosqlite thread blocks exit.
         await Tortoise.close_connections()
     await Tortoise.init(config=tc)
+    return [get_connection(alias) for alias in tc["connections"]]
 
 
-async def close_database() -> None:
+async def close_database(opened: list[BaseDBAsyncClient] | None = None) -> None:
+    """Close the connections ``open_database`` returned.
+
+    tortoise keeps connections per context (a ContextVar): shutting down from another task
+    context (a test runner's teardown) would otherwise find none and leave them open.
+    """
+    for conn in opened or []:
+        await conn.close()
     await Tortoise.close_connections()
 
 

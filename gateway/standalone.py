@@ -26,7 +26,7 @@ async def run_worker(config: Config) -> None:
             "redis.url: a separate worker needs a Redis it can share with the server; "
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
-    await open_database(config)
+    opened = await open_database(config)
     pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
     provider = build_providers(config)[config.sms.provider]
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
@@ -48,12 +48,12 @@ async def run_worker(config: Config) -> None:
         await worker.close()
         task.cancel()
     await pool.aclose()
-    await close_database()
+    await close_database(opened)
 
 
 async def print_outbox(config: Config, *, limit: int, show_numbers: bool) -> None:
     """Print the latest outbound messages: when, to whom, which template, status, text."""
-    await open_database(config)
+    opened = await open_database(config)
     try:
         rows = await OutboundMessage.all().order_by("-id").limit(limit)
         if not rows:
@@ -71,4 +71,4 @@ async def print_outbox(config: Config, *, limit: int, show_numbers: bool) -> Non
             for line in m.text.splitlines():
                 print(f"    {line}")
     finally:
-        await close_database()
+        await close_database(opened)
