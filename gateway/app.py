@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +24,9 @@ from gateway.complaints import ComplaintService
 from gateway.config import Config
 from gateway.db import close_database, database_ok, open_database
 from gateway.i18n import Catalogs, compile_catalogs
+from gateway.inbox import Inbox
+from gateway.lifecycle import Lifecycle
+from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.providers import build_providers
 from gateway.providers.base import CALLBACKS, Provider
@@ -30,14 +34,16 @@ from gateway.redis_server import EmbeddedRedis
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
 from gateway.ussd.engine import UssdEngine
-from gateway.worker import ArqDispatcher, build_worker, health_check_key
+from gateway.worker import ArqDispatcher, ArqSecondChance, build_worker, health_check_key
 from ussd_menus.citizen import build_menu
 
 __all__ = [
     "CATALOGS",
+    "CLOCK",
     "COMPLAINTS",
     "CONFIG",
     "ENGINE",
+    "LIFECYCLE",
     "PROVIDERS",
     "REDIS",
     "TEMPLATES",
@@ -58,12 +64,14 @@ class Static:
 
 
 CONFIG = web.AppKey("config", Config)
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 CATALOGS = web.AppKey("catalogs", Catalogs)
 TEMPLATES = web.AppKey("templates", TemplateBook)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 COMPLAINTS = web.AppKey("complaints", ComplaintService)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ENGINE = web.AppKey("engine", UssdEngine)
 WORKER = web.AppKey("worker", Worker)
 
@@ -81,10 +89,20 @@ def load_static(config: Config) -> Static:
     )
 
 
-def create_app(config: Config, *, with_worker: bool | None = None) -> web.Application:
-    """The gateway as an aiohttp application. ``with_worker`` overrides ``worker.embedded``."""
+def create_app(
+    config: Config,
+    *,
+    with_worker: bool | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> web.Application:
+    """The gateway as an aiohttp application.
+
+    ``with_worker`` overrides ``worker.embedded``; ``clock`` replaces the wall clock for
+    deadlines and timers (tests move it forward by days).
+    """
     app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = config
+    app[CLOCK] = clock or (lambda: datetime.now(UTC))
     setup_static(app, config)
     setup_redis(app)
     setup_database(app)
@@ -150,12 +168,20 @@ def setup_services(app: web.Application) -> None:
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         catalogs = app[CATALOGS]
+        notices = Notices(config=config, catalogs=catalogs, templates=app[TEMPLATES])
+        tickets = TicketCodec(key=config.tickets.key.encode(), body_digits=config.tickets.digits)
+        dispatcher = ArqDispatcher(app[REDIS])
+        app[LIFECYCLE] = Lifecycle(
+            config=config, notices=notices, dispatcher=dispatcher, clock=app[CLOCK]
+        )
         app[COMPLAINTS] = ComplaintService(
             config=config,
             catalogs=catalogs,
             templates=app[TEMPLATES],
-            tickets=TicketCodec(key=config.tickets.key.encode(), body_digits=config.tickets.digits),
-            dispatcher=ArqDispatcher(app[REDIS]),
+            notices=notices,
+            tickets=tickets,
+            dispatcher=dispatcher,
+            clock=app[CLOCK],
         )
         app[ENGINE] = UssdEngine(
             menu=build_menu(config),
@@ -168,7 +194,18 @@ def setup_services(app: web.Application) -> None:
         apology = catalogs.gettext(
             config.service.default_language, "Sorry, the service is busy. Please dial again."
         )
-        app[CALLBACKS] = GatewayCallbacks(engine=app[ENGINE], apology=apology)
+        app[CALLBACKS] = GatewayCallbacks(
+            engine=app[ENGINE],
+            apology=apology,
+            inbox=Inbox(
+                config=config,
+                notices=notices,
+                lifecycle=app[LIFECYCLE],
+                tickets=tickets,
+                dispatcher=dispatcher,
+            ),
+            second_chance=second_chance(app),
+        )
         yield
 
     app.cleanup_ctx.append(services_ctx)
@@ -194,9 +231,20 @@ def worker_context(app: web.Application) -> dict[str, object]:
     provider = app[PROVIDERS][config.sms.provider]
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
     return {
-        "outbox": Outbox(provider=provider, session=app[HTTP], sender_id=sender_id),
+        "outbox": Outbox(
+            provider=provider,
+            session=app[HTTP],
+            sender_id=sender_id,
+            second_chance=second_chance(app),
+        ),
         "dispatcher": ArqDispatcher(app[REDIS]),
+        "lifecycle": app[LIFECYCLE],
     }
+
+
+def second_chance(app: web.Application) -> ArqSecondChance:
+    minutes = app[CONFIG].lifecycle.failed_message_retry_minutes
+    return ArqSecondChance(app[REDIS], delay=timedelta(minutes=minutes))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
+from gateway.inbox import Inbox
 from gateway.models import Complaint, UssdSession
-from gateway.outbox import record_delivery_report
-from gateway.phone import mask_phone
+from gateway.outbox import SecondChance, record_delivery_report
 from gateway.providers.base import (
     DeliveryReport,
     InboundSms,
@@ -30,9 +30,18 @@ log = logging.getLogger(__name__)
 class GatewayCallbacks:
     """Implements :class:`gateway.providers.base.Callbacks` for the gateway."""
 
-    def __init__(self, *, engine: UssdEngine, apology: str) -> None:
+    def __init__(
+        self,
+        *,
+        engine: UssdEngine,
+        apology: str,
+        inbox: Inbox,
+        second_chance: SecondChance | None = None,
+    ) -> None:
         self.engine = engine
         self.apology = apology
+        self.inbox = inbox
+        self.second_chance = second_chance
 
     async def ussd_hop(self, hop: UssdHop) -> UssdReply:
         try:
@@ -70,7 +79,7 @@ class GatewayCallbacks:
             await UssdSession.filter(session_id=end.session_id).update(**fields)
 
     async def delivery_report(self, report: DeliveryReport) -> None:
-        found = await record_delivery_report(report)
+        found = await record_delivery_report(report, second_chance=self.second_chance)
         if not found:
             log.info(
                 "delivery report for unknown message %s (%s) acknowledged",
@@ -79,11 +88,7 @@ class GatewayCallbacks:
             )
 
     async def inbound_sms(self, sms: InboundSms) -> None:
-        # Citizens' replies are understood once the complaint lifecycle exists (issue 3);
-        # until then the callback is acknowledged so the provider does not retry it.
-        log.info(
-            "inbound SMS %s from %s not handled", sms.provider_message_id, mask_phone(sms.sender)
-        )
+        await self.inbox.receive(sms, provider="africastalking")
 
 
 def session_hooks() -> SessionHooks:

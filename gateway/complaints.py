@@ -18,7 +18,9 @@ from tortoise.transactions import in_transaction
 
 from gateway.config import Config
 from gateway.i18n import Catalogs
-from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, EventKind
+from gateway.lifecycle import officer_for
+from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
+from gateway.notices import Notices
 from gateway.outbox import Dispatcher, queue_message
 from gateway.phone import mask_phone
 from gateway.templates import TemplateBook
@@ -72,6 +74,7 @@ class ComplaintService:
         config: Config,
         catalogs: Catalogs,
         templates: TemplateBook,
+        notices: Notices,
         tickets: TicketCodec,
         dispatcher: Dispatcher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -79,6 +82,7 @@ class ComplaintService:
         self.config = config
         self.catalogs = catalogs
         self.templates = templates
+        self.notices = notices
         self.tickets = tickets
         self.dispatcher = dispatcher
         self.clock = clock
@@ -126,23 +130,23 @@ class ComplaintService:
         ``new.source_key`` made before."""
         tehsil = self.validate(new)
         try:
-            registration, message_id = await self._register(new, tehsil)
+            registration, message_ids = await self._register(new, tehsil)
         except IntegrityError:
             # The same source registered it concurrently: return that one.
             existing = await Complaint.get_or_none(source_key=new.source_key)
             if existing is None or existing.ticket is None:
                 raise
             return Registration(existing.id, existing.ticket, existing.due_at, created=False)
-        if message_id is not None:
-            await self.dispatcher.dispatch([message_id])
+        if message_ids:
+            await self.dispatcher.dispatch(message_ids)
         return registration
 
-    async def _register(self, new: NewComplaint, tehsil: str) -> tuple[Registration, int | None]:
+    async def _register(self, new: NewComplaint, tehsil: str) -> tuple[Registration, list[int]]:
         now = self.clock()
         async with in_transaction() as conn:
             existing = await Complaint.get_or_none(source_key=new.source_key, using_db=conn)
             if existing is not None and existing.ticket is not None:
-                return Registration(existing.id, existing.ticket, existing.due_at, False), None
+                return Registration(existing.id, existing.ticket, existing.due_at, False), []
             citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
             if citizen is None:
                 citizen = await Citizen.create(
@@ -170,7 +174,6 @@ class ComplaintService:
             )
             # The ticket comes from the row's id: unique however many gateways write.
             complaint.ticket = self.tickets.encode(complaint.id)
-            await complaint.save(using_db=conn, update_fields=["ticket"])
             await ComplaintEvent.create(
                 complaint=complaint,
                 kind=EventKind.REGISTERED,
@@ -179,6 +182,29 @@ class ComplaintService:
                 remark=f"via {new.channel.value}",
                 using_db=conn,
             )
+            officer = officer_for(
+                self.config,
+                department=new.department,
+                level=1,
+                district=new.district,
+                tehsil=tehsil,
+                block=new.block,
+            )
+            if officer is not None:
+                complaint.officer = officer.code
+                complaint.status = ComplaintStatus.ASSIGNED
+                await ComplaintEvent.create(
+                    complaint=complaint,
+                    kind=EventKind.ASSIGNED,
+                    actor="system",
+                    from_status=ComplaintStatus.REGISTERED.value,
+                    to_status=complaint.status.value,
+                    remark=officer.code,
+                    using_db=conn,
+                )
+            else:
+                log.warning("no level-1 officer for %s in %s", new.department, new.block)
+            await complaint.save(using_db=conn, update_fields=["ticket", "officer", "status"])
             sms = self.templates[ACKNOWLEDGEMENT].render(
                 new.language,
                 {
@@ -197,13 +223,21 @@ class ComplaintService:
                 complaint=complaint,
                 using_db=conn,
             )
+            to_officer = (
+                await self.notices.to_officer(
+                    complaint, officer, "officer_new_complaint", conn=conn, key="L1"
+                )
+                if officer is not None
+                else None
+            )
         log.info(
             "complaint %s registered via %s for %s",
             complaint.ticket,
             new.channel.value,
             mask_phone(new.phone),
         )
-        return Registration(complaint.id, complaint.ticket, due_at, True), message.id
+        ids = [message.id] + ([to_officer.id] if to_officer else [])
+        return Registration(complaint.id, complaint.ticket, due_at, True), ids
 
     def _name(self, language: str, department: str) -> str:
         dept = self.config.department(department)

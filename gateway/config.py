@@ -99,6 +99,44 @@ class District(_Model):
         return next((t for t in self.tehsils if any(b.code == block_code for b in t.blocks)), None)
 
 
+class Officer(_Model):
+    """An officer who receives complaints of a department at one level, in some areas.
+
+    ``areas`` holds block codes at the first level, tehsil codes at the second, district
+    codes at the third; ``all`` covers every area (and is the only choice at state level).
+    """
+
+    code: Code
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    phone: str
+    department: Code | Literal["all"]
+    level: Code
+    areas: list[Code] | Literal["all"] = "all"
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, v: str) -> str:
+        from gateway.phone import InvalidPhoneNumber, normalize_phone
+
+        try:
+            return normalize_phone(v)
+        except InvalidPhoneNumber:
+            raise ValueError(f"{v!r} is not a phone number") from None
+
+
+class LifecycleSettings(_Model):
+    feedback_reminder_days: Annotated[int, Field(ge=1, le=30)] = 3
+    """A citizen who has not answered the feedback question is reminded after this long."""
+    feedback_close_days: Annotated[int, Field(ge=1, le=60)] = 7
+    """... and the complaint is closed without response after this long."""
+    max_transfers: Annotated[int, Field(ge=0, le=10)] = 3
+    """Transfers allowed before the complaint goes to the district level."""
+    monthly_limit_per_number: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Complaints one phone number may register in a calendar month (UP's 1076 allows 10)."""
+    failed_message_retry_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    """An essential SMS that finally failed is tried once more after this long."""
+
+
 class ServiceSettings(_Model):
     name: LocalizedText
     """The helpline's name, used in SMS and on the first screen."""
@@ -224,11 +262,13 @@ class Config(_Model):
     sms: SmsSettings = SmsSettings()
     ussd: UssdSettings = UssdSettings()
     tickets: TicketSettings = TicketSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
     departments: Annotated[list[Department], Field(min_length=1)]
     districts: Annotated[list[District], Field(min_length=1)]
+    officers: list[Officer] = []
     base_dir: Path = Path(".")
     """The directory relative paths are resolved against (the config file's own)."""
 
@@ -246,11 +286,34 @@ class Config(_Model):
         _unique("districts", [d.code for d in self.districts])
         for i, dept in enumerate(self.departments):
             _unique(f"departments[{i}].issues", [x.code for x in dept.issues])
-        for i, dist in enumerate(self.districts):
-            _unique(f"districts[{i}].tehsils", [t.code for t in dist.tehsils])
-            _unique(f"districts[{i}] blocks", [b.code for b in dist.blocks])
+        # Tehsil and block codes are unique across the state: officers' areas name them.
+        _unique("districts: tehsil", [t.code for d in self.districts for t in d.tehsils])
+        _unique("districts: block", [b.code for d in self.districts for b in d.blocks])
         self._check_names(codes)
+        self._check_officers()
         return self
+
+    def _check_officers(self) -> None:
+        _unique("officers", [o.code for o in self.officers])
+        levels = [lv.code for lv in self.levels]
+        areas_by_level: list[set[str]] = [
+            {b.code for d in self.districts for b in d.blocks},
+            {t.code for d in self.districts for t in d.tehsils},
+            {d.code for d in self.districts},
+        ]
+        for i, o in enumerate(self.officers):
+            where = f"officers[{i}]"
+            if o.department != "all" and self.department(o.department) is None:
+                raise ValueError(f"{where}.department: unknown department {o.department!r}")
+            if o.level not in levels:
+                raise ValueError(f"{where}.level: {o.level!r} is not one of {levels}")
+            index = levels.index(o.level)
+            if o.areas != "all":
+                if index >= len(areas_by_level):
+                    raise ValueError(f"{where}.areas: the {o.level} level covers all areas")
+                unknown = [a for a in o.areas if a not in areas_by_level[index]]
+                if unknown:
+                    raise ValueError(f"{where}.areas: not areas of level {o.level}: {unknown}")
 
     def _check_names(self, codes: list[str]) -> None:
         """Every name must be given in every configured language, and in no other."""

@@ -14,6 +14,7 @@ __all__ = [
     "ComplaintEvent",
     "ComplaintStatus",
     "EventKind",
+    "InboundMessage",
     "MessageStatus",
     "OutboundMessage",
     "UssdSession",
@@ -42,8 +43,21 @@ class Channel(enum.StrEnum):
 
 class EventKind(enum.StrEnum):
     REGISTERED = "registered"
+    ASSIGNED = "assigned"
     STATUS_CHANGED = "status_changed"
     NOTE = "note"
+    """A status update from the officer (आख्या)."""
+    RESOLVED = "resolved"
+    TRANSFERRED = "transferred"
+    ESCALATED = "escalated"
+    FEEDBACK = "feedback"
+    REMINDED = "reminded"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    FLAGGED = "flagged"
+    """Past the last level: flagged for the state review."""
+    CITIZEN_MESSAGE = "citizen_message"
+    """Something the citizen wrote by SMS that the service did not act on, kept on record."""
     MESSAGE_FAILED = "message_failed"
 
 
@@ -98,6 +112,12 @@ class Complaint(Model):
     )
     level = fields.SmallIntField(default=1)
     due_at = fields.DatetimeField()
+    officer = fields.CharField(max_length=40, null=True, description="code of the officer")
+    transfers = fields.SmallIntField(default=0)
+    needs_review = fields.BooleanField(default=False, description="past the last level")
+    resolved_at = fields.DatetimeField(null=True)
+    reminded_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
     source_key = fields.CharField(max_length=160, unique=True)
     """Identifies the request that created it (``ussd:<session id>``): a retry finds it."""
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -148,6 +168,7 @@ class OutboundMessage(Model):
     provider_status = fields.CharField(max_length=60, null=True)
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)
     attempts = fields.SmallIntField(default=0)
+    second_chance = fields.BooleanField(default=False, description="retried once after failing")
     last_error = fields.TextField(null=True)
     idempotency_key = fields.CharField(max_length=160, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -158,6 +179,25 @@ class OutboundMessage(Model):
     class Meta:
         table = "outbound_message"
         indexes = (("status", "created_at"),)
+
+
+class InboundMessage(Model):
+    """An SMS received. Its provider ID makes a retried callback a no-op."""
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=30)
+    provider_message_id = fields.CharField(max_length=100)
+    sender = fields.CharField(max_length=16)
+    text = fields.TextField()
+    received_at = fields.DatetimeField(auto_now_add=True)
+    intent = fields.CharField(max_length=20, null=True)
+    complaint: fields.ForeignKeyNullableRelation[Complaint] = fields.ForeignKeyField(
+        "models.Complaint", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "inbound_message"
+        unique_together = (("provider", "provider_message_id"),)
 
 
 class UssdSession(Model):

@@ -16,7 +16,13 @@ import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
-from gateway.models import Complaint, MessageStatus, OutboundMessage
+from gateway.models import (
+    Complaint,
+    ComplaintEvent,
+    EventKind,
+    MessageStatus,
+    OutboundMessage,
+)
 from gateway.phone import mask_phone
 from gateway.providers.base import (
     DeliveryReport,
@@ -94,11 +100,17 @@ class Outbox:
     """Delivers queued messages through one provider and records what becomes of them."""
 
     def __init__(
-        self, *, provider: Provider, session: aiohttp.ClientSession, sender_id: str | None
+        self,
+        *,
+        provider: Provider,
+        session: aiohttp.ClientSession,
+        sender_id: str | None,
+        second_chance: SecondChance | None = None,
     ) -> None:
         self.provider = provider
         self.session = session
         self.sender_id = sender_id
+        self.second_chance = second_chance
 
     async def deliver(self, message_id: int, *, final_attempt: bool) -> DeliveryResult:
         """Send message ``message_id`` once.
@@ -167,7 +179,42 @@ class Outbox:
         return DeliveryResult(MessageStatus.FAILED, reason)
 
 
-async def record_delivery_report(report: DeliveryReport) -> bool:
+SECOND_CHANCE_TEMPLATES = frozenset(
+    {"complaint_registered", "complaint_resolved", "feedback_reminder"}
+)
+"""Messages a complaint cannot do without: tried once more, later, when they finally fail."""
+
+
+class SecondChance(Protocol):
+    """Schedules the one later retry of a failed essential message."""
+
+    async def schedule(self, message_id: int) -> None: ...
+
+
+async def after_final_failure(message_id: int, second_chance: SecondChance | None) -> None:
+    """An essential message that failed gets one more try later; failing that, the
+    complaint is flagged so that staff can reach the citizen another way."""
+    msg = await OutboundMessage.get_or_none(id=message_id)
+    if msg is None or msg.template not in SECOND_CHANCE_TEMPLATES or msg.complaint_id is None:  # type: ignore[attr-defined]
+        return
+    if not msg.second_chance and second_chance is not None:
+        claimed = await OutboundMessage.filter(id=msg.id, second_chance=False).update(
+            second_chance=True, status=MessageStatus.RETRYING
+        )
+        if claimed:
+            await second_chance.schedule(msg.id)
+        return
+    await ComplaintEvent.create(
+        complaint_id=msg.complaint_id,  # type: ignore[attr-defined]
+        kind=EventKind.MESSAGE_FAILED,
+        actor="system",
+        remark=f"{msg.template} could not be delivered: {msg.last_error}",
+    )
+
+
+async def record_delivery_report(
+    report: DeliveryReport, *, second_chance: SecondChance | None = None
+) -> bool:
     """Apply a provider's delivery report; False when no message has that ID.
 
     A final state (delivered, failed) is never undone by a late in-flight report.
@@ -193,6 +240,7 @@ async def record_delivery_report(report: DeliveryReport) -> bool:
             provider_status=report.provider_status,
             last_error=report.failure_reason or report.provider_status,
         )
+        await after_final_failure(msg.id, second_chance)
     return True
 
 

@@ -8,9 +8,12 @@ import signal
 import aiohttp
 from arq.connections import RedisSettings, create_pool
 
+from gateway.app import load_static
 from gateway.config import Config, ConfigError
 from gateway.db import close_database, open_database
+from gateway.lifecycle import Lifecycle
 from gateway.models import OutboundMessage
+from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
@@ -28,6 +31,9 @@ async def run_worker(config: Config) -> None:
         )
     opened = await open_database(config)
     pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
+    static = load_static(config)
+    dispatcher = ArqDispatcher(pool)
+    notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
     provider = build_providers(config)[config.sms.provider]
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
     async with aiohttp.ClientSession() as session:
@@ -36,7 +42,8 @@ async def run_worker(config: Config) -> None:
             pool=pool,
             ctx={
                 "outbox": Outbox(provider=provider, session=session, sender_id=sender_id),
-                "dispatcher": ArqDispatcher(pool),
+                "dispatcher": dispatcher,
+                "lifecycle": Lifecycle(config=config, notices=notices, dispatcher=dispatcher),
             },
         )
         stop = asyncio.Event()

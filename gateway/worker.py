@@ -16,6 +16,7 @@ from arq.connections import ArqRedis
 from arq.worker import Function, Worker, func
 
 from gateway.config import Config
+from gateway.lifecycle import Lifecycle
 from gateway.outbox import Outbox, TransientSendFailure, stranded_messages
 
 __all__ = ["ArqDispatcher", "backoff", "build_worker", "health_check_key", "send_sms_job_id"]
@@ -53,6 +54,24 @@ class ArqDispatcher:
             )
 
 
+class ArqSecondChance:
+    """Queues the one later retry of an essential message that finally failed."""
+
+    def __init__(self, pool: ArqRedis, *, delay: timedelta, queue: str = QUEUE) -> None:
+        self.pool = pool
+        self.delay = delay
+        self.queue = queue
+
+    async def schedule(self, message_id: int) -> None:
+        await self.pool.enqueue_job(
+            "send_sms",
+            message_id,
+            _job_id=f"{send_sms_job_id(message_id)}:second",
+            _queue_name=self.queue,
+            _defer_by=self.delay,
+        )
+
+
 async def send_sms(ctx: dict[str, Any], message_id: int) -> str:
     """Send one outbound message."""
     config: Config = ctx["config"]
@@ -78,6 +97,18 @@ async def requeue_stranded(ctx: dict[str, Any]) -> int:
     return len(ids)
 
 
+async def escalate_overdue(ctx: dict[str, Any]) -> int:
+    """Move complaints past their due date one level up."""
+    lifecycle: Lifecycle = ctx["lifecycle"]
+    return await lifecycle.escalate_overdue()
+
+
+async def feedback_timers(ctx: dict[str, Any]) -> tuple[int, int]:
+    """Remind citizens who have not answered the feedback question; close after longer."""
+    lifecycle: Lifecycle = ctx["lifecycle"]
+    return await lifecycle.feedback_timers()
+
+
 def _sweep_schedule(interval: int) -> dict[str, Any]:
     if interval < 60:
         return {"second": set(range(0, 60, interval))}
@@ -93,7 +124,8 @@ def build_worker(
     burst: bool = False,
     queue: str = QUEUE,
 ) -> Worker:
-    """An arq worker for the gateway's jobs; ``ctx`` must hold ``outbox`` and ``dispatcher``."""
+    """An arq worker for the gateway's jobs; ``ctx`` must hold ``outbox``, ``dispatcher``
+    and ``lifecycle``."""
     functions: list[Function] = [
         func(send_sms, name="send_sms", max_tries=config.worker.max_tries, timeout=60),
     ]
@@ -106,7 +138,25 @@ def build_worker(
                 run_at_startup=True,
                 unique=True,
                 **_sweep_schedule(config.worker.sweep_interval_seconds),
-            )
+            ),
+            # Every 5 minutes: deadlines are days long; a few minutes late is on time.
+            cron(
+                escalate_overdue,
+                name="escalate_overdue",
+                minute=set(range(0, 60, 5)),
+                second=10,
+                unique=True,
+                run_at_startup=True,
+                timeout=600,
+            ),
+            cron(
+                feedback_timers,
+                name="feedback_timers",
+                minute=set(range(2, 60, 5)),
+                second=20,
+                unique=True,
+                timeout=600,
+            ),
         ],
         redis_pool=pool,
         queue_name=queue,

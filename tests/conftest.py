@@ -15,6 +15,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,14 @@ from gateway.worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config.yaml"
-TABLES = ("ussd_session", "outbound_message", "complaint_event", "complaint", "citizen")
+TABLES = (
+    "inbound_message",
+    "ussd_session",
+    "outbound_message",
+    "complaint_event",
+    "complaint",
+    "citizen",
+)
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +115,10 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 async def start_app(aiohttp_client: Any) -> AppFactory:
     """Start the gateway for ``config`` (without its worker unless asked) on a test server."""
 
-    async def start(config: Config, *, with_worker: bool = False) -> TestClient[Any, Any]:
-        app = create_app(config, with_worker=with_worker)
+    async def start(
+        config: Config, *, with_worker: bool = False, clock: Callable[[], datetime] | None = None
+    ) -> TestClient[Any, Any]:
+        app = create_app(config, with_worker=with_worker, clock=clock)
         client: TestClient[Any, Any] = await aiohttp_client(app)
         await reset_state(app)
         return client

@@ -212,7 +212,7 @@ def test_duplicate_block_in_a_district_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError) as excinfo:
         load_altered(tmp_path, alter)
-    assert "districts[1] blocks" in str(excinfo.value)
+    assert "districts: block: code" in str(excinfo.value)
     assert "appears twice" in str(excinfo.value)
 
 
@@ -330,7 +330,7 @@ def test_duplicate_tehsil_in_a_district_is_refused(tmp_path: Path) -> None:
         tehsils = raw["districts"][0]["tehsils"]
         tehsils[1]["code"] = tehsils[0]["code"]
 
-    with pytest.raises(ConfigError, match="tehsils"):
+    with pytest.raises(ConfigError, match="districts: tehsil: code"):
         load_altered(tmp_path, alter)
 
 

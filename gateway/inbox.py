@@ -1,0 +1,230 @@
+"""Inbound SMS: what citizens and officers write to the service, understood and acted on.
+
+A provider retries a callback until it gets a 200, so each message is recorded under its
+provider ID first: a retry finds it and does nothing. Every message gets an answer in the
+sender's language (citizens) or the state's working language (officers).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from gateway.config import Config, Officer
+from gateway.lifecycle import OPEN, IllegalTransition, Lifecycle
+from gateway.models import (
+    Citizen,
+    Complaint,
+    ComplaintEvent,
+    ComplaintStatus,
+    EventKind,
+    InboundMessage,
+)
+from gateway.notices import Notices
+from gateway.outbox import Dispatcher
+from gateway.phone import mask_phone
+from gateway.providers.base import InboundSms
+from gateway.replies import Intent, Understood, understand
+from gateway.tickets import InvalidTicket, TicketCodec
+
+__all__ = ["Inbox"]
+
+log = logging.getLogger(__name__)
+
+
+class Inbox:
+    """Acts on inbound SMS."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        notices: Notices,
+        lifecycle: Lifecycle,
+        tickets: TicketCodec,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.config = config
+        self.notices = notices
+        self.lifecycle = lifecycle
+        self.tickets = tickets
+        self.dispatcher = dispatcher
+        self._officers = {o.phone: o for o in config.officers}
+
+    async def receive(self, sms: InboundSms, *, provider: str) -> str:
+        """Handle one inbound SMS; returns what it was understood as (or ``duplicate``)."""
+        try:
+            record = await InboundMessage.create(
+                provider=provider,
+                provider_message_id=sms.provider_message_id,
+                sender=sms.sender,
+                text=sms.text,
+            )
+        except IntegrityError:
+            return "duplicate"
+        understood = understand(sms.text)
+        officer = self._officers.get(sms.sender)
+        citizen = await Citizen.get_or_none(phone=sms.sender)
+        language = (
+            self.config.service.default_language
+            if officer is not None or citizen is None or citizen.language is None
+            else citizen.language
+        )
+        reply = _Reply(self, to=sms.sender, language=language, key=f"inbound:{record.id}")
+        complaint_id: int | None = None
+        if understood.intent in (Intent.OFFICER_DONE, Intent.OFFICER_NOTE):
+            complaint_id = await self._officer(understood, officer, reply)
+        elif understood.intent in (Intent.SOLVED, Intent.NOT_SOLVED):
+            complaint_id = await self._feedback(understood, citizen, reply)
+        elif understood.intent is Intent.STATUS:
+            complaint_id = await self._status(understood, citizen, reply)
+        elif understood.intent is Intent.HELP:
+            await reply.send("help_reply", service_code=self.config.service.service_code)
+        else:
+            complaint_id = await self._not_understood(sms.text, citizen, reply)
+        await InboundMessage.filter(id=record.id).update(
+            intent=understood.intent.value, complaint_id=complaint_id
+        )
+        log.info(
+            "inbound SMS %s from %s: %s",
+            sms.provider_message_id,
+            mask_phone(sms.sender),
+            understood.intent.value,
+        )
+        return understood.intent.value
+
+    async def _complaint(self, raw_ticket: str, reply: _Reply) -> Complaint | None:
+        try:
+            ticket = self.tickets.parse(raw_ticket)
+        except InvalidTicket:
+            await reply.send("ticket_not_found", ticket=raw_ticket[:20])
+            return None
+        complaint = await Complaint.get_or_none(ticket=ticket)
+        if complaint is None:
+            await reply.send("ticket_not_found", ticket=ticket)
+        return complaint
+
+    async def _officer(
+        self, understood: Understood, officer: Officer | None, reply: _Reply
+    ) -> int | None:
+        assert understood.ticket is not None
+        complaint = await self._complaint(understood.ticket, reply)
+        if complaint is None:
+            return None
+        if officer is None or complaint.officer != officer.code:
+            await reply.send("officer_refused", ticket=complaint.ticket or "")
+            return complaint.id
+        remark = understood.remark or ""
+        actor = f"officer:{officer.code}"
+        try:
+            if understood.intent is Intent.OFFICER_DONE:
+                change = await self.lifecycle.resolve(complaint.id, remark, actor=actor)
+            else:
+                change = await self.lifecycle.add_note(complaint.id, remark, actor=actor)
+            status = change.status.value
+        except IllegalTransition:
+            status = complaint.status.value
+        await reply.send(
+            "officer_action_done",
+            ticket=complaint.ticket or "",
+            status=self.notices.status(status, reply.language),
+        )
+        return complaint.id
+
+    async def _feedback(
+        self, understood: Understood, citizen: Citizen | None, reply: _Reply
+    ) -> int | None:
+        if citizen is None:
+            await reply.send("not_understood", service_code=self.config.service.service_code)
+            return None
+        awaiting = Complaint.filter(citizen_id=citizen.id, status=ComplaintStatus.RESOLVED)
+        if understood.ticket is not None:
+            try:
+                awaiting = awaiting.filter(ticket=self.tickets.parse(understood.ticket))
+            except InvalidTicket:
+                await reply.send("ticket_not_found", ticket=understood.ticket[:20])
+                return None
+        # Without a ticket, the answer is to the prompt sent last.
+        complaint = await awaiting.order_by("-resolved_at").first()
+        if complaint is None:
+            await reply.send("not_understood", service_code=self.config.service.service_code)
+            return None
+        try:
+            await self.lifecycle.feedback(
+                complaint.id, satisfied=understood.intent is Intent.SOLVED
+            )
+        except IllegalTransition:
+            pass  # answered twice: the first answer stands
+        return complaint.id
+
+    async def _status(
+        self, understood: Understood, citizen: Citizen | None, reply: _Reply
+    ) -> int | None:
+        if understood.ticket is not None:
+            complaint = await self._complaint(understood.ticket, reply)
+        elif citizen is not None:
+            complaint = await Complaint.filter(citizen_id=citizen.id).order_by("-id").first()
+        else:
+            complaint = None
+        if complaint is None:
+            if understood.ticket is None:
+                await reply.send("not_understood", service_code=self.config.service.service_code)
+            return None
+        lang = reply.language
+        await reply.send(
+            "status_reply",
+            ticket=complaint.ticket or "",
+            status=self.notices.status(complaint.status.value, lang),
+            department=self.notices.department(complaint.department, lang),
+            due_date=self.notices.date(lang, complaint.due_at),
+        )
+        return complaint.id
+
+    async def _not_understood(
+        self, text: str, citizen: Citizen | None, reply: _Reply
+    ) -> int | None:
+        await reply.send("not_understood", service_code=self.config.service.service_code)
+        if citizen is None or not text.strip():
+            return None
+        # Kept on the record when it clearly belongs to one complaint: the citizen's only
+        # one that is still open or awaiting feedback.
+        live = await Complaint.filter(
+            citizen_id=citizen.id, status__in=(*OPEN, ComplaintStatus.RESOLVED)
+        ).limit(2)
+        if len(live) != 1:
+            return None
+        await ComplaintEvent.create(
+            complaint_id=live[0].id,
+            kind=EventKind.CITIZEN_MESSAGE,
+            actor="citizen",
+            from_status=live[0].status.value,
+            to_status=live[0].status.value,
+            remark=text[:1000],
+        )
+        return live[0].id
+
+
+class _Reply:
+    """The answer to one inbound SMS (at most one of each kind, however often retried)."""
+
+    def __init__(self, inbox: Inbox, *, to: str, language: str, key: str) -> None:
+        self.inbox = inbox
+        self.to = to
+        self.language = language
+        self.key = key
+
+    async def send(self, template: str, **values: str) -> None:
+        async with in_transaction() as conn:
+            msg = await self.inbox.notices.queue(
+                template,
+                to=self.to,
+                language=self.language,
+                values=values,
+                key=f"{self.key}:{template}",
+                complaint=None,
+                conn=conn,
+            )
+        if msg is not None:
+            await self.inbox.dispatcher.dispatch([msg.id])

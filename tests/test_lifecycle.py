@@ -1,0 +1,222 @@
+"""The complaint's life after registration, driven through the real HTTP endpoints and a
+real worker: officers act by SMS, citizens answer by SMS, deadlines escalate."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import LIFECYCLE
+from gateway.config import Config
+from gateway.lifecycle import IllegalTransition
+from gateway.models import Complaint, ComplaintEvent, OutboundMessage
+from tests.conftest import AppFactory, Phone, run_worker
+
+OFFICER_L1 = "+919800100001"  # Jal Shakti, Theog (config.yaml)
+OFFICER_L2 = "+919800100002"
+_ids = itertools.count(1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 2, 5, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+async def sms(client: TestClient[Any, Any], sender: str, text: str, msg_id: str = "") -> int:
+    form = {
+        "from": sender,
+        "to": "51100",
+        "text": text,
+        "date": "2026-11-23 10:15:02",
+        "id": msg_id or f"ATXid_in_{next(_ids)}",
+        "linkId": "",
+    }
+    resp = await client.post("/sms/africastalking/inbound", data=form)
+    return resp.status
+
+
+async def register(client: TestClient[Any, Any], number: str, language: str) -> Complaint:
+    phone = Phone(client, number=number)
+    await phone.dial()
+    await phone.walk(language, "1", "2", "9", "2", "1", "1")  # Jal Shakti, Shimla, Theog
+    assert phone.ended
+    return await Complaint.filter(citizen__phone=number).order_by("-id").first()  # type: ignore[return-value]
+
+
+async def texts_to(number: str) -> list[tuple[str, str]]:
+    rows = await OutboundMessage.filter(recipient=number).order_by("id")
+    return [(m.template, m.text) for m in rows]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def app_client(start_app: AppFactory, config: Config, clock: Clock) -> TestClient[Any, Any]:
+    return await start_app(config, clock=clock)
+
+
+@pytest.mark.parametrize("language, lang_code", [("2", "en_IN"), ("1", "hi")])
+async def test_whole_story_by_sms(
+    app_client: TestClient[Any, Any], language: str, lang_code: str
+) -> None:
+    client = app_client
+    citizen = "+919811112222"
+    c = await register(client, citizen, language)
+    assert c.status == "assigned" and c.officer == "js_theog_je" and c.level == 1
+    officer_sms = await texts_to(OFFICER_L1)
+    assert [t for t, _ in officer_sms] == ["officer_new_complaint"]
+    assert c.ticket in officer_sms[0][1]
+
+    # The L1 officer resolves by SMS; the citizen is asked for feedback.
+    assert await sms(client, OFFICER_L1, f"{c.ticket} DONE Pipeline repaired") == 200
+    await c.refresh_from_db()
+    assert c.status == "resolved"
+    # Not solved: reopened one level up, with the L2 officer.
+    assert await sms(client, citizen, "2") == 200
+    await c.refresh_from_db()
+    assert (c.status, c.level, c.officer) == ("reopened", 2, "js_theog_ae")
+    assert [t for t, _ in await texts_to(OFFICER_L2)] == ["officer_escalated"]
+    # The L1 officer may no longer act on it.
+    await sms(client, OFFICER_L1, f"{c.ticket} DONE again")
+    await c.refresh_from_db()
+    assert c.status == "reopened"
+    assert (await texts_to(OFFICER_L1))[-1][0] == "officer_refused"
+    # The L2 officer resolves; the citizen says it is solved: closed.
+    await sms(client, OFFICER_L2, f"{c.ticket} DONE New pipe laid")
+    await sms(client, citizen, "haan")
+    await c.refresh_from_db()
+    assert c.status == "closed" and c.closed_at is not None
+
+    await run_worker(client.app)
+    got = await OutboundMessage.filter(recipient=citizen).order_by("id")
+    assert [m.template for m in got] == [
+        "complaint_registered",
+        "complaint_resolved",
+        "complaint_reopened",
+        "complaint_resolved",
+        "complaint_closed",
+    ]
+    assert all(m.language == lang_code and m.status == "delivered" for m in got)
+    assert all(c.ticket in m.text for m in got)
+    kinds = [e.kind for e in await ComplaintEvent.filter(complaint_id=c.id).order_by("id")]
+    assert kinds == ["registered", "assigned", "resolved", "reopened", "resolved", "closed"]
+
+
+async def test_a_retried_inbound_callback_is_processed_once(
+    app_client: TestClient[Any, Any],
+) -> None:
+    client = app_client
+    c = await register(client, "+919811113333", "2")
+    for _ in range(3):
+        assert await sms(client, OFFICER_L1, f"{c.ticket} DONE fixed", msg_id="ATXid_same") == 200
+    assert await OutboundMessage.filter(template="complaint_resolved").count() == 1
+    assert await ComplaintEvent.filter(complaint_id=c.id, kind="resolved").count() == 1
+
+
+async def test_escalation_across_all_levels(app_client: TestClient[Any, Any], clock: Clock) -> None:
+    client = app_client
+    lifecycle = client.app[LIFECYCLE]
+    c = await register(client, "+919811114444", "2")
+    assert await lifecycle.escalate_overdue() == 0
+    for days, level, officer in (
+        (8, 2, "js_theog_ae"),
+        (8, 3, "js_shimla_xen"),
+        (15, 4, "js_state_ce"),
+    ):
+        clock.advance(days=days)
+        assert await lifecycle.escalate_overdue() == 1
+        await c.refresh_from_db()
+        assert (c.level, c.officer, c.status) == (level, officer, "assigned")
+        assert c.due_at > clock.now
+        assert await lifecycle.escalate_overdue() == 0, "not twice"
+    clock.advance(days=15)
+    assert await lifecycle.escalate_overdue() == 1
+    await c.refresh_from_db()
+    assert c.needs_review and c.level == 4
+    assert await lifecycle.escalate_overdue() == 0
+    escalated = await OutboundMessage.filter(template="complaint_escalated").count()
+    assert escalated == 3
+    assert await OutboundMessage.filter(template="officer_escalated").count() == 3
+
+
+async def test_two_workers_racing_escalate_once(
+    app_client: TestClient[Any, Any], clock: Clock
+) -> None:
+    client = app_client
+    lifecycle = client.app[LIFECYCLE]
+    complaints = [await register(client, f"+91981111550{i}", "2") for i in range(4)]
+    clock.advance(days=8)
+    moved = await asyncio.gather(lifecycle.escalate_overdue(), lifecycle.escalate_overdue())
+    assert sum(moved) == 4
+    for c in complaints:
+        await c.refresh_from_db()
+        assert c.level == 2
+        assert await ComplaintEvent.filter(complaint_id=c.id, kind="escalated").count() == 1
+    assert await OutboundMessage.filter(template="complaint_escalated").count() == 4
+
+
+async def test_no_feedback_reminds_then_closes(
+    app_client: TestClient[Any, Any], clock: Clock
+) -> None:
+    client = app_client
+    lifecycle = client.app[LIFECYCLE]
+    c = await register(client, "+919811116666", "2")
+    await sms(client, OFFICER_L1, f"{c.ticket} DONE fixed")
+    clock.advance(days=3, hours=1)
+    assert await lifecycle.feedback_timers() == (1, 0)
+    assert await lifecycle.feedback_timers() == (0, 0)
+    clock.advance(days=4)
+    assert await lifecycle.feedback_timers() == (0, 1)
+    await c.refresh_from_db()
+    assert c.status == "closed_no_response"
+    templates = [t for t, _ in await texts_to("+919811116666")]
+    assert templates[-2:] == ["feedback_reminder", "complaint_closed_no_response"]
+
+
+async def test_illegal_transition_is_refused(app_client: TestClient[Any, Any]) -> None:
+    c = await register(app_client, "+919811117777", "2")
+    lifecycle = app_client.app[LIFECYCLE]
+    with pytest.raises(IllegalTransition, match="cannot feedback a complaint that is assigned"):
+        await lifecycle.feedback(c.id, satisfied=True)
+
+
+@pytest.mark.parametrize(
+    "sender, text",
+    [
+        ("+919811118888", ""),
+        ("+919800000999", "1"),  # unknown sender
+        ("+919811118888", "STATUS 123456789"),  # no such ticket / bad check digit
+        ("+919811118888", "x" * 1000),
+        ("+919811118888", "வணக்கம் புகார்"),  # a script we do not read
+        ("+919800100001", "999999999 DONE fixed"),  # officer, no such ticket
+    ],
+)
+async def test_bad_inbound_sms_gets_a_reply_never_a_500(
+    app_client: TestClient[Any, Any], sender: str, text: str
+) -> None:
+    await register(app_client, "+919811118888", "2")
+    assert await sms(app_client, sender, text) == 200
+    replies = await texts_to(sender)
+    assert replies, "every inbound SMS gets an answer"
+    assert replies[-1][0] in {"not_understood", "ticket_not_found"}
+
+
+async def test_status_by_sms(app_client: TestClient[Any, Any]) -> None:
+    c = await register(app_client, "+919811119999", "1")
+    await sms(app_client, "+919811119999", f"STHITI {c.ticket}")
+    template, text = (await texts_to("+919811119999"))[-1]
+    assert template == "status_reply" and c.ticket in text and "अधिकारी के पास" in text
