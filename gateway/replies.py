@@ -279,7 +279,7 @@ def _officer_command(tokens: Sequence[_Token], text: str) -> Understood | None:
         return None
     intent = _COMMANDS[command.text]
     remark = _remark(text[max(ticket.end, command.end) :])
-    if False:
+    if intent is Intent.OFFICER_NOTE and remark is None:
         return Understood(Intent.UNKNOWN)
     return Understood(intent, ticket.text, remark)
 
