@@ -181,6 +181,7 @@ def setup_services(app: web.Application) -> None:
             notices=notices,
             tickets=tickets,
             dispatcher=dispatcher,
+            lifecycle=app[LIFECYCLE],
             clock=app[CLOCK],
         )
         app[ENGINE] = UssdEngine(

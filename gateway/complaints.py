@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from gateway.config import Config
 from gateway.i18n import Catalogs
-from gateway.lifecycle import officer_for
+from gateway.lifecycle import IllegalTransition, Lifecycle, officer_for
 from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
 from gateway.notices import Notices
 from gateway.outbox import Dispatcher, queue_message
@@ -26,11 +26,38 @@ from gateway.phone import mask_phone
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
 
-__all__ = ["ComplaintService", "InvalidComplaint", "NewComplaint", "Registration"]
+__all__ = [
+    "ComplaintService",
+    "ComplaintView",
+    "InvalidComplaint",
+    "MonthlyLimitReached",
+    "NewComplaint",
+    "Registration",
+]
 
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGEMENT = "complaint_registered"
+
+
+class MonthlyLimitReached(Exception):
+    """The number has registered as many complaints this month as one number may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} complaints a month from one number")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintView:
+    """What a citizen may see of a complaint (no personal data)."""
+
+    ticket: str
+    status: str
+    department: str
+    due_at: datetime
+    owned: bool
+    """The asking number registered it (only the owner may rate it)."""
 
 
 class InvalidComplaint(ValueError):
@@ -77,6 +104,7 @@ class ComplaintService:
         notices: Notices,
         tickets: TicketCodec,
         dispatcher: Dispatcher,
+        lifecycle: Lifecycle | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
@@ -85,6 +113,7 @@ class ComplaintService:
         self.notices = notices
         self.tickets = tickets
         self.dispatcher = dispatcher
+        self.lifecycle = lifecycle
         self.clock = clock
         self.tz = ZoneInfo(config.service.timezone)
 
@@ -103,6 +132,52 @@ class ComplaintService:
                 await Citizen.create(phone=phone, language=language)
             except IntegrityError:  # created meanwhile by a parallel request
                 await Citizen.filter(phone=phone).update(language=language)
+
+    async def registered_this_month(self, phone: str) -> int:
+        """Complaints this number registered in the current calendar month (local time)."""
+        local = self.clock().astimezone(self.tz)
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return await Complaint.filter(
+            citizen__phone=phone, created_at__gte=start.astimezone(UTC)
+        ).count()
+
+    async def may_register(self, phone: str) -> bool:
+        limit = self.config.lifecycle.monthly_limit_per_number
+        return await self.registered_this_month(phone) < limit
+
+    def parse_ticket(self, raw: str) -> str:
+        """The ticket's canonical digits; raises :class:`InvalidTicket` (a mistyped digit is
+        caught by the check digit)."""
+        return self.tickets.parse(raw)
+
+    async def recent(self, phone: str, *, limit: int = 20) -> list[ComplaintView]:
+        """The number's complaints, newest first."""
+        rows = await Complaint.filter(citizen__phone=phone).order_by("-id").limit(limit)
+        return [self._view(c, owned=True) for c in rows]
+
+    async def find(self, ticket: str, *, phone: str) -> ComplaintView | None:
+        c = await Complaint.get_or_none(ticket=ticket).prefetch_related("citizen")
+        if c is None:
+            return None
+        return self._view(c, owned=c.citizen.phone == phone)
+
+    def _view(self, c: Complaint, *, owned: bool) -> ComplaintView:
+        assert c.ticket is not None
+        return ComplaintView(c.ticket, c.status.value, c.department, c.due_at, owned)
+
+    async def rate(self, ticket: str, *, phone: str, satisfied: bool) -> bool:
+        """The owner's answer to "is your problem solved?" given on USSD; False when the
+        complaint is not awaiting one (answered already, or not theirs)."""
+        if self.lifecycle is None:
+            return False
+        c = await Complaint.get_or_none(ticket=ticket, citizen__phone=phone)
+        if c is None:
+            return False
+        try:
+            await self.lifecycle.feedback(c.id, satisfied=satisfied)
+        except IllegalTransition:
+            return False
+        return True
 
     def validate(self, new: NewComplaint) -> str:
         """Check every code against the configuration; returns the block's tehsil."""
@@ -129,6 +204,9 @@ class ComplaintService:
         """Register ``new`` and queue its acknowledgement SMS, or return the registration
         ``new.source_key`` made before."""
         tehsil = self.validate(new)
+        existing = await Complaint.get_or_none(source_key=new.source_key)
+        if existing is None and not await self.may_register(new.phone):
+            raise MonthlyLimitReached(self.config.lifecycle.monthly_limit_per_number)
         try:
             registration, message_ids = await self._register(new, tehsil)
         except IntegrityError:

@@ -41,18 +41,22 @@ async def test_english_registration_end_to_end(
     assert (complaint.department, complaint.issue_type) == ("jal_shakti", "no_water_supply")
     assert (complaint.district, complaint.tehsil, complaint.block) == ("shimla", "theog", "theog")
     assert complaint.language == "en_IN" and complaint.channel == "ussd"
-    assert await ComplaintEvent.filter(complaint=complaint).count() == 1
+    events = await ComplaintEvent.filter(complaint=complaint).order_by("id")
+    assert [e.kind for e in events] == ["registered", "assigned"]
+    assert complaint.status == "assigned" and complaint.officer == "js_theog_je"
 
-    messages = await OutboundMessage.all()
+    messages = await OutboundMessage.filter(recipient="+919812345678")
     assert len(messages) == 1, "exactly one acknowledgement"
     ack = messages[0]
+    officer = await OutboundMessage.exclude(recipient="+919812345678")
+    assert [m.template for m in officer] == ["officer_new_complaint"], "and one to the officer"
     assert ack.recipient == "+919812345678" and complaint.ticket in ack.text
     assert ack.status == "queued" and ack.encoding == "gsm7" and ack.segments == 1
 
     await run_worker(client.app)
     await ack.refresh_from_db()
     assert ack.status == "delivered"
-    assert await OutboundMessage.all().count() == 1
+    assert await OutboundMessage.filter(recipient="+919812345678").count() == 1
     session = await UssdSession.get(session_id=phone.session_id)
     assert session.outcome == "registered" and session.complaint_id == complaint.id
 
@@ -77,10 +81,10 @@ async def test_hindi_registration_with_typed_description(
     assert complaint.description == "Nal se * ganda paani" and complaint.issue_type is None
     assert complaint.language == "hi"
     assert f"शिकायत संख्या: {complaint.ticket}" in done
-    ack = await OutboundMessage.get()
+    ack = await OutboundMessage.get(recipient="+919800000011")
     assert complaint.ticket in ack.text and "जल शक्ति" in ack.text and ack.encoding == "ucs2"
     assert ack.segments <= 2
-    assert await OutboundMessage.all().count() == 1
+    assert await OutboundMessage.filter(recipient="+919800000011").count() == 1
 
 
 async def test_language_is_remembered_for_the_number(client: TestClient[Any, Any]) -> None:
@@ -90,7 +94,7 @@ async def test_language_is_remembered_for_the_number(client: TestClient[Any, Any
     assert (await Citizen.get(phone="+919800000012")).language == "en_IN"
     again = await phone.dial()
     assert again.startswith("Mukhyamantri Seva Sankalp") and "New complaint" in again
-    changed = await phone.send("2")  # Change language
+    changed = await phone.send("4")  # Change language
     assert "English" in changed
     assert "नई शिकायत" in await phone.send(HINDI)
     assert (await Citizen.get(phone="+919800000012")).language == "hi"

@@ -7,12 +7,16 @@ Screen texts are English message ids marked with ``N_`` and translated per citiz
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from gateway.complaints import InvalidComplaint, NewComplaint, Registration
+from gateway.complaints import ComplaintView, InvalidComplaint, NewComplaint, Registration
 from gateway.config import Config
 from gateway.i18n import N_
 from gateway.models import Channel
+from gateway.notices import STATUS_WORDS
+from gateway.tickets import InvalidTicket
 from gateway.ussd.menu import (
     Action,
     Choice,
@@ -44,11 +48,23 @@ class CitizenServices(Protocol):
 
     async def register(self, new: NewComplaint) -> Registration: ...
 
+    async def may_register(self, phone: str) -> bool: ...
+
+    async def recent(self, phone: str, *, limit: int = 20) -> list[ComplaintView]: ...
+
+    async def find(self, ticket: str, *, phone: str) -> ComplaintView | None: ...
+
+    def parse_ticket(self, raw: str) -> str: ...
+
+    async def rate(self, ticket: str, *, phone: str, satisfied: bool) -> bool: ...
+
 
 def _services(ctx: Context) -> CitizenServices:
     services: CitizenServices = ctx.services
     return services
 
+
+OPEN_STATUSES = ("registered", "assigned", "in_progress", "reopened", "transferred")
 
 # Flow answers kept in ctx.data.
 DEPARTMENT, DISTRICT, BLOCK, ISSUE, DESCRIPTION = (
@@ -98,7 +114,108 @@ def main_title(ctx: Context) -> str:
 
 async def new_complaint(ctx: Context) -> Transition:
     ctx.data.clear()
+    if not await _services(ctx).may_register(ctx.phone):
+        limit = ctx.config.lifecycle.monthly_limit_per_number
+        text = ctx.t(
+            "You have registered {limit} complaints this month, the most allowed. "
+            "Please try again next month."
+        )
+        return End(text.format(limit=limit), outcome="monthly_limit")
     return Goto("department")
+
+
+# "My complaints" and "Check status": the complaint shown is kept in ctx.data.
+MINE, SHOWN = "mine", "shown"
+
+
+async def my_complaints(ctx: Context) -> Transition:
+    views = await _services(ctx).recent(ctx.phone)
+    if not views:
+        return Reject(ctx.t("You have no complaints yet."))
+    ctx.data[MINE] = ";".join(f"{v.ticket}:{v.status}" for v in views)
+    return Goto("mine")
+
+
+def mine_options(ctx: Context) -> Sequence[Option]:
+    entries = [e.split(":") for e in ctx.data.get(MINE, "").split(";") if e]
+    return [
+        Option(
+            label=verbatim(f"{ticket} {ctx.t(STATUS_WORDS.get(status, status))}"),
+            action=_show(ticket),
+        )
+        for ticket, status in entries
+    ]
+
+
+def _show(ticket: str) -> Action:
+    async def show(ctx: Context) -> Transition:
+        return await _show_complaint(ctx, ticket)
+
+    return show
+
+
+async def _show_complaint(ctx: Context, ticket: str) -> Transition:
+    view = await _services(ctx).find(ticket, phone=ctx.phone)
+    if view is None:
+        return Reject(ctx.t("No complaint has that number. Type it again:"))
+    ctx.data[SHOWN] = "|".join(
+        (
+            view.ticket,
+            view.status,
+            view.department,
+            view.due_at.isoformat(),
+            "1" if view.owned else "",
+        )
+    )
+    return Goto("complaint")
+
+
+async def check_ticket(ctx: Context) -> Transition:
+    try:
+        ticket = _services(ctx).parse_ticket(ctx.data.pop("typed_ticket", ""))
+    except InvalidTicket:
+        return Reject(ctx.t("That number is not right. Check it and type again:"))
+    return await _show_complaint(ctx, ticket)
+
+
+def complaint_title(ctx: Context) -> str:
+    ticket, status, department, due, _owned = ctx.data.get(SHOWN, "||||").split("|")
+    dept = ctx.config.department(department)
+    ticket_word = ctx.t("Ticket")
+    lines = [
+        f"{ticket_word} {ticket}",
+        ctx.name(dept.name) if dept else department,
+        ctx.t(STATUS_WORDS.get(status, status)),
+    ]
+    if status in OPEN_STATUSES and due:
+        when = datetime.fromisoformat(due).astimezone(ZoneInfo(ctx.config.service.timezone))
+        due_word = ctx.t("Due by")
+        lines.append(f"{due_word} {ctx.catalogs.format_date(ctx.language, when)}")
+    return "\n".join(lines)
+
+
+def complaint_options(ctx: Context) -> Sequence[Option]:
+    _ticket, status, _dept, _due, owned = ctx.data.get(SHOWN, "||||").split("|")
+    if status != "resolved" or not owned:
+        return []
+    return [
+        Option(N_("Solved"), action=_rate(satisfied=True)),
+        Option(N_("Not solved"), action=_rate(satisfied=False)),
+    ]
+
+
+def _rate(*, satisfied: bool) -> Action:
+    async def rate(ctx: Context) -> Transition:
+        ticket = ctx.data.get(SHOWN, "").split("|")[0]
+        await _services(ctx).rate(ticket, phone=ctx.phone, satisfied=satisfied)
+        if satisfied:
+            return End(ctx.t("Thank you. Your complaint is closed."), outcome="rated")
+        return End(
+            ctx.t("Sorry. Your complaint is reopened and sent to a senior officer."),
+            outcome="rated",
+        )
+
+    return rate
 
 
 def department_options(ctx: Context) -> Sequence[Option]:
@@ -185,8 +302,20 @@ def build_menu(config: Config) -> Menu:
             title=main_title,
             options=[
                 Option(N_("New complaint"), action=new_complaint),
+                Option(N_("My complaints"), action=my_complaints),
+                Option(N_("Check status"), next="ticket_entry"),
                 Option(N_("Change language"), next="language"),
             ],
+        ),
+        Choice("mine", title=N_("Your complaints:"), options=mine_options),
+        Choice("complaint", title=complaint_title, options=complaint_options, keep_title=True),
+        TextInput(
+            "ticket_entry",
+            prompt=N_("Type the ticket number:"),
+            store="typed_ticket",
+            min_length=1,
+            max_length=30,
+            action=check_ticket,
         ),
         Choice(
             "resume",

@@ -185,7 +185,9 @@ class Choice:
         fits = ctx.budget.fits
         # A dynamic title may be too long to leave room for even a short first item.
         probe = [items[0][:6]] if items else []
-        full_footer = f"{more} {back}" if can_go_back else more
+        full_footer = " ".join(
+            part for part, shown in ((more, bool(items)), (back, can_go_back)) if shown
+        )
         header = shorten_to_fit(title, lambda h: fits(compose(h, probe, full_footer)))
         shortened = header != title
         # Lay pages out for the longer of title and hint, so a wrong input keeps the page.
@@ -225,10 +227,12 @@ class TextInput:
     name: str
     prompt: Text
     store: str
-    next: str
+    next: str | None = None
     min_length: int = 1
     max_length: int = 160
     too_short: str = N_("Too short. Please type a few words:")
+    action: Action | None = None
+    """Runs after the text is stored (to check it); its transition wins over ``next``."""
 
     def render(self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool) -> Rendered:
         prompt = hint if hint else _text(ctx, self.prompt)
@@ -242,6 +246,10 @@ class TextInput:
             return Reject(ctx.t(self.too_short))
         # Longer than allowed: keep what fits rather than make the citizen type it again.
         ctx.data[self.store] = text[: self.max_length]
+        if self.action is not None:
+            return await self.action(ctx)
+        if self.next is None:
+            raise LookupError(f"text input {self.name} leads nowhere")
         return Goto(self.next)
 
 
