@@ -17,6 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from gateway.models import (
+    Citizen,
     Complaint,
     ComplaintEvent,
     EventKind,
@@ -176,6 +177,10 @@ class Outbox:
             status=MessageStatus.FAILED, last_error=reason
         )
         log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
+        if reason.startswith("UserInBlacklist"):
+            # The number opted out with the operator (AT status 406): stop what is optional.
+            await Citizen.filter(phone=msg.recipient).update(opted_out=True)
+        await after_final_failure(msg.id, self.second_chance)
         return DeliveryResult(MessageStatus.FAILED, reason)
 
 
@@ -240,6 +245,8 @@ async def record_delivery_report(
             provider_status=report.provider_status,
             last_error=report.failure_reason or report.provider_status,
         )
+        if (report.failure_reason or "").lower() == "userinblacklist":
+            await Citizen.filter(phone=msg.recipient).update(opted_out=True)
         await after_final_failure(msg.id, second_chance)
     return True
 

@@ -220,3 +220,54 @@ async def test_status_by_sms(app_client: TestClient[Any, Any]) -> None:
     await sms(app_client, "+919811119999", f"STHITI {c.ticket}")
     template, text = (await texts_to("+919811119999"))[-1]
     assert template == "status_reply" and c.ticket in text and "अधिकारी के पास" in text
+
+
+async def test_transfer_then_the_district_takes_it(app_client: TestClient[Any, Any]) -> None:
+    lifecycle = app_client.app[LIFECYCLE]
+    c = await register(app_client, "+919811120000", "2")
+    change = await lifecycle.transfer(
+        c.id, actor="officer:js_theog_je", remark="Road, not water", department="pwd"
+    )
+    await c.refresh_from_db()
+    assert (change.status, c.department, c.level, c.transfers) == ("transferred", "pwd", 1, 1)
+    assert c.officer == "bdo_desk"
+    citizen = [t for t, _ in await texts_to("+919811120000")]
+    assert citizen[-1] == "complaint_transferred"
+    for n in (2, 3):
+        await lifecycle.transfer(c.id, actor="system", remark="again", block="mashobra")
+        await c.refresh_from_db()
+        assert (c.transfers, c.level, c.block) == (n, 1, "mashobra")
+    await lifecycle.transfer(c.id, actor="system", remark="once more", department="revenue")
+    await c.refresh_from_db()
+    assert (c.transfers, c.level, c.officer) == (3, 3, "dc_desk"), "the district takes it"
+    with pytest.raises(ValueError, match="unknown department"):
+        await lifecycle.transfer(c.id, actor="system", remark="x", department="nasa")
+
+
+async def test_failed_acknowledgement_gets_one_later_try_then_flags_the_complaint(
+    app_client: TestClient[Any, Any],
+) -> None:
+    from arq.jobs import Job, JobStatus
+
+    from gateway.app import REDIS, worker_context
+    from gateway.models import Citizen
+
+    client = app_client
+    number = "+919999999406"  # the simulator answers 406 UserInBlacklist for it
+    c = await register(client, number, "2")
+    ack = await OutboundMessage.get(recipient=number, template="complaint_registered")
+    outbox = worker_context(client.app)["outbox"]
+    result = await outbox.deliver(ack.id, final_attempt=False)  # type: ignore[attr-defined]
+    assert result.status == "failed"
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and ack.second_chance
+    job = Job(f"sms:{ack.id}:second", client.app[REDIS], _queue_name="sampark:queue")
+    assert await job.status() == JobStatus.deferred
+    assert (await Citizen.get(phone=number)).opted_out, "406 marks the number opted out"
+    # The later try fails too: the complaint is flagged for staff.
+    await outbox.deliver(ack.id, final_attempt=True)  # type: ignore[attr-defined]
+    flagged = await ComplaintEvent.filter(complaint_id=c.id, kind="message_failed")
+    assert len(flagged) == 1 and "UserInBlacklist" in (flagged[0].remark or "")
+    # Opted out: an optional message (a status update) is not written at all.
+    await client.app[LIFECYCLE].add_note(c.id, "Survey done", actor="officer:js_theog_je")
+    assert not await OutboundMessage.filter(recipient=number, template="complaint_status_update")
