@@ -271,3 +271,17 @@ async def test_failed_acknowledgement_gets_one_later_try_then_flags_the_complain
     # Opted out: an optional message (a status update) is not written at all.
     await client.app[LIFECYCLE].add_note(c.id, "Survey done", actor="officer:js_theog_je")
     assert not await OutboundMessage.filter(recipient=number, template="complaint_status_update")
+
+
+async def test_a_mistyped_ticket_is_caught_by_its_check_digit(
+    app_client: TestClient[Any, Any],
+) -> None:
+    c = await register(app_client, "+919811121111", "2")
+    assert c.ticket is not None
+    mistyped = c.ticket[:3] + str((int(c.ticket[3]) + 1) % 10) + c.ticket[4:]
+    await sms(app_client, "+919811121111", f"STATUS {mistyped}")
+    await sms(app_client, OFFICER_L1, f"{mistyped} DONE fixed")
+    assert (await texts_to("+919811121111"))[-1][0] == "ticket_not_found"
+    assert (await texts_to(OFFICER_L1))[-1][0] == "ticket_not_found"
+    await c.refresh_from_db()
+    assert c.status == "assigned"
