@@ -348,5 +348,7 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"sms\.provider: .*from environment variable SMS_PROVIDER"):
+    with pytest.raises(
+        ConfigError, match=r"sms\.provider: .*from environment variable SMS_PROVIDER"
+    ):
         load_config(SHIPPED, environ={"SMS_PROVIDER": "nokia"})
