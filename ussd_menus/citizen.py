@@ -126,12 +126,14 @@ async def new_complaint(ctx: Context) -> Transition:
 
 # "My complaints" and "Check status": the complaint shown is kept in ctx.data.
 MINE, SHOWN = "mine", "shown"
+NO_COMPLAINTS = N_("You have no complaints yet.")
+NOT_FOUND = N_("No complaint has that number. Type it again:")
 
 
 async def my_complaints(ctx: Context) -> Transition:
     views = await _services(ctx).recent(ctx.phone)
     if not views:
-        return Reject(ctx.t("You have no complaints yet."))
+        return Reject(ctx.t(NO_COMPLAINTS))
     ctx.data[MINE] = ";".join(f"{v.ticket}:{v.status}" for v in views)
     return Goto("mine")
 
@@ -157,7 +159,7 @@ def _show(ticket: str) -> Action:
 async def _show_complaint(ctx: Context, ticket: str) -> Transition:
     view = await _services(ctx).find(ticket, phone=ctx.phone)
     if view is None:
-        return Reject(ctx.t("No complaint has that number. Type it again:"))
+        return Reject(ctx.t(NOT_FOUND))
     ctx.data[SHOWN] = "|".join(
         (
             view.ticket,
@@ -306,8 +308,9 @@ def build_menu(config: Config) -> Menu:
                 Option(N_("Check status"), next="ticket_entry"),
                 Option(N_("Change language"), next="language"),
             ],
+            hints=(NO_COMPLAINTS,),
         ),
-        Choice("mine", title=N_("Your complaints:"), options=mine_options),
+        Choice("mine", title=N_("Your complaints:"), options=mine_options, hints=(NOT_FOUND,)),
         Choice("complaint", title=complaint_title, options=complaint_options, keep_title=True),
         TextInput(
             "ticket_entry",

@@ -172,6 +172,8 @@ class Choice:
     keep_title: bool = False
     """Show the hint above the title instead of in its place (when the title says what is
     being confirmed); the title is shortened to fit."""
+    hints: tuple[str, ...] = ()
+    """Other hints this node's actions may show (message ids): pages leave room for them."""
 
     def option_list(self, ctx: Context) -> Sequence[Option]:
         return self.options(ctx) if callable(self.options) else self.options
@@ -184,15 +186,17 @@ class Choice:
         back = f"{NAV_BACK} {ctx.t(BACK)}"
         fits = ctx.budget.fits
         # A dynamic title may be too long to leave room for even a short first item.
+        # Pages after the first end with "0 Back" whatever can_go_back says: leave room.
         probe = [items[0][:6]] if items else []
+        has_back = can_go_back or len(items) > 1
         full_footer = " ".join(
-            part for part, shown in ((more, bool(items)), (back, can_go_back)) if shown
+            part for part, shown in ((more, bool(items)), (back, has_back)) if shown
         )
         header = shorten_to_fit(title, lambda h: fits(compose(h, probe, full_footer)))
         shortened = header != title
         # Lay pages out for the longer of title and hint, so a wrong input keeps the page.
         invalid = ctx.t(self.invalid)
-        layout = max(header, invalid, key=len)
+        layout = max([header, invalid, *(ctx.t(h) for h in self.hints)], key=len)
         pages = paginate(
             layout, items, budget=ctx.budget, more=more, back=back, first_page_back=can_go_back
         )
