@@ -80,7 +80,7 @@ async def test_hindi_registration_with_typed_description(
     complaint = await Complaint.get()
     assert complaint.description == "Nal se * ganda paani" and complaint.issue_type is None
     assert complaint.language == "hi"
-    assert f"शिकायत संख्या: {complaint.ticket}" in done
+    assert f"शिकायत सं.: {complaint.ticket}" in done
     ack = await OutboundMessage.get(recipient="+919800000011")
     assert complaint.ticket in ack.text and "जल शक्ति" in ack.text and ack.encoding == "ucs2"
     assert ack.segments <= 2
