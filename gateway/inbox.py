@@ -74,7 +74,7 @@ class Inbox:
         )
         reply = _Reply(self, to=sms.sender, language=language, key=f"inbound:{record.id}")
         complaint_id: int | None = None
-        if understood.intent in (Intent.OFFICER_DONE, Intent.OFFICER_NOTE):
+        if understood.intent in (Intent.OFFICER_DONE, Intent.OFFICER_NOTE, Intent.OFFICER_TRANSFER):
             complaint_id = await self._officer(understood, officer, reply)
         elif understood.intent in (Intent.SOLVED, Intent.NOT_SOLVED):
             complaint_id = await self._feedback(understood, citizen, reply)
@@ -119,7 +119,18 @@ class Inbox:
         remark = understood.remark or ""
         actor = f"officer:{officer.code}"
         try:
-            if understood.intent is Intent.OFFICER_DONE:
+            if understood.intent is Intent.OFFICER_TRANSFER:
+                target, _, why = remark.partition(" ")
+                where = self._transfer_target(target)
+                if where is None:
+                    await reply.send(
+                        "not_understood", service_code=self.config.service.service_code
+                    )
+                    return complaint.id
+                change = await self.lifecycle.transfer(
+                    complaint.id, actor=actor, remark=why or remark, **where
+                )
+            elif understood.intent is Intent.OFFICER_DONE:
                 change = await self.lifecycle.resolve(complaint.id, remark, actor=actor)
             else:
                 change = await self.lifecycle.add_note(complaint.id, remark, actor=actor)
@@ -132,6 +143,18 @@ class Inbox:
             status=self.notices.status(status, reply.language),
         )
         return complaint.id
+
+    def _transfer_target(self, word: str) -> dict[str, str] | None:
+        """A department (code or English name's first word) or a block code."""
+        key = word.casefold().strip(".,:;")
+        for dept in self.config.departments:
+            names = {dept.code, *(n.casefold().split()[0] for n in dept.name.values())}
+            if key in names:
+                return {"department": dept.code}
+        for district in self.config.districts:
+            if any(b.code == key for b in district.blocks):
+                return {"block": key}
+        return None
 
     async def _feedback(
         self, understood: Understood, citizen: Citizen | None, reply: _Reply

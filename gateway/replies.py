@@ -35,6 +35,7 @@ class Intent(enum.StrEnum):
     HELP = "help"  # HELP / MADAD / मदद / SAHAYATA / सहायता / ?
     OFFICER_DONE = "officer_done"  # <ticket> DONE <remark>, DONE <ticket> <remark>, NIPTA/निपटा
     OFFICER_NOTE = "officer_note"  # <ticket> NOTE <remark>, NOTE <ticket> <remark>
+    OFFICER_TRANSFER = "officer_transfer"  # <ticket> TRANSFER <department or block> [remark]
     EMPTY = "empty"  # nothing but whitespace and punctuation
     UNKNOWN = "unknown"
 
@@ -145,6 +146,7 @@ _KEYWORDS: Final[dict[str, Intent]] = {
 _COMMANDS: Final[dict[str, Intent]] = {
     **dict.fromkeys(("done", "nipta", "निपटा"), Intent.OFFICER_DONE),
     "note": Intent.OFFICER_NOTE,
+    **dict.fromkeys(("transfer", "bhejo", "भेजो"), Intent.OFFICER_TRANSFER),
 }
 _ANSWER_WORDS: Final = frozenset(word for phrase in _SENSES for word in phrase)
 # Separators an officer may put between the command and the remark ("DONE: ...", "NOTE - ...").
@@ -279,7 +281,7 @@ def _officer_command(tokens: Sequence[_Token], text: str) -> Understood | None:
         return None
     intent = _COMMANDS[command.text]
     remark = _remark(text[max(ticket.end, command.end) :])
-    if intent is Intent.OFFICER_NOTE and remark is None:
+    if intent in (Intent.OFFICER_NOTE, Intent.OFFICER_TRANSFER) and remark is None:
         return Understood(Intent.UNKNOWN)
     return Understood(intent, ticket.text, remark)
 

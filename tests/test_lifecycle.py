@@ -285,3 +285,15 @@ async def test_a_mistyped_ticket_is_caught_by_its_check_digit(
     assert (await texts_to(OFFICER_L1))[-1][0] == "ticket_not_found"
     await c.refresh_from_db()
     assert c.status == "assigned"
+
+
+async def test_an_officer_transfers_by_sms(app_client: TestClient[Any, Any]) -> None:
+    c = await register(app_client, "+919811122222", "2")
+    await sms(app_client, OFFICER_L1, f"{c.ticket} TRANSFER pwd Road damage, not water")
+    await c.refresh_from_db()
+    assert (c.status, c.department, c.officer, c.transfers) == ("transferred", "pwd", "bdo_desk", 1)
+    event = await ComplaintEvent.filter(complaint_id=c.id, kind="transferred").first()
+    assert event is not None and event.remark == "Road damage, not water"
+    assert (await texts_to("+919811122222"))[-1][0] == "complaint_transferred"
+    await sms(app_client, "+919800100011", f"{c.ticket} TRANSFER nowhere please")
+    assert (await texts_to("+919800100011"))[-1][0] == "not_understood"

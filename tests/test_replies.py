@@ -391,3 +391,22 @@ def test_long_pathological_text_takes_linear_time(text: str) -> None:
     started = time.perf_counter()
     understand(text)
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "436805396 TRANSFER pwd road not water",
+            Understood(Intent.OFFICER_TRANSFER, "436805396", "pwd road not water"),
+        ),
+        (
+            "transfer 436805396 Mashobra",
+            Understood(Intent.OFFICER_TRANSFER, "436805396", "Mashobra"),
+        ),
+        ("436805396 TRANSFER", Understood(Intent.UNKNOWN)),
+        ("TRANSFER pwd", Understood(Intent.UNKNOWN)),
+    ],
+)
+def test_officer_transfer(text: str, expected: Understood) -> None:
+    assert understand(text) == expected
