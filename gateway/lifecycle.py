@@ -315,6 +315,20 @@ class Lifecycle:
         )
         return Change(c.id, c.status, c.level)
 
+    def _assign(self, c: Complaint, now: datetime) -> Officer | None:
+        """Give ``c`` the officer and the deadline of its (new) level and area."""
+        c.due_at = now + timedelta(days=self.config.levels[c.level - 1].days)
+        officer = officer_for(
+            self.config,
+            department=c.department,
+            level=c.level,
+            district=c.district,
+            tehsil=c.tehsil,
+            block=c.block,
+        )
+        c.officer = officer.code if officer else None
+        return officer
+
     async def _count_events(self, c: Complaint, conn: BaseDBAsyncClient) -> int:
         return await ComplaintEvent.filter(complaint_id=c.id).using_db(conn).count()
 
@@ -331,16 +345,7 @@ class Lifecycle:
             c.needs_review = True  # already at the top: the state review takes it
         else:
             c.level += 1
-        c.due_at = now + timedelta(days=self.config.levels[c.level - 1].days)
-        officer = officer_for(
-            self.config,
-            department=c.department,
-            level=c.level,
-            district=c.district,
-            tehsil=c.tehsil,
-            block=c.block,
-        )
-        c.officer = officer.code if officer else None
+        officer = self._assign(c, now)
         lang = citizen.language or c.language
         out = [
             await self._tell_citizen(
@@ -384,16 +389,7 @@ class Lifecycle:
             c.transfers += 1
             c.level = 1
         c.status = S.TRANSFERRED
-        c.due_at = now + timedelta(days=cfg.levels[c.level - 1].days)
-        officer = officer_for(
-            cfg,
-            department=c.department,
-            level=c.level,
-            district=c.district,
-            tehsil=c.tehsil,
-            block=c.block,
-        )
-        c.officer = officer.code if officer else None
+        officer = self._assign(c, now)
         lang = citizen.language or c.language
         return [
             await self._tell_citizen(
