@@ -287,8 +287,8 @@ class ComplaintService:
                 new.language,
                 {
                     "ticket": complaint.ticket,
-                    "department": self._name(new.language, new.department),
-                    "due_date": self.catalogs.format_date(new.language, due_at.astimezone(self.tz)),
+                    "department": self.notices.department(new.department, new.language),
+                    "due_date": self.notices.date(new.language, due_at),
                     "service_code": self.config.service.service_code,
                 },
                 fallback=self.config.service.default_language,
@@ -316,8 +316,3 @@ class ComplaintService:
         )
         ids = [message.id] + ([to_officer.id] if to_officer else [])
         return Registration(complaint.id, complaint.ticket, due_at, True), ids
-
-    def _name(self, language: str, department: str) -> str:
-        dept = self.config.department(department)
-        assert dept is not None  # validated
-        return dept.name.get(language) or dept.name[self.config.service.default_language]
