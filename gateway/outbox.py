@@ -222,7 +222,10 @@ async def record_delivery_report(
 ) -> bool:
     """Apply a provider's delivery report; False when no message has that ID.
 
-    A final state (delivered, failed) is never undone by a late in-flight report.
+    Reports move a message forward only: a late in-flight report never undoes a final
+    state, and a failure report counts only for a message in flight (a repeated one, or
+    one arriving after its second chance was scheduled, changes nothing). A delivery
+    report always wins: the citizen has the message.
     """
     msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
     if msg is None:
@@ -231,20 +234,19 @@ async def record_delivery_report(
         if not msg.status.is_final:
             await OutboundMessage.filter(id=msg.id).update(provider_status=report.provider_status)
         return True
-    if msg.status.is_final and msg.status is MessageStatus.DELIVERED:
-        return True
     if report.state is DeliveryState.DELIVERED:
-        await OutboundMessage.filter(id=msg.id).update(
+        await OutboundMessage.filter(id=msg.id).exclude(status=MessageStatus.DELIVERED).update(
             status=MessageStatus.DELIVERED,
             provider_status=report.provider_status,
             delivered_at=datetime.now(UTC),
         )
-    else:
-        await OutboundMessage.filter(id=msg.id).update(
-            status=MessageStatus.FAILED,
-            provider_status=report.provider_status,
-            last_error=report.failure_reason or report.provider_status,
-        )
+        return True
+    failed = await OutboundMessage.filter(id=msg.id, status=MessageStatus.SENT).update(
+        status=MessageStatus.FAILED,
+        provider_status=report.provider_status,
+        last_error=report.failure_reason or report.provider_status,
+    )
+    if failed:
         if (report.failure_reason or "").lower() == "userinblacklist":
             await Citizen.filter(phone=msg.recipient).update(opted_out=True)
         await after_final_failure(msg.id, second_chance)

@@ -1,0 +1,561 @@
+"""The outbox and the worker's send_sms job, against the fake Africa's Talking API on
+loopback and against the simulator provider: retries with backoff, permanent failures,
+giving up (and the one later try of an essential message), one SMS per message however
+often its job runs, and stranded messages.
+
+The worker is the real one (``build_worker`` in burst mode); :func:`run_due_jobs` stops it
+once nothing is due within seconds, since a second chance is deferred by half an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from arq.jobs import Job, JobStatus
+from tortoise.transactions import in_transaction
+
+from gateway.app import COMPLAINTS, CONFIG, REDIS, TEMPLATES, worker_context
+from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
+from gateway.config import Config
+from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
+from gateway.outbox import Outbox, TransientSendFailure, queue_message
+from gateway.providers.simulator import FAILING_NUMBERS
+from gateway.worker import QUEUE, ArqDispatcher, backoff, build_worker, health_check_key
+from tests.conftest import AppFactory, make_config, run_worker
+from tests.fakes.africastalking import FakeAfricasTalking
+
+USERNAME = "sampark"
+API_KEY = "atsk_outbox_5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+CITIZEN = "+919812345678"
+OFFICER = "+919800100001"  # config.yaml: Junior Engineer, Jal Shakti, Theog
+OFFICER_NOTICE = "officer_new_complaint"
+MAX_TRIES = 3
+RETRY_BASE = 0.1
+RETRY_MAX = 0.15
+FAST_RETRIES = {
+    "max_tries": MAX_TRIES,
+    "retry_base_seconds": RETRY_BASE,
+    "retry_max_seconds": RETRY_MAX,
+}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAfricasTalking]:
+    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
+        yield server
+
+
+def at_config(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+    *,
+    api_key: str = API_KEY,
+    **overrides: Any,
+) -> Config:
+    assert fake.base_url is not None
+    return make_config(
+        tmp_path,
+        database_url,
+        redis_url,
+        environ={
+            "SMS_PROVIDER": "africastalking",
+            "AT_USERNAME": USERNAME,
+            "AT_API_KEY": api_key,
+            "AT_BASE_URL": fake.base_url,
+        },
+        worker={**FAST_RETRIES, **overrides.pop("worker", {})},
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def at_client(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> TestClient[Any, Any]:
+    return await start_app(at_config(tmp_path, database_url, redis_url, fake))
+
+
+@pytest.fixture
+async def sim_client(
+    start_app: AppFactory, tmp_path: Path, database_url: str, redis_url: str
+) -> TestClient[Any, Any]:
+    return await start_app(make_config(tmp_path, database_url, redis_url, worker=FAST_RETRIES))
+
+
+async def register(client: TestClient[Any, Any], phone: str = CITIZEN) -> OutboundMessage:
+    """Register a complaint as the USSD menu does (writing and dispatching the citizen's
+    acknowledgement and the officer's notice); returns the acknowledgement's row."""
+    registration = await client.app[COMPLAINTS].register(
+        NewComplaint(
+            phone=phone,
+            language="en_IN",
+            department="jal_shakti",
+            district="shimla",
+            block="theog",
+            issue_type="no_water_supply",
+            channel=Channel.USSD,
+            source_key=f"test:{uuid.uuid4().hex}",
+        )
+    )
+    return await OutboundMessage.get(
+        complaint_id=registration.complaint_id, template=ACKNOWLEDGEMENT
+    )
+
+
+async def officer_notice(ack: OutboundMessage) -> OutboundMessage:
+    return await OutboundMessage.get(
+        complaint_id=ack.complaint_id,  # type: ignore[attr-defined]
+        template=OFFICER_NOTICE,
+    )
+
+
+def outbox_of(client: TestClient[Any, Any]) -> Outbox:
+    """The outbox the worker's jobs use (the app's provider and HTTP client)."""
+    return cast(Outbox, worker_context(client.app)["outbox"])
+
+
+def requests_to(fake: FakeAfricasTalking, number: str) -> int:
+    return sum(1 for r in fake.requests if r.form.get("to") == number)
+
+
+async def run_due_jobs(app: web.Application, *, horizon: float = 5.0) -> None:
+    """Run the gateway's worker (burst mode) until no job is due within ``horizon``
+    seconds: retries deferred by fractions of a second run, a second chance deferred by
+    minutes stays queued (conftest's run_worker would wait for it)."""
+    redis = app[REDIS]
+    worker = build_worker(app[CONFIG], pool=redis, ctx=worker_context(app), burst=True)
+    task = asyncio.create_task(worker.async_run())
+    deadline = time.monotonic() + 20
+    quiet = 0
+    try:
+        while quiet < 3 and not task.done():
+            assert time.monotonic() < deadline, "the worker did not settle within 20 s"
+            await asyncio.sleep(0.05)
+            if not await redis.exists(health_check_key()):
+                continue  # not through its first poll yet (start-up cron jobs not queued)
+            due = await redis.zcount(QUEUE, "-inf", (time.time() + horizon) * 1000)
+            quiet = quiet + 1 if due == 0 else 0
+    finally:
+        if task.done():
+            task.result()
+        await worker.close()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def second_chance_job(client: TestClient[Any, Any], ack: OutboundMessage) -> Job:
+    return Job(f"sms:{ack.id}:second", client.app[REDIS], _queue_name=QUEUE)
+
+
+async def half_an_hour_passes(client: TestClient[Any, Any]) -> None:
+    """Make every deferred job due now (arq's queue is a sorted set scored by due time)."""
+    redis = client.app[REDIS]
+    now_ms = int(time.time() * 1000)
+    for job_id in await redis.zrange(QUEUE, 0, -1):
+        await redis.zadd(QUEUE, {job_id: now_ms})
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
+    delays = [backoff(n, base=5, maximum=30) for n in range(1, 6)]
+    assert delays == [5.0, 10.0, 20.0, 30.0, 30.0]
+
+
+async def test_transient_failures_are_retried_with_backoff_then_sent(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    # Delays well above the worker's 0.1 s poll, so that waiting for them shows.
+    base, cap = 0.3, 0.4
+    config = at_config(
+        tmp_path,
+        database_url,
+        redis_url,
+        fake,
+        worker={"retry_base_seconds": base, "retry_max_seconds": cap},
+    )
+    at_client = await start_app(config)
+    fake.fail_next(status=503, times=4)  # the first two tries of both messages
+    ack = await register(at_client)
+    started = time.monotonic()
+    await run_worker(at_client.app)
+    elapsed = time.monotonic() - started
+
+    for msg in (ack, await officer_notice(ack)):
+        await msg.refresh_from_db()
+        assert msg.status == "sent"
+        assert msg.attempts == 3
+        assert msg.last_error is None
+        assert msg.provider_message_id == fake.message_id_for(msg.recipient)
+    assert requests_to(fake, CITIZEN) == 3 and requests_to(fake, OFFICER) == 3
+    assert len(fake.sent) == 2
+    # Waited backoff(1) = 0.3 s, then backoff(2) = 0.6 s capped to 0.4 s.
+    assert elapsed >= base + cap
+
+
+async def test_a_retrying_message_records_the_transient_error(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """Between tries the row says why it is waiting."""
+    fake.fail_next(status=503, times=1)
+    ack = await register(at_client)
+    with pytest.raises(TransientSendFailure, match="HTTP 503"):
+        await outbox_of(at_client).deliver(ack.id, final_attempt=False)
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and "HTTP 503" in (ack.last_error or "")
+    assert ack.attempts == 1
+
+
+async def test_a_recipient_in_ats_blacklist_is_not_retried(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    fake.outcomes[CITIZEN] = 406
+    fake.outcomes[OFFICER] = 406
+    ack = await register(at_client)
+    await run_due_jobs(at_client.app)
+
+    assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
+    assert fake.sent == []
+    # The officer's notice: failed for good.
+    officer = await officer_notice(ack)
+    assert officer.status == "failed" and officer.attempts == 1
+    assert officer.provider_status == "UserInBlacklist"
+    assert officer.last_error == "UserInBlacklist (406)"
+    # The citizen's acknowledgement is essential: no retry now, one more try in 30 minutes.
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and ack.second_chance and ack.attempts == 1
+    assert ack.last_error == "UserInBlacklist (406)"
+    assert await (await second_chance_job(at_client, ack)).status() == JobStatus.deferred
+    assert (await Citizen.get(phone=CITIZEN)).opted_out, "406 marks the number opted out"
+
+
+async def test_a_wrong_api_key_fails_without_retrying(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    wrong_key = "atsk_wrong_key_0000000000000000"
+    client = await start_app(at_config(tmp_path, database_url, redis_url, fake, api_key=wrong_key))
+    ack = await register(client)
+    await run_due_jobs(client.app)
+
+    assert len(fake.requests) == 2 and fake.sent == []
+    assert all(r.header("apiKey") == wrong_key for r in fake.requests)
+    for msg in (ack, await officer_notice(ack)):
+        await msg.refresh_from_db()
+        assert msg.attempts == 1, "a refused API key is not retried"
+        assert msg.last_error is not None and "HTTP 401" in msg.last_error
+        assert wrong_key not in msg.last_error
+    assert (await officer_notice(ack)).status == "failed"
+    assert ack.status == "retrying" and ack.second_chance
+    assert not (await Citizen.get(phone=CITIZEN)).opted_out
+
+
+@pytest.mark.parametrize(
+    "script, error",
+    [
+        (lambda fake: fake.fail_next(status=503, times=50), "HTTP 503"),
+        (lambda fake: fake.outcomes.update({CITIZEN: 500, OFFICER: 500}), "(500)"),
+    ],
+    ids=["http-503", "recipient-status-500"],
+)
+async def test_transient_failures_beyond_max_tries_end_failed_with_the_last_error(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking, script: Any, error: str
+) -> None:
+    script(fake)
+    ack = await register(at_client)
+    await run_due_jobs(at_client.app)
+
+    assert len(fake.requests) == 2 * MAX_TRIES and fake.sent == []
+    officer = await officer_notice(ack)
+    assert officer.status == "failed" and officer.attempts == MAX_TRIES
+    assert officer.last_error is not None and error in officer.last_error
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and ack.second_chance and ack.attempts == MAX_TRIES
+    assert ack.last_error is not None and error in ack.last_error
+
+
+async def test_an_at_timeout_is_retried_then_given_up(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    config = at_config(
+        tmp_path, database_url, redis_url, fake, sms={"africastalking": {"timeout_seconds": 0.2}}
+    )
+    client = await start_app(config)
+    fake.delay = 2.0
+    ack = await register(client)
+    await run_due_jobs(client.app)
+
+    officer = await officer_notice(ack)
+    assert officer.status == "failed" and officer.attempts == MAX_TRIES
+    assert officer.last_error is not None and "did not answer within 0.2 s" in officer.last_error
+
+
+async def test_the_second_chance_sends_the_acknowledgement_later(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    fake.fail_next(status=503, times=2 * MAX_TRIES)  # AT down for a while
+    ack = await register(at_client)
+    await run_due_jobs(at_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and ack.second_chance
+    assert fake.sent == []
+
+    await half_an_hour_passes(at_client)  # AT is back
+    await run_due_jobs(at_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.status == "sent" and ack.attempts == MAX_TRIES + 1
+    assert ack.provider_message_id == fake.message_id_for(CITIZEN)
+    assert requests_to(fake, CITIZEN) == MAX_TRIES + 1
+    assert (await officer_notice(ack)).status == "failed", (
+        "an officer's notice has no second chance"
+    )
+    assert not await ComplaintEvent.filter(kind="message_failed").exists()
+
+
+async def test_a_second_chance_that_fails_too_flags_the_complaint(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    fake.outcomes[CITIZEN] = 406
+    ack = await register(at_client)
+    await run_due_jobs(at_client.app)
+    await half_an_hour_passes(at_client)
+    await run_due_jobs(at_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.status == "failed" and ack.attempts == 2
+    assert requests_to(fake, CITIZEN) == 2
+    flagged = await ComplaintEvent.filter(complaint_id=ack.complaint_id, kind="message_failed")  # type: ignore[attr-defined]
+    assert len(flagged) == 1 and "UserInBlacklist" in (flagged[0].remark or "")
+
+    # Nothing sends it a third time.
+    await at_client.app[REDIS].enqueue_job("send_sms", ack.id, _queue_name=QUEUE)
+    await run_due_jobs(at_client.app)
+    assert requests_to(fake, CITIZEN) == 2
+
+
+# --------------------------------------------------------------------------- one SMS only
+
+
+async def test_a_message_dispatched_twice_is_sent_once(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    ack = await register(at_client)  # dispatched once by the registration
+    await ArqDispatcher(at_client.app[REDIS]).dispatch([ack.id, ack.id])
+    await run_worker(at_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.status == "sent" and ack.attempts == 1
+    assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
+
+    # Dispatched again after it was sent: still one SMS.
+    await ArqDispatcher(at_client.app[REDIS]).dispatch([ack.id])
+    await run_worker(at_client.app)
+    assert requests_to(fake, CITIZEN) == 1
+
+
+async def test_a_send_job_run_again_after_the_message_was_sent_sends_nothing(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    ack = await register(at_client)
+    await run_worker(at_client.app)
+    assert requests_to(fake, CITIZEN) == 1
+
+    # A second job for the same message, under another job id (arq's uniqueness not in play).
+    job = await at_client.app[REDIS].enqueue_job("send_sms", ack.id, _queue_name=QUEUE)
+    assert job is not None
+    await run_worker(at_client.app)
+    assert await job.result(timeout=5) == "sent"
+
+    await ack.refresh_from_db()
+    assert ack.status == "sent" and ack.attempts == 1
+    assert requests_to(fake, CITIZEN) == 1
+
+
+async def test_outbox_deliver_twice_sends_once(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    ack = await register(at_client)
+    outbox = outbox_of(at_client)
+    first = await outbox.deliver(ack.id, final_attempt=False)
+    second = await outbox.deliver(ack.id, final_attempt=False)
+    assert first.status == "sent"
+    assert (second.status, second.detail) == ("sent", "already handled")
+    assert len(fake.requests) == 1
+    await ack.refresh_from_db()
+    assert ack.attempts == 1
+
+
+async def test_a_failed_message_is_not_sent_again_by_a_later_job(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    fake.outcomes[OFFICER] = 406
+    officer = await officer_notice(await register(at_client))
+    await run_due_jobs(at_client.app)
+    await officer.refresh_from_db()
+    assert officer.status == "failed"
+
+    del fake.outcomes[OFFICER]
+    await at_client.app[REDIS].enqueue_job("send_sms", officer.id, _queue_name=QUEUE)
+    await run_due_jobs(at_client.app)
+    await officer.refresh_from_db()
+    assert officer.status == "failed" and officer.attempts == 1
+    assert requests_to(fake, OFFICER) == 1
+
+
+# --------------------------------------------------------------------------- stranded
+
+
+async def write_without_dispatch(client: TestClient[Any, Any], key: str) -> OutboundMessage:
+    """Write a message as a transaction does, and stop before handing it to the worker."""
+    sms = client.app[TEMPLATES][ACKNOWLEDGEMENT].render(
+        "en_IN",
+        {
+            "ticket": "123456782",
+            "department": "Jal Shakti",
+            "due_date": "30 Nov 2026",
+            "service_code": "*1100#",
+        },
+        fallback="hi",
+    )
+    async with in_transaction() as conn:
+        return await queue_message(
+            sms, recipient=CITIZEN, provider="africastalking", idempotency_key=key, using_db=conn
+        )
+
+
+async def test_a_message_never_dispatched_is_requeued_and_sent(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    stranded = await write_without_dispatch(at_client, "test:stranded")
+    fresh = await write_without_dispatch(at_client, "test:fresh")
+    await OutboundMessage.filter(id=stranded.id).update(
+        created_at=datetime.now(UTC) - timedelta(minutes=5)
+    )
+
+    await run_worker(at_client.app)  # its requeue_stranded job runs at start-up
+
+    await stranded.refresh_from_db()
+    assert stranded.status == "sent" and stranded.attempts == 1
+    assert len(fake.requests) == 1 and "123456782" in fake.requests[0].form["message"]
+    await fresh.refresh_from_db()
+    assert fresh.status == "queued", "a just-written message is its writer's to dispatch"
+
+
+async def test_queue_message_is_idempotent_on_its_key(at_client: TestClient[Any, Any]) -> None:
+    first = await write_without_dispatch(at_client, "test:same-key")
+    again = await write_without_dispatch(at_client, "test:same-key")
+    assert again.id == first.id
+    assert await OutboundMessage.all().count() == 1
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+async def test_simulator_delivers_normal_numbers_and_lists_them(
+    sim_client: TestClient[Any, Any],
+) -> None:
+    ack = await register(sim_client)
+    other = await register(sim_client, "+919800000031")
+    await run_worker(sim_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.status == "delivered" and ack.provider == "simulator"
+    assert ack.attempts == 1 and ack.delivered_at is not None
+
+    resp = await sim_client.get("/simulator/sms", params={"to": CITIZEN})
+    assert resp.status == 200
+    listed = (await resp.json())["messages"]
+    assert [(m["id"], m["to"], m["text"]) for m in listed] == [
+        (ack.provider_message_id, CITIZEN, ack.text)
+    ]
+    # Any spelling of the number finds the same messages; another citizen's are not shown.
+    resp = await sim_client.get("/simulator/sms", params={"to": "09812345678"})
+    assert [m["id"] for m in (await resp.json())["messages"]] == [ack.provider_message_id]
+    await other.refresh_from_db()
+    assert other.status == "delivered"
+    assert other.text not in await resp.text()
+    # The officer got one notice per complaint.
+    resp = await sim_client.get("/simulator/sms", params={"to": OFFICER})
+    assert len((await resp.json())["messages"]) == 2
+
+    resp = await sim_client.get("/simulator/sms", params={"to": "hello"})
+    assert resp.status == 400
+
+
+async def test_simulator_blacklisted_number_is_not_retried(
+    sim_client: TestClient[Any, Any],
+) -> None:
+    number = "+919999999406"
+    assert FAILING_NUMBERS[number][1] == "UserInBlacklist"
+    ack = await register(sim_client, number)
+    await run_due_jobs(sim_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.attempts == 1 and ack.last_error == "UserInBlacklist (406)"
+    assert ack.status == "retrying" and ack.second_chance, "one more try, half an hour later"
+    assert (await Citizen.get(phone=number)).opted_out
+    resp = await sim_client.get("/simulator/sms", params={"to": number})
+    assert (await resp.json())["messages"] == []
+
+
+async def test_simulator_failing_number_is_retried_until_max_tries(
+    sim_client: TestClient[Any, Any],
+) -> None:
+    number = "+919999999500"
+    assert FAILING_NUMBERS[number][1] == "InternalServerError"
+    ack = await register(sim_client, number)
+    await run_due_jobs(sim_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.attempts == MAX_TRIES and ack.last_error == "InternalServerError (500)"
+    assert ack.status == "retrying" and ack.second_chance
+    await half_an_hour_passes(sim_client)
+    await run_due_jobs(sim_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "failed" and ack.attempts == 2 * MAX_TRIES
+    assert ack.last_error == "InternalServerError (500)"
+    resp = await sim_client.get("/simulator/sms", params={"to": number})
+    assert (await resp.json())["messages"] == []
+
+
+async def test_simulator_listing_is_absent_with_africastalking(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    ack = await register(at_client)
+    await run_worker(at_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "sent"
+
+    resp = await at_client.get("/simulator/sms", params={"to": CITIZEN})
+    assert resp.status == 404
+    assert ack.text not in await resp.text()
