@@ -218,12 +218,27 @@ def setup_worker(app: web.Application) -> None:
         app[WORKER] = worker
         task = asyncio.create_task(worker.async_run(), name="arq-worker")
         yield
-        await worker.close()
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_worker(worker, task)
 
     app.cleanup_ctx.append(worker_ctx)
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None], *, grace: float = 10.0) -> None:
+    """Stop taking jobs, let the jobs under way finish (an SMS half sent is worse than a
+    second's wait), then close; a job still running after ``grace`` is cancelled."""
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=grace)
+    try:
+        await worker.close()
+    except asyncio.CancelledError:
+        # arq re-raises the cancellation of a job cut short; ours is not being cancelled.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def worker_context(app: web.Application) -> dict[str, object]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from gateway.models import (
     Citizen,
@@ -47,7 +47,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
+_CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+STALE_SENDING = timedelta(minutes=2)
+"""A message "sending" for longer than this was left by a worker that died mid-send
+(the send job's timeout is 60 s): it may be taken again."""
 
 
 class Dispatcher(Protocol):
@@ -123,8 +126,15 @@ class Outbox:
         if msg is None:
             log.error("message %s does not exist", message_id)
             return DeliveryResult(MessageStatus.FAILED, "missing")
-        claimed = await OutboundMessage.filter(id=message_id, status__in=_CLAIMABLE).update(
-            status=MessageStatus.SENDING, attempts=F("attempts") + 1
+        now = datetime.now(UTC)
+        # Only one delivery at a time: a "sending" message is taken only when left stale.
+        claimed = (
+            await OutboundMessage.filter(id=message_id)
+            .filter(
+                Q(status__in=_CLAIMABLE)
+                | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
+            )
+            .update(status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now)
         )
         if not claimed:
             # Sent, delivered or failed already: a re-run job must not send it again.

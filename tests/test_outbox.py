@@ -415,6 +415,19 @@ async def test_outbox_deliver_twice_sends_once(
     assert ack.attempts == 1
 
 
+async def test_two_deliveries_at_the_same_moment_send_once(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    ack = await register(at_client)
+    outbox = outbox_of(at_client)
+    fake.delay = 0.3  # the first send is still in flight when the second starts
+    results = await asyncio.gather(
+        outbox.deliver(ack.id, final_attempt=False), outbox.deliver(ack.id, final_attempt=False)
+    )
+    assert sorted(r.detail for r in results) == ["Success", "already handled"]
+    assert requests_to(fake, ack.recipient) == 1
+
+
 async def test_a_failed_message_is_not_sent_again_by_a_later_job(
     at_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:
