@@ -81,6 +81,19 @@ def outbox(args: argparse.Namespace) -> None:
     asyncio.run(print_outbox(config, limit=args.limit, show_numbers=args.show_numbers))
 
 
+def templates(args: argparse.Namespace) -> None:
+    from gateway.app import load_static
+    from gateway.template_check import check_templates, format_table
+
+    config = _config(args.config)
+    static = load_static(config)
+    rows = check_templates(config, static.catalogs, static.templates)
+    print(format_table(rows))
+    bad = [r for r in rows if r.problems]
+    print(f"\n{len(rows) - len(bad)} ok, {len(bad)} with problems")
+    raise SystemExit(1 if bad else 0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
@@ -104,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--show-numbers", action="store_true", help="show full phone numbers")
     p.set_defaults(run=outbox)
+
+    p = sub.add_parser("templates", help="SMS templates: `templates check` lints them all")
+    p.add_argument("action", choices=["check"])
+    p.set_defaults(run=templates)
 
     args = parser.parse_args(argv)
     args.run(args)

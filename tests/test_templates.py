@@ -294,3 +294,43 @@ def test_a_language_configured_later_must_have_a_text(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as error:
         TemplateBook.load(tmp_path, languages=[*LANGUAGES, "mr"])
     assert "complaint_registered.yaml" in str(error.value) and "mr" in str(error.value)
+
+
+def test_the_linter_passes_on_the_shipped_templates() -> None:
+    """`python -m gateway templates check`: every template and language, exit 0."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "templates", "check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "complaint_registered" in done.stdout and "0 with problems" in done.stdout
+
+
+def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
+    from gateway.config import load_config
+    from gateway.i18n import Catalogs
+    from gateway.template_check import check_templates
+    from gateway.templates import TemplateBook
+
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.yaml", environ={})
+    (tmp_path / "long_one.yaml").write_text(
+        "name: long_one\ncategory: service_implicit\nvariables: [remark]\nlanguages:\n"
+        "  en_IN: {text: 'Update: {remark}. " + "Please read this. " * 20 + "'}\n"
+        "  hi: {dlt_template_id: '1', text: 'अद्यतन: {remark}'}\n",
+        encoding="utf-8",
+    )
+    book = TemplateBook.load(tmp_path, languages=["en_IN", "hi"])
+    catalogs = Catalogs(root / "locales", ["en_IN", "hi"])
+    rows = {r.language: r for r in check_templates(config, catalogs, book)}
+    assert any("segments" in p for p in rows["en_IN"].problems)
+    assert "no dlt_template_id" in rows["en_IN"].problems
+    assert rows["hi"].problems == ()
