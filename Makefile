@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-sqlite test-postgres lint translations migrations clean
+.PHONY: run test test-sqlite test-postgres lint bench translations migrations clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test-postgres: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway ussd_menus server.py
+
+## Benchmarks (bench/): the gateway against a bare aiohttp ceiling, side by side.
+## DATABASE_URL and REDIS_URL, when set, point the gateway at PostgreSQL and a real Redis.
+bench: $(STAMP)
+	$(BIN)/python bench/ussd_hops.py
 
 ## Extract citizen-facing text, update every language's catalog, compile.
 translations: $(STAMP)

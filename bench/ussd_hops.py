@@ -1,0 +1,167 @@
+"""USSD hops: the gateway walking its real menus against a bare aiohttp ceiling.
+
+Both servers run as their own processes on loopback; this process drives them through
+Africa's Talking's USSD callback with N concurrent sessions and reports requests per
+second and latency percentiles at each concurrency, side by side, so the ratio holds on
+a noisy machine. Run: ``make bench`` (or ``python bench/ussd_hops.py --seconds 5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+# A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
+# "no water supply" -> the confirm screen (not submitted: this measures hops).
+WALK = ("2", "1", "2", "9", "2", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(url: str, concurrency: int, seconds: float) -> Result:
+    """``concurrency`` sessions, each walking WALK then starting again, for ``seconds``."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def session_loop(http: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline:
+            sid, phone = f"B{uuid.uuid4().hex[:16]}", f"+9197{uuid.uuid4().int % 10**8:08d}"
+            inputs: list[str] = []
+            for step in ("", *WALK):
+                if step:
+                    inputs.append(step)
+                form = {
+                    "sessionId": sid,
+                    "serviceCode": "*1100#",
+                    "phoneNumber": phone,
+                    "networkCode": "40445",
+                    "text": "*".join(inputs),
+                }
+                t0 = time.perf_counter()
+                async with http.post(url, data=form) as resp:
+                    body = await resp.text()
+                if time.perf_counter() >= deadline:
+                    return
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if resp.status != 200 or not body.startswith("CON"):
+                    raise RuntimeError(f"unexpected answer {resp.status}: {body[:80]!r}")
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(session_loop(http) for _ in range(concurrency)))
+    return Result(len(latencies), time.perf_counter() - start, latencies)
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+async def wait_ready(url: str, check: Callable[[int], bool], *, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url) as resp:
+                    if check(resp.status):
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def main(levels: list[int], seconds: float) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
+    ceiling_port, gateway_port = free_port(), free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    ceiling = start([sys.executable, str(ROOT / "bench" / "ceiling.py"), str(ceiling_port)], env)
+    genv = dict(env, PORT=str(gateway_port))
+    genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.db'}")
+    genv.setdefault("REDIS_URL", "embedded")
+    gateway = start([sys.executable, "server.py"], genv)
+    try:
+        await wait_ready(f"http://127.0.0.1:{ceiling_port}/healthz", lambda s: s == 200)
+        await wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", lambda s: s == 200)
+        rows = []
+        for n in levels:
+            bare = await drive(f"http://127.0.0.1:{ceiling_port}/ussd/africastalking", n, seconds)
+            real = await drive(f"http://127.0.0.1:{gateway_port}/ussd/africastalking", n, seconds)
+            rows.append((n, bare, real))
+        print(
+            f"USSD hops, {seconds:.0f} s per run, {os.cpu_count()} CPUs, "
+            f"database {genv['DATABASE_URL'].split(':')[0]}, "
+            f"redis {genv['REDIS_URL'].split(':')[0]}"
+        )
+        print(
+            f"{'sessions':>8} | {'ceiling rps':>11} {'p50 ms':>7} {'p99 ms':>7} | "
+            f"{'gateway rps':>11} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
+        )
+        for n, bare, real in rows:
+            print(
+                f"{n:>8} | {bare.rps:>11.0f} {bare.pct(0.5):>7.1f} {bare.pct(0.99):>7.1f} | "
+                f"{real.rps:>11.0f} {real.pct(0.5):>7.1f} {real.pct(0.99):>7.1f} | "
+                f"{real.rps / bare.rps:>5.2f}"
+            )
+    finally:
+        stop(gateway)
+        stop(ceiling)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--sessions", default="50,200,500")
+    args = parser.parse_args()
+    asyncio.run(main([int(x) for x in args.sessions.split(",")], args.seconds))
