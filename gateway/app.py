@@ -176,8 +176,6 @@ def setup_services(app: web.Application) -> None:
         )
         app[COMPLAINTS] = ComplaintService(
             config=config,
-            catalogs=catalogs,
-            templates=app[TEMPLATES],
             notices=notices,
             tickets=tickets,
             dispatcher=dispatcher,

@@ -17,13 +17,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gateway.config import Config
-from gateway.i18n import Catalogs
 from gateway.lifecycle import IllegalTransition, Lifecycle, officer_for
 from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
 from gateway.notices import Notices
-from gateway.outbox import Dispatcher, queue_message
+from gateway.outbox import Dispatcher
 from gateway.phone import mask_phone
-from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
 
 __all__ = [
@@ -99,8 +97,6 @@ class ComplaintService:
         self,
         *,
         config: Config,
-        catalogs: Catalogs,
-        templates: TemplateBook,
         notices: Notices,
         tickets: TicketCodec,
         dispatcher: Dispatcher,
@@ -108,8 +104,6 @@ class ComplaintService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
-        self.catalogs = catalogs
-        self.templates = templates
         self.notices = notices
         self.tickets = tickets
         self.dispatcher = dispatcher
@@ -283,24 +277,21 @@ class ComplaintService:
             else:
                 log.warning("no level-1 officer for %s in %s", new.department, new.block)
             await complaint.save(using_db=conn, update_fields=["ticket", "officer", "status"])
-            sms = self.templates[ACKNOWLEDGEMENT].render(
-                new.language,
-                {
+            message = await self.notices.queue(
+                ACKNOWLEDGEMENT,
+                to=new.phone,
+                language=new.language,
+                values={
                     "ticket": complaint.ticket,
                     "department": self.notices.department(new.department, new.language),
                     "due_date": self.notices.date(new.language, due_at),
                     "service_code": self.config.service.service_code,
                 },
-                fallback=self.config.service.default_language,
-            )
-            message = await queue_message(
-                sms,
-                recipient=new.phone,
-                provider=self.config.sms.provider,
-                idempotency_key=f"complaint:{complaint.id}:{ACKNOWLEDGEMENT}",
+                key=f"complaint:{complaint.id}:{ACKNOWLEDGEMENT}",
                 complaint=complaint,
-                using_db=conn,
+                conn=conn,
             )
+            assert message is not None  # essential: written even for an opted-out number
             to_officer = (
                 await self.notices.to_officer(
                     complaint, officer, "officer_new_complaint", conn=conn, key="L1"

@@ -245,10 +245,14 @@ async def record_delivery_report(
             await OutboundMessage.filter(id=msg.id).update(provider_status=report.provider_status)
         return True
     if report.state is DeliveryState.DELIVERED:
-        await OutboundMessage.filter(id=msg.id).exclude(status=MessageStatus.DELIVERED).update(
-            status=MessageStatus.DELIVERED,
-            provider_status=report.provider_status,
-            delivered_at=datetime.now(UTC),
+        await (
+            OutboundMessage.filter(id=msg.id)
+            .exclude(status=MessageStatus.DELIVERED)
+            .update(
+                status=MessageStatus.DELIVERED,
+                provider_status=report.provider_status,
+                delivered_at=datetime.now(UTC),
+            )
         )
         return True
     failed = await OutboundMessage.filter(id=msg.id, status=MessageStatus.SENT).update(

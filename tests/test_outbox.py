@@ -13,24 +13,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq.jobs import Job, JobStatus
 from tortoise.transactions import in_transaction
 
-from gateway.app import COMPLAINTS, CONFIG, REDIS, TEMPLATES, worker_context
+from gateway.app import COMPLAINTS, REDIS, TEMPLATES, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
 from gateway.outbox import Outbox, TransientSendFailure, queue_message
 from gateway.providers.simulator import FAILING_NUMBERS
-from gateway.worker import QUEUE, ArqDispatcher, backoff, build_worker, health_check_key
+from gateway.worker import QUEUE, ArqDispatcher, backoff
 from tests.conftest import AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
@@ -134,32 +132,6 @@ def requests_to(fake: FakeAfricasTalking, number: str) -> int:
     return sum(1 for r in fake.requests if r.form.get("to") == number)
 
 
-async def run_due_jobs(app: web.Application, *, horizon: float = 5.0) -> None:
-    """Run the gateway's worker (burst mode) until no job is due within ``horizon``
-    seconds: retries deferred by fractions of a second run, a second chance deferred by
-    minutes stays queued (conftest's run_worker would wait for it)."""
-    redis = app[REDIS]
-    worker = build_worker(app[CONFIG], pool=redis, ctx=worker_context(app), burst=True)
-    task = asyncio.create_task(worker.async_run())
-    deadline = time.monotonic() + 20
-    quiet = 0
-    try:
-        while quiet < 3 and not task.done():
-            assert time.monotonic() < deadline, "the worker did not settle within 20 s"
-            await asyncio.sleep(0.05)
-            if not await redis.exists(health_check_key()):
-                continue  # not through its first poll yet (start-up cron jobs not queued)
-            due = await redis.zcount(QUEUE, "-inf", (time.time() + horizon) * 1000)
-            quiet = quiet + 1 if due == 0 else 0
-    finally:
-        if task.done():
-            task.result()
-        await worker.close()
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-
-
 async def second_chance_job(client: TestClient[Any, Any], ack: OutboundMessage) -> Job:
     return Job(f"sms:{ack.id}:second", client.app[REDIS], _queue_name=QUEUE)
 
@@ -234,7 +206,7 @@ async def test_a_recipient_in_ats_blacklist_is_not_retried(
     fake.outcomes[CITIZEN] = 406
     fake.outcomes[OFFICER] = 406
     ack = await register(at_client)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
 
     assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
     assert fake.sent == []
@@ -261,7 +233,7 @@ async def test_a_wrong_api_key_fails_without_retrying(
     wrong_key = "atsk_wrong_key_0000000000000000"
     client = await start_app(at_config(tmp_path, database_url, redis_url, fake, api_key=wrong_key))
     ack = await register(client)
-    await run_due_jobs(client.app)
+    await run_worker(client.app)
 
     assert len(fake.requests) == 2 and fake.sent == []
     assert all(r.header("apiKey") == wrong_key for r in fake.requests)
@@ -288,7 +260,7 @@ async def test_transient_failures_beyond_max_tries_end_failed_with_the_last_erro
 ) -> None:
     script(fake)
     ack = await register(at_client)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
 
     assert len(fake.requests) == 2 * MAX_TRIES and fake.sent == []
     officer = await officer_notice(ack)
@@ -312,7 +284,7 @@ async def test_an_at_timeout_is_retried_then_given_up(
     client = await start_app(config)
     fake.delay = 2.0
     ack = await register(client)
-    await run_due_jobs(client.app)
+    await run_worker(client.app)
 
     officer = await officer_notice(ack)
     assert officer.status == "failed" and officer.attempts == MAX_TRIES
@@ -324,13 +296,13 @@ async def test_the_second_chance_sends_the_acknowledgement_later(
 ) -> None:
     fake.fail_next(status=503, times=2 * MAX_TRIES)  # AT down for a while
     ack = await register(at_client)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
     await ack.refresh_from_db()
     assert ack.status == "retrying" and ack.second_chance
     assert fake.sent == []
 
     await half_an_hour_passes(at_client)  # AT is back
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
 
     await ack.refresh_from_db()
     assert ack.status == "sent" and ack.attempts == MAX_TRIES + 1
@@ -347,9 +319,9 @@ async def test_a_second_chance_that_fails_too_flags_the_complaint(
 ) -> None:
     fake.outcomes[CITIZEN] = 406
     ack = await register(at_client)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
     await half_an_hour_passes(at_client)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
 
     await ack.refresh_from_db()
     assert ack.status == "failed" and ack.attempts == 2
@@ -359,7 +331,7 @@ async def test_a_second_chance_that_fails_too_flags_the_complaint(
 
     # Nothing sends it a third time.
     await at_client.app[REDIS].enqueue_job("send_sms", ack.id, _queue_name=QUEUE)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
     assert requests_to(fake, CITIZEN) == 2
 
 
@@ -433,13 +405,13 @@ async def test_a_failed_message_is_not_sent_again_by_a_later_job(
 ) -> None:
     fake.outcomes[OFFICER] = 406
     officer = await officer_notice(await register(at_client))
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
     await officer.refresh_from_db()
     assert officer.status == "failed"
 
     del fake.outcomes[OFFICER]
     await at_client.app[REDIS].enqueue_job("send_sms", officer.id, _queue_name=QUEUE)
-    await run_due_jobs(at_client.app)
+    await run_worker(at_client.app)
     await officer.refresh_from_db()
     assert officer.status == "failed" and officer.attempts == 1
     assert requests_to(fake, OFFICER) == 1
@@ -531,7 +503,7 @@ async def test_simulator_blacklisted_number_is_not_retried(
     number = "+919999999406"
     assert FAILING_NUMBERS[number][1] == "UserInBlacklist"
     ack = await register(sim_client, number)
-    await run_due_jobs(sim_client.app)
+    await run_worker(sim_client.app)
 
     await ack.refresh_from_db()
     assert ack.attempts == 1 and ack.last_error == "UserInBlacklist (406)"
@@ -547,13 +519,13 @@ async def test_simulator_failing_number_is_retried_until_max_tries(
     number = "+919999999500"
     assert FAILING_NUMBERS[number][1] == "InternalServerError"
     ack = await register(sim_client, number)
-    await run_due_jobs(sim_client.app)
+    await run_worker(sim_client.app)
 
     await ack.refresh_from_db()
     assert ack.attempts == MAX_TRIES and ack.last_error == "InternalServerError (500)"
     assert ack.status == "retrying" and ack.second_chance
     await half_an_hour_passes(sim_client)
-    await run_due_jobs(sim_client.app)
+    await run_worker(sim_client.app)
     await ack.refresh_from_db()
     assert ack.status == "failed" and ack.attempts == 2 * MAX_TRIES
     assert ack.last_error == "InternalServerError (500)"
