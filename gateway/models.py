@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 __all__ = [
+    "ApiToken",
+    "AuditRecord",
+    "Campaign",
+    "CampaignStatus",
     "Channel",
     "Citizen",
     "Complaint",
@@ -17,6 +22,8 @@ __all__ = [
     "InboundMessage",
     "MessageStatus",
     "OutboundMessage",
+    "StaffMember",
+    "StaffRole",
     "UssdSession",
 ]
 
@@ -76,6 +83,27 @@ class MessageStatus(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (MessageStatus.DELIVERED, MessageStatus.FAILED)
+
+
+class StaffRole(enum.StrEnum):
+    AGENT = "agent"
+    """Call-centre agent: registers complaints for callers, updates them (a district, or all)."""
+    OFFICER = "officer"
+    """Bound to a department (or all) and one area at one escalation level."""
+    DISTRICT_ADMIN = "district_admin"
+    STATE_REVIEWER = "state_reviewer"
+    """Reads everything, changes nothing."""
+    STATE_ADMIN = "state_admin"
+
+
+class CampaignStatus(enum.StrEnum):
+    DRAFT = "draft"
+    """Previewed, not yet started."""
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    """Every recipient handed to the outbox (delivery reports may still arrive)."""
 
 
 class Citizen(Model):
@@ -169,6 +197,9 @@ class OutboundMessage(Model):
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)
     attempts = fields.SmallIntField(default=0)
     second_chance = fields.BooleanField(default=False, description="retried once after failing")
+    campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="messages", null=True, on_delete=fields.RESTRICT
+    )
     last_error = fields.TextField(null=True)
     idempotency_key = fields.CharField(max_length=160, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -225,3 +256,103 @@ class UssdSession(Model):
 
     class Meta:
         table = "ussd_session"
+
+
+class StaffMember(Model):
+    """A member of district or state staff, or a call-centre agent, who uses the staff API.
+
+    Scope (what complaints they may see and act on) follows from role, department, level and
+    area: see :mod:`gateway.scope`.
+    """
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=40, unique=True)
+    name = fields.CharField(max_length=80)
+    role = fields.CharEnumField(StaffRole, max_length=20)
+    department = fields.CharField(max_length=40, null=True, description="officers, null for all")
+    level = fields.CharField(max_length=20, null=True, description="officers: a level code")
+    area = fields.CharField(
+        max_length=40, null=True, description="block, tehsil or district code for the level"
+    )
+    district = fields.CharField(max_length=40, null=True, description="district admins, agents")
+    officer_code = fields.CharField(
+        max_length=40, null=True, description="the config officer this account acts as"
+    )
+    phone = fields.CharField(max_length=16, null=True)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    tokens: fields.ReverseRelation[ApiToken]
+
+    class Meta:
+        table = "staff_member"
+
+
+class ApiToken(Model):
+    """A bearer token for the staff API: only its SHA-256 is kept."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[StaffMember] = fields.ForeignKeyField(
+        "models.StaffMember", related_name="tokens", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    prefix = fields.CharField(max_length=12, description="shown in listings to tell tokens apart")
+    label = fields.CharField(max_length=80, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_token"
+
+
+class AuditRecord(Model):
+    """A staff action that is not a complaint event (tokens, campaigns, reports): kept forever."""
+
+    id = fields.IntField(primary_key=True)
+    actor = fields.CharField(max_length=64, description="staff:<username>, cli, system")
+    action = fields.CharField(max_length=40)
+    target = fields.CharField(max_length=80, null=True)
+    detail: dict[str, Any] | None = fields.JSONField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "audit_record"
+        indexes = (("actor", "created_at"),)
+
+
+class Campaign(Model):
+    """A bulk status notification: one DLT template to many citizens, each in their language.
+
+    Its recipients are :class:`OutboundMessage` rows carrying its ID (written in batches as
+    the campaign proceeds; the idempotency key ``campaign:<id>:<phone>`` de-duplicates).
+    """
+
+    id = fields.IntField(primary_key=True)
+    created_by: fields.ForeignKeyRelation[StaffMember] = fields.ForeignKeyField(
+        "models.StaffMember", related_name="campaigns", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(CampaignStatus, max_length=12, default=CampaignStatus.DRAFT)
+    template = fields.CharField(max_length=60)
+    variables: dict[str, str] = fields.JSONField(
+        description="template variables, same in every language"
+    )
+    audience: dict[str, Any] = fields.JSONField(
+        description="{'filter': {...}} or {'csv': <upload id>}"
+    )
+    scope: dict[str, Any] = fields.JSONField(description="the creator's scope when it was made")
+    essential = fields.BooleanField(default=False, description="sent to opted-out citizens too")
+    recipients_total = fields.IntField(default=0)
+    segments_total = fields.IntField(default=0)
+    skipped = fields.IntField(default=0, description="opted out, or not a phone number")
+    cursor = fields.CharField(
+        max_length=40, null=True, description="where writing recipients stopped (resumable)"
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    messages: fields.ReverseRelation[OutboundMessage]
+
+    class Meta:
+        table = "campaign"

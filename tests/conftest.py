@@ -36,9 +36,13 @@ TABLES = (
     "inbound_message",
     "ussd_session",
     "outbound_message",
+    "campaign",
     "complaint_event",
     "complaint",
     "citizen",
+    "audit_record",
+    "api_token",
+    "staff_member",
 )
 
 
