@@ -19,6 +19,7 @@ from aiohttp import web
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
+from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, session_hooks
 from gateway.complaints import ComplaintService
 from gateway.config import Config
@@ -263,6 +264,7 @@ def second_chance(app: web.Application) -> ArqSecondChance:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    app.add_subapp(API_PREFIX, create_api())
 
 
 async def healthz(request: web.Request) -> web.Response:

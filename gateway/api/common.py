@@ -1,0 +1,157 @@
+"""What every staff API handler shares: who is asking, their scope, JSON errors, bodies.
+
+Errors are JSON ``{"error": {"code": ..., "message": ..., "field": ...}}``. A complaint
+(or campaign) outside the caller's scope answers 404 exactly like one that does not exist,
+so that ticket numbers cannot be probed; a role that may never do an action gets 403.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.models import StaffMember, StaffRole
+from gateway.scope import Scope, scope_of
+from gateway.staff import staff_for_token
+
+__all__ = [
+    "PUBLIC_PATHS",
+    "ApiError",
+    "api_middleware",
+    "error_response",
+    "parse_body",
+    "parse_query",
+    "request_scope",
+    "request_staff",
+    "require_role",
+    "require_writable",
+]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+"""Paths answered without a token."""
+
+_STAFF = web.RequestKey("staff", StaffMember)
+_SCOPE = web.RequestKey("scope", Scope)
+
+
+class ApiError(Exception):
+    """An answer other than success, for machines: status, a stable code, a message."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+    @classmethod
+    def not_found(cls, what: str = "complaint") -> ApiError:
+        return cls(404, "not_found", f"no such {what}")
+
+
+def error_response(
+    status: int, code: str, message: str, *, field: str | None = None
+) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return web.json_response({"error": error}, status=status)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the bearer token and turn every failure into a JSON error."""
+    try:
+        if request.path not in PUBLIC_PATHS:
+            await _authenticate(request)
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e.status, e.code, e.message, field=e.field)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            e.status, "http_error"
+        )
+        return error_response(e.status, code, e.reason)
+    except Exception:
+        log.exception("staff API %s %s failed", request.method, request.path)
+        return error_response(500, "internal", "the server could not complete the request")
+
+
+async def _authenticate(request: web.Request) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
+    staff = await staff_for_token(token.strip())
+    if staff is None:
+        raise ApiError(401, "unauthorized", "the token is unknown, revoked or its account inactive")
+    request[_STAFF] = staff
+    request[_SCOPE] = scope_of(staff)
+
+
+def request_staff(request: web.Request) -> StaffMember:
+    """The authenticated staff member making ``request``."""
+    return request[_STAFF]
+
+
+def request_scope(request: web.Request) -> Scope:
+    """The scope of the staff member making ``request``."""
+    return request[_SCOPE]
+
+
+def require_role(request: web.Request, *roles: StaffRole) -> StaffMember:
+    """403 unless the caller holds one of ``roles``."""
+    staff = request_staff(request)
+    if StaffRole(staff.role) not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise ApiError(403, "forbidden", f"this needs one of the roles: {allowed}")
+    return staff
+
+
+def require_writable(request: web.Request) -> StaffMember:
+    """403 for read-only roles (state reviewers)."""
+    if not request_scope(request).writable:
+        raise ApiError(403, "forbidden", "this role can read but not change")
+    return request_staff(request)
+
+
+def _first_error(e: ValidationError) -> tuple[str, str]:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "body"
+    return field, f"{field}: {err['msg']}"
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body as ``model``; 400 naming the field that is wrong."""
+    try:
+        raw = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        field, message = _first_error(e)
+        raise ApiError(400, "invalid", message, field=field) from None
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string as ``model``; 400 naming the parameter that is wrong."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as e:
+        field, message = _first_error(e)
+        raise ApiError(400, "invalid", message, field=field) from None

@@ -1,0 +1,188 @@
+"""Staff accounts and their API tokens.
+
+A token is shown once, when it is issued; only its SHA-256 is stored, so a copy of the
+database does not let anyone in. Tokens look like ``spk_<prefix>_<secret>``: the prefix
+names the token in listings and audit records without revealing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from gateway.audit import audit
+from gateway.config import Config
+from gateway.models import ApiToken, StaffMember, StaffRole
+from gateway.phone import InvalidPhoneNumber, normalize_phone
+
+__all__ = [
+    "InvalidStaff",
+    "IssuedToken",
+    "NewStaff",
+    "add_staff",
+    "hash_token",
+    "issue_token",
+    "revoke_token",
+    "staff_for_token",
+]
+
+TOKEN_PREFIX = "spk_"
+
+
+class InvalidStaff(ValueError):
+    """A staff account that cannot be created as asked (names the field)."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewStaff:
+    username: str
+    name: str
+    role: StaffRole
+    department: str | None = None
+    level: str | None = None
+    area: str | None = None
+    district: str | None = None
+    officer_code: str | None = None
+    phone: str | None = None
+
+
+def _areas_at(config: Config, level: str) -> set[str]:
+    if level == "block":
+        return {b.code for d in config.districts for t in d.tehsils for b in t.blocks}
+    if level == "tehsil":
+        return {t.code for d in config.districts for t in d.tehsils}
+    if level == "district":
+        return {d.code for d in config.districts}
+    return set()
+
+
+def validate_staff(config: Config, new: NewStaff) -> NewStaff:
+    """Check ``new`` against the roles and the config's departments, levels and areas."""
+    if (
+        not new.username
+        or len(new.username) > 40
+        or not new.username.replace("_", "").replace(".", "").replace("-", "").isalnum()
+    ):
+        raise InvalidStaff("username", "1-40 letters, digits, '.', '_' or '-'")
+    if not new.name.strip():
+        raise InvalidStaff("name", "required")
+    departments = {d.code for d in config.departments}
+    districts = {d.code for d in config.districts}
+    levels = [lv.code for lv in config.levels]
+    if new.department is not None and new.department not in departments:
+        raise InvalidStaff("department", f"unknown department {new.department!r}")
+    if new.district is not None and new.district not in districts:
+        raise InvalidStaff("district", f"unknown district {new.district!r}")
+    if new.officer_code is not None and new.officer_code not in {o.code for o in config.officers}:
+        raise InvalidStaff("officer_code", f"no officer {new.officer_code!r} in config")
+    if new.role is StaffRole.OFFICER:
+        if new.level not in levels:
+            raise InvalidStaff("level", f"an officer needs a level, one of {levels}")
+        if new.level != levels[-1]:
+            if new.area is None:
+                raise InvalidStaff("area", f"an officer at level {new.level} needs an area")
+            if new.area not in _areas_at(config, new.level):
+                raise InvalidStaff("area", f"{new.area!r} is not a {new.level} code")
+        elif new.area is not None:
+            raise InvalidStaff("area", f"the {new.level} level covers everything: give no area")
+    else:
+        for name in ("level", "area", "department"):
+            if getattr(new, name) is not None:
+                raise InvalidStaff(name, f"only officers have a {name}")
+    if new.role is StaffRole.DISTRICT_ADMIN and new.district is None:
+        raise InvalidStaff("district", "a district administrator needs a district")
+    if new.role in (StaffRole.OFFICER, StaffRole.STATE_ADMIN, StaffRole.STATE_REVIEWER) and (
+        new.district is not None
+    ):
+        raise InvalidStaff("district", f"a {new.role.value} has no district")
+    phone = new.phone
+    if phone is not None:
+        try:
+            phone = normalize_phone(phone)
+        except InvalidPhoneNumber:
+            raise InvalidStaff("phone", f"{new.phone!r} is not a phone number") from None
+    return NewStaff(**{**new.__dict__, "phone": phone})
+
+
+async def add_staff(config: Config, new: NewStaff, *, actor: str) -> StaffMember:
+    """Create a staff account (validated against ``config``), audited as ``actor``."""
+    new = validate_staff(config, new)
+    try:
+        async with in_transaction() as conn:
+            staff = await StaffMember.create(using_db=conn, **new.__dict__)
+            await audit(
+                actor,
+                "staff.add",
+                target=f"staff:{staff.username}",
+                detail={"role": new.role},
+                conn=conn,
+            )
+    except IntegrityError:
+        raise InvalidStaff("username", f"{new.username!r} is taken") from None
+    return staff
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    """The bearer token itself: shown once, never stored."""
+    record: ApiToken
+
+
+async def issue_token(staff: StaffMember, *, label: str | None, actor: str) -> IssuedToken:
+    """A new API token for ``staff``."""
+    prefix = secrets.token_hex(4)
+    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    async with in_transaction() as conn:
+        record = await ApiToken.create(
+            staff=staff, token_hash=hash_token(token), prefix=prefix, label=label, using_db=conn
+        )
+        await audit(
+            actor,
+            "token.issue",
+            target=f"staff:{staff.username}",
+            detail={"prefix": prefix},
+            conn=conn,
+        )
+    return IssuedToken(token=token, record=record)
+
+
+async def revoke_token(prefix: str, *, actor: str) -> bool:
+    """Revoke the token with ``prefix``; False when there is no such live token."""
+    async with in_transaction() as conn:
+        changed = (
+            await ApiToken.filter(prefix=prefix, revoked_at=None)
+            .using_db(conn)
+            .update(revoked_at=datetime.now(UTC))
+        )
+        if changed:
+            await audit(actor, "token.revoke", detail={"prefix": prefix}, conn=conn)
+    return bool(changed)
+
+
+async def staff_for_token(token: str) -> StaffMember | None:
+    """The active staff member holding the live ``token``, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    record = (
+        await ApiToken.filter(token_hash=hash_token(token), revoked_at=None)
+        .select_related("staff")
+        .first()
+    )
+    if record is None or not record.staff.active:
+        return None
+    return record.staff
