@@ -13,14 +13,16 @@ A flow marked resumable (a complaint being registered) is also kept per phone nu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
 
 from gateway.config import Config
 from gateway.i18n import Catalogs
@@ -49,6 +51,37 @@ log = logging.getLogger(__name__)
 SESSION_KEY = "ussd:session:{}"
 LOCK_KEY = "ussd:lock:{}"
 DRAFT_KEY = "ussd:draft:{}"
+
+# A hop costs two Redis round trips: one script takes the session's lock and reads its
+# state (and the phone's kept flow) together; another writes the new state and releases
+# the lock. Taking the lock, reading, writing and releasing one by one took four.
+_ACQUIRE_AND_READ = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('get', KEYS[2]), redis.call('get', KEYS[3])}
+end
+return {0}
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('del', KEYS[1])
+  return 1
+end
+return 0
+"""
+_SAVE_AND_RELEASE = """
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] == 'del' then
+  redis.call('del', KEYS[3])
+elseif ARGV[4] == 'set' then
+  redis.call('set', KEYS[3], ARGV[5], 'EX', ARGV[6])
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('del', KEYS[1])
+  return 1
+end
+return 0
+"""
+_LOCK_POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -137,6 +170,9 @@ class UssdEngine:
         self._budgets = {
             lang.code: Budget(ucs2=lang.screen_budget or 80) for lang in config.languages
         }
+        self._acquire_and_read = redis.register_script(_ACQUIRE_AND_READ)
+        self._release = redis.register_script(_RELEASE)
+        self._save_and_release = redis.register_script(_SAVE_AND_RELEASE)
 
     def context(
         self, *, phone: str, session_id: str, language: str, data: dict[str, str]
@@ -154,16 +190,9 @@ class UssdEngine:
 
     async def handle(self, hop: UssdHop) -> UssdReply:
         """Answer one hop. Never raises for anything a caller typed."""
-        lock = self.redis.lock(
-            LOCK_KEY.format(hop.session_id),
-            timeout=self.config.ussd.lock_timeout_seconds * 2,
-            blocking_timeout=self.config.ussd.lock_timeout_seconds,
-        )
-        try:
-            acquired = await lock.acquire()
-        except LockError:
-            acquired = False
-        if not acquired:
+        token = uuid.uuid4().hex
+        got = await self._lock_and_read(hop, token)
+        if got is None:
             log.warning("ussd session %s busy; lock not acquired", hop.session_id)
             return UssdReply(
                 self.catalogs.gettext(
@@ -171,28 +200,65 @@ class UssdEngine:
                 ),
                 end=True,
             )
+        raw, raw_draft = got
+        released = False
         try:
-            return await self._handle_locked(hop)
+            reply, end, state = await self._handle_locked(hop, raw, raw_draft)
+            if state is not None:
+                released = await self._save(hop, state, token=token, ended=end is not None)
+                if not released:
+                    log.warning("ussd session %s: lock expired before release", hop.session_id)
+                released = True
+            if end is not None and self.hooks is not None:
+                try:
+                    await self.hooks.ended(hop, end)
+                except Exception:
+                    # The citizen's action is done; a missing session record must not undo it.
+                    log.exception("ussd session %s: recording its end failed", hop.session_id)
+            return reply
         finally:
-            try:
-                await lock.release()
-            except LockError:
-                log.warning("ussd session %s: lock expired before release", hop.session_id)
+            if not released:
+                await self._unlock(hop, token)
 
-    async def _handle_locked(self, hop: UssdHop) -> UssdReply:
-        key = SESSION_KEY.format(hop.session_id)
-        raw = await self.redis.get(key)
+    async def _lock_and_read(self, hop: UssdHop, token: str) -> tuple[Any, Any] | None:
+        """Take the session's lock, waiting up to the configured time; then its stored state
+        and the phone's kept flow, read under the lock. None when the lock stayed busy."""
+        keys = [
+            LOCK_KEY.format(hop.session_id),
+            SESSION_KEY.format(hop.session_id),
+            DRAFT_KEY.format(hop.phone),
+        ]
+        hold_ms = int(self.config.ussd.lock_timeout_seconds * 2 * 1000)
+        give_up = time.monotonic() + self.config.ussd.lock_timeout_seconds
+        while True:
+            got = await self._acquire_and_read(keys=keys, args=[token, hold_ms])
+            if int(got[0]) == 1:
+                return got[1], got[2]
+            if time.monotonic() + _LOCK_POLL_SECONDS > give_up:
+                return None
+            await asyncio.sleep(_LOCK_POLL_SECONDS)
+
+    async def _unlock(self, hop: UssdHop, token: str) -> None:
+        released = await self._release(keys=[LOCK_KEY.format(hop.session_id)], args=[token])
+        if not int(released):
+            log.warning("ussd session %s: lock expired before release", hop.session_id)
+
+    async def _handle_locked(
+        self, hop: UssdHop, raw: Any, raw_draft: Any
+    ) -> tuple[UssdReply, End | None, _State | None]:
+        """The reply, the end reached (if any), and the state to store (None: store nothing)."""
         if raw is None:
-            state, inputs = await self._new_session(hop)
+            state, inputs = await self._new_session(hop, raw_draft)
         else:
             state = _State.load(raw)
             if state.phone != hop.phone:
                 log.warning("ussd session %s: phone changed mid-session", hop.session_id)
-                return UssdReply(self._t(state.language, "Session error. Please dial again."), True)
+                text = self._t(state.language, "Session error. Please dial again.")
+                return UssdReply(text, True), None, None
             retry = hop.text == state.last_text and not state.latest_only
             if (retry or state.ended) and state.last_reply is not None:
                 # A retry of the hop already answered: same screen, nothing changes.
-                return UssdReply(*state.last_reply)
+                return UssdReply(*state.last_reply), None, None
             inputs = [self._new_input(state, hop.text)]
 
         reply: tuple[str, bool] | None = None
@@ -208,19 +274,12 @@ class UssdEngine:
             # The citizen's answers so far are in the draft kept at the previous hop.
             log.exception("ussd session %s failed", hop.session_id)
             text = self._t(state.language, "Sorry, something went wrong. Dial again to continue.")
-            return UssdReply(text, end=True)
+            return UssdReply(text, end=True), None, None
 
         state.last_text = hop.text
         state.last_reply = reply
         state.ended = reply[1]
-        await self._save(hop, state, ended=end is not None)
-        if end is not None and self.hooks is not None:
-            try:
-                await self.hooks.ended(hop, end)
-            except Exception:
-                # The citizen's action is done; a missing session record must not undo it.
-                log.exception("ussd session %s: recording its end failed", hop.session_id)
-        return UssdReply(*reply)
+        return UssdReply(*reply), end, state
 
     @staticmethod
     def _new_input(state: _State, text: str) -> str:
@@ -234,14 +293,12 @@ class UssdEngine:
         state.latest_only = True
         return text
 
-    async def _new_session(self, hop: UssdHop) -> tuple[_State, list[str]]:
+    async def _new_session(self, hop: UssdHop, raw_draft: Any) -> tuple[_State, list[str]]:
         language = self.config.service.default_language
         ctx = self.context(phone=hop.phone, session_id=hop.session_id, language=language, data={})
         draft = None
-        if self.menu.resume is not None:
-            raw_draft = await self.redis.get(DRAFT_KEY.format(hop.phone))
-            if raw_draft is not None:
-                draft = json.loads(raw_draft)
+        if self.menu.resume is not None and raw_draft is not None:
+            draft = json.loads(raw_draft)
         start = await self.menu.start(ctx)
         if draft is not None and start == self.menu.main and self.menu.resume is not None:
             start = self.menu.resume
@@ -319,17 +376,25 @@ class UssdEngine:
         ctx = self._ctx(state, hop)
         return node.render(ctx, page=page, hint=state.hint, can_go_back=len(state.stack) > 1).text
 
-    async def _save(self, hop: UssdHop, state: _State, *, ended: bool) -> None:
-        draft_key = DRAFT_KEY.format(state.phone)
+    async def _save(self, hop: UssdHop, state: _State, *, token: str, ended: bool) -> bool:
+        """Store the state and the phone's kept flow, and release the lock, in one round
+        trip; False when the lock had expired (the state is stored all the same)."""
         top = state.stack[-1][0]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(SESSION_KEY.format(hop.session_id), state.dump(), ex=self._ttl)
-            if state.drop_draft or (ended and top in self.menu.resumable):
-                pipe.delete(draft_key)  # started over, or the flow finished
-            elif top in self.menu.resumable and not ended:
-                draft = {"s": state.stack, "d": state.data}
-                pipe.set(draft_key, json.dumps(draft, ensure_ascii=False), ex=self._draft_ttl)
-            await pipe.execute()
+        draft_op, draft_json = "", ""
+        if state.drop_draft or (ended and top in self.menu.resumable):
+            draft_op = "del"  # started over, or the flow finished
+        elif top in self.menu.resumable and not ended:
+            draft_op = "set"
+            draft_json = json.dumps({"s": state.stack, "d": state.data}, ensure_ascii=False)
+        released = await self._save_and_release(
+            keys=[
+                LOCK_KEY.format(hop.session_id),
+                SESSION_KEY.format(hop.session_id),
+                DRAFT_KEY.format(state.phone),
+            ],
+            args=[token, state.dump(), int(self._ttl), draft_op, draft_json, int(self._draft_ttl)],
+        )
+        return bool(int(released))
 
     def _t(self, language: str, message: str) -> str:
         return self.catalogs.gettext(language, message)
