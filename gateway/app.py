@@ -20,7 +20,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
 from gateway.api import API_PREFIX, create_api
-from gateway.callbacks import GatewayCallbacks, session_hooks
+from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
 from gateway.complaints import ComplaintService
 from gateway.config import Config
 from gateway.db import close_database, database_ok, open_database
@@ -183,13 +183,14 @@ def setup_services(app: web.Application) -> None:
             lifecycle=app[LIFECYCLE],
             clock=app[CLOCK],
         )
+        sessions = SessionRecorder()
         app[ENGINE] = UssdEngine(
             menu=build_menu(config),
             redis=app[REDIS],
             config=config,
             catalogs=catalogs,
             services=app[COMPLAINTS],
-            hooks=session_hooks(),
+            hooks=session_hooks(sessions),
         )
         apology = catalogs.gettext(
             config.service.default_language, "Sorry, the service is busy. Please dial again."
@@ -205,8 +206,10 @@ def setup_services(app: web.Application) -> None:
                 dispatcher=dispatcher,
             ),
             second_chance=second_chance(app),
+            sessions=sessions,
         )
         yield
+        await sessions.close()
 
     app.cleanup_ctx.append(services_ctx)
 
