@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
 # "no water supply" -> the confirm screen (not submitted: this measures hops).
 WALK = ("2", "1", "2", "9", "2", "1")
+# The same, submitted: the complaint is written and its acknowledgement queued.
+REGISTER = (*WALK, "1")
 
 
 def free_port() -> int:
@@ -41,6 +43,12 @@ class Result:
     requests: int
     seconds: float
     latencies_ms: list[float]
+    walks: int = 0
+    """Sessions that walked the whole way (registrations, with REGISTER)."""
+
+    @property
+    def walks_per_second(self) -> float:
+        return self.walks / self.seconds
 
     @property
     def rps(self) -> float:
@@ -53,17 +61,23 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def drive(url: str, concurrency: int, seconds: float) -> Result:
-    """``concurrency`` sessions, each walking WALK then starting again, for ``seconds``."""
+async def drive(
+    url: str, concurrency: int, seconds: float, walk: tuple[str, ...] = WALK, *, ends: bool = False
+) -> Result:
+    """``concurrency`` sessions, each walking ``walk`` then starting again, for ``seconds``.
+
+    With ``ends`` the walk's last screen must be an END (a registration, its ticket)."""
     latencies: list[float] = []
+    walks = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
 
     async def session_loop(http: aiohttp.ClientSession) -> None:
+        nonlocal walks
         while time.perf_counter() < deadline:
             sid, phone = f"B{uuid.uuid4().hex[:16]}", f"+9197{uuid.uuid4().int % 10**8:08d}"
             inputs: list[str] = []
-            for step in ("", *WALK):
+            for i, step in enumerate(("", *walk)):
                 if step:
                     inputs.append(step)
                 form = {
@@ -79,13 +93,15 @@ async def drive(url: str, concurrency: int, seconds: float) -> Result:
                 if time.perf_counter() >= deadline:
                     return
                 latencies.append((time.perf_counter() - t0) * 1000)
-                if resp.status != 200 or not body.startswith("CON"):
+                expected = "END" if ends and i == len(walk) else "CON"
+                if resp.status != 200 or not body.startswith(expected):
                     raise RuntimeError(f"unexpected answer {resp.status}: {body[:80]!r}")
+            walks += 1
 
     start = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector) as http:
         await asyncio.gather(*(session_loop(http) for _ in range(concurrency)))
-    return Result(len(latencies), time.perf_counter() - start, latencies)
+    return Result(len(latencies), time.perf_counter() - start, latencies, walks)
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -139,6 +155,11 @@ async def main(levels: list[int], seconds: float) -> None:
             bare = await drive(f"http://127.0.0.1:{ceiling_port}/ussd/africastalking", n, seconds)
             real = await drive(f"http://127.0.0.1:{gateway_port}/ussd/africastalking", n, seconds)
             rows.append((n, bare, real))
+        reg_n = 50
+        ceiling_url = f"http://127.0.0.1:{ceiling_port}/ussd/africastalking"
+        reg_bare = await drive(ceiling_url, reg_n, seconds, REGISTER)
+        reg_url = f"http://127.0.0.1:{gateway_port}/ussd/africastalking"
+        reg = await drive(reg_url, reg_n, seconds, REGISTER, ends=True)
         print(
             f"USSD hops, {seconds:.0f} s per run, {os.cpu_count()} CPUs, "
             f"database {genv['DATABASE_URL'].split(':')[0]}, "
@@ -154,6 +175,14 @@ async def main(levels: list[int], seconds: float) -> None:
                 f"{real.rps:>11.0f} {real.pct(0.5):>7.1f} {real.pct(0.99):>7.1f} | "
                 f"{real.rps / bare.rps:>5.2f}"
             )
+        print(
+            f"\nRegistrations ({len(REGISTER) + 1} hops each, the complaint written, its "
+            f"acknowledgement queued), {reg_n} concurrent sessions"
+        )
+        print(f"{'':>8} | {'walks/s':>11} {'p50 ms':>7} {'p99 ms':>7}   (per hop)")
+        for name, r in (("ceiling", reg_bare), ("gateway", reg)):
+            print(f"{name:>8} | {r.walks_per_second:>11.1f} {r.pct(0.5):>7.1f} {r.pct(0.99):>7.1f}")
+        print(f"{'ratio':>8} | {reg.walks_per_second / reg_bare.walks_per_second:>11.2f}")
     finally:
         stop(gateway)
         stop(ceiling)
