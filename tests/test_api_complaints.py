@@ -146,8 +146,6 @@ async def test_every_role_against_the_endpoint(client: TestClient[Any, Any], end
             assert await ComplaintEvent.filter(complaint_id=c.id).count() == events_before
             assert await OutboundMessage.all().count() == messages_before
         elif template is not None:
-            written = await OutboundMessage.filter(id__gt=0).order_by("-id").first()
-            assert written is not None and written.template in (template, "officer_new_complaint")
             templates = [
                 m.template
                 for m in await OutboundMessage.all().order_by("id").offset(messages_before)

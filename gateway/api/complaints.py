@@ -272,7 +272,9 @@ def _check_codes(config: Config, query: ListQuery) -> None:
         raise ApiError(400, "invalid", f"level: 1 to {len(config.levels)}", field="level")
 
 
-def _filtered(query: ListQuery, qs: QuerySet[Complaint], *, now: datetime, tz: ZoneInfo) -> Any:
+def _filtered(
+    query: ListQuery, qs: QuerySet[Complaint], *, now: datetime, tz: ZoneInfo
+) -> QuerySet[Complaint]:
     exact = {
         name: getattr(query, name)
         for name in ("status", "department", "district", "block", "level")
