@@ -7,6 +7,7 @@ is worth knowing). A token is printed once, when issued; listings show its prefi
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from datetime import datetime
 
@@ -29,6 +30,10 @@ __all__ = ["ACTOR", "add_arguments", "staff_command"]
 ACTOR = "cli"
 
 Print = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +71,11 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
 
-async def staff_command(config: Config, args: argparse.Namespace, *, out: Print = print) -> int:
-    """Run one ``staff`` command on an open database; returns the exit status."""
+async def staff_command(
+    config: Config, args: argparse.Namespace, *, out: Print = print, err: Print = _stderr
+) -> int:
+    """Run one ``staff`` command on an open database; returns the exit status (errors go
+    to ``err``, so that ``out`` holds only what a script may want, e.g. the token)."""
     command = args.staff_command
     if command == "add":
         new = NewStaff(
@@ -84,7 +92,7 @@ async def staff_command(config: Config, args: argparse.Namespace, *, out: Print 
         try:
             staff = await add_staff(config, new, actor=ACTOR)
         except InvalidStaff as e:
-            out(f"error: {e.field}: {e.problem}")
+            err(f"error: {e.field}: {e.problem}")
             return 2
         out(f"added {staff.username} ({staff.role.value})")
         return 0
@@ -113,21 +121,21 @@ async def staff_command(config: Config, args: argparse.Namespace, *, out: Print 
         return 0
     if command == "deactivate":
         if not await deactivate_staff(args.username, actor=ACTOR):
-            out(f"error: no active account {args.username!r}")
+            err(f"error: no active account {args.username!r}")
             return 1
         out(f"deactivated {args.username}")
         return 0
     if command == "token":
-        return await _token_command(args, out)
+        return await _token_command(args, out, err)
     raise AssertionError(command)
 
 
-async def _token_command(args: argparse.Namespace, out: Print) -> int:
+async def _token_command(args: argparse.Namespace, out: Print, err: Print) -> int:
     command = args.token_command
     if command == "issue":
         staff = await StaffMember.get_or_none(username=args.username)
         if staff is None or not staff.active:
-            out(f"error: no active account {args.username!r}")
+            err(f"error: no active account {args.username!r}")
             return 1
         issued = await issue_token(staff, label=args.label, actor=ACTOR)
         out(f"token for {staff.username} (prefix {issued.record.prefix}), shown only now:")
@@ -147,7 +155,7 @@ async def _token_command(args: argparse.Namespace, out: Print) -> int:
         return 0
     if command == "revoke":
         if not await revoke_token(args.prefix, actor=ACTOR):
-            out(f"error: no live token with prefix {args.prefix!r}")
+            err(f"error: no live token with prefix {args.prefix!r}")
             return 1
         out(f"revoked {args.prefix}")
         return 0

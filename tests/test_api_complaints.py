@@ -352,6 +352,14 @@ async def test_reassign_tells_the_new_officer_and_keeps_the_deadline(
     await told.refresh_from_db()
     assert told.status == MessageStatus.DELIVERED
 
+    # At the tehsil level, the officers of the tehsil level (and only they) may take it.
+    await Complaint.filter(id=c.id).update(level=2, officer="js_theog_ae")
+    url = f"/api/v1/complaints/{c.ticket}/reassign"
+    wrong = await client.post(url, json={"officer": "bdo_desk"}, headers=auth(token))
+    assert wrong.status == 400 and "tehsil" in (await wrong.json())["error"]["message"]
+    right = await client.post(url, json={"officer": "sdm_desk"}, headers=auth(token))
+    assert right.status == 200 and (await right.json())["officer"] == "sdm_desk"
+
 
 async def test_an_officer_loses_a_complaint_transferred_out_of_their_scope(
     client: TestClient[Any, Any],

@@ -26,7 +26,9 @@ def parse(*argv: str) -> argparse.Namespace:
 
 async def run(client: TestClient[Any, Any], *argv: str) -> tuple[int, list[str]]:
     lines: list[str] = []
-    status = await staff_command(client.app[CONFIG], parse(*argv), out=lines.append)
+    status = await staff_command(
+        client.app[CONFIG], parse(*argv), out=lines.append, err=lambda e: lines.append("!" + e)
+    )
     return status, lines
 
 
@@ -90,7 +92,7 @@ async def test_a_wrong_account_names_the_field(client: TestClient[Any, Any]) -> 
         client, "add", "--username", "x", "--name", "X", "--role", "district_admin"
     )
     assert status == 2
-    assert out == ["error: district: a district administrator needs a district"]
+    assert out == ["!error: district: a district administrator needs a district"]
     assert not await StaffMember.exists()
 
 
