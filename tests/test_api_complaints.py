@@ -192,6 +192,7 @@ async def test_filters(client: TestClient[Any, Any]) -> None:
     assert await tickets(**{"from": "2026-10-05", "to": "2026-10-05"}) == {old.ticket}
     assert old.ticket not in await tickets(**{"from": "2026-11-01"})
     assert await tickets(q="handpump") == {theog.ticket}
+    assert await tickets(q="%") == set() and await tickets(q="_") == set()  # not wildcards
     assert theog.ticket and await tickets(q=theog.ticket[2:7]) >= {theog.ticket}
 
 
