@@ -158,7 +158,12 @@ class Complaint(Model):
         table = "complaint"
         # (due_at): the escalation job lists the overdue ones in due order; with most
         # complaints open, (status, due_at) leaves SQLite scanning the table.
-        indexes = (("status", "due_at"), ("due_at",), ("department", "district", "block"))
+        indexes = (
+            ("status", "due_at"),
+            ("department", "district", "block"),
+            ("created_at", "id"),
+            ("due_at",),
+        )
 
 
 class ComplaintEvent(Model):
