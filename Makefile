@@ -32,10 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway ussd_menus server.py
 
-## Benchmarks (bench/): the gateway against a bare aiohttp ceiling, side by side.
-## DATABASE_URL and REDIS_URL, when set, point the gateway at PostgreSQL and a real Redis.
+## Benchmarks (bench/): each figure next to its ceiling measured in the same run, then one
+## table against the targets. DATABASE_URL and REDIS_URL point them at PostgreSQL and a Redis.
 bench: $(STAMP)
-	$(BIN)/python bench/ussd_hops.py
+	$(BIN)/python bench/run.py
 
 ## Extract citizen-facing text, update every language's catalog, compile.
 translations: $(STAMP)

@@ -113,7 +113,8 @@ async def scratch_postgres(server: str, sql: str) -> None:
         await conn.close()
 
 
-async def main(total: int, overdue: int) -> None:
+async def main(total: int, overdue: int) -> tuple[float, float, int, list[str]]:
+    """Seconds listing the overdue (ceiling), seconds of one cron run, moved, plan."""
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     server = os.environ.get("DATABASE_URL", "")
     scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
@@ -147,6 +148,7 @@ async def main(total: int, overdue: int) -> None:
         print(f"  listing the first 1,000 overdue (ceiling): {query_s * 1000:8.1f} ms")
         print(f"  one cron run, {moved:,} escalated:        {job_s * 1000:8.1f} ms")
         print("  plan: " + " | ".join(plan))
+        return query_s, job_s, moved, plan
     finally:
         await runner.cleanup()
         if server.startswith("postgres"):

@@ -118,7 +118,8 @@ async def gateway(app: web.Application, count: int) -> float:
     return elapsed
 
 
-async def main(count: int) -> None:
+async def main(count: int) -> tuple[float, float, float]:
+    """Seconds for ``count`` messages: arq no-op ceiling, direct aiohttp, gateway."""
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     port = free_port()
     env = dict(os.environ)
@@ -161,6 +162,7 @@ async def main(count: int) -> None:
         for name, s in (("arq no-op (ceiling)", ceiling_s), ("direct aiohttp", direct_s)):
             print(f"{name:>22} | {count / s:>8.0f} | {s / gateway_s:>10.2f}")
         print(f"{'gateway worker':>22} | {count / gateway_s:>8.0f} |")
+        return ceiling_s, direct_s, gateway_s
     finally:
         await runner.cleanup()
         stop(fake)

@@ -138,7 +138,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def main(levels: list[int], seconds: float) -> None:
+async def main(
+    levels: list[int], seconds: float
+) -> tuple[list[tuple[int, Result, Result]], Result, Result]:
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
     ceiling_port, gateway_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
@@ -183,6 +185,7 @@ async def main(levels: list[int], seconds: float) -> None:
         for name, r in (("ceiling", reg_bare), ("gateway", reg)):
             print(f"{name:>8} | {r.walks_per_second:>11.1f} {r.pct(0.5):>7.1f} {r.pct(0.99):>7.1f}")
         print(f"{'ratio':>8} | {reg.walks_per_second / reg_bare.walks_per_second:>11.2f}")
+        return rows, reg_bare, reg
     finally:
         stop(gateway)
         stop(ceiling)

@@ -1,0 +1,113 @@
+"""Every benchmark, then one table against the targets: ``make bench``.
+
+Embedded defaults (SQLite in a temporary directory, the embedded Redis); ``DATABASE_URL``
+(PostgreSQL: a scratch database is created on that server and dropped, except for the
+USSD runs, which write to the database named) and ``REDIS_URL`` point them elsewhere.
+Each figure is measured next to its ceiling in the same run: on a shared, noisy machine
+the ratios hold better than the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import escalation
+import outbound
+import ussd_hops
+
+NOT_BUILT = "not built yet"
+
+
+def machine() -> str:
+    mem = ""
+    if shutil.which("free"):
+        out = subprocess.run(["free", "-m"], capture_output=True, text=True).stdout.split("\n")
+        mem = f", {out[1].split()[1]} MB memory" if len(out) > 1 else ""
+    return f"{os.cpu_count()} CPUs{mem}, Python {sys.version.split()[0]}"
+
+
+async def main(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    levels = [int(x) for x in args.sessions.split(",")]
+    hops, reg_bare, reg = await ussd_hops.main(levels, args.seconds)
+    print()
+    arq_s, direct_s, gateway_s = await outbound.main(args.messages)
+    print()
+    listing_s, job_s, moved, plan = await escalation.main(args.complaints, args.overdue)
+
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    for n, bare, real in hops:
+        ratio = real.rps / bare.rps
+        met = "yes" if ratio >= 0.5 and real.pct(0.99) < 100 else "no"
+        rows.append(
+            (
+                f"USSD hops, {n} sessions",
+                f"{real.rps:.0f}/s p99 {real.pct(0.99):.0f} ms",
+                f"{bare.rps:.0f}/s p99 {bare.pct(0.99):.0f} ms",
+                f"{ratio:.2f}",
+                ">=0.50, p99<100 ms" if n == 200 else "",
+                met if n == 200 else "",
+            )
+        )
+    rows.append(
+        (
+            "Registrations, 50 sessions",
+            f"{reg.walks_per_second:.1f}/s hop p99 {reg.pct(0.99):.0f} ms",
+            f"{reg_bare.walks_per_second:.1f}/s",
+            f"{reg.walks_per_second / reg_bare.walks_per_second:.2f}",
+            "",
+            "",
+        )
+    )
+    n = args.messages
+    rows.append(
+        (
+            "SMS, one per request",
+            f"{n / gateway_s:.0f}/s",
+            f"arq no-op {n / arq_s:.0f}/s",
+            f"{arq_s / gateway_s:.2f}",
+            ">=0.50",
+            "yes" if arq_s / gateway_s >= 0.5 else "no",
+        )
+    )
+    rows.append(("", "", f"direct {n / direct_s:.0f}/s", f"{direct_s / gateway_s:.2f}", "", ""))
+    rows.append(("SMS, bulk identical text", NOT_BUILT, "", "", ">=5,000/s", NOT_BUILT))
+    rows.append(("Campaign, 100,000", NOT_BUILT, "", "", "<60 s, <300 MB", NOT_BUILT))
+    indexed = "yes" if any("INDEX" in line.upper() for line in plan) else "NO: reads all"
+    rows.append(
+        (
+            f"Escalation, {args.complaints:,}",
+            f"{job_s:.2f} s ({moved:,} moved)",
+            f"listing {listing_s * 1000:.0f} ms",
+            f"index: {indexed}",
+            "<2 s",
+            "yes" if job_s < 2 else "no",
+        )
+    )
+
+    print(f"\nSampark benchmarks, {machine()}, {time.perf_counter() - started:.0f} s")
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    head = ("benchmark", "gateway", "ceiling", "ratio", "target", "met")
+    widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
+    for r in (head, tuple("-" * w for w in widths), *rows):
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per USSD run")
+    parser.add_argument("--sessions", default="50,200,500")
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--complaints", type=int, default=1_000_000)
+    parser.add_argument("--overdue", type=int, default=10_000)
+    asyncio.run(main(parser.parse_args()))
