@@ -20,9 +20,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from gateway.config import Config
 from gateway.i18n import Catalogs
@@ -170,9 +172,19 @@ class UssdEngine:
         self._budgets = {
             lang.code: Budget(ucs2=lang.screen_budget or 80) for lang in config.languages
         }
-        self._acquire_and_read = redis.register_script(_ACQUIRE_AND_READ)
-        self._release = redis.register_script(_RELEASE)
-        self._save_and_release = redis.register_script(_SAVE_AND_RELEASE)
+
+    # Registered on first use: an engine used only to render screens has no Redis.
+    @cached_property
+    def _acquire_and_read(self) -> AsyncScript:
+        return self.redis.register_script(_ACQUIRE_AND_READ)
+
+    @cached_property
+    def _release(self) -> AsyncScript:
+        return self.redis.register_script(_RELEASE)
+
+    @cached_property
+    def _save_and_release(self) -> AsyncScript:
+        return self.redis.register_script(_SAVE_AND_RELEASE)
 
     def context(
         self, *, phone: str, session_id: str, language: str, data: dict[str, str]
