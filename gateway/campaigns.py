@@ -65,7 +65,10 @@ __all__ = [
     "Progress",
     "RunScheduler",
     "campaign_scope",
+    "csv_phone",
     "in_quiet_hours",
+    "parse_numbers",
+    "progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,6 +221,51 @@ class Progress:
             "cancelled": self.cancelled,
             "skipped": self.skipped,
         }
+
+
+BAD = "bad"
+"""What :func:`csv_phone` answers for a line that is not a phone number."""
+
+
+def csv_phone(raw: str, line_no: int) -> str | None:
+    """The E.164 number in a CSV line's first column; None for a blank line or a header
+    (a first line without digits), :data:`BAD` for anything else that is not a number."""
+    cell = raw.strip().split(",")[0].strip().strip('"').strip()
+    if not cell:
+        return None
+    try:
+        return normalize_phone(cell)
+    except InvalidPhoneNumber:
+        if line_no == 1 and not any(ch.isdigit() for ch in cell):
+            return None
+        return BAD
+
+
+def parse_numbers(text: str) -> tuple[list[str], CsvReport]:
+    """The distinct numbers of a small CSV held in memory (a preview), and its report."""
+    seen: dict[str, None] = {}
+    valid = bad = 0
+    bad_lines: list[int] = []
+    lines = text.splitlines()
+    for i, raw in enumerate(lines, start=1):
+        phone = csv_phone(raw, i)
+        if phone is None:
+            continue
+        if phone == BAD:
+            bad += 1
+            if len(bad_lines) < CSV_MAX_BAD_LINES_LISTED:
+                bad_lines.append(i)
+            continue
+        valid += 1
+        seen[phone] = None
+    report = CsvReport(
+        lines=len(lines),
+        numbers=len(seen),
+        duplicates=valid - len(seen),
+        bad_lines=bad,
+        bad_line_numbers=bad_lines,
+    )
+    return list(seen), report
 
 
 class RunScheduler(Protocol):
@@ -509,14 +557,10 @@ class Campaigns:
 
         async for raw in lines:
             line_no += 1
-            cell = raw.strip().split(",")[0].strip().strip('"').strip()
-            if not cell:
+            phone = csv_phone(raw, line_no)
+            if phone is None:
                 continue
-            try:
-                phone = normalize_phone(cell)
-            except InvalidPhoneNumber:
-                if line_no == 1 and not any(ch.isdigit() for ch in cell):
-                    continue  # a header ("phone")
+            if phone == BAD:
                 bad += 1
                 if len(bad_numbers) < CSV_MAX_BAD_LINES_LISTED:
                     bad_numbers.append(line_no)
