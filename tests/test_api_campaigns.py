@@ -5,22 +5,48 @@ HTTP against the fake Africa's Talking server."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.models import AuditRecord, Campaign, CampaignStatus, ComplaintStatus, StaffRole
+from tests.conftest import AppFactory
 from tests.fakes.africastalking import FakeAfricasTalking
-from tests.test_campaigns import (  # noqa: F401  (fixtures)
+from tests.test_campaigns import (
+    API_KEY,
+    USERNAME,
     VARIABLES,
-    bulk_client,
+    bulk_config,
     complaint,
-    fake,
     number,
     run_bulk,
     staff,
 )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAfricasTalking]:
+    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def bulk_client(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> TestClient[Any, Any]:
+    return await start_app(bulk_config(tmp_path, database_url, redis_url, fake))
+
+
+async def call(client: TestClient[Any, Any], headers: dict[str, str], cid: int, action: str) -> int:
+    return (await client.post(f"/api/v1/campaigns/{cid}/{action}", headers=headers)).status
+
 
 FILTER_BODY = {
     "template": "area_update",
