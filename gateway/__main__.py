@@ -94,6 +94,14 @@ def templates(args: argparse.Namespace) -> None:
     raise SystemExit(1 if bad else 0)
 
 
+def notify(args: argparse.Namespace) -> None:
+    from gateway.notify_cli import run_notify
+
+    config = _config(args.config)
+    logging.basicConfig(level=logging.WARNING)
+    raise SystemExit(asyncio.run(run_notify(config, args)))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
@@ -121,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("templates", help="SMS templates: `templates check` lints them all")
     p.add_argument("action", choices=["check"])
     p.set_defaults(run=templates)
+
+    from gateway.notify_cli import add_parser as add_notify
+
+    add_notify(sub, notify)
 
     args = parser.parse_args(argv)
     args.run(args)

@@ -8,6 +8,8 @@ The bulk worker is the real one (``build_bulk_worker``), run until the campaign 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -36,7 +38,7 @@ from gateway.models import (
 from gateway.scope import Scope, scope_of
 from gateway.staff import NewStaff, add_staff, issue_token
 from gateway.worker import BULK_QUEUE, build_bulk_worker
-from tests.conftest import AppFactory, make_config
+from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config
 from tests.fakes.africastalking import FakeAfricasTalking
 
 USERNAME = "sampark"
@@ -445,3 +447,76 @@ async def test_a_campaign_started_in_quiet_hours_waits_for_the_morning(
     assert runs == [morning.timestamp() * 1000]
     await campaign.refresh_from_db()
     assert campaign.status is CampaignStatus.SENDING
+
+
+async def notify_cli(config: Config, *args: str) -> tuple[int, str]:
+    """Run ``python -m gateway notify ...`` in a child process on the test's DB and Redis."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": config.database.url,
+        "REDIS_URL": config.redis.url,
+    }
+    env.pop("SMS_PROVIDER", None)  # the CLI sends nothing itself: the shipped simulator will do
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "--config",
+        str(SHIPPED_CONFIG),
+        "notify",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_notify_command_previews_sends_and_follows(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    config = bulk_client.app[CONFIG]
+    for i in range(1, 5):
+        await complaint(number(i), language="en_IN")
+    await staff(
+        bulk_client,
+        "je_theog",
+        StaffRole.OFFICER,
+        department="jal_shakti",
+        level="block",
+        area="theog",
+    )
+    await staff(bulk_client, "agent1", StaffRole.AGENT, district="shimla")
+    audience = [
+        "--template",
+        "area_update",
+        "--var",
+        "service=Water supply",
+        "--var",
+        "place=Theog",
+        "--var",
+        "update=restored",
+        "--open-only",
+    ]
+
+    code, out = await notify_cli(config, "preview", "--as", "je_theog", *audience)
+    assert code == 0, out
+    assert "recipients:        4" in out and "en_IN" in out
+
+    code, out = await notify_cli(config, "send", "--as", "agent1", "--yes", *audience)
+    assert code == 1 and "may not" in out
+
+    code, out = await notify_cli(config, "send", "--as", "je_theog", "--yes", *audience)
+    assert code == 0, out
+    campaign = await Campaign.get(status=CampaignStatus.SENDING)
+    await run_bulk(bulk_client)
+    code, out = await notify_cli(config, "status", "--as", "je_theog", str(campaign.id))
+    assert code == 0, out
+    assert "4/4" in out and "sent 4" in out and "(done)" in out
+    assert len(fake.sent) == 4
+
+    code, out = await notify_cli(config, "pause", "--as", "je_theog", str(campaign.id))
+    assert code == 1 and "cannot pause" in out
+    code, out = await notify_cli(config, "status", "--as", "je_theog", "999")
+    assert code == 1 and "no campaign 999" in out
