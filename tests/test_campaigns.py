@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CAMPAIGNS, CONFIG, REDIS, stop_worker, worker_context
+from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, stop_worker, worker_context
 from gateway.campaigns import ComplaintFilter, in_quiet_hours, progress
+from gateway.complaints import NewComplaint
 from gateway.config import Config
 from gateway.models import (
     AuditRecord,
@@ -31,6 +32,7 @@ from gateway.models import (
     Citizen,
     Complaint,
     ComplaintStatus,
+    MessageStatus,
     OutboundMessage,
     StaffMember,
     StaffRole,
@@ -38,7 +40,7 @@ from gateway.models import (
 from gateway.scope import Scope, scope_of
 from gateway.staff import NewStaff, add_staff, issue_token
 from gateway.worker import BULK_QUEUE, build_bulk_worker
-from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config
+from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
 USERNAME = "sampark"
@@ -520,3 +522,61 @@ async def test_the_notify_command_previews_sends_and_follows(
     assert code == 1 and "cannot pause" in out
     code, out = await notify_cli(config, "status", "--as", "je_theog", "999")
     assert code == 1 and "no campaign 999" in out
+
+
+async def test_an_acknowledgement_is_not_held_behind_a_running_campaign(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    # 20 recipients at 2 segments a second: the campaign takes about ten seconds.
+    client = await start_app(
+        bulk_config(tmp_path, database_url, redis_url, fake, segments_per_second=2)
+    )
+    for i in range(1, 21):
+        await complaint(number(i), language="en_IN")
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    stop = asyncio.Event()
+
+    async def stopped() -> bool:
+        return stop.is_set()
+
+    bulk = asyncio.create_task(run_bulk(client, until=stopped))
+    for _ in range(400):  # until the campaign is under way
+        if len(fake.sent) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    registration = await client.app[COMPLAINTS].register(
+        NewComplaint(
+            phone="+919812345678",
+            language="en_IN",
+            department="jal_shakti",
+            district="shimla",
+            block="theog",
+            issue_type="no_water_supply",
+            channel=Channel.USSD,
+            source_key="test:priority",
+        )
+    )
+    await run_worker(client.app)  # the message worker, beside the busy bulk worker
+    ack = await OutboundMessage.get(
+        complaint_id=registration.complaint_id, template="complaint_registered"
+    )
+    assert ack.status is MessageStatus.SENT
+    assert (await Campaign.get(id=campaign.id)).status is CampaignStatus.SENDING
+    assert len({m.number for m in fake.sent} & {number(i) for i in range(1, 21)}) < 20
+    await campaigns.cancel(campaign, actor="t")
+    stop.set()
+    await bulk
