@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count, Min
@@ -960,18 +961,30 @@ class CampaignRunner:
         self, text: str, chunk: list[tuple[int, str, int]]
     ) -> tuple[int, bool]:
         now = datetime.now(UTC)
-        claimed: dict[str, int] = {}
-        for mid, phone, _ in chunk:
-            took = (
-                await OutboundMessage.filter(id=mid)
+        ids = [mid for mid, _, _ in chunk]
+        # Claimed in one transaction: a row another worker holds (sending, not stale), or
+        # one already sent, is left alone.
+        async with in_transaction() as conn:
+            rows = (
+                await OutboundMessage.filter(id__in=ids)
                 .filter(
                     Q(status__in=list(_CLAIMABLE))
                     | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
                 )
-                .update(status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now)
+                .select_for_update()
+                .using_db(conn)
+                .values_list("id", "recipient", "attempts")
             )
-            if took:
-                claimed[phone] = mid
+            claimed = {str(phone): int(mid) for mid, phone, _ in rows}
+            attempts = {int(mid): int(n) + 1 for mid, _, n in rows}
+            if claimed:
+                await (
+                    OutboundMessage.filter(id__in=list(claimed.values()))
+                    .using_db(conn)
+                    .update(
+                        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
+                    )
+                )
         if not claimed:
             return 0, False
         sms = OutgoingSms(
@@ -980,52 +993,86 @@ class CampaignRunner:
         try:
             results = await self.provider.send(sms, session=self.session)
         except ProviderError as e:
-            for mid in claimed.values():
-                await self._failed(mid, str(e), transient=e.transient)
+            async with in_transaction() as conn:
+                for phone, mid in claimed.items():
+                    await self._failed(
+                        mid, phone, attempts[mid], str(e), transient=e.transient, conn=conn
+                    )
             return 0, e.transient
         accepted = 0
         transient = False
         answered = {r.phone: r for r in results}
-        for phone, mid in claimed.items():
-            result = answered.get(phone)
-            if result is None:
-                await self._failed(mid, "no answer for recipient", transient=True)
-                transient = True
-                continue
-            if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-                delivered = result.outcome is SendOutcome.DELIVERED
-                done = datetime.now(UTC)
-                await OutboundMessage.filter(id=mid).update(
-                    status=MessageStatus.DELIVERED if delivered else MessageStatus.SENT,
-                    provider_message_id=result.provider_message_id,
-                    provider_status=result.provider_status,
-                    sent_at=done,
-                    delivered_at=done if delivered else None,
-                    last_error=None,
+        done = datetime.now(UTC)
+        async with in_transaction() as conn:
+            for phone, mid in claimed.items():
+                result = answered.get(phone)
+                if result is None:
+                    await self._failed(
+                        mid,
+                        phone,
+                        attempts[mid],
+                        "no answer for recipient",
+                        transient=True,
+                        conn=conn,
+                    )
+                    transient = True
+                    continue
+                if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
+                    delivered = result.outcome is SendOutcome.DELIVERED
+                    await (
+                        OutboundMessage.filter(id=mid)
+                        .using_db(conn)
+                        .update(
+                            status=MessageStatus.DELIVERED if delivered else MessageStatus.SENT,
+                            provider_message_id=result.provider_message_id,
+                            provider_status=result.provider_status,
+                            sent_at=done,
+                            delivered_at=done if delivered else None,
+                            last_error=None,
+                        )
+                    )
+                    accepted += 1
+                    continue
+                is_transient = result.outcome is SendOutcome.TRANSIENT_FAILURE
+                transient = transient or is_transient
+                await (
+                    OutboundMessage.filter(id=mid)
+                    .using_db(conn)
+                    .update(provider_status=result.provider_status)
                 )
-                accepted += 1
-                continue
-            is_transient = result.outcome is SendOutcome.TRANSIENT_FAILURE
-            transient = transient or is_transient
-            await OutboundMessage.filter(id=mid).update(provider_status=result.provider_status)
-            await self._failed(
-                mid, f"{result.provider_status} ({result.status_code})", transient=is_transient
-            )
-            if result.status_code == 406:
-                await Citizen.filter(phone=phone).update(opted_out=True)
+                await self._failed(
+                    mid,
+                    phone,
+                    attempts[mid],
+                    f"{result.provider_status} ({result.status_code})",
+                    transient=is_transient,
+                    conn=conn,
+                )
+                if result.status_code == 406:
+                    await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
         log.info("campaign request: %d of %d accepted", accepted, len(claimed))
         return accepted, transient
 
-    async def _failed(self, message_id: int, reason: str, *, transient: bool) -> None:
-        msg = await OutboundMessage.get(id=message_id)
-        if transient and msg.attempts < self.config.bulk.max_tries:
-            await OutboundMessage.filter(id=message_id).update(
-                status=MessageStatus.RETRYING, last_error=reason
+    async def _failed(
+        self,
+        message_id: int,
+        phone: str,
+        attempts: int,
+        reason: str,
+        *,
+        transient: bool,
+        conn: BaseDBAsyncClient,
+    ) -> None:
+        if transient and attempts < self.config.bulk.max_tries:
+            await (
+                OutboundMessage.filter(id=message_id)
+                .using_db(conn)
+                .update(status=MessageStatus.RETRYING, last_error=reason)
             )
             return
-        await OutboundMessage.filter(id=message_id).update(
-            status=MessageStatus.FAILED, last_error=reason
+        await (
+            OutboundMessage.filter(id=message_id)
+            .using_db(conn)
+            .update(status=MessageStatus.FAILED, last_error=reason)
         )
-        log.warning(
-            "campaign message %s to %s failed: %s", message_id, mask_phone(msg.recipient), reason
-        )
+        log.warning("campaign message %s to %s failed: %s", message_id, mask_phone(phone), reason)
