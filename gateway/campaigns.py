@@ -200,6 +200,8 @@ class CsvReport:
 @dataclass(frozen=True)
 class Progress:
     status: str
+    expected: int
+    """The audience size the preview counted (when the campaign was last previewed)."""
     recipients: int
     """Messages written so far (all of them once ``written`` is True)."""
     written: bool
@@ -213,6 +215,7 @@ class Progress:
     def as_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "expected": self.expected,
             "recipients": self.recipients,
             "all_written": self.written,
             "queued": self.queued,
@@ -710,6 +713,7 @@ async def progress(campaign: Campaign) -> Progress:
     ).count()
     return Progress(
         status=campaign.status.value,
+        expected=campaign.recipients_total,
         recipients=sum(counts.values()),
         written=campaign.cursor == DONE_CURSOR,
         queued=sum(counts.get(s.value, 0) for s in _PENDING),
@@ -807,6 +811,11 @@ class CampaignRunner:
             await self.redis.expire(self._lock_key(campaign_id), self.LOCK_TTL)
             campaign = await Campaign.get_or_none(id=campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
+                if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
+                    # A batch written while the cancel was being recorded.
+                    await OutboundMessage.filter(
+                        campaign_id=campaign_id, status__in=list(_CLAIMABLE)
+                    ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
                 return (campaign.status.value if campaign else "missing"), None
             quiet_end = in_quiet_hours(self.config, self.clock())
             if quiet_end is not None:

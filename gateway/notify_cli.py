@@ -50,11 +50,11 @@ class _SweepScheduler:
 def progress_bar(p: Progress, *, width: int = 30) -> str:
     """One line: ``[#######.......]  70/100 sent 60 delivered 8 failed 2 queued 30 (sending)``."""
     done = p.sent + p.delivered + p.failed + p.cancelled
-    total = max(p.recipients, 1)
-    filled = int(width * done / total)
+    total = p.recipients if p.written else max(p.recipients, p.expected)
+    filled = min(width, int(width * done / max(total, 1)))
     return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{p.recipients}"
-        f"{'' if p.written else '+'}  sent {p.sent}  delivered {p.delivered}  "
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        f"  sent {p.sent}  delivered {p.delivered}  "
         f"failed {p.failed}  queued {p.queued}"
         + (f"  cancelled {p.cancelled}" if p.cancelled else "")
         + f"  ({p.status})"
@@ -98,9 +98,15 @@ async def _file_lines(path: Path) -> AsyncIterator[str]:
 
 async def _follow(campaign: Campaign, *, interval: float = 1.0) -> Progress:
     tty = sys.stdout.isatty()
+    last = ""
     while True:
         p = await progress(campaign)
-        print(("\r" if tty else "") + progress_bar(p), end="" if tty else "\n", flush=True)
+        line = progress_bar(p)
+        if tty:
+            print("\r" + line, end="", flush=True)
+        elif line != last:
+            print(line, flush=True)
+        last = line
         if p.status != CampaignStatus.SENDING.value:
             if tty:
                 print()

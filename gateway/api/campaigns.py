@@ -91,7 +91,10 @@ class PreviewOut(BaseModel):
 
 class ProgressOut(BaseModel):
     status: str
+    expected: int
+    """The audience size the preview counted."""
     recipients: int
+    """Messages written so far (all of them once all_written)."""
     all_written: bool
     queued: int
     sent: int
