@@ -189,6 +189,7 @@ async def _campaign(request: web.Request) -> Campaign:
     roles=_SENDER_NAMES,
     body=CampaignIn,
     response=PreviewOut,
+    status=200,
 )
 async def preview(request: web.Request) -> web.Response:
     staff = require_role(request, *SENDERS)
