@@ -111,6 +111,14 @@ def staff(args: argparse.Namespace) -> None:
     raise SystemExit(asyncio.run(run()))
 
 
+def notify(args: argparse.Namespace) -> None:
+    from gateway.notify_cli import run_notify
+
+    config = _config(args.config)
+    logging.basicConfig(level=logging.WARNING)
+    raise SystemExit(asyncio.run(run_notify(config, args)))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
@@ -144,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("staff", help="staff accounts and their API tokens")
     staff_arguments(p)
     p.set_defaults(run=staff)
+
+    from gateway.notify_cli import add_parser as add_notify
+
+    add_notify(sub, notify)
 
     args = parser.parse_args(argv)
     args.run(args)

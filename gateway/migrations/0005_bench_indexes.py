@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0004_staff_api')]
+    dependencies = [('models', '0006_campaigns')]
 
     initial = False
 
