@@ -1,12 +1,15 @@
 """The fake Africa's Talking server (tests/fakes/africastalking.py) as its own process, so
 that the benchmark's senders do not share its CPU time: ``python bench/fake_provider.py PORT``.
-It keeps no record of what it was sent (a long run would fill memory)."""
+It keeps no record of what it was sent (a long run would fill memory), only counts:
+``GET /stats`` answers ``{"requests": n, "accepted": recipients}``."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
+
+from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -15,15 +18,31 @@ from tests.fakes.africastalking import FakeAfricasTalking
 USERNAME, API_KEY = "sampark", "atsk_bench_key"
 
 
-class _Forgetful(list[object]):
+class _Counter(list[object]):
+    """Counts what would have been recorded."""
+
+    count = 0
+
     def append(self, item: object) -> None:
-        pass
+        self.count += 1
+
+
+class CountingFake(FakeAfricasTalking):
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+        app.router.add_get("/stats", self._stats)
+        return app
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        requests, sent = self.requests, self.sent
+        assert isinstance(requests, _Counter) and isinstance(sent, _Counter)
+        return web.json_response({"requests": requests.count, "accepted": sent.count})
 
 
 async def serve(port: int) -> None:
-    fake = FakeAfricasTalking(username=USERNAME, api_key=API_KEY)
-    fake.requests = _Forgetful()  # type: ignore[assignment]
-    fake.sent = _Forgetful()  # type: ignore[assignment]
+    fake = CountingFake(username=USERNAME, api_key=API_KEY)
+    fake.requests = _Counter()  # type: ignore[assignment]
+    fake.sent = _Counter()  # type: ignore[assignment]
     await fake.start(port=port)
     try:
         await asyncio.Event().wait()

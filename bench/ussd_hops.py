@@ -104,13 +104,18 @@ async def drive(
     return Result(len(latencies), time.perf_counter() - start, latencies, walks)
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], env: dict[str, str], *, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a process in its own group; its output goes to ``log`` (or nowhere: an unread
+    pipe would fill and stop it)."""
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
     return subprocess.Popen(
         cmd,
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=out,
+        stderr=out,
         start_new_session=True,
     )
 
@@ -148,7 +153,7 @@ async def main(
     genv = dict(env, PORT=str(gateway_port))
     genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.db'}")
     genv.setdefault("REDIS_URL", "embedded")
-    gateway = start([sys.executable, "server.py"], genv)
+    gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
     try:
         await wait_ready(f"http://127.0.0.1:{ceiling_port}/healthz", lambda s: s == 200)
         await wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", lambda s: s == 200)

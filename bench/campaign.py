@@ -1,0 +1,172 @@
+"""Bulk: a whole campaign, from the staff's request to the last request reaching the provider.
+
+The gateway (``server.py``, embedded workers) and the fake Africa's Talking each run as
+their own process. A staff member and token are made with the staff CLI; then, through
+``/api/v1``: create a CSV campaign of N numbers (template ``area_update``, identical text),
+upload the numbers, start it, and wait until the fake has accepted every number. Reports
+the total time, recipients per second reaching the provider, the provider requests
+(batching) and the peak memory (VmHWM) of each process. The rate limit is set to the
+highest the configuration allows (10,000 segments a second) and quiet hours are off.
+Run: ``python bench/campaign.py --recipients 100000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fake_provider import API_KEY, USERNAME
+from ussd_hops import free_port, start, stop, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_mb(pid: int) -> float:
+    """The process's peak resident memory so far (Linux), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def bench_config(tmp: Path) -> Path:
+    """The shipped config with absolute paths, the fastest rate and no quiet hours."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for key in ("locales", "sms_templates"):
+        raw["paths"][key] = str(ROOT / raw["paths"][key])
+    raw["paths"]["data_dir"] = str(tmp / "data")
+    raw.setdefault("bulk", {})
+    raw["bulk"]["segments_per_second"] = 10000
+    raw["bulk"]["quiet_hours"] = None
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def numbers(count: int) -> AsyncIterator[bytes]:
+    chunk: list[str] = []
+    for i in range(count):
+        chunk.append(f"+9196{i:08d}\n")
+        if len(chunk) == 5000:
+            yield "".join(chunk).encode()
+            chunk = []
+    if chunk:
+        yield "".join(chunk).encode()
+
+
+async def main(count: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    fake_port, port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
+    fake = start([sys.executable, str(ROOT / "bench" / "fake_provider.py"), str(fake_port)], env)
+    genv = dict(
+        env,
+        SAMPARK_CONFIG=str(bench_config(tmp)),
+        PORT=str(port),
+        SMS_PROVIDER="africastalking",
+        AT_USERNAME=USERNAME,
+        AT_API_KEY=API_KEY,
+        AT_BASE_URL=f"http://127.0.0.1:{fake_port}",
+    )
+    genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'campaign.db'}")
+    genv.setdefault("REDIS_URL", "embedded")
+    gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        await wait_ready(f"http://127.0.0.1:{fake_port}/stats", lambda s: s == 200)
+        await wait_ready(f"http://127.0.0.1:{port}/healthz", lambda s: s == 200)
+        cli = [sys.executable, "-m", "gateway", "staff"]
+        subprocess.run(  # noqa: ASYNC221 (before anything is measured)
+            [*cli, "add", "--username", "bench", "--name", "Bench", "--role", "state_admin"],
+            cwd=ROOT,
+            env=genv,
+            check=True,
+            capture_output=True,
+        )
+        issued = subprocess.run(  # noqa: ASYNC221
+            [*cli, "token", "issue", "bench", "--label", "bench"],
+            cwd=ROOT,
+            env=genv,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        headers = {"Authorization": f"Bearer {issued.stdout.strip().splitlines()[-1]}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            t0 = time.perf_counter()
+            body = {
+                "template": "area_update",
+                "variables": {"service": "Water supply", "place": "Theog", "update": "restored"},
+                "audience": {"csv": ""},
+            }
+            async with http.post(f"{base}/campaigns", json=body) as resp:
+                assert resp.status == 201, (resp.status, await resp.text())
+                campaign = (await resp.json())["id"]
+            async with http.post(
+                f"{base}/campaigns/{campaign}/numbers",
+                data=numbers(count),
+                headers={"Content-Type": "text/csv"},
+            ) as resp:
+                assert resp.status == 200, (resp.status, await resp.text())
+            uploaded = time.perf_counter() - t0
+            async with http.post(f"{base}/campaigns/{campaign}/start") as resp:
+                assert resp.status == 200, (resp.status, await resp.text())
+            stats = {"requests": 0, "accepted": 0}
+            stalled_since, last = time.perf_counter(), -1
+            while stats["accepted"] < count:
+                await asyncio.sleep(0.2)
+                async with http.get(f"http://127.0.0.1:{fake_port}/stats") as resp:
+                    stats = await resp.json()
+                if stats["accepted"] != last:
+                    stalled_since, last = time.perf_counter(), stats["accepted"]
+                elif time.perf_counter() - stalled_since > 60:
+                    raise RuntimeError(
+                        f"campaign stalled at {last} of {count}; see {tmp / 'gateway.log'}"
+                    )
+            total = time.perf_counter() - t0
+        figures = {
+            "total_s": total,
+            "upload_s": uploaded,
+            "requests": stats["requests"],
+            "gateway_mb": peak_mb(gateway.pid),
+            "fake_mb": peak_mb(fake.pid),
+            "bench_mb": peak_mb(os.getpid()),
+        }
+        print(
+            f"Campaign, {count:,} recipients, identical text, database "
+            f"{genv['DATABASE_URL'].split(':')[0]}, redis {genv['REDIS_URL'].split(':')[0]}"
+        )
+        print(f"  total, request to last provider request: {total:8.1f} s")
+        print(f"  of which creating it and uploading the numbers: {uploaded:5.1f} s")
+        print(f"  recipients per second reaching the provider: {count / total:8.0f}")
+        print(f"  provider requests: {stats['requests']:,}")
+        print(
+            f"  peak memory: gateway {figures['gateway_mb']:.0f} MB, fake provider "
+            f"{figures['fake_mb']:.0f} MB, this driver {figures['bench_mb']:.0f} MB"
+        )
+        return figures
+    finally:
+        stop(gateway)
+        stop(fake)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.recipients))
