@@ -246,14 +246,6 @@ class ComplaintService:
             )
             # The ticket comes from the row's id: unique however many gateways write.
             complaint.ticket = self.tickets.encode(complaint.id)
-            await ComplaintEvent.create(
-                complaint=complaint,
-                kind=EventKind.REGISTERED,
-                actor="citizen" if new.channel is Channel.USSD else "system",
-                to_status=complaint.status.value,
-                remark=f"via {new.channel.value}",
-                using_db=conn,
-            )
             officer = officer_for(
                 self.config,
                 department=new.department,
@@ -261,6 +253,17 @@ class ComplaintService:
                 district=new.district,
                 tehsil=tehsil,
                 block=new.block,
+            )
+            await ComplaintEvent.create(
+                complaint=complaint,
+                kind=EventKind.REGISTERED,
+                actor="citizen" if new.channel is Channel.USSD else "system",
+                to_status=complaint.status.value,
+                remark=f"via {new.channel.value}",
+                officer=officer.code if officer else None,
+                level=1,
+                due_at=due_at,
+                using_db=conn,
             )
             if officer is not None:
                 complaint.officer = officer.code
@@ -272,6 +275,9 @@ class ComplaintService:
                     from_status=ComplaintStatus.REGISTERED.value,
                     to_status=complaint.status.value,
                     remark=officer.code,
+                    officer=officer.code,
+                    level=1,
+                    due_at=due_at,
                     using_db=conn,
                 )
             else:

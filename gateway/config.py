@@ -137,6 +137,18 @@ class LifecycleSettings(_Model):
     """An essential SMS that finally failed is tried once more after this long."""
 
 
+class ReviewSettings(_Model):
+    """The monthly review's flags (see :mod:`gateway.review`)."""
+
+    pending_flag_threshold: Annotated[int, Field(ge=0)] = 100
+    """A department with more pending complaints than this at month end is flagged."""
+    escalation_flag_min_outcomes: Annotated[int, Field(ge=1)] = 5
+    """An officer is ranked by escalation rate only with at least this many complaints
+    resolved or escalated away from them in the month."""
+    escalation_flag_top: Annotated[int, Field(ge=1, le=100)] = 5
+    """How many officers (highest escalation rate first) are flagged."""
+
+
 class ServiceSettings(_Model):
     name: LocalizedText
     """The helpline's name, used in SMS and on the first screen."""
@@ -263,6 +275,7 @@ class Config(_Model):
     ussd: UssdSettings = UssdSettings()
     tickets: TicketSettings = TicketSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    review: ReviewSettings = ReviewSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]

@@ -209,6 +209,7 @@ class Lifecycle:
                 raise _Raced()  # another worker escalated it since it was listed
             citizen = await Citizen.get(id=c.citizen_id, using_db=conn)  # type: ignore[attr-defined]
             before = (c.status, c.level)
+            held_by, due_before = c.officer, c.due_at
             messages: list[int | None] = []
             event = EventKind.STATUS_CHANGED
             if action == "note":
@@ -305,6 +306,9 @@ class Lifecycle:
                 from_status=before[0].value,
                 to_status=c.status.value,
                 remark=remark,
+                officer=held_by,
+                level=c.level,
+                due_at=due_before,
                 using_db=conn,
             )
         ids = [m for m in messages if m is not None]

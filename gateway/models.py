@@ -171,10 +171,18 @@ class ComplaintEvent(Model):
     from_status = fields.CharField(max_length=20, null=True)
     to_status = fields.CharField(max_length=20, null=True)
     remark = fields.TextField(null=True)
+    officer = fields.CharField(
+        max_length=40, null=True, description="who held the complaint when it happened"
+    )
+    """The officer code the complaint was with just before this event (the one an
+    escalation or a reopening is held against); for registration, the first officer."""
+    level = fields.SmallIntField(null=True, description="the complaint's level after it")
+    due_at = fields.DatetimeField(null=True, description="the deadline in force before it")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "complaint_event"
+        indexes = (("kind", "created_at"), ("complaint_id", "created_at"))
 
 
 class OutboundMessage(Model):
