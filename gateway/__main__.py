@@ -94,6 +94,24 @@ def templates(args: argparse.Namespace) -> None:
     raise SystemExit(1 if bad else 0)
 
 
+def report(args: argparse.Namespace) -> None:
+    from gateway.review_cli import run_report
+
+    config = _config(args.config)
+    form = "csv" if args.csv else "html" if args.html else "json"
+    raise SystemExit(
+        asyncio.run(
+            run_report(
+                config,
+                month=args.month,
+                form=form,
+                district=args.district,
+                department=args.department,
+            )
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
@@ -121,6 +139,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("templates", help="SMS templates: `templates check` lints them all")
     p.add_argument("action", choices=["check"])
     p.set_defaults(run=templates)
+
+    p = sub.add_parser("report", help="the monthly review (JSON, --csv or --html) to stdout")
+    p.add_argument("--month", required=True, help="YYYY-MM, a calendar month in service.timezone")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--csv", action="store_true", help="CSV: a row per department, district, officer"
+    )
+    fmt.add_argument("--html", action="store_true", help="a printable HTML page")
+    p.add_argument("--district", help="only this district")
+    p.add_argument("--department", help="only this department")
+    p.set_defaults(run=report)
 
     args = parser.parse_args(argv)
     args.run(args)
