@@ -244,3 +244,33 @@ async def test_the_current_month_counts_pending_as_of_now(
     assert r.total.closed_solved == 1  # G on 11-02 00:00
     # B, D, E, F, I open now (I is resolved only on 11-03)
     assert (r.total.pending, r.total.oldest_pending_ticket) == (5, "F0006")
+
+
+async def test_lifecycle_events_record_the_officer_level_and_deadline(
+    start_app: AppFactory, config: Config
+) -> None:
+    """What the review counts per officer comes from these fields, written by the real
+    registration and lifecycle (USSD, officers' and citizens' SMS, the deadline job)."""
+    from gateway.app import LIFECYCLE
+    from gateway.models import Complaint, ComplaintEvent
+    from tests.test_lifecycle import OFFICER_L2, Clock, register, sms
+
+    clock = Clock()
+    client = await start_app(config, clock=clock)
+    c = await register(client, "+919811115555", "2")
+    first_due = c.due_at
+    clock.advance(days=8)
+    assert await client.app[LIFECYCLE].escalate_overdue() == 1
+    await c.refresh_from_db()
+    second_due = c.due_at
+    assert await sms(client, OFFICER_L2, f"{c.ticket} DONE Pipe replaced") == 200
+    assert await sms(client, "+919811115555", "2") == 200
+    events = await ComplaintEvent.filter(complaint_id=c.id).order_by("id")
+    assert [(e.kind, e.officer, e.level, e.due_at) for e in events] == [
+        ("registered", "js_theog_je", 1, first_due),
+        ("assigned", "js_theog_je", 1, first_due),
+        ("escalated", "js_theog_je", 2, first_due),
+        ("resolved", "js_theog_ae", 2, second_due),
+        ("reopened", "js_theog_ae", 3, second_due),
+    ]
+    assert (await Complaint.get(id=c.id)).officer == "js_shimla_xen"
