@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -213,6 +214,32 @@ def _group(dimension: Dimension | None, *, event: bool) -> tuple[str, str, str]:
     return expr, f"GROUP BY {expr}", f"PARTITION BY {expr}"
 
 
+# Counts are taken once per cell (department, district, officer) and added up per
+# dimension in Python: a few thousand cells at most, one pass over the month instead of four.
+_CELL_EVENT = "c.department AS dep, c.district AS dis, COALESCE(e.officer, '') AS off"
+_CELL_EVENT_GROUP = "c.department, c.district, COALESCE(e.officer, '')"
+_CELL_NOW = "c.department AS dep, c.district AS dis, COALESCE(c.officer, '') AS off"
+_CELL_NOW_GROUP = "c.department, c.district, COALESCE(c.officer, '')"
+_CELL_FIELD: dict[Dimension | None, str | None] = {
+    None: None,
+    "department": "dep",
+    "district": "dis",
+    "officer": "off",
+}
+
+
+def _cell_key(row: Mapping[str, Any], dim: Dimension | None) -> str:
+    name = _CELL_FIELD[dim]
+    return "*" if name is None else str(row[name])
+
+
+@dataclass(frozen=True)
+class _Cells:
+    events: list[dict[str, Any]]
+    escalations: list[dict[str, Any]]
+    pending: list[dict[str, Any]]
+
+
 def _lit(value: str) -> str:
     """An SQL literal for one of our own enum values (never for input)."""
     assert re.fullmatch(r"[a-z_]+", value)
@@ -249,14 +276,14 @@ class _Builder:
         where = " AND ".join(q.scope(c) for c in self.conditions)
         return q, where
 
-    async def events(self, dim: Dimension | None) -> dict[str, dict[str, Any]]:
+    async def event_cells(self) -> list[dict[str, Any]]:
+        """Event counts per (department, district, officer on the event)."""
         q, where = self._q()
-        g, group_by, _ = _group(dim, event=True)
         k = {kind: _lit(kind.value) for kind in _EVENT_KINDS}
         closed = _lit(ComplaintStatus.CLOSED.value)
         no_response = _lit(ComplaintStatus.CLOSED_NO_RESPONSE.value)
         sql = f"""
-            SELECT {g} AS g,
+            SELECT {_CELL_EVENT},
               SUM(CASE WHEN e.kind = {k[EventKind.REGISTERED]} THEN 1 ELSE 0 END) AS received,
               SUM(CASE WHEN e.kind = {k[EventKind.RESOLVED]} THEN 1 ELSE 0 END) AS resolved,
               SUM(CASE WHEN e.kind = {k[EventKind.RESOLVED]} AND e.due_at IS NOT NULL
@@ -271,24 +298,20 @@ class _Builder:
             WHERE e.created_at >= {q.p(self.start)} AND e.created_at < {q.p(self.end)}
               AND e.kind IN ({", ".join(k.values())})
               AND {where}
-            {group_by}"""
-        return {str(r["g"]): r for r in await _rows(q, sql)}
+            GROUP BY {_CELL_EVENT_GROUP}"""
+        return await _rows(q, sql)
 
-    async def escalations(self, dim: Dimension | None) -> dict[str, dict[int | None, int]]:
+    async def escalation_cells(self) -> list[dict[str, Any]]:
+        """Escalations per (department, district, officer it was taken from, level reached)."""
         q, where = self._q()
-        g, group_by, _ = _group(dim, event=True)
         sql = f"""
-            SELECT {g} AS g, e.level AS level, COUNT(*) AS n
+            SELECT {_CELL_EVENT}, e.level AS level, COUNT(*) AS n
             FROM complaint_event e JOIN complaint c ON c.id = e.complaint_id
             WHERE e.kind = {_lit(EventKind.ESCALATED.value)}
               AND e.created_at >= {q.p(self.start)} AND e.created_at < {q.p(self.end)}
               AND {where}
-            {group_by + ", e.level" if group_by else "GROUP BY e.level"}"""
-        out: dict[str, dict[int | None, int]] = {}
-        for r in await _rows(q, sql):
-            level = None if r["level"] is None else int(r["level"])
-            out.setdefault(str(r["g"]), {})[level] = int(r["n"])
-        return out
+            GROUP BY {_CELL_EVENT_GROUP}, e.level"""
+        return await _rows(q, sql)
 
     async def medians(self, dim: Dimension | None) -> dict[str, float]:
         q, where = self._q()
@@ -324,19 +347,21 @@ class _Builder:
                    ORDER BY e.created_at DESC, e.id DESC LIMIT 1)
                   IN ({open_statuses})"""
 
-    async def pending(self, dim: Dimension | None) -> dict[str, dict[str, Any]]:
+    async def pending_cells(self) -> list[dict[str, Any]]:
+        """Pending complaints per (department, district, officer now), each cell with its
+        oldest complaint."""
         q, where = self._q()
-        g, _, partition = _group(dim, event=False)
         body = self._pending_sql(q, where)
         sql = f"""
-            SELECT g, n, ticket, created_at FROM (
-              SELECT {g} AS g, c.ticket AS ticket, c.created_at AS created_at,
-                ROW_NUMBER() OVER ({partition} ORDER BY c.created_at, c.id) AS rn,
-                COUNT(*) OVER ({partition}) AS n
+            SELECT dep, dis, off, n, ticket, created_at, id FROM (
+              SELECT {_CELL_NOW}, c.ticket AS ticket, c.created_at AS created_at, c.id AS id,
+                ROW_NUMBER() OVER (PARTITION BY {_CELL_NOW_GROUP} ORDER BY c.created_at, c.id)
+                  AS rn,
+                COUNT(*) OVER (PARTITION BY {_CELL_NOW_GROUP}) AS n
               {body}
             ) ranked
             WHERE rn = 1"""
-        return {str(r["g"]): r for r in await _rows(q, sql)}
+        return await _rows(q, sql)
 
 
 def _name(names: Mapping[str, str], config: Config) -> str:
@@ -362,13 +387,34 @@ def _display(config: Config, dim: Dimension | None, key: str) -> str:
     return "(no officer recorded)" if key == "" else key
 
 
+_EVENT_SUMS = ("received", "resolved", "on_time", "reopened", "solved", "no_response", "flagged")
+
+
 async def _figures(
-    b: _Builder, config: Config, dim: Dimension | None, as_of: datetime
+    b: _Builder, cells: _Cells, config: Config, dim: Dimension | None, as_of: datetime
 ) -> list[Figures]:
-    events = await b.events(dim)
-    escalations = await b.escalations(dim)
+    events: dict[str, dict[str, int]] = {}
+    for row in cells.events:
+        sums = events.setdefault(_cell_key(row, dim), {})
+        for name in _EVENT_SUMS:
+            sums[name] = sums.get(name, 0) + int(row[name] or 0)
+    escalations: dict[str, dict[int | None, int]] = {}
+    for row in cells.escalations:
+        by_level = escalations.setdefault(_cell_key(row, dim), {})
+        level = None if row["level"] is None else int(row["level"])
+        by_level[level] = by_level.get(level, 0) + int(row["n"])
+    pending: dict[str, dict[str, Any]] = {}
+    for row in cells.pending:
+        key = _cell_key(row, dim)
+        order = (_when(row["created_at"]), int(row["id"]))
+        seen = pending.get(key)
+        if seen is None:
+            pending[key] = {**row, "n": int(row["n"]), "order": order}
+        else:
+            seen["n"] += int(row["n"])
+            if order < seen["order"]:
+                seen.update(ticket=row["ticket"], created_at=row["created_at"], order=order)
     medians = await b.medians(dim)
-    pending = await b.pending(dim)
     level_codes = [lv.code for lv in config.levels]
     out: list[Figures] = []
     for key in sorted(set(events) | set(escalations) | set(medians) | set(pending)):
@@ -437,9 +483,14 @@ async def monthly_review(
         end=end,
         as_of=as_of,
     )
-    totals = await _figures(builder, config, None, as_of)
+    cells = _Cells(
+        events=await builder.event_cells(),
+        escalations=await builder.escalation_cells(),
+        pending=await builder.pending_cells(),
+    )
+    totals = await _figures(builder, cells, config, None, as_of)
     total = totals[0] if totals else Figures(key="*", name="Total")
-    rows = {dim: await _figures(builder, config, dim, as_of) for dim in DIMENSIONS}
+    rows = {dim: await _figures(builder, cells, config, dim, as_of) for dim in DIMENSIONS}
     settings = config.review
     flagged_departments = [
         FlaggedDepartment(department=f.key, name=f.name, pending=f.pending)
