@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -175,6 +176,7 @@ async def main() -> None:
             )
     finally:
         await close_database(opened)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
