@@ -35,8 +35,10 @@ the ``review.escalation_flag_top`` officers whose complaints most often escalate
 highest ``escalated / (escalated + resolved)`` among officers with at least
 ``review.escalation_flag_min_outcomes`` complaints escalated or resolved in the month.
 
-Every figure is an SQL aggregate (window functions for medians and oldest pending): no
-query returns more rows than there are departments, districts or officers.
+Every figure is an SQL aggregate: counts (and each cell's oldest pending complaint, by a
+window function) per (department, district, officer) cell, added up per dimension here;
+medians by a window function per dimension. No query returns more rows than there are
+such cells, however many complaints the month holds (``bench/review.py``).
 """
 
 from __future__ import annotations
