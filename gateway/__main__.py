@@ -1,7 +1,8 @@
 """The command line: ``python -m gateway COMMAND``.
 
 Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
-``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent).
+``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent),
+``staff`` (staff accounts and API tokens).
 """
 
 from __future__ import annotations
@@ -94,6 +95,22 @@ def templates(args: argparse.Namespace) -> None:
     raise SystemExit(1 if bad else 0)
 
 
+def staff(args: argparse.Namespace) -> None:
+    from gateway.db import close_database, open_database
+    from gateway.staff_cli import staff_command
+
+    config = _config(args.config)
+
+    async def run() -> int:
+        opened = await open_database(config)
+        try:
+            return await staff_command(config, args)
+        finally:
+            await close_database(opened)
+
+    raise SystemExit(asyncio.run(run()))
+
+
 def report(args: argparse.Namespace) -> None:
     from gateway.review_cli import run_report
 
@@ -139,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("templates", help="SMS templates: `templates check` lints them all")
     p.add_argument("action", choices=["check"])
     p.set_defaults(run=templates)
+
+    from gateway.staff_cli import add_arguments as staff_arguments
+
+    p = sub.add_parser("staff", help="staff accounts and their API tokens")
+    staff_arguments(p)
+    p.set_defaults(run=staff)
 
     p = sub.add_parser("report", help="the monthly review (JSON, --csv or --html) to stdout")
     p.add_argument("--month", required=True, help="YYYY-MM, a calendar month in service.timezone")

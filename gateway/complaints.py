@@ -79,6 +79,8 @@ class NewComplaint:
     """Identifies the request (``ussd:<session id>``): registering it twice returns the first."""
     issue_type: str | None = None
     description: str | None = None
+    actor: str | None = None
+    """Who registered it, for the event (default: the citizen on USSD, else the system)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +259,7 @@ class ComplaintService:
             await ComplaintEvent.create(
                 complaint=complaint,
                 kind=EventKind.REGISTERED,
-                actor="citizen" if new.channel is Channel.USSD else "system",
+                actor=new.actor or ("citizen" if new.channel is Channel.USSD else "system"),
                 to_status=complaint.status.value,
                 remark=f"via {new.channel.value}",
                 officer=officer.code if officer else None,

@@ -31,6 +31,7 @@ __all__ = [
     "OPEN",
     "Change",
     "IllegalTransition",
+    "InvalidReassignment",
     "Lifecycle",
     "officer_for",
 ]
@@ -45,6 +46,7 @@ ALLOWED: dict[str, tuple[ComplaintStatus, ...]] = {
     "note": OPEN,
     "resolve": OPEN,
     "transfer": OPEN,
+    "reassign": OPEN,
     "escalate": OPEN,
     "feedback": (S.RESOLVED,),
     "expire_feedback": (S.RESOLVED,),
@@ -58,6 +60,15 @@ class IllegalTransition(Exception):
         super().__init__(f"cannot {action} a complaint that is {status}")
         self.action = action
         self.status = status
+
+
+class InvalidReassignment(ValueError):
+    """The officer asked for cannot take the complaint (names the field)."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field_name = field_name
+        self.problem = problem
 
 
 def officer_for(
@@ -132,6 +143,16 @@ class Lifecycle:
             block=block,
         )
 
+    async def reassign(
+        self, complaint_id: int, officer: str, *, actor: str, remark: str | None = None
+    ) -> Change:
+        """Give the complaint to another officer of its current level (same department or
+        a desk for all departments, covering its area); the new officer is told by SMS.
+        The deadline is unchanged: a handover does not buy time."""
+        return await self._act(
+            complaint_id, "reassign", actor=actor, remark=remark, officer=officer
+        )
+
     async def feedback(
         self, complaint_id: int, *, satisfied: bool, actor: str = "citizen"
     ) -> Change:
@@ -198,6 +219,7 @@ class Lifecycle:
         satisfied: bool | None = None,
         department: str | None = None,
         block: str | None = None,
+        officer: str | None = None,
     ) -> Change:
         now = self.clock()
         async with in_transaction() as conn:
@@ -212,6 +234,7 @@ class Lifecycle:
             held_by, due_before = c.officer, c.due_at
             messages: list[int | None] = []
             event = EventKind.STATUS_CHANGED
+            event_remark = remark
             if action == "note":
                 c.status = S.IN_PROGRESS
                 event = EventKind.NOTE
@@ -277,6 +300,17 @@ class Lifecycle:
             elif action == "transfer":
                 event = EventKind.TRANSFERRED
                 messages += await self._transfer(c, citizen, conn, now, department, block)
+            elif action == "reassign":
+                event = EventKind.ASSIGNED
+                new_officer = self._reassignable(c, officer or "")
+                c.officer = new_officer.code
+                if c.status is S.REGISTERED:
+                    c.status = S.ASSIGNED
+                event_remark = new_officer.code + (f": {remark}" if remark else "")
+                key = f"R{await self._count_events(c, conn)}"
+                messages.append(
+                    await self._tell_officer(c, new_officer, "officer_new_complaint", conn, key)
+                )
             updated = (
                 await Complaint.filter(id=c.id, status=before[0], level=before[1])
                 .using_db(conn)
@@ -305,7 +339,7 @@ class Lifecycle:
                 actor=actor,
                 from_status=before[0].value,
                 to_status=c.status.value,
-                remark=remark,
+                remark=event_remark,
                 officer=held_by,
                 level=c.level,
                 due_at=due_before,
@@ -331,6 +365,25 @@ class Lifecycle:
             block=c.block,
         )
         c.officer = officer.code if officer else None
+        return officer
+
+    def _reassignable(self, c: Complaint, code: str) -> Officer:
+        """The config officer ``code``, if they may take ``c`` at its current level."""
+        officer = next((o for o in self.config.officers if o.code == code), None)
+        if officer is None:
+            raise InvalidReassignment("officer", f"no officer {code!r} in the configuration")
+        if officer.code == c.officer:
+            raise InvalidReassignment("officer", f"{code} has the complaint already")
+        level = self.config.levels[c.level - 1].code
+        if officer.level != level:
+            raise InvalidReassignment(
+                "officer", f"{code} works at the {officer.level} level, the complaint is at {level}"
+            )
+        if officer.department not in (c.department, "all"):
+            raise InvalidReassignment("officer", f"{code} is not an officer of {c.department}")
+        area = (c.block, c.tehsil, c.district)[c.level - 1] if c.level <= 3 else None
+        if officer.areas != "all" and (area is None or area not in officer.areas):
+            raise InvalidReassignment("officer", f"{code} does not cover {area}")
         return officer
 
     async def _count_events(self, c: Complaint, conn: BaseDBAsyncClient) -> int:

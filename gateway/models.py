@@ -156,7 +156,7 @@ class Complaint(Model):
 
     class Meta:
         table = "complaint"
-        indexes = (("status", "due_at"), ("department", "district", "block"))
+        indexes = (("status", "due_at"), ("department", "district", "block"), ("created_at", "id"))
 
 
 class ComplaintEvent(Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -25,13 +25,17 @@ __all__ = [
     "IssuedToken",
     "NewStaff",
     "add_staff",
+    "deactivate_staff",
     "hash_token",
     "issue_token",
+    "list_tokens",
     "revoke_token",
     "staff_for_token",
 ]
 
 TOKEN_PREFIX = "spk_"
+LAST_USED_EVERY = timedelta(minutes=1)
+"""How stale a token's ``last_used_at`` may get: one write a minute, not one a request."""
 
 
 class InvalidStaff(ValueError):
@@ -132,6 +136,28 @@ async def add_staff(config: Config, new: NewStaff, *, actor: str) -> StaffMember
     return staff
 
 
+async def deactivate_staff(username: str, *, actor: str) -> bool:
+    """Close an account (its tokens stop working at once); False when there is no such
+    active account."""
+    async with in_transaction() as conn:
+        changed = (
+            await StaffMember.filter(username=username, active=True)
+            .using_db(conn)
+            .update(active=False)
+        )
+        if changed:
+            await audit(actor, "staff.deactivate", target=f"staff:{username}", conn=conn)
+    return bool(changed)
+
+
+async def list_tokens(username: str | None = None) -> list[ApiToken]:
+    """Tokens (of ``username``, or everyone's), newest first, with their staff member."""
+    query = ApiToken.all().select_related("staff").order_by("-id")
+    if username is not None:
+        query = query.filter(staff__username=username)
+    return await query
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -185,4 +211,7 @@ async def staff_for_token(token: str) -> StaffMember | None:
     )
     if record is None or not record.staff.active:
         return None
+    now = datetime.now(UTC)
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_EVERY:
+        await ApiToken.filter(id=record.id).update(last_used_at=now)
     return record.staff

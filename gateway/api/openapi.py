@@ -31,6 +31,8 @@ class Operation:
     response: type[BaseModel] | None = None
     content_types: tuple[str, ...] = ("application/json",)
     extra_responses: dict[int, str] = field(default_factory=dict)
+    status: int | None = None
+    """The success status, when not the default (201 for a POST with a body, else 200)."""
 
 
 OPERATIONS: list[Operation] = []
@@ -48,6 +50,7 @@ def operation(
     response: type[BaseModel] | None = None,
     content_types: tuple[str, ...] = ("application/json",),
     extra_responses: dict[int, str] | None = None,
+    status: int | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a staff API handler: its route in ``routes`` and its entry in the document."""
 
@@ -63,6 +66,7 @@ def operation(
                 response=response,
                 content_types=content_types,
                 extra_responses=dict(extra_responses or {}),
+                status=status,
             )
         )
         routes.route(method.upper(), path)(handler)
@@ -127,7 +131,8 @@ def document(*, title: str, version: str) -> dict[str, Any]:
             ok["content"] = {"application/json": {"schema": _schema(op.response, components)}}
         elif op.content_types != ("application/json",):
             ok["content"] = {ct: {} for ct in op.content_types}
-        entry["responses"]["201" if op.method == "POST" and op.body else "200"] = ok
+        default = 201 if op.method == "POST" and op.body else 200
+        entry["responses"][str(op.status or default)] = ok
         for status, text in {
             400: "Invalid request (names the field)",
             401: "No valid token",

@@ -4,7 +4,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_staff')]
+    dependencies = [('models', '0004_staff_api')]
 
     initial = False
 
