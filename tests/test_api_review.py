@@ -15,12 +15,11 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CONFIG
 from gateway.config import Config
 from gateway.models import AuditRecord, StaffRole
-from gateway.staff import NewStaff, add_staff, issue_token
 from tests.conftest import ROOT, SHIPPED_CONFIG, AppFactory, make_config
 from tests.review_data import build_october
+from tests.staff_helpers import ROLES, auth, make_staff_token
 from tests.test_review import NOW
 
 ENDPOINTS = (
@@ -30,11 +29,13 @@ ENDPOINTS = (
 )
 
 STAFF: dict[str, dict[str, Any]] = {
-    "reviewer": dict(role=StaffRole.STATE_REVIEWER),
-    "admin": dict(role=StaffRole.STATE_ADMIN),
-    "dc_shimla": dict(role=StaffRole.DISTRICT_ADMIN, district="shimla"),
-    "je_theog": dict(role=StaffRole.OFFICER, department="jal_shakti", level="block", area="theog"),
-    "agent": dict(role=StaffRole.AGENT, district="shimla"),
+    "reviewer": ROLES["state_reviewer"],
+    "admin": ROLES["state_admin"],
+    "dc_shimla": ROLES["district_admin"],
+    "dc_kangra": ROLES["district_admin_elsewhere"],
+    "je_theog": ROLES["officer"],
+    "je_chamba": ROLES["officer_elsewhere"],
+    "agent": ROLES["agent"],
     "agent_state": dict(role=StaffRole.AGENT),
 }
 
@@ -63,11 +64,7 @@ async def october(start_app: AppFactory, review_config: Config) -> TestClient[An
 
 
 async def token(client: TestClient[Any, Any], username: str) -> dict[str, str]:
-    staff = await add_staff(
-        client.app[CONFIG], NewStaff(username=username, name=username, **STAFF[username]), actor="t"
-    )
-    issued = await issue_token(staff, label="test", actor="t")
-    return {"Authorization": f"Bearer {issued.token}"}
+    return auth(await make_staff_token(client, username, **STAFF[username]))
 
 
 async def get_json(client: TestClient[Any, Any], headers: dict[str, str], query: str) -> Any:
@@ -83,6 +80,8 @@ async def get_json(client: TestClient[Any, Any], headers: dict[str, str], query:
         ("admin", 4, 4, ["bilaspur", "shimla"]),
         ("dc_shimla", 3, 2, ["shimla"]),
         ("je_theog", 2, 1, ["shimla"]),
+        ("dc_kangra", 0, 0, []),
+        ("je_chamba", 0, 0, []),
     ],
 )
 async def test_each_reviewing_role_gets_its_scope_on_every_endpoint(
