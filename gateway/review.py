@@ -476,7 +476,7 @@ async def monthly_review(
     gives an empty review). Raises :class:`InvalidMonth`."""
     timezone = config.service.timezone
     start, end = month_bounds(month, timezone)
-    as_of = min(end, now)
+    as_of = min(end, now.astimezone(UTC))  # stored times are UTC (compared as text on SQLite)
     conn = get_connection("default")
     builder = _Builder(
         dialect=conn.capabilities.dialect,

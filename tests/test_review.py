@@ -274,3 +274,15 @@ async def test_lifecycle_events_record_the_officer_level_and_deadline(
         ("reopened", "js_theog_ae", 3, second_due),
     ]
     assert (await Complaint.get(id=c.id)).officer == "js_shimla_xen"
+
+
+async def test_now_in_another_time_zone_is_the_same_instant(
+    october: TestClient[Any, Any], review_config: Config
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    # 20:00 UTC is 01:30 IST on 3 Nov: after I's resolution (00:00 UTC on 3 Nov) only as text.
+    now = datetime(2026, 11, 2, 20, 0, tzinfo=UTC).astimezone(ZoneInfo("Asia/Kolkata"))
+    r = await monthly_review(month="2026-11", scope=Scope(), config=review_config, now=now)
+    assert r.as_of == now
+    assert (r.total.pending, r.total.oldest_pending_ticket) == (5, "F0006")
