@@ -205,15 +205,12 @@ def _conditions(
     return [base, extra]
 
 
-def _group(dimension: Dimension | None, *, event: bool) -> tuple[str, str, str]:
-    """The grouping expression, the GROUP BY clause and the PARTITION BY clause."""
+def _median_group(dimension: Dimension | None) -> tuple[str, str]:
+    """The grouping expression of a median and its PARTITION BY clause."""
     if dimension is None:
-        return "'*'", "", ""
-    if dimension == "officer":
-        expr = "COALESCE(e.officer, '')" if event else "COALESCE(c.officer, '')"
-    else:
-        expr = f"c.{dimension}"
-    return expr, f"GROUP BY {expr}", f"PARTITION BY {expr}"
+        return "'*'", ""
+    expr = "COALESCE(e.officer, '')" if dimension == "officer" else f"c.{dimension}"
+    return expr, f"PARTITION BY {expr}"
 
 
 # Counts are taken once per cell (department, district, officer) and added up per
@@ -317,7 +314,7 @@ class _Builder:
 
     async def medians(self, dim: Dimension | None) -> dict[str, float]:
         q, where = self._q()
-        g, _, partition = _group(dim, event=True)
+        g, partition = _median_group(dim)
         days = q.days("e.created_at", "c.created_at")
         sql = f"""
             SELECT g, AVG(d) AS median FROM (
