@@ -111,6 +111,14 @@ def staff(args: argparse.Namespace) -> None:
     raise SystemExit(asyncio.run(run()))
 
 
+def notify(args: argparse.Namespace) -> None:
+    from gateway.notify_cli import run_notify
+
+    config = _config(args.config)
+    logging.basicConfig(level=logging.WARNING)
+    raise SystemExit(asyncio.run(run_notify(config, args)))
+
+
 def report(args: argparse.Namespace) -> None:
     from gateway.review_cli import run_report
 
@@ -162,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("staff", help="staff accounts and their API tokens")
     staff_arguments(p)
     p.set_defaults(run=staff)
+
+    from gateway.notify_cli import add_parser as add_notify
+
+    add_notify(sub, notify)
 
     p = sub.add_parser("report", help="the monthly review (JSON, --csv or --html) to stdout")
     p.add_argument("--month", required=True, help="YYYY-MM, a calendar month in service.timezone")

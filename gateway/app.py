@@ -21,6 +21,7 @@ from arq.worker import Worker
 
 from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, session_hooks
+from gateway.campaigns import CampaignRunner, Campaigns
 from gateway.complaints import ComplaintService
 from gateway.config import Config
 from gateway.db import close_database, database_ok, open_database
@@ -35,10 +36,19 @@ from gateway.redis_server import EmbeddedRedis
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
 from gateway.ussd.engine import UssdEngine
-from gateway.worker import ArqDispatcher, ArqSecondChance, build_worker, health_check_key
+from gateway.worker import (
+    ArqDispatcher,
+    ArqRunScheduler,
+    ArqSecondChance,
+    build_bulk_worker,
+    build_worker,
+    health_check_key,
+)
 from ussd_menus.citizen import build_menu
 
 __all__ = [
+    "BULK_WORKER",
+    "CAMPAIGNS",
     "CATALOGS",
     "CLOCK",
     "COMPLAINTS",
@@ -75,6 +85,8 @@ COMPLAINTS = web.AppKey("complaints", ComplaintService)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ENGINE = web.AppKey("engine", UssdEngine)
 WORKER = web.AppKey("worker", Worker)
+BULK_WORKER = web.AppKey("bulk_worker", Worker)
+CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 
 
 def load_static(config: Config) -> Static:
@@ -183,6 +195,12 @@ def setup_services(app: web.Application) -> None:
             lifecycle=app[LIFECYCLE],
             clock=app[CLOCK],
         )
+        app[CAMPAIGNS] = Campaigns(
+            config=config,
+            templates=app[TEMPLATES],
+            scheduler=ArqRunScheduler(app[REDIS]),
+            clock=app[CLOCK],
+        )
         app[ENGINE] = UssdEngine(
             menu=build_menu(config),
             redis=app[REDIS],
@@ -213,10 +231,16 @@ def setup_services(app: web.Application) -> None:
 
 def setup_worker(app: web.Application) -> None:
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-        worker = build_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+        ctx = worker_context(app)
+        worker = build_worker(app[CONFIG], pool=app[REDIS], ctx=ctx)
         app[WORKER] = worker
         task = asyncio.create_task(worker.async_run(), name="arq-worker")
+        # Campaigns: a second worker on their own queue, so they never hold up the first.
+        bulk = build_bulk_worker(app[CONFIG], pool=app[REDIS], ctx=ctx)
+        app[BULK_WORKER] = bulk
+        bulk_task = asyncio.create_task(bulk.async_run(), name="arq-bulk-worker")
         yield
+        await stop_worker(bulk, bulk_task)
         await stop_worker(worker, task)
 
     app.cleanup_ctx.append(worker_ctx)
@@ -241,11 +265,24 @@ async def stop_worker(worker: Worker, task: asyncio.Task[None], *, grace: float 
 
 
 def worker_context(app: web.Application) -> dict[str, object]:
-    """What the worker's jobs need: the outbox (provider and HTTP client) and the dispatcher."""
+    """What the workers' jobs need: the outbox (provider and HTTP client), the dispatcher
+    and the campaign runner."""
     config = app[CONFIG]
     provider = app[PROVIDERS][config.sms.provider]
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
+    scheduler = ArqRunScheduler(app[REDIS])
     return {
+        "campaign_scheduler": scheduler,
+        "campaign_runner": CampaignRunner(
+            config=config,
+            templates=app[TEMPLATES],
+            provider=provider,
+            session=app[HTTP],
+            sender_id=sender_id,
+            redis=app[REDIS],
+            scheduler=scheduler,
+            clock=app[CLOCK],
+        ),
         "outbox": Outbox(
             provider=provider,
             session=app[HTTP],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -210,6 +211,26 @@ class WorkerSettings(_Model):
         return self
 
 
+class QuietHours(_Model):
+    """A daily window (in ``service.timezone``) with no bulk sending; may wrap midnight."""
+
+    start: time
+    end: time
+
+
+class BulkSettings(_Model):
+    """Bulk status notifications (campaigns): how fast and when they are sent."""
+
+    segments_per_second: Annotated[float, Field(gt=0, le=10000)] = 20.0
+    """Rate per provider, in SMS segments a second, shared by every campaign."""
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    """Recipients written, or sent in one provider request, at a time."""
+    max_tries: Annotated[int, Field(ge=1, le=20)] = 5
+    """Attempts at one recipient before it is marked failed."""
+    quiet_hours: QuietHours | None = QuietHours(start=time(21, 0), end=time(9, 0))
+    """No bulk SMS in this window (null: none)."""
+
+
 class AfricasTalkingSettings(_Model):
     username: str = "sandbox"
     api_key: str = ""
@@ -275,6 +296,7 @@ class Config(_Model):
     ussd: UssdSettings = UssdSettings()
     tickets: TicketSettings = TicketSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    bulk: BulkSettings = BulkSettings()
     review: ReviewSettings = ReviewSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]

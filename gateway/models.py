@@ -12,6 +12,7 @@ __all__ = [
     "ApiToken",
     "AuditRecord",
     "Campaign",
+    "CampaignContact",
     "CampaignStatus",
     "Channel",
     "Citizen",
@@ -217,7 +218,7 @@ class OutboundMessage(Model):
 
     class Meta:
         table = "outbound_message"
-        indexes = (("status", "created_at"),)
+        indexes = (("status", "created_at"), ("campaign_id", "status"))
 
 
 class InboundMessage(Model):
@@ -364,3 +365,17 @@ class Campaign(Model):
 
     class Meta:
         table = "campaign"
+
+
+class CampaignContact(Model):
+    """A phone number of a campaign's uploaded CSV audience (de-duplicated per campaign)."""
+
+    id = fields.IntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="contacts", on_delete=fields.CASCADE
+    )
+    phone = fields.CharField(max_length=16)
+
+    class Meta:
+        table = "campaign_contact"
+        unique_together = (("campaign", "phone"),)

@@ -268,10 +268,15 @@ async def record_delivery_report(
 
 
 async def stranded_messages(*, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Queued messages no job picked up (a crash between commit and enqueue)."""
+    """Queued messages no job picked up (a crash between commit and enqueue).
+
+    A campaign's messages are not among them: the campaign's own job sends them, at its
+    rate and only while the campaign is sending."""
     cutoff = datetime.now(UTC) - older_than
     ids = await (
-        OutboundMessage.filter(status=MessageStatus.QUEUED, created_at__lt=cutoff)
+        OutboundMessage.filter(
+            status=MessageStatus.QUEUED, created_at__lt=cutoff, campaign_id__isnull=True
+        )
         .order_by("id")
         .limit(limit)
         .values_list("id", flat=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime
 
 import aiohttp
 from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
+from gateway.campaigns import CampaignRunner
 from gateway.config import Config, ConfigError
 from gateway.db import close_database, open_database
 from gateway.lifecycle import Lifecycle
@@ -17,13 +19,14 @@ from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
-from gateway.worker import ArqDispatcher, build_worker
+from gateway.worker import ArqDispatcher, ArqRunScheduler, build_bulk_worker, build_worker
 
 __all__ = ["print_outbox", "run_worker"]
 
 
 async def run_worker(config: Config) -> None:
-    """Run the arq worker until SIGINT or SIGTERM."""
+    """Run the arq workers (messages, and campaigns on their own queue) until SIGINT or
+    SIGTERM."""
     if config.redis.url == "embedded":
         raise ConfigError(
             "redis.url: a separate worker needs a Redis it can share with the server; "
@@ -46,12 +49,33 @@ async def run_worker(config: Config) -> None:
                 "lifecycle": Lifecycle(config=config, notices=notices, dispatcher=dispatcher),
             },
         )
+        scheduler = ArqRunScheduler(pool)
+        bulk = build_bulk_worker(
+            config,
+            pool=pool,
+            ctx={
+                "campaign_scheduler": scheduler,
+                "campaign_runner": CampaignRunner(
+                    config=config,
+                    templates=static.templates,
+                    provider=provider,
+                    session=session,
+                    sender_id=sender_id,
+                    redis=pool,
+                    scheduler=scheduler,
+                    clock=lambda: datetime.now(UTC),
+                ),
+            },
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         task = asyncio.create_task(worker.async_run())
+        bulk_task = asyncio.create_task(bulk.async_run())
         await stop.wait()
+        await bulk.close()
+        bulk_task.cancel()
         await worker.close()
         task.cancel()
     await pool.aclose()

@@ -7,8 +7,9 @@ by default (``worker.embedded``) or alone with ``python -m gateway worker``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from arq import Retry, cron
@@ -19,11 +20,23 @@ from gateway.config import Config
 from gateway.lifecycle import Lifecycle
 from gateway.outbox import Outbox, TransientSendFailure, stranded_messages
 
-__all__ = ["ArqDispatcher", "backoff", "build_worker", "health_check_key", "send_sms_job_id"]
+__all__ = [
+    "BULK_QUEUE",
+    "ArqDispatcher",
+    "ArqRunScheduler",
+    "backoff",
+    "build_bulk_worker",
+    "build_worker",
+    "health_check_key",
+    "send_sms_job_id",
+]
 
 log = logging.getLogger(__name__)
 
 QUEUE = "sampark:queue"
+BULK_QUEUE = "sampark:bulk"
+"""Campaigns have their own queue and worker: a large campaign never delays a citizen's
+acknowledgement or a lifecycle message on :data:`QUEUE`."""
 
 
 def health_check_key(queue: str = QUEUE) -> str:
@@ -107,6 +120,76 @@ async def feedback_timers(ctx: dict[str, Any]) -> tuple[int, int]:
     """Remind citizens who have not answered the feedback question; close after longer."""
     lifecycle: Lifecycle = ctx["lifecycle"]
     return await lifecycle.feedback_timers()
+
+
+class ArqRunScheduler:
+    """Queues a campaign's sending job on the bulk queue (now, or at a time)."""
+
+    def __init__(self, pool: ArqRedis, *, queue: str = BULK_QUEUE) -> None:
+        self.pool = pool
+        self.queue = queue
+
+    async def schedule(self, campaign_id: int, *, at: datetime | None = None) -> None:
+        # Several jobs for one campaign are harmless (one runs, the others find it locked);
+        # a job ID per resume time keeps quiet hours from piling up jobs.
+        job_id = (
+            f"campaign:{campaign_id}:at:{int(at.timestamp())}"
+            if at is not None
+            else f"campaign:{campaign_id}:{uuid.uuid4().hex[:12]}"
+        )
+        await self.pool.enqueue_job(
+            "run_campaign", campaign_id, _job_id=job_id, _queue_name=self.queue, _defer_until=at
+        )
+
+
+async def run_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
+    """Write and send a campaign's recipients for a while (continues in a new job)."""
+    return str(await ctx["campaign_runner"].run(campaign_id))
+
+
+async def resume_campaigns(ctx: dict[str, Any]) -> int:
+    """Queue every campaign marked sending: after a restart, or a job lost with a worker."""
+    from gateway.models import Campaign, CampaignStatus
+
+    scheduler: ArqRunScheduler = ctx["campaign_scheduler"]
+    ids = await Campaign.filter(status=CampaignStatus.SENDING).values_list("id", flat=True)
+    for campaign_id in ids:
+        await scheduler.schedule(int(str(campaign_id)))
+    return len(ids)
+
+
+def build_bulk_worker(
+    config: Config,
+    *,
+    pool: ArqRedis,
+    ctx: dict[str, Any],
+    burst: bool = False,
+    queue: str = BULK_QUEUE,
+) -> Worker:
+    """The low-priority worker for campaigns; ``ctx`` must hold ``campaign_runner`` and
+    ``campaign_scheduler``."""
+    return Worker(
+        functions=[func(run_campaign, name="run_campaign", max_tries=3, timeout=120)],
+        cron_jobs=[
+            cron(
+                resume_campaigns,
+                name="resume_campaigns",
+                minute=None,
+                second=30,
+                run_at_startup=True,
+                unique=True,
+            )
+        ],
+        redis_pool=pool,
+        queue_name=queue,
+        ctx={"config": config, **ctx},
+        burst=burst,
+        handle_signals=False,
+        poll_delay=0.2,
+        health_check_interval=10,
+        keep_result=0,
+        max_jobs=4,
+    )
 
 
 def _sweep_schedule(interval: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ TABLES = (
     "inbound_message",
     "ussd_session",
     "outbound_message",
+    "campaign_contact",
     "campaign",
     "complaint_event",
     "complaint",

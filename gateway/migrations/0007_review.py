@@ -4,7 +4,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0004_staff_api')]
+    dependencies = [('models', '0006_campaigns')]
 
     initial = False
 

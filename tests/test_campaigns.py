@@ -1,0 +1,582 @@
+"""Bulk status notifications: preview, sending through the bulk worker against the fake
+Africa's Talking API on loopback, batching, pause/resume/cancel, a worker killed mid-way,
+opt-outs, quiet hours; and the campaign API's roles and scopes.
+
+The bulk worker is the real one (``build_bulk_worker``), run until the campaign settles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, stop_worker, worker_context
+from gateway.campaigns import ComplaintFilter, in_quiet_hours, progress
+from gateway.complaints import NewComplaint
+from gateway.config import Config
+from gateway.models import (
+    AuditRecord,
+    Campaign,
+    CampaignStatus,
+    Channel,
+    Citizen,
+    Complaint,
+    ComplaintStatus,
+    MessageStatus,
+    OutboundMessage,
+    StaffMember,
+    StaffRole,
+)
+from gateway.scope import Scope, scope_of
+from gateway.staff import NewStaff, add_staff, issue_token
+from gateway.worker import BULK_QUEUE, build_bulk_worker
+from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config, run_worker
+from tests.fakes.africastalking import FakeAfricasTalking
+
+USERNAME = "sampark"
+API_KEY = "atsk_bulk_5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+VARIABLES = {"service": "Water supply", "place": "Theog", "update": "restored"}
+DELIVERY_PATH = "/sms/africastalking/delivery"
+NOON_IST = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAfricasTalking]:
+    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
+        yield server
+
+
+def bulk_config(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+    **bulk: Any,
+) -> Config:
+    assert fake.base_url is not None
+    return make_config(
+        tmp_path,
+        database_url,
+        redis_url,
+        environ={
+            "SMS_PROVIDER": "africastalking",
+            "AT_USERNAME": USERNAME,
+            "AT_API_KEY": API_KEY,
+            "AT_BASE_URL": fake.base_url,
+        },
+        worker={"max_tries": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.1},
+        bulk={"segments_per_second": 1000, "batch_size": 50, "quiet_hours": None, **bulk},
+    )
+
+
+@pytest.fixture
+async def bulk_client(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> TestClient[Any, Any]:
+    return await start_app(bulk_config(tmp_path, database_url, redis_url, fake))
+
+
+_serial = iter(range(1, 1_000_000))
+
+
+async def complaint(
+    phone: str,
+    *,
+    block: str = "theog",
+    department: str = "jal_shakti",
+    language: str = "hi",
+    citizen_language: str | None = None,
+    status: ComplaintStatus = ComplaintStatus.REGISTERED,
+    opted_out: bool = False,
+) -> Complaint:
+    """A complaint written straight to the database (campaigns only read them)."""
+    districts = {
+        "theog": ("shimla", "theog"),
+        "rohru": ("shimla", "rohru"),
+        "kullu": ("kullu", "kullu"),
+    }
+    district, tehsil = districts[block]
+    citizen, _ = await Citizen.get_or_create(
+        phone=phone, defaults={"language": citizen_language, "opted_out": opted_out}
+    )
+    n = next(_serial)
+    return await Complaint.create(
+        ticket=f"T{n:08d}",
+        citizen=citizen,
+        language=language,
+        department=department,
+        district=district,
+        tehsil=tehsil,
+        block=block,
+        channel=Channel.USSD,
+        status=status,
+        due_at=datetime.now(UTC) + timedelta(days=7),
+        source_key=f"test:{n}",
+    )
+
+
+def number(i: int) -> str:
+    return f"+9198100{i:05d}"
+
+
+async def staff(
+    client: TestClient[Any, Any], username: str, role: StaffRole, **fields: Any
+) -> tuple[StaffMember, str]:
+    member = await add_staff(
+        client.app[CONFIG],
+        NewStaff(username=username, name=username, role=role, **fields),
+        actor="cli",
+    )
+    token = (await issue_token(member, label="test", actor="cli")).token
+    return member, token
+
+
+async def district_admin(client: TestClient[Any, Any]) -> tuple[StaffMember, str]:
+    return await staff(client, "dc_shimla", StaffRole.DISTRICT_ADMIN, district="shimla")
+
+
+async def run_bulk(
+    client: TestClient[Any, Any],
+    *,
+    until: Callable[[], Any] | None = None,
+    limit: float = 30.0,
+    kill: bool = False,
+) -> None:
+    """Run the real bulk worker until every campaign has settled (or ``until()`` holds);
+    ``kill`` stops it then without letting its jobs finish."""
+    app = client.app
+    worker = build_bulk_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+    task = asyncio.create_task(worker.async_run())
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            assert time.monotonic() < deadline, "the campaign did not settle in time"
+            await asyncio.sleep(0.05)
+            if until is not None:
+                if await until():
+                    break
+                continue
+            busy = await Campaign.filter(status=CampaignStatus.SENDING).count()
+            if busy == 0:
+                break
+    finally:
+        if kill:
+            task.cancel()
+            for job in list(worker.tasks.values()):
+                job.cancel()
+            await asyncio.sleep(0.1)
+        await stop_worker(worker, task)
+
+
+async def test_preview_counts_people_languages_and_segments(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    await complaint(number(1), language="hi")
+    await complaint(number(1), language="en_IN")  # the same citizen again: one message
+    await complaint(number(2), language="en_IN")
+    await complaint(number(3), language="hi", citizen_language="en_IN")
+    await complaint(number(4), opted_out=True)
+    await complaint(number(5), status=ComplaintStatus.CLOSED)  # not open
+    await complaint(number(6), block="rohru")  # another block
+    await complaint(number(7), department="pwd")  # another department
+    campaigns = bulk_client.app[CAMPAIGNS]
+    preview = await campaigns.preview_filter(
+        Scope(district="shimla"),
+        "area_update",
+        VARIABLES,
+        ComplaintFilter(department="jal_shakti", block="theog", open_only=True),
+    )
+    rendered = campaigns.render_all("area_update", VARIABLES)
+    assert preview.recipients == 3
+    assert preview.skipped_opted_out == 1
+    assert preview.languages == {"en_IN": 2, "hi": 1}
+    assert preview.segments == {"en_IN": rendered["en_IN"].segments, "hi": rendered["hi"].segments}
+    assert rendered["hi"].segments == 2 and rendered["en_IN"].segments == 1
+    assert preview.total_segments == 2 * 1 + 1 * 2
+    # The scope always narrows the filter: a Kullu admin's same filter finds no one.
+    outside = await campaigns.preview_filter(
+        Scope(district="kullu"), "area_update", VARIABLES, ComplaintFilter(block="theog")
+    )
+    assert outside.recipients == 0
+
+
+async def test_a_campaign_goes_from_preview_to_delivered(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    for i in range(1, 8):
+        await complaint(number(i), language="hi" if i % 2 else "en_IN")
+    await complaint(number(1))  # a second complaint of citizen 1
+    admin, _ = await district_admin(bulk_client)
+    campaigns = bulk_client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog", open_only=True),
+        actor="staff:dc_shimla",
+    )
+    assert campaign.status is CampaignStatus.DRAFT and campaign.recipients_total == 7
+    await campaigns.start(campaign, actor="staff:dc_shimla")
+    await run_bulk(bulk_client)
+
+    await campaign.refresh_from_db()
+    assert campaign.status is CampaignStatus.DONE
+    sent_to = Counter(m.number for m in fake.sent)
+    assert sent_to == Counter({number(i): 1 for i in range(1, 8)})
+    # Same text, one request: one for Hindi, one for English.
+    assert len(fake.requests) == 2
+    assert sorted(len(r.form["to"].split(",")) for r in fake.requests) == [3, 4]
+    assert all(r.form.get("enqueue") == "1" for r in fake.requests)
+    texts = {m.number: m.text for m in fake.sent}
+    assert texts[number(2)].startswith("Notice from the CM Helpline")
+    assert "सीएम हेल्पलाइन" in texts[number(1)]
+
+    got = await progress(campaign)
+    assert (got.queued, got.sent, got.delivered, got.failed) == (0, 7, 0, 0)
+    url = str(bulk_client.make_url(DELIVERY_PATH))
+    for m in fake.sent:
+        status = "Success" if m.number != number(3) else "Failed"
+        await fake.send_delivery_report(url, m.message_id, status, phone=m.number)
+    got = await progress(campaign)
+    assert (got.queued, got.sent, got.delivered, got.failed) == (0, 0, 6, 1)
+    assert await AuditRecord.filter(action__in=["campaign.create", "campaign.start"]).count() == 2
+
+
+async def test_opted_out_citizens_are_skipped(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    await complaint(number(1))
+    await complaint(number(2), opted_out=True)
+    admin, _ = await district_admin(bulk_client)
+    campaigns = bulk_client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    await run_bulk(bulk_client)
+    assert [m.number for m in fake.sent] == [number(1)]
+    await campaign.refresh_from_db()
+    assert campaign.skipped == 1
+    assert not await OutboundMessage.filter(recipient=number(2)).exists()
+
+
+async def test_batches_respect_the_rate_and_a_failed_request_resends_only_the_rest(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    # 2-segment Hindi texts at 8 segments a second: at most 4 numbers per request.
+    client = await start_app(
+        bulk_config(tmp_path, database_url, redis_url, fake, segments_per_second=8)
+    )
+    for i in range(1, 11):
+        await complaint(number(i), language="hi")
+    fake.outcomes[number(5)] = 500  # AT's InternalServerError for one number, once
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+
+    async def clear_failure_after_first_try() -> bool:
+        if any(number(5) in r.form.get("to", "") for r in fake.requests):
+            fake.outcomes.pop(number(5), None)
+        return await Campaign.filter(status=CampaignStatus.SENDING).count() == 0
+
+    await run_bulk(client, until=clear_failure_after_first_try)
+    sizes = [len(r.form["to"].split(",")) for r in fake.requests]
+    assert sizes[:3] == [4, 4, 2]
+    assert fake.requests[3].form["to"] == number(5)  # only the number that failed again
+    assert Counter(m.number for m in fake.sent) == Counter({number(i): 1 for i in range(1, 11)})
+
+
+async def test_pause_resume_and_cancel(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    for i in range(1, 13):
+        await complaint(number(i), language="en_IN")
+    admin, _ = await district_admin(bulk_client)
+    campaigns = bulk_client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    await campaigns.pause(campaign, actor="t")
+    await run_bulk(bulk_client)  # nothing to do while paused
+    assert fake.sent == []
+    await campaigns.resume(campaign, actor="t")
+    await run_bulk(bulk_client)
+    assert len(fake.sent) == 12
+
+    other = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables={**VARIABLES, "update": "cut till 5 pm"},
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(other, actor="t")
+    await campaigns.cancel(other, actor="t")
+    await run_bulk(bulk_client)
+    assert len(fake.sent) == 12
+    got = await progress(other)
+    assert got.status == "cancelled" and got.sent == 0
+    with pytest.raises(Exception, match="cancelled"):
+        await campaigns.resume(other, actor="t")
+
+
+async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeating(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    client = await start_app(
+        bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5, segments_per_second=5)
+    )
+    for i in range(1, 31):
+        await complaint(number(i), language="en_IN")
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    fake.delay = 0.05
+
+    async def some_sent() -> bool:
+        return len(fake.requests) >= 2
+
+    await run_bulk(client, until=some_sent, kill=True)  # the worker dies mid-campaign
+    await campaign.refresh_from_db()
+    assert campaign.status is CampaignStatus.SENDING
+    assert 0 < len(fake.sent) < 30
+    assert campaign.cursor not in (None, "done")
+    # A new worker picks the campaign up by itself (its start-up sweep) and finishes it.
+    await client.app[REDIS].delete(BULK_QUEUE)
+    await run_bulk(client)
+    assert Counter(m.number for m in fake.sent) == Counter({number(i): 1 for i in range(1, 31)})
+    assert await OutboundMessage.filter(campaign_id=campaign.id).count() == 30
+
+
+def test_quiet_hours_hold_from_nine_at_night_to_nine_in_the_morning(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    config = make_config(tmp_path, database_url, redis_url)
+    ist = timedelta(hours=5, minutes=30)
+    at = lambda h, m: datetime(2026, 11, 24, h, m, tzinfo=UTC) - ist  # noqa: E731
+    assert in_quiet_hours(config, at(12, 0)) is None
+    assert in_quiet_hours(config, at(20, 59)) is None
+    assert in_quiet_hours(config, at(21, 0)) == at(9, 0) + timedelta(days=1)
+    assert in_quiet_hours(config, at(3, 0)) == at(9, 0)
+    assert in_quiet_hours(config, at(9, 0)) is None
+
+
+async def test_a_campaign_started_in_quiet_hours_waits_for_the_morning(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    late = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # 22:30 in Shimla
+    config = bulk_config(
+        tmp_path, database_url, redis_url, fake, quiet_hours={"start": "21:00", "end": "09:00"}
+    )
+    client = await start_app(config, clock=lambda: late)
+    await complaint(number(1))
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    morning = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 09:00 IST
+    redis = client.app[REDIS]
+
+    async def deferred() -> bool:
+        return bool(await redis.zcount(BULK_QUEUE, morning.timestamp() * 1000, "+inf"))
+
+    await run_bulk(client, until=deferred)
+    assert fake.requests == []
+    scores = await redis.zrange(BULK_QUEUE, 0, -1, withscores=True)
+    runs = [s for job, s in scores if job.decode().startswith("campaign:")]
+    assert runs == [morning.timestamp() * 1000]
+    await campaign.refresh_from_db()
+    assert campaign.status is CampaignStatus.SENDING
+
+
+async def notify_cli(config: Config, *args: str) -> tuple[int, str]:
+    """Run ``python -m gateway notify ...`` in a child process on the test's DB and Redis."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": config.database.url,
+        "REDIS_URL": config.redis.url,
+    }
+    env.pop("SMS_PROVIDER", None)  # the CLI sends nothing itself: the shipped simulator will do
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "--config",
+        str(SHIPPED_CONFIG),
+        "notify",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_notify_command_previews_sends_and_follows(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    config = bulk_client.app[CONFIG]
+    for i in range(1, 5):
+        await complaint(number(i), language="en_IN")
+    await staff(
+        bulk_client,
+        "je_theog",
+        StaffRole.OFFICER,
+        department="jal_shakti",
+        level="block",
+        area="theog",
+    )
+    await staff(bulk_client, "agent1", StaffRole.AGENT, district="shimla")
+    audience = [
+        "--template",
+        "area_update",
+        "--var",
+        "service=Water supply",
+        "--var",
+        "place=Theog",
+        "--var",
+        "update=restored",
+        "--open-only",
+    ]
+
+    code, out = await notify_cli(config, "preview", "--as", "je_theog", *audience)
+    assert code == 0, out
+    assert "recipients:        4" in out and "en_IN" in out
+
+    code, out = await notify_cli(config, "send", "--as", "agent1", "--yes", *audience)
+    assert code == 1 and "may not" in out
+
+    code, out = await notify_cli(config, "send", "--as", "je_theog", "--yes", *audience)
+    assert code == 0, out
+    campaign = await Campaign.get(status=CampaignStatus.SENDING)
+    await run_bulk(bulk_client)
+    code, out = await notify_cli(config, "status", "--as", "je_theog", str(campaign.id))
+    assert code == 0, out
+    assert "4/4" in out and "sent 4" in out and "(done)" in out
+    assert len(fake.sent) == 4
+
+    code, out = await notify_cli(config, "pause", "--as", "je_theog", str(campaign.id))
+    assert code == 1 and "cannot pause" in out
+    code, out = await notify_cli(config, "status", "--as", "je_theog", "999")
+    assert code == 1 and "no campaign 999" in out
+
+
+async def test_an_acknowledgement_is_not_held_behind_a_running_campaign(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    # 20 recipients at 2 segments a second: the campaign takes about ten seconds.
+    client = await start_app(
+        bulk_config(tmp_path, database_url, redis_url, fake, segments_per_second=2)
+    )
+    for i in range(1, 21):
+        await complaint(number(i), language="en_IN")
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    await campaigns.start(campaign, actor="t")
+    stop = asyncio.Event()
+
+    async def stopped() -> bool:
+        return stop.is_set()
+
+    bulk = asyncio.create_task(run_bulk(client, until=stopped))
+    for _ in range(400):  # until the campaign is under way
+        if len(fake.sent) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    registration = await client.app[COMPLAINTS].register(
+        NewComplaint(
+            phone="+919812345678",
+            language="en_IN",
+            department="jal_shakti",
+            district="shimla",
+            block="theog",
+            issue_type="no_water_supply",
+            channel=Channel.USSD,
+            source_key="test:priority",
+        )
+    )
+    await run_worker(client.app)  # the message worker, beside the busy bulk worker
+    ack = await OutboundMessage.get(
+        complaint_id=registration.complaint_id, template="complaint_registered"
+    )
+    assert ack.status is MessageStatus.SENT
+    assert (await Campaign.get(id=campaign.id)).status is CampaignStatus.SENDING
+    assert len({m.number for m in fake.sent} & {number(i) for i in range(1, 21)}) < 20
+    await campaigns.cancel(campaign, actor="t")
+    stop.set()
+    await bulk
