@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
 
 from gateway.config import Config, ConfigError, load_config
+from gateway.names import name_entries
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -244,12 +247,46 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_name_without_hindi_is_refused(
+def test_name_without_hindi_and_english_is_refused(
     tmp_path: Path, locate: Callable[[dict[str, Any]], dict[str, str]], where: str
 ) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        locate(raw).pop("hi")
+        locate(raw).pop("en_IN")
+
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: locate(raw).pop("hi"))
-    assert f"{where}: no text for language(s) hi" in str(excinfo.value)
+        load_altered(tmp_path, alter)
+    assert f"{where}: no text for language(s) hi, en_IN" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("locate", "where"),
+    [
+        (lambda c: c.departments[0].name, "departments[0].name"),
+        (lambda c: c.districts[8].tehsils[1].blocks[0].name, "districts[8]...blocks[0].name"),
+    ],
+)
+def test_name_without_hindi_comes_from_the_catalog_or_is_english(
+    tmp_path: Path, locate: Callable[[Any], dict[str, str]], where: str
+) -> None:
+    shipped = locate(load_config(SHIPPED, environ={}))
+    english = shipped["en_IN"]
+    # No catalog (locales/ under tmp_path is empty): the English name.
+    config = load_altered(tmp_path, lambda raw: [n.pop("hi", None) for _, n in name_entries(raw)])
+    assert locate(config)["hi"] == english, where
+    # A Hindi catalog that translates the name (msgctxt: what it names).
+    catalog = Catalog(locale="hi")
+    context = "department" if "departments" in where else "place"
+    catalog.add(english, string="अनुवाद", context=context)
+    po = tmp_path / "locales" / "hi" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    with po.open("wb") as f:
+        write_po(f, catalog)
+    config = load_altered(tmp_path, lambda raw: [n.pop("hi", None) for _, n in name_entries(raw)])
+    assert locate(config)["hi"] == "अनुवाद"
+    assert config.service.name["hi"] == config.service.name["en_IN"]
+    # A name config.yaml writes out wins over the catalog.
+    assert locate(load_altered(tmp_path, lambda raw: None))["hi"] == shipped["hi"]
 
 
 def test_name_in_an_unconfigured_language_is_refused(tmp_path: Path) -> None:
