@@ -107,7 +107,7 @@ class Catalogs:
         t = self._translations.get(lang)
         if t is None:
             return None
-        text = t.pgettext(context, message)
+        text = str(t.pgettext(context, message))
         return text if text != message else None
 
     def ngettext(self, lang: str, singular: str, plural: str, n: int) -> str:

@@ -403,7 +403,9 @@ class Lifecycle:
         else:
             c.level += 1
         officer = self._assign(c, now)
-        lang = citizen.language or c.language
+        lang = self.config.sms_language(
+            citizen.language or c.language, latin_only=citizen.latin_only
+        )
         out = [
             await self._tell_citizen(
                 c,

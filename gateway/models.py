@@ -111,6 +111,9 @@ class Citizen(Model):
     id = fields.IntField(primary_key=True)
     phone = fields.CharField(max_length=16, unique=True, description="E.164 with +")
     language = fields.CharField(max_length=12, null=True)
+    latin_only = fields.BooleanField(
+        default=False, description="the handset shows only Latin letters: SMS in GSM-7"
+    )
     opted_out = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
