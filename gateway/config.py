@@ -60,7 +60,7 @@ class Language(_Model):
     handset Latin-only, and its SMS go in GSM-7 wherever the text allows."""
     latin_alternative: str | None = None
     """The language a Latin-only handset gets this language's SMS in (``hi_Latn`` for ``hi``);
-    by default the first Latin language configured."""
+    by default English (``en_IN``), else the first Latin language configured."""
 
 
 class Level(_Model):
@@ -403,6 +403,9 @@ class Config(_Model):
             return code
         if lang.latin_alternative:
             return lang.latin_alternative
+        english = self.language("en_IN")
+        if english is not None and english.latin:
+            return english.code
         return next((x.code for x in self.languages if x.latin), code)
 
     def department(self, code: str) -> Department | None:

@@ -237,8 +237,8 @@ def test_compile_rewrites_an_older_mo_and_leaves_a_fresh_one(locales: Path) -> N
 
 
 def test_compile_skips_a_language_without_a_catalog(locales: Path) -> None:
-    assert compile_catalogs(locales, ["mr"]) == []
-    assert not (locales / "mr").exists()
+    assert compile_catalogs(locales, ["sw"]) == []
+    assert not (locales / "sw").exists()
 
 
 def test_compile_leaves_fuzzy_translations_out(locales: Path) -> None:
@@ -264,8 +264,8 @@ def test_catalogs_translate_each_configured_language() -> None:
 
 
 def test_catalogs_fall_back_to_the_english_id() -> None:
-    catalogs = Catalogs(LOCALES, [*LANGUAGES, "mr"])  # mr: configured, no catalog
-    for lang in ("fr", "mr"):
+    catalogs = Catalogs(LOCALES, [*LANGUAGES, "sw"])  # sw: configured, no catalog
+    for lang in ("fr", "sw"):
         assert catalogs.gettext(lang, "Choose department:") == "Choose department:"
         assert catalogs.ngettext(lang, "{n} day", "{n} days", 1) == "{n} day"
         assert catalogs.ngettext(lang, "{n} day", "{n} days", 5) == "{n} days"
