@@ -225,7 +225,7 @@ def test_duplicate_block_in_a_district_is_refused(tmp_path: Path) -> None:
 
 def test_default_language_must_be_configured(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: raw["service"].update(default_language="pa"))
+        load_altered(tmp_path, lambda raw: raw["service"].update(default_language="sw"))
     assert "service.default_language" in str(excinfo.value)
 
 
@@ -296,8 +296,8 @@ def test_name_without_hindi_comes_from_the_catalog_or_is_english(
 
 def test_name_in_an_unconfigured_language_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: raw["departments"][0]["name"].update(pa="ਮਾਲ"))
-    assert "departments[0].name: language(s) pa are not configured" in str(excinfo.value)
+        load_altered(tmp_path, lambda raw: raw["departments"][0]["name"].update(sw="Mapato"))
+    assert "departments[0].name: language(s) sw are not configured" in str(excinfo.value)
 
 
 # --- environment overrides --------------------------------------------------------------
