@@ -84,12 +84,14 @@ def outbox(args: argparse.Namespace) -> None:
 
 def templates(args: argparse.Namespace) -> None:
     from gateway.app import load_static
-    from gateway.template_check import check_templates, format_table
+    from gateway.template_check import check_templates, format_matrix, format_table
 
     config = _config(args.config)
     static = load_static(config)
     rows = check_templates(config, static.catalogs, static.templates)
     print(format_table(rows))
+    print("\nSMS per template and language (g: GSM-7, u: UCS-2):\n")
+    print(format_matrix(rows))
     bad = [r for r in rows if r.problems]
     print(f"\n{len(rows) - len(bad)} ok, {len(bad)} with problems")
     raise SystemExit(1 if bad else 0)
