@@ -50,7 +50,10 @@ def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
 
 
 # The languages the shipped configuration offers, in menu order.
-LANGUAGES = ["hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa", "te", "ta", "kn", "ml", "or", "as", "ur"]
+LANGUAGES = [
+    *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
+    *("te", "ta", "kn", "ml", "or", "as", "ur"),
+]
 
 
 def load_altered(

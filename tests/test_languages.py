@@ -41,13 +41,18 @@ async def choose_language(phone: Phone, config: Config, code: str, screen: str) 
     raise AssertionError(f"{wanted!r} not found")
 
 
-def option(screen: str, text: str) -> str:
-    """The key of the option labelled ``text`` on ``screen``."""
-    for line in screen.splitlines():
-        key, _, rest = line.partition(" ")
-        if rest == text:
-            return key
-    raise AssertionError(f"no option {text!r} on {screen!r}")
+async def choose(phone: Phone, screen: str, text: str) -> str:
+    """Choose the option labelled ``text``, paging on (98) until a page shows it."""
+    seen = [screen]
+    for _ in range(20):
+        for line in screen.splitlines():
+            key, _, rest = line.partition(" ")
+            if rest == text:
+                return await phone.send(key)
+        assert "98 " in screen, f"no option {text!r} on {seen!r}"
+        screen = await phone.send("98")
+        seen.append(screen)
+    raise AssertionError(f"no option {text!r} on {seen!r}")
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -61,21 +66,21 @@ async def test_registration_and_status_check_in_every_language(
     phone = Phone(client, number=number)
     main = await choose_language(phone, config, code, await phone.dial())
     assert config.service.name[code] in main
-    screen = await phone.send(option(main, t("New complaint")))
+    screen = await choose(phone, main, t("New complaint"))
     assert t("Choose department:") in screen
     dept = config.departments[0]
-    screen = await phone.send(option(screen, dept.name[code]))
+    screen = await choose(phone, screen, dept.name[code])
     assert t("Choose district:") in screen
     district = config.districts[0]
-    screen = await phone.send(option(screen, district.name[code]))
+    screen = await choose(phone, screen, district.name[code])
     assert t("Choose block:") in screen
     block = district.blocks[0]
-    screen = await phone.send(option(screen, block.name[code]))
+    screen = await choose(phone, screen, block.name[code])
     assert t("What is the problem?") in screen
     issue = dept.issues[0]
-    confirm = await phone.send(option(screen, issue.name[code]))
+    confirm = await choose(phone, screen, issue.name[code])
     assert t("Confirm complaint:") in confirm and issue.name[code] in confirm
-    done = await phone.send(option(confirm, t("Submit")))
+    done = await choose(phone, confirm, t("Submit"))
     assert phone.ended
     complaint = await Complaint.get(citizen__phone=number)
     assert complaint.ticket is not None and complaint.language == code
@@ -94,9 +99,7 @@ async def test_registration_and_status_check_in_every_language(
         assert ack.encoding == Encoding.GSM7.value, ack.text
 
     # Dial again: the language is remembered; check the status by the ticket.
-    main = await phone.dial()
-    assert t("Check status") in main
-    screen = await phone.send(option(main, t("Check status")))
+    screen = await choose(phone, await phone.dial(), t("Check status"))
     assert t("Type the ticket number:") in screen
     shown = await phone.send(complaint.ticket)
     assert complaint.ticket in shown
@@ -111,9 +114,8 @@ async def test_choosing_roman_hindi_marks_the_handset_latin_only(
     await choose_language(phone, config, "hi_Latn", await phone.dial())
     citizen = await Citizen.get(phone="+919811100001")
     assert citizen.language == "hi_Latn" and citizen.latin_only
-    await phone.dial()
-    await phone.walk("4")  # Change language
-    await choose_language(phone, config, "hi", phone.screens[-1])
+    screen = await choose(phone, await phone.dial(), CATALOGS.gettext("hi_Latn", "Change language"))
+    await choose_language(phone, config, "hi", screen)
     await citizen.refresh_from_db()
     assert citizen.language == "hi" and not citizen.latin_only
 
