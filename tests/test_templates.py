@@ -335,3 +335,21 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
     assert any("segments" in p for p in rows["en_IN"].problems)
     assert "no dlt_template_id" in rows["en_IN"].problems
     assert rows["hi"].problems == ()
+
+
+def test_the_readme_shows_the_linters_current_table() -> None:
+    """The README's table of SMS per template and language is what the linter says now."""
+    from gateway.config import load_config
+    from gateway.i18n import Catalogs
+    from gateway.template_check import check_templates, format_matrix
+    from gateway.templates import TemplateBook
+
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.yaml", environ={})
+    codes = [lang.code for lang in config.languages]
+    catalogs = Catalogs(config.path(config.paths.locales), codes)
+    book = TemplateBook.load(config.path(config.paths.sms_templates), languages=codes)
+    matrix = format_matrix(check_templates(config, catalogs, book))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- templates-matrix -->\n", 1)[1].split("\n<!-- /templates-matrix")[0]
+    assert shown == matrix, "README.md: paste the table `python -m gateway templates check` prints"
