@@ -20,7 +20,7 @@ from babel.messages.pofile import read_po, write_po
 
 from gateway.config import load_config
 from gateway.i18n import DOMAIN, Catalogs, compile_catalogs
-from gateway.names import message_id, name_entries
+from gateway.names import NAME_CONTEXTS, message_id, name_entries
 from tests.conftest import ROOT, SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
@@ -325,3 +325,16 @@ def test_ngettext_follows_cldr(locales: Path, lang: str) -> None:
         if got != want:
             wrong.append(f"n={n}: {got!r}, CLDR says {locale.plural_form(n)!r} ({want!r})")
     assert not wrong, f"{lang} ({catalog.plural_forms}):\n" + "\n".join(wrong[:20])
+
+
+def test_configured_names_are_in_the_template_with_what_they_name() -> None:
+    """config.yaml's names are extracted (gateway.names) with their kind as msgctxt, once each."""
+    entries = {(m.context, m.id) for m in read(POT) if m.context}
+    raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    wanted = {
+        (context, message_id(texts, CONFIG.service.default_language))
+        for context, texts in name_entries(raw)
+    }
+    assert entries == wanted
+    assert ("department", "Revenue") in entries and ("place", "Theog") in entries
+    assert {context for context, _ in entries} == set(NAME_CONTEXTS)
