@@ -403,9 +403,7 @@ class Lifecycle:
         else:
             c.level += 1
         officer = self._assign(c, now)
-        lang = self.config.sms_language(
-            citizen.language or c.language, latin_only=citizen.latin_only
-        )
+        lang = self._sms_language(c, citizen)
         out = [
             await self._tell_citizen(
                 c,
@@ -449,7 +447,7 @@ class Lifecycle:
             c.level = 1
         c.status = S.TRANSFERRED
         officer = self._assign(c, now)
-        lang = citizen.language or c.language
+        lang = self._sms_language(c, citizen)
         return [
             await self._tell_citizen(
                 c,
@@ -489,6 +487,12 @@ class Lifecycle:
             await self.dispatcher.dispatch([message])
         return True
 
+    def _sms_language(self, c: Complaint, citizen: Citizen) -> str:
+        """The language of an SMS to ``citizen`` (Latin letters on a Latin-only handset)."""
+        return self.config.sms_language(
+            citizen.language or c.language, latin_only=citizen.latin_only
+        )
+
     async def _tell_citizen(
         self,
         c: Complaint,
@@ -499,7 +503,7 @@ class Lifecycle:
         key: str = "",
         **values: str,
     ) -> int | None:
-        lang = citizen.language or c.language
+        lang = self._sms_language(c, citizen)
         assert c.ticket is not None
         msg = await self.notices.queue(
             template,
