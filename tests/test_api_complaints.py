@@ -444,3 +444,16 @@ async def test_the_openapi_document_lists_the_complaint_operations(
         assert "200" in paths[f"/api/v1/complaints/{{ticket}}/{action}"]["post"]["responses"]
     names = {p["name"] for p in paths["/api/v1/complaints"]["get"]["parameters"]}
     assert {"status", "from", "to", "q", "cursor", "limit", "overdue"} <= names
+
+
+@pytest.mark.parametrize("ticket", ["9" * 23, "12345678901234567", "x" * 200])
+async def test_a_ticket_longer_than_any_ticket_is_404_not_500(
+    client: TestClient[Any, Any], ticket: str
+) -> None:
+    token = await make_staff_token(client, "sa", role="state_admin")
+    for method, path in [("GET", ""), ("POST", "/notes")]:
+        resp = await client.request(
+            method, f"/api/v1/complaints/{ticket}{path}", json={"remark": "x"}, headers=auth(token)
+        )
+        assert resp.status == 404, await resp.text()
+        assert (await resp.json())["error"]["code"] == "not_found"

@@ -220,9 +220,14 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(model.model_dump(mode="json"), status=status)
 
 
+_TICKET_MAX = Complaint._meta.fields_map["ticket"].max_length  # type: ignore[attr-defined]
+
+
 async def _in_scope(request: web.Request) -> Complaint:
     """The complaint named in the path, or 404 when it does not exist or is out of scope."""
     ticket = request.match_info["ticket"].strip()
+    if len(ticket) > _TICKET_MAX:  # no such ticket; the column would refuse the value
+        raise ApiError.not_found()
     complaint = (
         await request_scope(request)
         .complaints()
