@@ -321,7 +321,7 @@ async def _body_lines(request: web.Request) -> AsyncIterator[str]:
     summary="Upload phone numbers (text/csv, first column) to a draft CSV campaign",
     roles=_SENDER_NAMES,
     response=CampaignOut,
-    content_types=("text/csv",),
+    body_media_type="text/csv",
 )
 async def upload(request: web.Request) -> web.Response:
     staff = require_role(request, *SENDERS)
