@@ -400,6 +400,32 @@ async def test_a_retried_registration_with_the_same_key_creates_one_complaint(
 
 
 @pytest.mark.parametrize(
+    "change",
+    [
+        {"phone": "9812345000"},
+        {"block": "mashobra"},
+        {"issue_type": "dirty_water"},
+        {"issue_type": None, "description": "Tank leaking"},
+    ],
+)
+async def test_a_key_reused_for_another_complaint_is_409_not_the_first_ticket(
+    client: TestClient[Any, Any], change: dict[str, Any]
+) -> None:
+    token = await make_staff_token(client, "agent", **ROLES["agent"])
+    headers = auth(token, **{"Idempotency-Key": "call-43"})
+    body = {**REGISTER_BODY, "phone": "9812345678"}
+    first = await client.post("/api/v1/complaints", json=body, headers=headers)
+    assert first.status == 201
+    resp = await client.post("/api/v1/complaints", json={**body, **change}, headers=headers)
+    assert resp.status == 409
+    error = (await resp.json())["error"]
+    assert (error["code"], error["field"]) == ("idempotency_conflict", "Idempotency-Key")
+    assert await Complaint.all().count() == 1
+    again = await client.post("/api/v1/complaints", json=body, headers=headers)
+    assert again.status == 200
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"phone": "12"}, "phone"),

@@ -491,6 +491,25 @@ async def reassign(request: web.Request) -> web.Response:
     return await _answer(request, c.id)
 
 
+async def _same_registration(complaint_id: int, new: NewComplaint) -> None:
+    """409 when an Idempotency-Key comes back with another caller or complaint: answering
+    the first ticket would drop the second caller's complaint without a word."""
+    first = await Complaint.get(id=complaint_id).select_related("citizen")
+    if (
+        first.citizen.phone,
+        first.department,
+        first.district,
+        first.block,
+        first.issue_type,
+        first.description,
+    ) != (new.phone, new.department, new.district, new.block, new.issue_type, new.description):
+        raise ApiError(
+            409, "idempotency_conflict",
+            f"Idempotency-Key: already used for complaint {first.ticket}, which differs",
+            field="Idempotency-Key",
+        )  # fmt: skip
+
+
 @operation(
     routes,
     "POST",
@@ -501,6 +520,7 @@ async def reassign(request: web.Request) -> web.Response:
     response=Registered,
     extra_responses={
         200: "Registered before under the same Idempotency-Key",
+        409: "The Idempotency-Key registered a different complaint (code idempotency_conflict)",
         429: "The number has reached its monthly limit (code monthly_limit)",
     },
 )
@@ -543,6 +563,8 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid", str(e), field=e.field_name) from None
     except MonthlyLimitReached as e:
         raise ApiError(429, "monthly_limit", str(e), field="phone") from None
+    if not registration.created:
+        await _same_registration(registration.complaint_id, new)
     out = Registered(
         ticket=registration.ticket, due_at=registration.due_at, created=registration.created
     )
