@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_staff')]
+    dependencies = [('models', '0007_review')]
 
     initial = False
 
