@@ -231,6 +231,11 @@ async def test_an_officer_cannot_reach_other_departments_through_the_filter(
     ("body", "field"),
     [
         ({**FILTER_BODY, "template": "nope"}, "template"),
+        # Lifecycle messages are never sent in bulk, whoever asks.
+        (
+            {**FILTER_BODY, "template": "complaint_resolved", "variables": {"ticket": "1"}},
+            "template",
+        ),
         ({**FILTER_BODY, "variables": {"service": "x", "place": "y"}}, "variables.update"),
         ({**FILTER_BODY, "variables": {**VARIABLES, "update": "x" * 31}}, "variables.update"),
         ({**FILTER_BODY, "variables": {**VARIABLES, "extra": "x"}}, "variables.extra"),
