@@ -84,12 +84,14 @@ def outbox(args: argparse.Namespace) -> None:
 
 def templates(args: argparse.Namespace) -> None:
     from gateway.app import load_static
-    from gateway.template_check import check_templates, format_table
+    from gateway.template_check import check_templates, format_matrix, format_table
 
     config = _config(args.config)
     static = load_static(config)
     rows = check_templates(config, static.catalogs, static.templates)
     print(format_table(rows))
+    print("\nSMS per template and language (g: GSM-7, u: UCS-2):\n")
+    print(format_matrix(rows))
     bad = [r for r in rows if r.problems]
     print(f"\n{len(rows) - len(bad)} ok, {len(bad)} with problems")
     raise SystemExit(1 if bad else 0)
@@ -117,6 +119,24 @@ def notify(args: argparse.Namespace) -> None:
     config = _config(args.config)
     logging.basicConfig(level=logging.WARNING)
     raise SystemExit(asyncio.run(run_notify(config, args)))
+
+
+def report(args: argparse.Namespace) -> None:
+    from gateway.review_cli import run_report
+
+    config = _config(args.config)
+    form = "csv" if args.csv else "html" if args.html else "json"
+    raise SystemExit(
+        asyncio.run(
+            run_report(
+                config,
+                month=args.month,
+                form=form,
+                district=args.district,
+                department=args.department,
+            )
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -156,6 +176,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     from gateway.notify_cli import add_parser as add_notify
 
     add_notify(sub, notify)
+
+    p = sub.add_parser("report", help="the monthly review (JSON, --csv or --html) to stdout")
+    p.add_argument("--month", required=True, help="YYYY-MM, a calendar month in service.timezone")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--csv", action="store_true", help="CSV: a row per department, district, officer"
+    )
+    fmt.add_argument("--html", action="store_true", help="a printable HTML page")
+    p.add_argument("--district", help="only this district")
+    p.add_argument("--department", help="only this department")
+    p.set_defaults(run=report)
 
     args = parser.parse_args(argv)
     args.run(args)

@@ -353,6 +353,13 @@ class Campaigns:
             tpl = self.templates[template]
         except TemplateError:
             raise CampaignError(f"no SMS template named {template!r}", field="template") from None
+        if not tpl.bulk:
+            # A lifecycle message (a ticket's acknowledgement, a resolution...) sent in bulk
+            # would tell citizens untrue things about their complaints, opted out or not.
+            raise CampaignError(
+                f"{template!r} is not a bulk template (its file does not say 'bulk: true')",
+                field="template",
+            )
         for name in tpl.variables:
             value = variables.get(name)
             if value is None or not str(value).strip():

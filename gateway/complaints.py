@@ -120,14 +120,18 @@ class ComplaintService:
         return code if isinstance(code, str) and self.config.language(code) else None
 
     async def set_language(self, phone: str, language: str) -> None:
-        if self.config.language(language) is None:
+        lang = self.config.language(language)
+        if lang is None:
             raise InvalidComplaint("language", f"{language!r} is not offered")
-        updated = await Citizen.filter(phone=phone).update(language=language)
+        # Choosing a language in Latin letters marks the handset Latin-only; choosing one in
+        # another script shows it can show that script.
+        latin = lang.latin
+        updated = await Citizen.filter(phone=phone).update(language=language, latin_only=latin)
         if not updated:
             try:
-                await Citizen.create(phone=phone, language=language)
+                await Citizen.create(phone=phone, language=language, latin_only=latin)
             except IntegrityError:  # created meanwhile by a parallel request
-                await Citizen.filter(phone=phone).update(language=language)
+                await Citizen.filter(phone=phone).update(language=language, latin_only=latin)
 
     async def registered_this_month(self, phone: str) -> int:
         """Complaints this number registered in the current calendar month (local time)."""
@@ -222,13 +226,19 @@ class ComplaintService:
             if existing is not None and existing.ticket is not None:
                 return Registration(existing.id, existing.ticket, existing.due_at, False), []
             citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
+            lang = self.config.language(new.language)
+            latin = lang is not None and lang.latin
             if citizen is None:
                 citizen = await Citizen.create(
-                    phone=new.phone, language=new.language, using_db=conn
+                    phone=new.phone, language=new.language, latin_only=latin, using_db=conn
                 )
             elif citizen.language != new.language:
                 citizen.language = new.language
-                await citizen.save(using_db=conn, update_fields=["language", "updated_at"])
+                citizen.latin_only = latin
+                await citizen.save(
+                    using_db=conn, update_fields=["language", "latin_only", "updated_at"]
+                )
+            sms_lang = self.config.sms_language(new.language, latin_only=citizen.latin_only)
             level = self.config.levels[0]
             due_at = now + timedelta(days=level.days)
             complaint = await Complaint.create(
@@ -248,14 +258,6 @@ class ComplaintService:
             )
             # The ticket comes from the row's id: unique however many gateways write.
             complaint.ticket = self.tickets.encode(complaint.id)
-            await ComplaintEvent.create(
-                complaint=complaint,
-                kind=EventKind.REGISTERED,
-                actor=new.actor or ("citizen" if new.channel is Channel.USSD else "system"),
-                to_status=complaint.status.value,
-                remark=f"via {new.channel.value}",
-                using_db=conn,
-            )
             officer = officer_for(
                 self.config,
                 department=new.department,
@@ -263,6 +265,17 @@ class ComplaintService:
                 district=new.district,
                 tehsil=tehsil,
                 block=new.block,
+            )
+            await ComplaintEvent.create(
+                complaint=complaint,
+                kind=EventKind.REGISTERED,
+                actor=new.actor or ("citizen" if new.channel is Channel.USSD else "system"),
+                to_status=complaint.status.value,
+                remark=f"via {new.channel.value}",
+                officer=officer.code if officer else None,
+                level=1,
+                due_at=due_at,
+                using_db=conn,
             )
             if officer is not None:
                 complaint.officer = officer.code
@@ -274,6 +287,9 @@ class ComplaintService:
                     from_status=ComplaintStatus.REGISTERED.value,
                     to_status=complaint.status.value,
                     remark=officer.code,
+                    officer=officer.code,
+                    level=1,
+                    due_at=due_at,
                     using_db=conn,
                 )
             else:
@@ -282,11 +298,11 @@ class ComplaintService:
             message = await self.notices.queue(
                 ACKNOWLEDGEMENT,
                 to=new.phone,
-                language=new.language,
+                language=sms_lang,
                 values={
                     "ticket": complaint.ticket,
-                    "department": self.notices.department(new.department, new.language),
-                    "due_date": self.notices.date(new.language, due_at),
+                    "department": self.notices.department(new.department, sms_lang),
+                    "due_date": self.notices.date(sms_lang, due_at),
                     "service_code": self.config.service.service_code,
                 },
                 key=f"complaint:{complaint.id}:{ACKNOWLEDGEMENT}",

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.i18n import Catalogs
+from gateway.names import fill_names
+
 __all__ = [
     "AfricasTalkingSettings",
     "Config",
@@ -52,6 +55,12 @@ class Language(_Model):
     """A Latin-script hint shown beside ``name`` where the script may not render."""
     screen_budget: Annotated[int, Field(ge=40, le=80)] | None = None
     """Characters per UCS-2 screen for this language, where handsets show fewer than 80."""
+    latin: bool = False
+    """Written in Latin letters (English, Roman-script Hindi): choosing it marks the citizen's
+    handset Latin-only, and its SMS go in GSM-7 wherever the text allows."""
+    latin_alternative: str | None = None
+    """The language a Latin-only handset gets this language's SMS in (``hi_Latn`` for ``hi``);
+    by default English (``en_IN``), else the first Latin language configured."""
 
 
 class Level(_Model):
@@ -136,6 +145,18 @@ class LifecycleSettings(_Model):
     """Complaints one phone number may register in a calendar month (UP's 1076 allows 10)."""
     failed_message_retry_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
     """An essential SMS that finally failed is tried once more after this long."""
+
+
+class ReviewSettings(_Model):
+    """The monthly review's flags (see :mod:`gateway.review`)."""
+
+    pending_flag_threshold: Annotated[int, Field(ge=0)] = 100
+    """A department with more pending complaints than this at month end is flagged."""
+    escalation_flag_min_outcomes: Annotated[int, Field(ge=1)] = 5
+    """An officer is ranked by escalation rate only with at least this many complaints
+    resolved or escalated away from them in the month."""
+    escalation_flag_top: Annotated[int, Field(ge=1, le=100)] = 5
+    """How many officers (highest escalation rate first) are flagged."""
 
 
 class ServiceSettings(_Model):
@@ -285,6 +306,7 @@ class Config(_Model):
     tickets: TicketSettings = TicketSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     bulk: BulkSettings = BulkSettings()
+    review: ReviewSettings = ReviewSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
@@ -313,6 +335,13 @@ class Config(_Model):
         _unique("districts: block", [b.code for d in self.districts for b in d.blocks])
         self._check_names(codes)
         self._check_officers()
+        for i, lang in enumerate(self.languages):
+            alt = lang.latin_alternative
+            target = self.language(alt) if alt is not None else None
+            if alt is not None and (target is None or not target.latin):
+                raise ValueError(
+                    f"languages[{i}].latin_alternative: {alt!r} is not a configured Latin language"
+                )
         return self
 
     def _check_officers(self) -> None:
@@ -365,6 +394,19 @@ class Config(_Model):
     # Look-ups used by menus and the complaint domain.
     def language(self, code: str) -> Language | None:
         return next((lang for lang in self.languages if lang.code == code), None)
+
+    def sms_language(self, code: str, *, latin_only: bool) -> str:
+        """The language an SMS is written in for a citizen who chose ``code``: on a handset
+        that shows only Latin letters, the language's Latin alternative."""
+        lang = self.language(code)
+        if not latin_only or lang is None or lang.latin:
+            return code
+        if lang.latin_alternative:
+            return lang.latin_alternative
+        english = self.language("en_IN")
+        if english is not None and english.latin:
+            return english.code
+        return next((x.code for x in self.languages if x.latin), code)
 
     def department(self, code: str) -> Department | None:
         return next((d for d in self.departments if d.code == code), None)
@@ -438,10 +480,34 @@ def load_config(
     if overrides:
         _merge(raw, overrides)
     raw["base_dir"] = file.resolve().parent
+    _translate_names(raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_describe(file, e, from_env)) from None
+
+
+def _translate_names(raw: dict[str, Any]) -> None:
+    """Fill in each name a language lacks from that language's catalog (gateway.names)."""
+    langs = raw.get("languages")
+    service = raw.get("service")
+    paths = raw.get("paths") if isinstance(raw.get("paths"), dict) else {}
+    if not isinstance(langs, list) or not isinstance(service, dict) or not isinstance(paths, dict):
+        return  # validation says what is wrong
+    codes = [lang["code"] for lang in langs if isinstance(lang, dict) and "code" in lang]
+    if not all(isinstance(c, str) for c in codes):
+        return
+    locales = Path(str(paths.get("locales", "locales")))
+    if not locales.is_absolute():
+        locales = raw["base_dir"] / locales
+    catalogs = Catalogs(locales, codes)
+    default = service.get("default_language")
+    fill_names(
+        raw,
+        languages=codes,
+        default_language=default if isinstance(default, str) else "",
+        pgettext=catalogs.pgettext,
+    )
 
 
 class _StrictLoader(yaml.SafeLoader):

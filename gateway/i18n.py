@@ -6,6 +6,7 @@ defined (menus, messages) and translated when shown, in the citizen's language.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Iterable
@@ -57,8 +58,22 @@ def compile_catalogs(locales_dir: Path, languages: Iterable[str]) -> list[Path]:
     return compiled
 
 
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def _load(locales_dir: Path, lang: str) -> NullTranslations:
     po = locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    # Configuration loading reads every catalog too: read each file version once.
+    return _load_cached(po, _mtime(po), _mtime(po.with_suffix(".mo")))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_cached(po: Path, po_time: int | None, mo_time: int | None) -> NullTranslations:
+    lang = po.parent.parent.name
     mo = po.with_suffix(".mo")
     if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
         with mo.open("rb") as f:
@@ -86,6 +101,14 @@ class Catalogs:
     def gettext(self, lang: str, message: str) -> str:
         t = self._translations.get(lang)
         return t.gettext(message) if t is not None else message
+
+    def pgettext(self, lang: str, context: str, message: str) -> str | None:
+        """``message`` in ``context`` translated into ``lang``; None when the catalog lacks it."""
+        t = self._translations.get(lang)
+        if t is None:
+            return None
+        text = str(t.pgettext(context, message))
+        return text if text != message else None
 
     def ngettext(self, lang: str, singular: str, plural: str, n: int) -> str:
         t = self._translations.get(lang)

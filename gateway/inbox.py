@@ -70,7 +70,7 @@ class Inbox:
         language = (
             self.config.service.default_language
             if officer is not None or citizen is None or citizen.language is None
-            else citizen.language
+            else self.config.sms_language(citizen.language, latin_only=citizen.latin_only)
         )
         reply = _Reply(self, to=sms.sender, language=language, key=f"inbound:{record.id}")
         complaint_id: int | None = None

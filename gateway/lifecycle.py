@@ -231,6 +231,7 @@ class Lifecycle:
                 raise _Raced()  # another worker escalated it since it was listed
             citizen = await Citizen.get(id=c.citizen_id, using_db=conn)  # type: ignore[attr-defined]
             before = (c.status, c.level)
+            held_by, due_before = c.officer, c.due_at
             messages: list[int | None] = []
             event = EventKind.STATUS_CHANGED
             event_remark = remark
@@ -339,6 +340,9 @@ class Lifecycle:
                 from_status=before[0].value,
                 to_status=c.status.value,
                 remark=event_remark,
+                officer=held_by,
+                level=c.level,
+                due_at=due_before,
                 using_db=conn,
             )
         ids = [m for m in messages if m is not None]
@@ -399,7 +403,7 @@ class Lifecycle:
         else:
             c.level += 1
         officer = self._assign(c, now)
-        lang = citizen.language or c.language
+        lang = self._sms_language(c, citizen)
         out = [
             await self._tell_citizen(
                 c,
@@ -443,7 +447,7 @@ class Lifecycle:
             c.level = 1
         c.status = S.TRANSFERRED
         officer = self._assign(c, now)
-        lang = citizen.language or c.language
+        lang = self._sms_language(c, citizen)
         return [
             await self._tell_citizen(
                 c,
@@ -483,6 +487,12 @@ class Lifecycle:
             await self.dispatcher.dispatch([message])
         return True
 
+    def _sms_language(self, c: Complaint, citizen: Citizen) -> str:
+        """The language of an SMS to ``citizen`` (Latin letters on a Latin-only handset)."""
+        return self.config.sms_language(
+            citizen.language or c.language, latin_only=citizen.latin_only
+        )
+
     async def _tell_citizen(
         self,
         c: Complaint,
@@ -493,7 +503,7 @@ class Lifecycle:
         key: str = "",
         **values: str,
     ) -> int | None:
-        lang = citizen.language or c.language
+        lang = self._sms_language(c, citizen)
         assert c.ticket is not None
         msg = await self.notices.queue(
             template,

@@ -111,6 +111,9 @@ class Citizen(Model):
     id = fields.IntField(primary_key=True)
     phone = fields.CharField(max_length=16, unique=True, description="E.164 with +")
     language = fields.CharField(max_length=12, null=True)
+    latin_only = fields.BooleanField(
+        default=False, description="the handset shows only Latin letters: SMS in GSM-7"
+    )
     opted_out = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -179,10 +182,18 @@ class ComplaintEvent(Model):
     from_status = fields.CharField(max_length=20, null=True)
     to_status = fields.CharField(max_length=20, null=True)
     remark = fields.TextField(null=True)
+    officer = fields.CharField(
+        max_length=40, null=True, description="who held the complaint when it happened"
+    )
+    """The officer code the complaint was with just before this event (the one an
+    escalation or a reopening is held against); for registration, the first officer."""
+    level = fields.SmallIntField(null=True, description="the complaint's level after it")
+    due_at = fields.DatetimeField(null=True, description="the deadline in force before it")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "complaint_event"
+        indexes = (("kind", "created_at"), ("complaint_id", "created_at"))
 
 
 class OutboundMessage(Model):

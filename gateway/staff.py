@@ -109,6 +109,8 @@ def validate_staff(config: Config, new: NewStaff) -> NewStaff:
         new.district is not None
     ):
         raise InvalidStaff("district", f"a {new.role.value} has no district")
+    if new.officer_code is not None:
+        _check_officer_post(config, new)
     phone = new.phone
     if phone is not None:
         try:
@@ -116,6 +118,25 @@ def validate_staff(config: Config, new: NewStaff) -> NewStaff:
         except InvalidPhoneNumber:
             raise InvalidStaff("phone", f"{new.phone!r} is not a phone number") from None
     return NewStaff(**{**new.__dict__, "phone": phone})
+
+
+def _check_officer_post(config: Config, new: NewStaff) -> None:
+    """The config officer an account acts as must hold the account's post: complaints
+    assigned to that officer are the ones the account's scope shows."""
+    officer = next(o for o in config.officers if o.code == new.officer_code)
+    if new.role is not StaffRole.OFFICER:
+        raise InvalidStaff("officer_code", f"only officers have one, not a {new.role.value}")
+    if officer.level != new.level:
+        raise InvalidStaff(
+            "officer_code", f"{officer.code} works at the {officer.level} level, not {new.level}"
+        )
+    if officer.department != "all" and officer.department != new.department:
+        raise InvalidStaff(
+            "officer_code",
+            f"{officer.code} is an officer of {officer.department}, not {new.department or 'all'}",
+        )
+    if officer.areas != "all" and new.area not in officer.areas:
+        raise InvalidStaff("officer_code", f"{officer.code} does not cover {new.area}")
 
 
 async def add_staff(config: Config, new: NewStaff, *, actor: str) -> StaffMember:

@@ -20,7 +20,14 @@ from gateway.i18n import Catalogs
 from gateway.notices import STATUS_WORDS
 from gateway.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook
 
-__all__ = ["MAX_SEGMENTS", "Row", "check_templates", "format_table", "longest_values"]
+__all__ = [
+    "MAX_SEGMENTS",
+    "Row",
+    "check_templates",
+    "format_matrix",
+    "format_table",
+    "longest_values",
+]
 
 MAX_SEGMENTS = 2
 
@@ -115,4 +122,23 @@ def format_table(rows: list[Row]) -> str:
         for line in [head, *body]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_matrix(rows: list[Row]) -> str:
+    """A Markdown table: one line per template, one column per language, each cell the SMS
+    the longest rendering costs and its encoding (``1g``: one GSM-7 SMS, ``2u``: two UCS-2
+    segments), with ``!`` where the template has a problem."""
+    languages = list(dict.fromkeys(r.language for r in rows))
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        mark = "!" if r.problems else ""
+        cells.setdefault(r.template, {})[r.language] = f"{r.segments}{r.encoding[0]}{mark}"
+    lines = [
+        "| template | " + " | ".join(languages) + " |",
+        "|---|" + "---|" * len(languages),
+    ]
+    for template, by_lang in cells.items():
+        row = " | ".join(by_lang.get(lang, "-") for lang in languages)
+        lines.append(f"| {template} | {row} |")
     return "\n".join(lines)

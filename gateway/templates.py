@@ -61,6 +61,8 @@ class SmsTemplate:
     category: str
     variables: tuple[str, ...]
     texts: Mapping[str, TemplateText]
+    bulk: bool = False
+    """May be sent by staff in a campaign (lifecycle messages never are)."""
 
     def render(self, language: str, values: Mapping[str, str], *, fallback: str) -> RenderedSms:
         """Fill in ``values`` in ``language``'s text (or ``fallback``'s, if it has none)."""
@@ -118,7 +120,7 @@ def _load_one(file: Path, languages: list[str]) -> SmsTemplate:
         raise TemplateError(f"{where}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise TemplateError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"name", "category", "variables", "languages", "description"}
+    unknown = set(raw) - {"name", "category", "variables", "languages", "description", "bulk"}
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -151,4 +153,7 @@ def _load_one(file: Path, languages: list[str]) -> SmsTemplate:
     missing = [lang for lang in languages if lang not in texts]
     if missing:
         raise TemplateError(f"{where}: no text for language(s) {', '.join(missing)}")
-    return SmsTemplate(name, category, tuple(variables), texts)
+    bulk = raw.get("bulk", False)
+    if not isinstance(bulk, bool):
+        raise TemplateError(f"{where}: bulk must be true or false")
+    return SmsTemplate(name, category, tuple(variables), texts, bulk=bulk)

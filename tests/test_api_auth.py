@@ -90,6 +90,39 @@ async def test_the_openapi_document_lists_the_operations(client: TestClient[Any,
         (dict(role=StaffRole.DISTRICT_ADMIN, district="mars"), "district"),
         (dict(role=StaffRole.AGENT, level="block"), "level"),
         (dict(role=StaffRole.STATE_ADMIN, phone="12"), "phone"),
+        # An officer code names the config officer the account acts as: it must be that
+        # officer's post (level, department, area), and only officers have one.
+        (
+            dict(
+                role=StaffRole.OFFICER,
+                department="jal_shakti",
+                level="block",
+                area="mashobra",
+                officer_code="js_theog_je",
+            ),
+            "officer_code",
+        ),
+        (
+            dict(
+                role=StaffRole.OFFICER,
+                department="jal_shakti",
+                level="tehsil",
+                area="theog",
+                officer_code="js_theog_je",
+            ),
+            "officer_code",
+        ),
+        (
+            dict(
+                role=StaffRole.OFFICER,
+                department="revenue",
+                level="block",
+                area="theog",
+                officer_code="js_theog_je",
+            ),
+            "officer_code",
+        ),
+        (dict(role=StaffRole.AGENT, district="shimla", officer_code="bdo_desk"), "officer_code"),
     ],
 )
 async def test_staff_accounts_are_checked_against_the_config(
@@ -98,3 +131,23 @@ async def test_staff_accounts_are_checked_against_the_config(
     with pytest.raises(InvalidStaff) as e:
         await add_staff(client.app[CONFIG], NewStaff(username="x", name="X", **fields), actor="t")
     assert e.value.field == field
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(department="jal_shakti", level="block", area="theog", officer_code="js_theog_je"),
+        dict(department="jal_shakti", level="block", area="mashobra", officer_code="bdo_desk"),
+        dict(level="block", area="theog", officer_code="bdo_desk"),
+        dict(department="jal_shakti", level="state", officer_code="js_state_ce"),
+    ],
+)
+async def test_an_officer_code_matching_the_post_is_accepted(
+    client: TestClient[Any, Any], fields: dict[str, Any]
+) -> None:
+    staff = await add_staff(
+        client.app[CONFIG],
+        NewStaff(username="x", name="X", role=StaffRole.OFFICER, **fields),
+        actor="t",
+    )
+    assert staff.officer_code == fields["officer_code"]

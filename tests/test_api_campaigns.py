@@ -200,6 +200,11 @@ async def test_every_campaign_endpoint_by_role_and_scope(
         assert resp.status == status, who
     assert (await client.get("/api/v1/campaigns/999", headers=auth["state_admin"])).status == 404
     assert (await client.get("/api/v1/campaigns/x", headers=auth["state_admin"])).status == 404
+    for too_big in ("9" * 23, str(2**63), str(2**31)):  # past SQLite's and PostgreSQL's int
+        resp = await client.post(f"/api/v1/campaigns/{too_big}/pause", headers=auth["state_admin"])
+        assert resp.status == 404, await resp.text()
+        resp = await client.get(f"/api/v1/campaigns/{too_big}", headers=auth["state_admin"])
+        assert resp.status == 404, await resp.text()
     assert (await client.get(f"/api/v1/campaigns/{cid}")).status == 401
 
 
@@ -226,6 +231,11 @@ async def test_an_officer_cannot_reach_other_departments_through_the_filter(
     ("body", "field"),
     [
         ({**FILTER_BODY, "template": "nope"}, "template"),
+        # Lifecycle messages are never sent in bulk, whoever asks.
+        (
+            {**FILTER_BODY, "template": "complaint_resolved", "variables": {"ticket": "1"}},
+            "template",
+        ),
         ({**FILTER_BODY, "variables": {"service": "x", "place": "y"}}, "variables.update"),
         ({**FILTER_BODY, "variables": {**VARIABLES, "update": "x" * 31}}, "variables.update"),
         ({**FILTER_BODY, "variables": {**VARIABLES, "extra": "x"}}, "variables.extra"),

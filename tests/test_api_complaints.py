@@ -400,6 +400,32 @@ async def test_a_retried_registration_with_the_same_key_creates_one_complaint(
 
 
 @pytest.mark.parametrize(
+    "change",
+    [
+        {"phone": "9812345000"},
+        {"block": "mashobra"},
+        {"issue_type": "dirty_water"},
+        {"issue_type": None, "description": "Tank leaking"},
+    ],
+)
+async def test_a_key_reused_for_another_complaint_is_409_not_the_first_ticket(
+    client: TestClient[Any, Any], change: dict[str, Any]
+) -> None:
+    token = await make_staff_token(client, "agent", **ROLES["agent"])
+    headers = auth(token, **{"Idempotency-Key": "call-43"})
+    body = {**REGISTER_BODY, "phone": "9812345678"}
+    first = await client.post("/api/v1/complaints", json=body, headers=headers)
+    assert first.status == 201
+    resp = await client.post("/api/v1/complaints", json={**body, **change}, headers=headers)
+    assert resp.status == 409
+    error = (await resp.json())["error"]
+    assert (error["code"], error["field"]) == ("idempotency_conflict", "Idempotency-Key")
+    assert await Complaint.all().count() == 1
+    again = await client.post("/api/v1/complaints", json=body, headers=headers)
+    assert again.status == 200
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"phone": "12"}, "phone"),
@@ -444,3 +470,16 @@ async def test_the_openapi_document_lists_the_complaint_operations(
         assert "200" in paths[f"/api/v1/complaints/{{ticket}}/{action}"]["post"]["responses"]
     names = {p["name"] for p in paths["/api/v1/complaints"]["get"]["parameters"]}
     assert {"status", "from", "to", "q", "cursor", "limit", "overdue"} <= names
+
+
+@pytest.mark.parametrize("ticket", ["9" * 23, "12345678901234567", "x" * 200])
+async def test_a_ticket_longer_than_any_ticket_is_404_not_500(
+    client: TestClient[Any, Any], ticket: str
+) -> None:
+    token = await make_staff_token(client, "sa", role="state_admin")
+    for method, path in [("GET", ""), ("POST", "/notes")]:
+        resp = await client.request(
+            method, f"/api/v1/complaints/{ticket}{path}", json={"remark": "x"}, headers=auth(token)
+        )
+        assert resp.status == 404, await resp.text()
+        assert (await resp.json())["error"]["code"] == "not_found"

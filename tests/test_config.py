@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
 
 from gateway.config import Config, ConfigError, load_config
+from gateway.names import name_entries
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -44,6 +47,13 @@ def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+# The languages the shipped configuration offers, in menu order.
+LANGUAGES = [
+    *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
+    *("te", "ta", "kn", "ml", "or", "as", "ur"),
+]
 
 
 def load_altered(
@@ -83,7 +93,7 @@ def test_shipped_config_loads(shipped: Config) -> None:
     assert shipped.service.service_code == "*1100#"
     assert shipped.service.default_language == "hi"
     assert shipped.service.timezone == "Asia/Kolkata"
-    assert [lang.code for lang in shipped.languages] == ["hi", "en_IN"]
+    assert [lang.code for lang in shipped.languages] == LANGUAGES
     assert shipped.base_dir == SHIPPED.parent
 
 
@@ -126,9 +136,9 @@ def test_shipped_has_nine_departments_with_three_to_six_issues(shipped: Config) 
         assert 3 <= len(dept.issues) <= 6, dept.code
 
 
-def test_every_name_has_both_languages(shipped: Config) -> None:
+def test_every_name_has_every_language(shipped: Config) -> None:
     for where, name in all_names(shipped):
-        assert set(name) == {"en_IN", "hi"}, where
+        assert set(name) == set(LANGUAGES), where
         assert all(text.strip() for text in name.values()), where
 
 
@@ -218,7 +228,7 @@ def test_duplicate_block_in_a_district_is_refused(tmp_path: Path) -> None:
 
 def test_default_language_must_be_configured(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: raw["service"].update(default_language="pa"))
+        load_altered(tmp_path, lambda raw: raw["service"].update(default_language="sw"))
     assert "service.default_language" in str(excinfo.value)
 
 
@@ -244,18 +254,53 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_name_without_hindi_is_refused(
+def test_name_without_hindi_and_english_is_refused(
     tmp_path: Path, locate: Callable[[dict[str, Any]], dict[str, str]], where: str
 ) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        locate(raw).pop("hi")
+        locate(raw).pop("en_IN")
+
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: locate(raw).pop("hi"))
-    assert f"{where}: no text for language(s) hi" in str(excinfo.value)
+        load_altered(tmp_path, alter)
+    message = str(excinfo.value)
+    assert f"{where}: no text for language(s) hi, en_IN, " in message  # and every other one
+
+
+@pytest.mark.parametrize(
+    ("locate", "where"),
+    [
+        (lambda c: c.departments[0].name, "departments[0].name"),
+        (lambda c: c.districts[8].tehsils[1].blocks[0].name, "districts[8]...blocks[0].name"),
+    ],
+)
+def test_name_without_hindi_comes_from_the_catalog_or_is_english(
+    tmp_path: Path, locate: Callable[[Any], dict[str, str]], where: str
+) -> None:
+    shipped = locate(load_config(SHIPPED, environ={}))
+    english = shipped["en_IN"]
+    # No catalog (locales/ under tmp_path is empty): the English name.
+    config = load_altered(tmp_path, lambda raw: [n.pop("hi", None) for _, n in name_entries(raw)])
+    assert locate(config)["hi"] == english, where
+    # A Hindi catalog that translates the name (msgctxt: what it names).
+    catalog = Catalog(locale="hi")
+    context = "department" if "departments" in where else "place"
+    catalog.add(english, string="अनुवाद", context=context)
+    po = tmp_path / "locales" / "hi" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    with po.open("wb") as f:
+        write_po(f, catalog)
+    config = load_altered(tmp_path, lambda raw: [n.pop("hi", None) for _, n in name_entries(raw)])
+    assert locate(config)["hi"] == "अनुवाद"
+    assert config.service.name["hi"] == config.service.name["en_IN"]
+    # A name config.yaml writes out wins over the catalog.
+    assert locate(load_altered(tmp_path, lambda raw: None))["hi"] == shipped["hi"]
 
 
 def test_name_in_an_unconfigured_language_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_altered(tmp_path, lambda raw: raw["departments"][0]["name"].update(pa="ਮਾਲ"))
-    assert "departments[0].name: language(s) pa are not configured" in str(excinfo.value)
+        load_altered(tmp_path, lambda raw: raw["departments"][0]["name"].update(sw="Mapato"))
+    assert "departments[0].name: language(s) sw are not configured" in str(excinfo.value)
 
 
 # --- environment overrides --------------------------------------------------------------

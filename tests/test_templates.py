@@ -292,8 +292,8 @@ def test_a_name_other_than_the_file_name_is_refused(tmp_path: Path) -> None:
 def test_a_language_configured_later_must_have_a_text(tmp_path: Path) -> None:
     write(tmp_path, "complaint_registered.yaml", shipped_raw())
     with pytest.raises(TemplateError) as error:
-        TemplateBook.load(tmp_path, languages=[*LANGUAGES, "mr"])
-    assert "complaint_registered.yaml" in str(error.value) and "mr" in str(error.value)
+        TemplateBook.load(tmp_path, languages=[*LANGUAGES, "sw"])
+    assert "complaint_registered.yaml" in str(error.value) and "sw" in str(error.value)
 
 
 def test_the_linter_passes_on_the_shipped_templates() -> None:
@@ -321,7 +321,8 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
     from gateway.templates import TemplateBook
 
     root = Path(__file__).resolve().parent.parent
-    config = load_config(root / "config.yaml", environ={})
+    two = [{"code": "en_IN", "name": "English", "latin": True}, {"code": "hi", "name": "हिन्दी"}]
+    config = load_config(root / "config.yaml", environ={}, overrides={"languages": two})
     (tmp_path / "long_one.yaml").write_text(
         "name: long_one\ncategory: service_implicit\nvariables: [remark]\nlanguages:\n"
         "  en_IN: {text: 'Update: {remark}. " + "Please read this. " * 20 + "'}\n"
@@ -334,3 +335,21 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
     assert any("segments" in p for p in rows["en_IN"].problems)
     assert "no dlt_template_id" in rows["en_IN"].problems
     assert rows["hi"].problems == ()
+
+
+def test_the_readme_shows_the_linters_current_table() -> None:
+    """The README's table of SMS per template and language is what the linter says now."""
+    from gateway.config import load_config
+    from gateway.i18n import Catalogs
+    from gateway.template_check import check_templates, format_matrix
+    from gateway.templates import TemplateBook
+
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.yaml", environ={})
+    codes = [lang.code for lang in config.languages]
+    catalogs = Catalogs(config.path(config.paths.locales), codes)
+    book = TemplateBook.load(config.path(config.paths.sms_templates), languages=codes)
+    matrix = format_matrix(check_templates(config, catalogs, book))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- templates-matrix -->\n", 1)[1].split("\n<!-- /templates-matrix")[0]
+    assert shown == matrix, "README.md: paste the table `python -m gateway templates check` prints"

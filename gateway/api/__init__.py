@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import campaigns, complaints, me
+from gateway.api import campaigns, complaints, me, review
 from gateway.api.common import api_middleware
 from gateway.api.openapi import document
 
@@ -17,7 +17,7 @@ __all__ = ["API_PREFIX", "create_api"]
 
 API_PREFIX = "/api/v1"
 
-RESOURCES = (me.routes, complaints.routes, campaigns.routes)
+RESOURCES = (me.routes, complaints.routes, campaigns.routes, review.routes)
 
 
 def create_api() -> web.Application:

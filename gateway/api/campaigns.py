@@ -175,6 +175,8 @@ async def _campaign(request: web.Request) -> Campaign:
         campaign_id = int(request.match_info["id"])
     except ValueError:
         raise ApiError.not_found("campaign") from None
+    if not 0 < campaign_id < 2**31:  # Campaign.id is a 32-bit integer column
+        raise ApiError.not_found("campaign")
     campaign = await _service(request).get(request_scope(request), campaign_id)
     if campaign is None:
         raise ApiError.not_found("campaign")
@@ -319,7 +321,7 @@ async def _body_lines(request: web.Request) -> AsyncIterator[str]:
     summary="Upload phone numbers (text/csv, first column) to a draft CSV campaign",
     roles=_SENDER_NAMES,
     response=CampaignOut,
-    content_types=("text/csv",),
+    body_media_type="text/csv",
 )
 async def upload(request: web.Request) -> web.Response:
     staff = require_role(request, *SENDERS)

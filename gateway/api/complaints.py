@@ -220,9 +220,14 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(model.model_dump(mode="json"), status=status)
 
 
+_TICKET_MAX = Complaint._meta.fields_map["ticket"].max_length  # type: ignore[attr-defined]
+
+
 async def _in_scope(request: web.Request) -> Complaint:
     """The complaint named in the path, or 404 when it does not exist or is out of scope."""
     ticket = request.match_info["ticket"].strip()
+    if len(ticket) > _TICKET_MAX:  # no such ticket; the column would refuse the value
+        raise ApiError.not_found()
     complaint = (
         await request_scope(request)
         .complaints()
@@ -486,6 +491,25 @@ async def reassign(request: web.Request) -> web.Response:
     return await _answer(request, c.id)
 
 
+async def _same_registration(complaint_id: int, new: NewComplaint) -> None:
+    """409 when an Idempotency-Key comes back with another caller or complaint: answering
+    the first ticket would drop the second caller's complaint without a word."""
+    first = await Complaint.get(id=complaint_id).select_related("citizen")
+    if (
+        first.citizen.phone,
+        first.department,
+        first.district,
+        first.block,
+        first.issue_type,
+        first.description,
+    ) != (new.phone, new.department, new.district, new.block, new.issue_type, new.description):
+        raise ApiError(
+            409, "idempotency_conflict",
+            f"Idempotency-Key: already used for complaint {first.ticket}, which differs",
+            field="Idempotency-Key",
+        )  # fmt: skip
+
+
 @operation(
     routes,
     "POST",
@@ -496,6 +520,7 @@ async def reassign(request: web.Request) -> web.Response:
     response=Registered,
     extra_responses={
         200: "Registered before under the same Idempotency-Key",
+        409: "The Idempotency-Key registered a different complaint (code idempotency_conflict)",
         429: "The number has reached its monthly limit (code monthly_limit)",
     },
 )
@@ -538,6 +563,8 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid", str(e), field=e.field_name) from None
     except MonthlyLimitReached as e:
         raise ApiError(429, "monthly_limit", str(e), field="phone") from None
+    if not registration.created:
+        await _same_registration(registration.complaint_id, new)
     out = Registered(
         ticket=registration.ticket, due_at=registration.due_at, created=registration.created
     )

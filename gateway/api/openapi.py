@@ -33,6 +33,8 @@ class Operation:
     extra_responses: dict[int, str] = field(default_factory=dict)
     status: int | None = None
     """The success status, when not the default (201 for a POST with a body, else 200)."""
+    body_media_type: str | None = None
+    """A request body that is not a JSON model (e.g. ``text/csv``), read by the handler."""
 
 
 OPERATIONS: list[Operation] = []
@@ -51,6 +53,7 @@ def operation(
     content_types: tuple[str, ...] = ("application/json",),
     extra_responses: dict[int, str] | None = None,
     status: int | None = None,
+    body_media_type: str | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a staff API handler: its route in ``routes`` and its entry in the document."""
 
@@ -67,6 +70,7 @@ def operation(
                 content_types=content_types,
                 extra_responses=dict(extra_responses or {}),
                 status=status,
+                body_media_type=body_media_type,
             )
         )
         routes.route(method.upper(), path)(handler)
@@ -113,7 +117,8 @@ def document(*, title: str, version: str) -> dict[str, Any]:
             for name in _path_params(op.path)
         ]
         if op.query is not None:
-            qs = op.query.model_json_schema()
+            qs = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(qs.pop("$defs", {}))
             required = set(qs.get("required", []))
             for name, prop in qs.get("properties", {}).items():
                 params.append(
@@ -125,6 +130,11 @@ def document(*, title: str, version: str) -> dict[str, Any]:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": _schema(op.body, components)}},
+            }
+        elif op.body_media_type is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {op.body_media_type: {"schema": {"type": "string"}}},
             }
         ok: dict[str, Any] = {"description": "OK"}
         if op.response is not None:
@@ -140,7 +150,11 @@ def document(*, title: str, version: str) -> dict[str, Any]:
             404: "Not found, or outside the caller's scope",
             **op.extra_responses,
         }.items():
-            entry["responses"][str(status)] = {"description": text, "content": error}
+            # Another success (e.g. 200 beside 201) answers the same body as the first.
+            content = error if status >= 300 else ok.get("content")
+            entry["responses"][str(status)] = {"description": text}
+            if content:
+                entry["responses"][str(status)]["content"] = content
         paths.setdefault("/api/v1" + op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
