@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -96,10 +98,14 @@ async def listing(limit: int) -> tuple[float, list[str]]:
     elapsed = time.perf_counter() - t0
     assert len(ids) == limit, f"expected {limit} overdue complaints, found {len(ids)}"
     plan = await query.explain()
-    lines = []
+    lines: list[str] = []
     for row in plan:
         row = dict(row)
-        lines.append(str(row.get("QUERY PLAN") or row.get("detail") or row))
+        if "detail" in row:  # SQLite
+            lines.append(str(row["detail"]))
+        else:  # PostgreSQL: a JSON plan; its node types and indexes
+            text = json.dumps(row)
+            lines += re.findall(r'"(?:Node Type|Index Name)": "([^"]+)"', text)
     return elapsed, lines
 
 
