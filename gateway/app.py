@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 
 from gateway.api import API_PREFIX, create_api
@@ -27,11 +27,26 @@ from gateway.config import Config
 from gateway.db import close_database, database_ok, open_database
 from gateway.i18n import Catalogs, compile_catalogs
 from gateway.inbox import Inbox
+from gateway.keys import (
+    BULK_WORKER,
+    CAMPAIGNS,
+    CATALOGS,
+    CLOCK,
+    COMPLAINTS,
+    CONFIG,
+    ENGINE,
+    HTTP,
+    LIFECYCLE,
+    PROVIDERS,
+    REDIS,
+    TEMPLATES,
+    WORKER,
+)
 from gateway.lifecycle import Lifecycle
 from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.providers import build_providers
-from gateway.providers.base import CALLBACKS, Provider
+from gateway.providers.base import CALLBACKS
 from gateway.redis_server import EmbeddedRedis
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
@@ -72,21 +87,6 @@ class Static:
 
     catalogs: Catalogs
     templates: TemplateBook
-
-
-CONFIG = web.AppKey("config", Config)
-CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
-CATALOGS = web.AppKey("catalogs", Catalogs)
-TEMPLATES = web.AppKey("templates", TemplateBook)
-PROVIDERS = web.AppKey("providers", dict[str, Provider])
-REDIS = web.AppKey("redis", ArqRedis)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-COMPLAINTS = web.AppKey("complaints", ComplaintService)
-LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-ENGINE = web.AppKey("engine", UssdEngine)
-WORKER = web.AppKey("worker", Worker)
-BULK_WORKER = web.AppKey("bulk_worker", Worker)
-CAMPAIGNS = web.AppKey("campaigns", Campaigns)
 
 
 def load_static(config: Config) -> Static:

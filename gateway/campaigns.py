@@ -211,6 +211,8 @@ class Progress:
     failed: int
     cancelled: int
     skipped: int
+    waiting_until: datetime | None = None
+    """Sending, but held by quiet hours until then."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -224,6 +226,7 @@ class Progress:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "skipped": self.skipped,
+            "waiting_until": self.waiting_until.isoformat() if self.waiting_until else None,
         }
 
 
@@ -705,8 +708,13 @@ class Campaigns:
         return campaign
 
 
-async def progress(campaign: Campaign) -> Progress:
-    """Counts by message status (from the outbox rows, by the index on campaign, status)."""
+async def progress(
+    campaign: Campaign, *, config: Config | None = None, now: datetime | None = None
+) -> Progress:
+    """Counts by message status (from the outbox rows, by the index on campaign, status).
+
+    With ``config`` and ``now``, a sending campaign held by quiet hours says until when.
+    """
     await campaign.refresh_from_db()
     rows = (
         await OutboundMessage.filter(campaign_id=campaign.id)
@@ -729,7 +737,16 @@ async def progress(campaign: Campaign) -> Progress:
         failed=counts.get(MessageStatus.FAILED.value, 0) - cancelled,
         cancelled=cancelled,
         skipped=campaign.skipped,
+        waiting_until=_held_until(campaign, config, now),
     )
+
+
+def _held_until(campaign: Campaign, config: Config | None, now: datetime | None) -> datetime | None:
+    """When quiet hours hold a sending campaign: their end, in the service's time zone."""
+    if config is None or now is None or campaign.status is not CampaignStatus.SENDING:
+        return None
+    end = in_quiet_hours(config, now)
+    return end.astimezone(ZoneInfo(config.service.timezone)) if end is not None else None
 
 
 class RateLimiter:

@@ -58,6 +58,11 @@ def progress_bar(p: Progress, *, width: int = 30) -> str:
         f"failed {p.failed}  queued {p.queued}"
         + (f"  cancelled {p.cancelled}" if p.cancelled else "")
         + f"  ({p.status})"
+        + (
+            f"  waiting for quiet hours to end at {p.waiting_until:%H:%M %Z}"
+            if p.waiting_until
+            else ""
+        )
     )
 
 

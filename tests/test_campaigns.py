@@ -37,6 +37,7 @@ from gateway.models import (
     StaffMember,
     StaffRole,
 )
+from gateway.notify_cli import progress_bar
 from gateway.scope import Scope, scope_of
 from gateway.staff import NewStaff, add_staff, issue_token
 from gateway.worker import BULK_QUEUE, build_bulk_worker
@@ -449,6 +450,12 @@ async def test_a_campaign_started_in_quiet_hours_waits_for_the_morning(
     assert runs == [morning.timestamp() * 1000]
     await campaign.refresh_from_db()
     assert campaign.status is CampaignStatus.SENDING
+    # Staff see why nothing moves: the API and the command line say until when it waits.
+    held = await progress(campaign, config=config, now=late)
+    assert held.waiting_until == morning
+    assert datetime.fromisoformat(held.as_json()["waiting_until"]) == morning
+    assert "waiting for quiet hours to end at 09:00" in progress_bar(held)
+    assert (await progress(campaign, config=config, now=morning)).waiting_until is None
 
 
 async def notify_cli(config: Config, *args: str) -> tuple[int, str]:

@@ -31,6 +31,7 @@ from gateway.campaigns import (
     parse_numbers,
     progress,
 )
+from gateway.keys import CAMPAIGNS, CLOCK, CONFIG
 from gateway.models import Campaign, ComplaintStatus, StaffRole
 
 __all__ = ["routes"]
@@ -102,6 +103,8 @@ class ProgressOut(BaseModel):
     failed: int
     cancelled: int
     skipped: int
+    waiting_until: str | None
+    """Set while quiet hours hold a sending campaign: when sending resumes (ISO 8601)."""
 
 
 class CampaignOut(BaseModel):
@@ -127,8 +130,6 @@ class CampaignList(BaseModel):
 
 
 def _service(request: web.Request) -> Campaigns:
-    from gateway.app import CAMPAIGNS  # here: gateway.app imports this package
-
     return request.config_dict[CAMPAIGNS]
 
 
@@ -149,8 +150,12 @@ def _api_error(e: CampaignError) -> ApiError:
     return ApiError(400, "invalid", e.message, field=e.field)
 
 
-async def _out(campaign: Campaign, csv: dict[str, Any] | None = None) -> dict[str, Any]:
-    got = await progress(campaign)
+async def _out(
+    request: web.Request, campaign: Campaign, csv: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    got = await progress(
+        campaign, config=request.config_dict[CONFIG], now=request.config_dict[CLOCK]()
+    )
     out = CampaignOut(
         id=campaign.id,
         status=campaign.status.value,
@@ -257,7 +262,7 @@ async def create(request: web.Request) -> web.Response:
     except CampaignError as e:
         raise _api_error(e) from None
     await campaign.refresh_from_db()
-    return web.json_response(await _out(campaign, csv), status=201)
+    return web.json_response(await _out(request, campaign, csv), status=201)
 
 
 @operation(
@@ -276,7 +281,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     # Newest first; scope is checked per campaign (their stored scopes are small JSON).
     for c in await Campaign.all().order_by("-id").limit(500):
         if await campaigns.get(scope, c.id) is not None:
-            found.append(await _out(c))
+            found.append(await _out(request, c))
         if len(found) >= 100:
             break
     return web.json_response({"campaigns": found})
@@ -292,7 +297,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 )
 async def detail(request: web.Request) -> web.Response:
     require_role(request, *READERS)
-    return web.json_response(await _out(await _campaign(request)))
+    return web.json_response(await _out(request, await _campaign(request)))
 
 
 async def _body_lines(request: web.Request) -> AsyncIterator[str]:
@@ -335,7 +340,7 @@ async def upload(request: web.Request) -> web.Response:
     except CampaignError as e:
         raise _api_error(e) from None
     await campaign.refresh_from_db()
-    return web.json_response(await _out(campaign, report.as_json()))
+    return web.json_response(await _out(request, campaign, report.as_json()))
 
 
 def _action(name: str, summary: str) -> None:
@@ -347,7 +352,7 @@ def _action(name: str, summary: str) -> None:
             campaign = await getattr(campaigns, name)(campaign, actor=actor_of(staff))
         except CampaignError as e:
             raise _api_error(e) from None
-        return web.json_response(await _out(campaign))
+        return web.json_response(await _out(request, campaign))
 
     handler.__name__ = name
     operation(

@@ -36,6 +36,7 @@ from gateway.api.openapi import operation
 from gateway.audit import actor_of
 from gateway.complaints import ComplaintService, InvalidComplaint, MonthlyLimitReached, NewComplaint
 from gateway.config import Config
+from gateway.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
 from gateway.lifecycle import OPEN, IllegalTransition, InvalidReassignment, Lifecycle
 from gateway.models import (
     Channel,
@@ -183,9 +184,6 @@ class _Services:
 
 
 def _services(request: web.Request) -> _Services:
-    # gateway.app imports this package to mount it: its keys are reached at request time.
-    from gateway.app import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
-
     d = request.config_dict
     return _Services(d[CONFIG], d[CLOCK], d[LIFECYCLE], d[COMPLAINTS])
 

@@ -15,6 +15,7 @@ from gateway.api.common import (
 from gateway.api.openapi import operation
 from gateway.audit import actor_of, audit
 from gateway.config import Config
+from gateway.keys import CLOCK, CONFIG
 from gateway.models import StaffRole
 from gateway.review import InvalidMonth, MonthlyReview, monthly_review
 from gateway.review_render import review_csv, review_html
@@ -41,14 +42,10 @@ class MonthlyQuery(BaseModel):
 
 
 def _config(request: web.Request) -> Config:
-    from gateway.app import CONFIG  # gateway.app imports the API: import when serving
-
     return request.config_dict[CONFIG]
 
 
 async def _review(request: web.Request, form: str) -> MonthlyReview:
-    from gateway.app import CLOCK
-
     staff = require_role(request, *REVIEW_ROLES)
     query = parse_query(request, MonthlyQuery)
     config = _config(request)
