@@ -101,11 +101,15 @@ async def _file_lines(path: Path) -> AsyncIterator[str]:
             yield line
 
 
-async def _follow(campaign: Campaign, *, interval: float = 1.0) -> Progress:
+async def _progress(campaign: Campaign, config: Config) -> Progress:
+    return await progress(campaign, config=config, now=datetime.now(UTC))
+
+
+async def _follow(campaign: Campaign, config: Config, *, interval: float = 1.0) -> Progress:
     tty = sys.stdout.isatty()
     last = ""
     while True:
-        p = await progress(campaign)
+        p = await _progress(campaign, config)
         line = progress_bar(p)
         if tty:
             print("\r" + line, end="", flush=True)
@@ -162,6 +166,7 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
 async def _act(
     campaigns: Campaigns, staff: StaffMember, scope: Any, actor: str, args: argparse.Namespace
 ) -> int:
+    config = campaigns.config
     if args.action in ("preview", "send"):
         variables = _variables(args.var or [])
         csv_path: Path | None = Path(args.csv) if args.csv else None
@@ -205,7 +210,7 @@ async def _act(
         await campaigns.start(campaign, actor=actor)
         print(f"campaign {campaign.id} sending")
         if args.follow:
-            await _follow(campaign)
+            await _follow(campaign, config)
         return 0
     found = await campaigns.get(scope, args.id)
     if found is None:
@@ -214,15 +219,15 @@ async def _act(
     campaign = found
     if args.action == "status":
         if args.follow:
-            await _follow(campaign)
+            await _follow(campaign, config)
         else:
-            print(progress_bar(await progress(campaign)))
+            print(progress_bar(await _progress(campaign, config)))
         return 0
     step: Callable[..., Any] = getattr(campaigns, args.action)
     campaign = await step(campaign, actor=actor)
-    print(progress_bar(await progress(campaign)))
+    print(progress_bar(await _progress(campaign, config)))
     if args.action in ("start", "resume") and args.follow:
-        await _follow(campaign)
+        await _follow(campaign, config)
     return 0
 
 
