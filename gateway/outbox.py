@@ -14,6 +14,7 @@ from typing import Protocol
 
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
 from gateway.models import (
@@ -40,6 +41,7 @@ __all__ = [
     "Dispatcher",
     "Outbox",
     "TransientSendFailure",
+    "mark_opted_out",
     "queue_message",
     "record_delivery_report",
     "stranded_messages",
@@ -189,7 +191,7 @@ class Outbox:
         log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
         if reason.startswith("UserInBlacklist"):
             # The number opted out with the operator (AT status 406): stop what is optional.
-            await Citizen.filter(phone=msg.recipient).update(opted_out=True)
+            await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, self.second_chance)
         return DeliveryResult(MessageStatus.FAILED, reason)
 
@@ -262,9 +264,20 @@ async def record_delivery_report(
     )
     if failed:
         if (report.failure_reason or "").lower() == "userinblacklist":
-            await Citizen.filter(phone=msg.recipient).update(opted_out=True)
+            await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, second_chance)
     return True
+
+
+async def mark_opted_out(phone: str) -> None:
+    """Remember that ``phone`` opted out, even when it has never written to us (a number
+    from a campaign's CSV has no citizen record yet): the next campaign skips it."""
+    if await Citizen.filter(phone=phone).update(opted_out=True):
+        return
+    try:
+        await Citizen.create(phone=phone, opted_out=True)
+    except IntegrityError:  # written meanwhile by a registration or another report
+        await Citizen.filter(phone=phone).update(opted_out=True)
 
 
 async def stranded_messages(*, older_than: timedelta, limit: int = 500) -> list[int]:

@@ -186,6 +186,8 @@ async def test_filters(client: TestClient[Any, Any]) -> None:
     assert await tickets(block="mehla") == {chamba.ticket}
     assert await tickets(level="1") == everything
     assert await tickets(level="2") == set()
+    assert await tickets(level="block") == everything  # a level's code, as accounts name it
+    assert await tickets(level="tehsil") == set()
     assert await tickets(overdue="true") == {late.ticket}
     assert await tickets(overdue="false") == everything - {late.ticket}
     assert await tickets(to="2026-10-31") == {old.ticket}
@@ -203,6 +205,8 @@ async def test_filters(client: TestClient[Any, Any]) -> None:
         ({"limit": "101"}, "limit"),
         ({"limit": "0"}, "limit"),
         ({"level": "x"}, "level"),
+        ({"level": "5"}, "level"),
+        ({"level": "0"}, "level"),
         ({"overdue": "maybe"}, "overdue"),
         ({"from": "yesterday"}, "from"),
         ({"department": "space"}, "department"),

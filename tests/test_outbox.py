@@ -221,6 +221,8 @@ async def test_a_recipient_in_ats_blacklist_is_not_retried(
     assert ack.last_error == "UserInBlacklist (406)"
     assert await (await second_chance_job(at_client, ack)).status() == JobStatus.deferred
     assert (await Citizen.get(phone=CITIZEN)).opted_out, "406 marks the number opted out"
+    # Also a number with no citizen record (the officer here; a campaign's CSV number).
+    assert (await Citizen.get(phone=OFFICER)).opted_out
 
 
 async def test_a_wrong_api_key_fails_without_retrying(

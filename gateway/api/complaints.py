@@ -71,7 +71,9 @@ class ListQuery(BaseModel):
     department: str | None = None
     district: str | None = None
     block: str | None = None
-    level: int | None = Field(None, ge=1, le=10)
+    level: str | None = Field(
+        None, max_length=20, description="a level's number (1 = the first) or code (block...)"
+    )
     overdue: bool | None = Field(None, description="true: open and past the deadline")
     from_: date | None = Field(None, alias="from", description="created on or after (local)")
     to: date | None = Field(None, description="created on or before (local date)")
@@ -262,7 +264,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     return when, ident
 
 
-def _check_codes(config: Config, query: ListQuery) -> None:
+def _check_codes(config: Config, query: ListQuery) -> int | None:
+    """400 for a code the config does not know; the level filter as a number."""
     if query.department is not None and config.department(query.department) is None:
         raise ApiError(
             400, "invalid", f"department: unknown {query.department!r}", field="department"
@@ -271,18 +274,33 @@ def _check_codes(config: Config, query: ListQuery) -> None:
         raise ApiError(400, "invalid", f"district: unknown {query.district!r}", field="district")
     if query.block is not None and not any(d.tehsil_of(query.block) for d in config.districts):
         raise ApiError(400, "invalid", f"block: unknown {query.block!r}", field="block")
-    if query.level is not None and query.level > len(config.levels):
-        raise ApiError(400, "invalid", f"level: 1 to {len(config.levels)}", field="level")
+    if query.level is None:
+        return None
+    codes = [lv.code for lv in config.levels]
+    if query.level in codes:
+        return codes.index(query.level) + 1
+    if query.level.isdigit() and 1 <= int(query.level) <= len(codes):
+        return int(query.level)
+    raise ApiError(
+        400, "invalid", f"level: 1 to {len(codes)}, or one of {', '.join(codes)}", field="level"
+    )
 
 
 def _filtered(
-    query: ListQuery, qs: QuerySet[Complaint], *, now: datetime, tz: ZoneInfo
+    query: ListQuery,
+    qs: QuerySet[Complaint],
+    *,
+    level: int | None,
+    now: datetime,
+    tz: ZoneInfo,
 ) -> QuerySet[Complaint]:
     exact = {
         name: getattr(query, name)
-        for name in ("status", "department", "district", "block", "level")
+        for name in ("status", "department", "district", "block")
         if getattr(query, name) is not None
     }
+    if level is not None:
+        exact["level"] = level
     qs = qs.filter(**exact)
     if query.overdue is True:
         qs = qs.filter(status__in=OPEN, due_at__lt=now)
@@ -319,10 +337,14 @@ def _lifecycle_errors(e: Exception) -> ApiError:
 async def list_complaints(request: web.Request) -> web.Response:
     query = parse_query(request, ListQuery)
     config = _services(request).config
-    _check_codes(config, query)
+    level = _check_codes(config, query)
     now = _services(request).clock()
     qs = _filtered(
-        query, request_scope(request).complaints(), now=now, tz=ZoneInfo(config.service.timezone)
+        query,
+        request_scope(request).complaints(),
+        level=level,
+        now=now,
+        tz=ZoneInfo(config.service.timezone),
     )
     if query.cursor is not None:
         when, ident = _decode_cursor(query.cursor)
