@@ -13,20 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import web
+from scratch import scratch_config
 from tortoise.connection import connections
 
 from gateway.app import LIFECYCLE, create_app
-from gateway.config import load_config
+from gateway.config import Config
 from gateway.lifecycle import OPEN
 from gateway.models import Channel, Citizen, Complaint, ComplaintStatus
 
@@ -109,35 +106,14 @@ async def listing(limit: int) -> tuple[float, list[str]]:
     return elapsed, lines
 
 
-async def scratch_postgres(server: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main(total: int, overdue: int) -> tuple[float, float, int, list[str]]:
     """Seconds listing the overdue (ceiling), seconds of one cron run, moved, plan."""
-    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
-    server = os.environ.get("DATABASE_URL", "")
-    scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
-    if server.startswith("postgres"):
-        # A scratch database on that server, dropped afterwards: never the one named.
-        await scratch_postgres(server, f'CREATE DATABASE "{scratch}"')
-        url = urlsplit(server)._replace(path=f"/{scratch}").geturl()
-    else:
-        url = f"sqlite:///{tmp / 'escalation.db'}"
-    config = load_config(
-        ROOT / "config.yaml",
-        overrides={
-            "database": {"url": url},
-            "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
-            "paths": {"data_dir": str(tmp / "data")},
-        },
-    )
+    async with scratch_config("escalation") as config:
+        return await _measure(config, total, overdue)
+
+
+async def _measure(config: Config, total: int, overdue: int) -> tuple[float, float, int, list[str]]:
+    url = config.database.url
     app = create_app(config, with_worker=False)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -157,8 +133,6 @@ async def main(total: int, overdue: int) -> tuple[float, float, int, list[str]]:
         return query_s, job_s, moved, plan
     finally:
         await runner.cleanup()
-        if server.startswith("postgres"):
-            await scratch_postgres(server, f'DROP DATABASE IF EXISTS "{scratch}"')
 
 
 if __name__ == "__main__":

@@ -19,12 +19,10 @@ import asyncio
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -35,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fake_provider import API_KEY, USERNAME
+from scratch import scratch_config
 from ussd_hops import free_port, start, stop, wait_ready
 
 from gateway.app import CONFIG, REDIS, create_app, worker_context
-from gateway.config import load_config
+from gateway.config import Config
 from gateway.models import OutboundMessage
 from gateway.worker import ArqDispatcher, build_worker
 
@@ -126,32 +125,25 @@ async def gateway(app: web.Application, count: int) -> float:
 
 async def main(count: int) -> tuple[float, float, float]:
     """Seconds for ``count`` messages: arq no-op ceiling, direct aiohttp, gateway."""
-    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     port = free_port()
     env = dict(os.environ)
     fake = start([sys.executable, str(ROOT / "bench" / "fake_provider.py"), str(port)], env)
     base_url = f"http://127.0.0.1:{port}"
-    server = os.environ.get("DATABASE_URL", "")
-    scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
-    if server.startswith("postgres"):
-        from escalation import scratch_postgres
-
-        await scratch_postgres(server, f'CREATE DATABASE "{scratch}"')
-        url = urlsplit(server)._replace(path=f"/{scratch}").geturl()
-    else:
-        url = f"sqlite:///{tmp / 'outbound.db'}"
-    config = load_config(
-        ROOT / "config.yaml",
-        overrides={
-            "database": {"url": url},
-            "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
-            "paths": {"data_dir": str(tmp / "data")},
-            "sms": {
+    try:
+        async with scratch_config(
+            "outbound",
+            sms={
                 "provider": "africastalking",
                 "africastalking": {"username": USERNAME, "api_key": API_KEY, "base_url": base_url},
             },
-        },
-    )
+        ) as config:
+            return await _measure(config, base_url, count)
+    finally:
+        stop(fake)
+
+
+async def _measure(config: Config, base_url: str, count: int) -> tuple[float, float, float]:
+    url = config.database.url
     app = create_app(config, with_worker=False)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -171,11 +163,6 @@ async def main(count: int) -> tuple[float, float, float]:
         return ceiling_s, direct_s, gateway_s
     finally:
         await runner.cleanup()
-        stop(fake)
-        if server.startswith("postgres"):
-            from escalation import scratch_postgres
-
-            await scratch_postgres(server, f'DROP DATABASE IF EXISTS "{scratch}"')
 
 
 if __name__ == "__main__":

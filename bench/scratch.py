@@ -1,0 +1,59 @@
+"""A benchmark's own gateway configuration on a database it may fill and throw away.
+
+With ``DATABASE_URL`` naming a PostgreSQL server, a scratch database is created on that
+server and dropped afterwards (never the database named); otherwise SQLite in a temporary
+directory. Redis is ``REDIS_URL`` or the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _postgres(server: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
+    """The shipped config on a scratch database (``name`` names its SQLite file), with
+    ``overrides``; the database is dropped when the block ends (close the app first)."""
+    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    server = os.environ.get("DATABASE_URL", "")
+    scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
+    on_postgres = server.startswith("postgres")
+    if on_postgres:
+        await _postgres(server, f'CREATE DATABASE "{scratch}"')
+        url = urlsplit(server)._replace(path=f"/{scratch}").geturl()
+    else:
+        url = f"sqlite:///{tmp / f'{name}.db'}"
+    try:
+        yield load_config(
+            ROOT / "config.yaml",
+            overrides={
+                "database": {"url": url},
+                "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
+                "paths": {"data_dir": str(tmp / "data")},
+                **overrides,
+            },
+        )
+    finally:
+        if on_postgres:
+            await _postgres(server, f'DROP DATABASE IF EXISTS "{scratch}"')
