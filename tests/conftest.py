@@ -16,7 +16,7 @@ import signal
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from tortoise.connection import get_connection
 from gateway.app import CONFIG, REDIS, create_app, stop_worker, worker_context
 from gateway.config import Config, load_config
 from gateway.worker import QUEUE, build_worker, health_check_key
+from tests.fakes.africastalking import FakeAfricasTalking
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config.yaml"
@@ -93,6 +94,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     parts = urlsplit(base)
     yield parts._replace(path=f"/{name}").geturl()
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+AT_USERNAME = "sampark"
+AT_API_KEY = "atsk_test_5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+"""The account the ``fake`` Africa's Talking accepts."""
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAfricasTalking]:
+    """A fake Africa's Talking on loopback speaking its wire format (tests/fakes)."""
+    async with FakeAfricasTalking(username=AT_USERNAME, api_key=AT_API_KEY) as server:
+        yield server
 
 
 def make_config(tmp_path: Path, database_url: str, redis_url: str, **overrides: Any) -> Config:

@@ -5,7 +5,6 @@ HTTP against the fake Africa's Talking server."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from gateway.models import AuditRecord, Campaign, CampaignStatus, ComplaintStatu
 from tests.conftest import AppFactory
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_campaigns import (
-    API_KEY,
-    USERNAME,
     VARIABLES,
     bulk_config,
     complaint,
@@ -25,12 +22,6 @@ from tests.test_campaigns import (
     run_bulk,
     staff,
 )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAfricasTalking]:
-    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
-        yield server
 
 
 @pytest.fixture

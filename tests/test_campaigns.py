@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,20 +41,19 @@ from gateway.notify_cli import progress_bar
 from gateway.scope import Scope, scope_of
 from gateway.staff import NewStaff, add_staff, issue_token
 from gateway.worker import BULK_QUEUE, build_bulk_worker
-from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config, run_worker
+from tests.conftest import (
+    AT_API_KEY,
+    AT_USERNAME,
+    SHIPPED_CONFIG,
+    AppFactory,
+    make_config,
+    run_worker,
+)
 from tests.fakes.africastalking import FakeAfricasTalking
 
-USERNAME = "sampark"
-API_KEY = "atsk_bulk_5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
 VARIABLES = {"service": "Water supply", "place": "Theog", "update": "restored"}
 DELIVERY_PATH = "/sms/africastalking/delivery"
 NOON_IST = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAfricasTalking]:
-    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
-        yield server
 
 
 def bulk_config(
@@ -71,8 +70,8 @@ def bulk_config(
         redis_url,
         environ={
             "SMS_PROVIDER": "africastalking",
-            "AT_USERNAME": USERNAME,
-            "AT_API_KEY": API_KEY,
+            "AT_USERNAME": AT_USERNAME,
+            "AT_API_KEY": AT_API_KEY,
             "AT_BASE_URL": fake.base_url,
         },
         worker={"max_tries": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.1},

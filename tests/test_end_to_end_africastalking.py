@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,9 @@ from gateway.app import REDIS
 from gateway.config import Config
 from gateway.models import Citizen, ComplaintEvent, OutboundMessage
 from gateway.worker import QUEUE
-from tests.conftest import AppFactory, Phone, make_config, run_worker
+from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking, RecordedRequest
 
-USERNAME = "sampark"
-API_KEY = "atsk_e2e_0f9c1b2a3d4e5f60718293a4b5c6d7e8"
 SENDER_ID = "HPSEVA"
 OFFICER = "+919800100001"  # config.yaml: Junior Engineer, Jal Shakti, Theog
 ACK, OFFICER_NOTICE = "complaint_registered", "officer_new_complaint"
@@ -33,12 +30,6 @@ TICKET_ON_END_SCREEN = {
     HINDI: re.compile(r"शिकायत सं\.: (\d+)"),
 }
 DELIVERY_PATH = "/sms/africastalking/delivery"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAfricasTalking]:
-    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
-        yield server
 
 
 @pytest.fixture
@@ -52,8 +43,8 @@ def at_config(
         redis_url,
         environ={
             "SMS_PROVIDER": "africastalking",
-            "AT_USERNAME": USERNAME,
-            "AT_API_KEY": API_KEY,
+            "AT_USERNAME": AT_USERNAME,
+            "AT_API_KEY": AT_API_KEY,
             "AT_SENDER_ID": SENDER_ID,
             "AT_BASE_URL": fake.base_url,
         },
@@ -98,9 +89,9 @@ async def test_registrations_in_english_and_hindi_send_one_sms_each_through_at(
     for number, ticket in tickets.items():
         [req] = requests_to(fake, number)
         assert (req.method, req.path) == ("POST", "/version1/messaging")
-        assert req.header("apiKey") == API_KEY
+        assert req.header("apiKey") == AT_API_KEY
         assert req.header("Accept") == "application/json"
-        assert req.form["username"] == USERNAME
+        assert req.form["username"] == AT_USERNAME
         assert req.form["to"] == number
         assert req.form["from"] == SENDER_ID
         assert ticket in req.form["message"]
@@ -265,5 +256,5 @@ async def test_embedded_worker_sends_the_acknowledgement_seconds_later(
 
     [req] = requests_to(fake, number)
     assert ticket in req.form["message"]
-    assert req.header("apiKey") == API_KEY and req.form["from"] == SENDER_ID
+    assert req.header("apiKey") == AT_API_KEY and req.form["from"] == SENDER_ID
     assert msg.provider_message_id == fake.message_id_for(number)

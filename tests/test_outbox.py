@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -29,11 +28,9 @@ from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
 from gateway.outbox import Outbox, TransientSendFailure, queue_message
 from gateway.providers.simulator import FAILING_NUMBERS
 from gateway.worker import QUEUE, ArqDispatcher, backoff
-from tests.conftest import AppFactory, make_config, run_worker
+from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
-USERNAME = "sampark"
-API_KEY = "atsk_outbox_5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
 CITIZEN = "+919812345678"
 OFFICER = "+919800100001"  # config.yaml: Junior Engineer, Jal Shakti, Theog
 OFFICER_NOTICE = "officer_new_complaint"
@@ -47,19 +44,13 @@ FAST_RETRIES = {
 }
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAfricasTalking]:
-    async with FakeAfricasTalking(username=USERNAME, api_key=API_KEY) as server:
-        yield server
-
-
 def at_config(
     tmp_path: Path,
     database_url: str,
     redis_url: str,
     fake: FakeAfricasTalking,
     *,
-    api_key: str = API_KEY,
+    api_key: str = AT_API_KEY,
     **overrides: Any,
 ) -> Config:
     assert fake.base_url is not None
@@ -69,7 +60,7 @@ def at_config(
         redis_url,
         environ={
             "SMS_PROVIDER": "africastalking",
-            "AT_USERNAME": USERNAME,
+            "AT_USERNAME": AT_USERNAME,
             "AT_API_KEY": api_key,
             "AT_BASE_URL": fake.base_url,
         },
