@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, stop_worker, worker_context
-from gateway.campaigns import ComplaintFilter, in_quiet_hours, progress
+from gateway.campaigns import Campaigns, ComplaintFilter, in_quiet_hours, progress
 from gateway.complaints import NewComplaint
 from gateway.config import Config
 from gateway.models import (
@@ -149,6 +149,21 @@ async def district_admin(client: TestClient[Any, Any]) -> tuple[StaffMember, str
     return await staff(client, "dc_shimla", StaffRole.DISTRICT_ADMIN, district="shimla")
 
 
+async def theog_draft(client: TestClient[Any, Any]) -> tuple[Campaigns, Campaign]:
+    """The district admin's draft of the sample notice to every complaint in Theog."""
+    admin, _ = await district_admin(client)
+    campaigns = client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog"),
+        actor="t",
+    )
+    return campaigns, campaign
+
+
 async def run_bulk(
     client: TestClient[Any, Any],
     *,
@@ -262,16 +277,7 @@ async def test_opted_out_citizens_are_skipped(
 ) -> None:
     await complaint(number(1))
     await complaint(number(2), opted_out=True)
-    admin, _ = await district_admin(bulk_client)
-    campaigns = bulk_client.app[CAMPAIGNS]
-    campaign = await campaigns.create(
-        admin,
-        scope_of(admin),
-        template="area_update",
-        variables=VARIABLES,
-        audience=ComplaintFilter(block="theog"),
-        actor="t",
-    )
+    campaigns, campaign = await theog_draft(bulk_client)
     await campaigns.start(campaign, actor="t")
     await run_bulk(bulk_client)
     assert [m.number for m in fake.sent] == [number(1)]
@@ -294,16 +300,7 @@ async def test_batches_respect_the_rate_and_a_failed_request_resends_only_the_re
     for i in range(1, 11):
         await complaint(number(i), language="hi")
     fake.outcomes[number(5)] = 500  # AT's InternalServerError for one number, once
-    admin, _ = await district_admin(client)
-    campaigns = client.app[CAMPAIGNS]
-    campaign = await campaigns.create(
-        admin,
-        scope_of(admin),
-        template="area_update",
-        variables=VARIABLES,
-        audience=ComplaintFilter(block="theog"),
-        actor="t",
-    )
+    campaigns, campaign = await theog_draft(client)
     await campaigns.start(campaign, actor="t")
 
     async def clear_failure_after_first_try() -> bool:
@@ -371,16 +368,7 @@ async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeatin
     )
     for i in range(1, 31):
         await complaint(number(i), language="en_IN")
-    admin, _ = await district_admin(client)
-    campaigns = client.app[CAMPAIGNS]
-    campaign = await campaigns.create(
-        admin,
-        scope_of(admin),
-        template="area_update",
-        variables=VARIABLES,
-        audience=ComplaintFilter(block="theog"),
-        actor="t",
-    )
+    campaigns, campaign = await theog_draft(client)
     await campaigns.start(campaign, actor="t")
     fake.delay = 0.05
 
@@ -425,16 +413,7 @@ async def test_a_campaign_started_in_quiet_hours_waits_for_the_morning(
     )
     client = await start_app(config, clock=lambda: late)
     await complaint(number(1))
-    admin, _ = await district_admin(client)
-    campaigns = client.app[CAMPAIGNS]
-    campaign = await campaigns.create(
-        admin,
-        scope_of(admin),
-        template="area_update",
-        variables=VARIABLES,
-        audience=ComplaintFilter(block="theog"),
-        actor="t",
-    )
+    campaigns, campaign = await theog_draft(client)
     await campaigns.start(campaign, actor="t")
     morning = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # 09:00 IST
     redis = client.app[REDIS]
@@ -543,16 +522,7 @@ async def test_an_acknowledgement_is_not_held_behind_a_running_campaign(
     )
     for i in range(1, 21):
         await complaint(number(i), language="en_IN")
-    admin, _ = await district_admin(client)
-    campaigns = client.app[CAMPAIGNS]
-    campaign = await campaigns.create(
-        admin,
-        scope_of(admin),
-        template="area_update",
-        variables=VARIABLES,
-        audience=ComplaintFilter(block="theog"),
-        actor="t",
-    )
+    campaigns, campaign = await theog_draft(client)
     await campaigns.start(campaign, actor="t")
     stop = asyncio.Event()
 
