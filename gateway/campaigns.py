@@ -48,7 +48,7 @@ from gateway.models import (
     StaffMember,
 )
 from gateway.notices import ESSENTIAL
-from gateway.outbox import STALE_SENDING
+from gateway.outbox import STALE_SENDING, SentRow, record_sent, sent_row
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
@@ -1032,10 +1032,10 @@ class CampaignRunner:
                         mid, phone, attempts[mid], str(e), transient=e.transient, conn=conn
                     )
             return 0, e.transient
-        accepted = 0
         transient = False
         answered = {r.phone: r for r in results}
         done = datetime.now(UTC)
+        taken: list[SentRow] = []
         async with in_transaction() as conn:
             for phone, mid in claimed.items():
                 result = answered.get(phone)
@@ -1051,20 +1051,7 @@ class CampaignRunner:
                     transient = True
                     continue
                 if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-                    delivered = result.outcome is SendOutcome.DELIVERED
-                    await (
-                        OutboundMessage.filter(id=mid)
-                        .using_db(conn)
-                        .update(
-                            status=MessageStatus.DELIVERED if delivered else MessageStatus.SENT,
-                            provider_message_id=result.provider_message_id,
-                            provider_status=result.provider_status,
-                            sent_at=done,
-                            delivered_at=done if delivered else None,
-                            last_error=None,
-                        )
-                    )
-                    accepted += 1
+                    taken.append(sent_row(mid, result, at=done))
                     continue
                 is_transient = result.outcome is SendOutcome.TRANSIENT_FAILURE
                 transient = transient or is_transient
@@ -1083,6 +1070,8 @@ class CampaignRunner:
                 )
                 if result.status_code == 406:
                     await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
+            await record_sent(conn, taken)
+        accepted = len(taken)
         log.info("campaign request: %d of %d accepted", accepted, len(claimed))
         return accepted, transient
 

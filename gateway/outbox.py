@@ -14,9 +14,11 @@ from typing import Protocol
 
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
 
+from gateway.group_commit import GroupWriter
 from gateway.models import (
     Citizen,
     Complaint,
@@ -32,8 +34,10 @@ from gateway.providers.base import (
     OutgoingSms,
     Provider,
     ProviderError,
+    RecipientResult,
     SendOutcome,
 )
+from gateway.sql import param, update_rows
 from gateway.templates import RenderedSms
 
 __all__ = [
@@ -96,14 +100,105 @@ async def queue_message(
     )
 
 
+SentRow = tuple[str, str | None, str | None, datetime, datetime | None, None, datetime, int]
+"""A message the provider took, as :func:`record_sent` writes it (see :func:`sent_row`)."""
+_SENT_COLUMNS = (
+    "status",
+    "provider_message_id",
+    "provider_status",
+    "sent_at",
+    "delivered_at",
+    "last_error",
+    "updated_at",
+)
+
+
+def sent_row(message_id: int, result: RecipientResult, *, at: datetime) -> SentRow:
+    """The row recording that the provider took message ``message_id``."""
+    delivered = result.outcome is SendOutcome.DELIVERED
+    status = MessageStatus.DELIVERED if delivered else MessageStatus.SENT
+    return (
+        status.value,
+        result.provider_message_id,
+        result.provider_status,
+        at,
+        at if delivered else None,
+        None,
+        at,
+        message_id,
+    )
+
+
+async def record_sent(conn: BaseDBAsyncClient, rows: Sequence[SentRow]) -> None:
+    """Mark messages sent (or delivered) with the provider's IDs: one batched statement."""
+    await update_rows(conn, OutboundMessage._meta.db_table, _SENT_COLUMNS, rows)
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     status: MessageStatus
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message this worker now holds ("sending"): what it needs to send it."""
+
+    id: int
+    recipient: str
+    text: str
+
+
+async def claim_messages(
+    message_ids: Sequence[int], *, conn: BaseDBAsyncClient | None = None
+) -> list[ClaimedMessage | None]:
+    """Move each message to "sending" if it may be sent now; one result per ID, in order.
+
+    Only one delivery at a time: a "sending" message is taken only when left stale
+    (:data:`STALE_SENDING`). An ID given twice is claimed once (the first).
+    """
+    if not message_ids:
+        return []
+    conn = conn or get_connection("default")
+    now = datetime.now(UTC)
+    ids = sorted(set(message_ids))
+    n = len(ids)
+    marks = ", ".join(param(conn, i) for i in range(6, 6 + n))
+    rows = await conn.execute_query_dict(
+        f'UPDATE "{OutboundMessage._meta.db_table}" '
+        f'SET "status" = {param(conn, 1)}, "attempts" = "attempts" + 1, '
+        f'"updated_at" = {param(conn, 2)} '
+        f'WHERE "id" IN ({marks}) AND ("status" IN ({param(conn, 3)}, {param(conn, 4)}) '
+        f'OR ("status" = {param(conn, 1)} AND "updated_at" < {param(conn, 5)})) '
+        'RETURNING "id", "recipient", "text"',
+        [
+            MessageStatus.SENDING.value,
+            now,
+            MessageStatus.QUEUED.value,
+            MessageStatus.RETRYING.value,
+            now - STALE_SENDING,
+            *ids,
+        ],
+    )
+    claimed = {
+        int(r["id"]): ClaimedMessage(int(r["id"]), str(r["recipient"]), str(r["text"]))
+        for r in rows
+    }
+    return [claimed.pop(i, None) for i in message_ids]
+
+
+async def _record_sent_now(rows: Sequence[SentRow]) -> list[None]:
+    async with in_transaction() as conn:
+        await record_sent(conn, rows)
+    return [None] * len(rows)
+
+
 class Outbox:
-    """Delivers queued messages through one provider and records what becomes of them."""
+    """Delivers queued messages through one provider and records what becomes of them.
+
+    Claims and results of the messages being sent at once are written together
+    (:class:`~gateway.group_commit.GroupWriter`): one statement for many messages.
+    """
 
     def __init__(
         self,
@@ -117,6 +212,8 @@ class Outbox:
         self.session = session
         self.sender_id = sender_id
         self.second_chance = second_chance
+        self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(claim_messages)
+        self._results: GroupWriter[SentRow, None] = GroupWriter(_record_sent_now)
 
     async def deliver(self, message_id: int, *, final_attempt: bool) -> DeliveryResult:
         """Send message ``message_id`` once.
@@ -124,23 +221,15 @@ class Outbox:
         Raises :class:`TransientSendFailure` when it should be tried again (never on the
         ``final_attempt``, which marks it failed instead).
         """
-        msg = await OutboundMessage.get_or_none(id=message_id)
+        msg = await self._claims.submit(message_id)
         if msg is None:
-            log.error("message %s does not exist", message_id)
-            return DeliveryResult(MessageStatus.FAILED, "missing")
-        now = datetime.now(UTC)
-        # Only one delivery at a time: a "sending" message is taken only when left stale.
-        claimed = (
-            await OutboundMessage.filter(id=message_id)
-            .filter(
-                Q(status__in=_CLAIMABLE)
-                | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
-            )
-            .update(status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now)
-        )
-        if not claimed:
-            # Sent, delivered or failed already: a re-run job must not send it again.
-            return DeliveryResult(msg.status, "already handled")
+            found = await OutboundMessage.filter(id=message_id).values_list("status", flat=True)
+            if not found:
+                log.error("message %s does not exist", message_id)
+                return DeliveryResult(MessageStatus.FAILED, "missing")
+            # Sent, delivered or failed already (or held by another delivery): a re-run
+            # job must not send it again.
+            return DeliveryResult(MessageStatus(str(found[0])), "already handled")
         sms = OutgoingSms(text=msg.text, recipients=(msg.recipient,), sender_id=self.sender_id)
         try:
             results = await self.provider.send(sms, session=self.session)
@@ -151,23 +240,12 @@ class Outbox:
             return await self._failed(
                 msg, "no answer for recipient", transient=True, final=final_attempt
             )
-        now = datetime.now(UTC)
         if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-            status = (
-                MessageStatus.DELIVERED
-                if result.outcome is SendOutcome.DELIVERED
-                else MessageStatus.SENT
-            )
-            await OutboundMessage.filter(id=msg.id).update(
-                status=status,
-                provider_message_id=result.provider_message_id,
-                provider_status=result.provider_status,
-                sent_at=now,
-                delivered_at=now if status is MessageStatus.DELIVERED else None,
-                last_error=None,
-            )
-            log.info("message %s %s to %s", msg.id, status.value, mask_phone(msg.recipient))
-            return DeliveryResult(status, result.provider_status)
+            row = sent_row(msg.id, result, at=datetime.now(UTC))
+            await self._results.submit(row)
+            sent = MessageStatus(row[0])
+            log.info("message %s %s to %s", msg.id, sent.value, mask_phone(msg.recipient))
+            return DeliveryResult(sent, result.provider_status)
         await OutboundMessage.filter(id=msg.id).update(provider_status=result.provider_status)
         return await self._failed(
             msg,
@@ -177,7 +255,7 @@ class Outbox:
         )
 
     async def _failed(
-        self, msg: OutboundMessage, reason: str, *, transient: bool, final: bool
+        self, msg: ClaimedMessage, reason: str, *, transient: bool, final: bool
     ) -> DeliveryResult:
         if transient and not final:
             await OutboundMessage.filter(id=msg.id).update(
