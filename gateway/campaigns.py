@@ -52,6 +52,7 @@ from gateway.outbox import STALE_SENDING, SentRow, record_sent, sent_row
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
+from gateway.sql import insert_rows
 from gateway.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.worker import backoff
 
@@ -83,6 +84,24 @@ OPEN_STATUSES = (
     ComplaintStatus.TRANSFERRED,
 )
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+_MESSAGE_COLUMNS = (
+    "campaign_id",
+    "recipient",
+    "template",
+    "language",
+    "text",
+    "encoding",
+    "segments",
+    "dlt_template_id",
+    "provider",
+    "status",
+    "attempts",
+    "second_chance",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+)
+"""What :meth:`CampaignRunner._write_batch` writes of each recipient's message."""
 _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 CANCELLED_REASON = "campaign cancelled"
 CSV_MAX_BAD_LINES_LISTED = 20
@@ -923,33 +942,44 @@ class CampaignRunner:
             await Campaign.filter(id=campaign.id).update(cursor=DONE_CURSOR)
             campaign.cursor = DONE_CURSOR
             return
-        messages: list[OutboundMessage] = []
+        messages: list[tuple[Any, ...]] = []
         skipped = 0
+        now = datetime.now(UTC)
         for _, phone, lang, opted in people:
             if opted and not campaign.essential:
                 skipped += 1
                 continue
             sms = rendered.get(lang) or rendered[default]
             messages.append(
-                OutboundMessage(
-                    campaign_id=campaign.id,
-                    recipient=phone,
-                    template=sms.template,
-                    language=sms.language,
-                    text=sms.text,
-                    encoding=sms.encoding.value,
-                    segments=sms.segments,
-                    dlt_template_id=sms.dlt_template_id,
-                    provider=self.provider.name,
-                    idempotency_key=f"campaign:{campaign.id}:{phone}",
+                (
+                    campaign.id,
+                    phone,
+                    sms.template,
+                    sms.language,
+                    sms.text,
+                    sms.encoding.value,
+                    sms.segments,
+                    sms.dlt_template_id,
+                    self.provider.name,
+                    MessageStatus.QUEUED.value,
+                    0,
+                    False,
+                    f"campaign:{campaign.id}:{phone}",
+                    now,
+                    now,
                 )
             )
         cursor = str(people[-1][0])
         async with in_transaction() as conn:
-            if messages:
-                # A citizen seen before (another complaint, or a batch redone) is skipped
-                # by the unique key: one message per number.
-                await OutboundMessage.bulk_create(messages, ignore_conflicts=True, using_db=conn)
+            # A citizen seen before (another complaint, or a batch redone) is skipped by
+            # the unique key: one message per number.
+            await insert_rows(
+                conn,
+                OutboundMessage._meta.db_table,
+                _MESSAGE_COLUMNS,
+                messages,
+                skip_conflicts_on="idempotency_key",
+            )
             await (
                 Campaign.filter(id=campaign.id)
                 .using_db(conn)

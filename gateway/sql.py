@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-__all__ = ["is_postgres", "param", "update_rows"]
+__all__ = ["insert_rows", "is_postgres", "param", "update_rows"]
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
@@ -46,3 +46,27 @@ async def update_rows(
     sets = ", ".join(f'"{c}" = {param(conn, i)}' for i, c in enumerate(columns, start=1))
     where = f'"{key}" = {param(conn, len(columns) + 1)}'
     await conn.execute_many(f'UPDATE "{table}" SET {sets} WHERE {where}', [list(r) for r in rows])
+
+
+async def insert_rows(
+    conn: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    skip_conflicts_on: str | None = None,
+) -> None:
+    """``INSERT INTO table (columns...)`` once per row, in one batch.
+
+    With ``skip_conflicts_on`` (a unique column), a row whose value is already there is
+    left out (``ON CONFLICT DO NOTHING``) instead of failing the batch. Values as for
+    :func:`update_rows`; columns tortoise would fill (``auto_now_add``) must be given.
+    """
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(param(conn, i) for i in range(1, len(columns) + 1))
+    conflict = f' ON CONFLICT ("{skip_conflicts_on}") DO NOTHING' if skip_conflicts_on else ""
+    await conn.execute_many(
+        f'INSERT INTO "{table}" ({names}) VALUES ({marks}){conflict}', [list(r) for r in rows]
+    )
