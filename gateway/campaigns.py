@@ -990,16 +990,25 @@ class CampaignRunner:
     async def _send_batch(self, campaign: Campaign) -> tuple[int, bool]:
         """Send the next batch of messages; (messages accepted, any transient failure)."""
         now = datetime.now(UTC)
-        rows = (
-            await OutboundMessage.filter(campaign_id=campaign.id)
-            .filter(
-                Q(status__in=list(_CLAIMABLE))
-                | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
-            )
+        size = self.config.bulk.batch_size
+        mine = OutboundMessage.filter(campaign_id=campaign.id)
+        columns = ("id", "recipient", "text", "segments")
+        # Two queries, each a range of the (campaign_id, status) index: one with an OR of
+        # the statuses walked every message already sent, batch after batch.
+        rows = list(
+            await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
+            .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
             .order_by("id")
-            .limit(self.config.bulk.batch_size)
-            .values_list("id", "recipient", "text", "segments")
+            .limit(size)
+            .values_list(*columns)
         )
+        if len(rows) < size:
+            rows += (
+                await mine.filter(status=MessageStatus.QUEUED)
+                .order_by("id")
+                .limit(size - len(rows))
+                .values_list(*columns)
+            )
         by_text: dict[str, list[tuple[int, str, int]]] = {}
         for mid, recipient, text, segments in rows:
             by_text.setdefault(str(text), []).append((int(mid), str(recipient), int(segments)))

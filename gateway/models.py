@@ -389,3 +389,5 @@ class CampaignContact(Model):
     class Meta:
         table = "campaign_contact"
         unique_together = (("campaign", "phone"),)
+        # Sending walks a campaign's numbers in id order, a batch at a time.
+        indexes = (("campaign_id", "id"),)
