@@ -52,6 +52,7 @@ def bench_config(tmp: Path) -> Path:
     raw["paths"]["data_dir"] = str(tmp / "data")
     raw.setdefault("bulk", {})
     raw["bulk"]["segments_per_second"] = 10000
+    raw["bulk"]["batch_size"] = int(os.environ.get("BENCH_BATCH", "200"))
     raw["bulk"]["quiet_hours"] = None
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

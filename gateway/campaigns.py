@@ -48,7 +48,7 @@ from gateway.models import (
     StaffMember,
 )
 from gateway.notices import ESSENTIAL
-from gateway.outbox import STALE_SENDING, SentRow, record_sent, sent_row
+from gateway.outbox import STALE_SENDING, SentRow, claim_messages, record_sent, sent_row
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
@@ -1032,31 +1032,11 @@ class CampaignRunner:
     async def _send_one_request(
         self, text: str, chunk: list[tuple[int, str, int]]
     ) -> tuple[int, bool]:
-        now = datetime.now(UTC)
-        ids = [mid for mid, _, _ in chunk]
-        # Claimed in one transaction: a row another worker holds (sending, not stale), or
-        # one already sent, is left alone.
-        async with in_transaction() as conn:
-            rows = (
-                await OutboundMessage.filter(id__in=ids)
-                .filter(
-                    Q(status__in=list(_CLAIMABLE))
-                    | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
-                )
-                .select_for_update()
-                .using_db(conn)
-                .values_list("id", "recipient", "attempts")
-            )
-            claimed = {str(phone): int(mid) for mid, phone, _ in rows}
-            attempts = {int(mid): int(n) + 1 for mid, _, n in rows}
-            if claimed:
-                await (
-                    OutboundMessage.filter(id__in=list(claimed.values()))
-                    .using_db(conn)
-                    .update(
-                        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
-                    )
-                )
+        # One statement: a row another worker holds (sending, not stale), or one already
+        # sent, is left alone.
+        taken = [m for m in await claim_messages([mid for mid, _, _ in chunk]) if m is not None]
+        claimed = {m.recipient: m.id for m in taken}
+        attempts = {m.id: m.attempts for m in taken}
         if not claimed:
             return 0, False
         sms = OutgoingSms(
@@ -1074,7 +1054,7 @@ class CampaignRunner:
         transient = False
         answered = {r.phone: r for r in results}
         done = datetime.now(UTC)
-        taken: list[SentRow] = []
+        sent: list[SentRow] = []
         async with in_transaction() as conn:
             for phone, mid in claimed.items():
                 result = answered.get(phone)
@@ -1090,7 +1070,7 @@ class CampaignRunner:
                     transient = True
                     continue
                 if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-                    taken.append(sent_row(mid, result, at=done))
+                    sent.append(sent_row(mid, result, at=done))
                     continue
                 is_transient = result.outcome is SendOutcome.TRANSIENT_FAILURE
                 transient = transient or is_transient
@@ -1109,8 +1089,8 @@ class CampaignRunner:
                 )
                 if result.status_code == 406:
                     await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
-            await record_sent(conn, taken)
-        accepted = len(taken)
+            await record_sent(conn, sent)
+        accepted = len(sent)
         log.info("campaign request: %d of %d accepted", accepted, len(claimed))
         return accepted, transient
 

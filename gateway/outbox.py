@@ -147,6 +147,8 @@ class ClaimedMessage:
     id: int
     recipient: str
     text: str
+    attempts: int
+    """Attempts so far, this one included."""
 
 
 async def claim_messages(
@@ -170,7 +172,7 @@ async def claim_messages(
         f'"updated_at" = {param(conn, 2)} '
         f'WHERE "id" IN ({marks}) AND ("status" IN ({param(conn, 3)}, {param(conn, 4)}) '
         f'OR ("status" = {param(conn, 1)} AND "updated_at" < {param(conn, 5)})) '
-        'RETURNING "id", "recipient", "text"',
+        'RETURNING "id", "recipient", "text", "attempts"',
         [
             MessageStatus.SENDING.value,
             now,
@@ -181,7 +183,9 @@ async def claim_messages(
         ],
     )
     claimed = {
-        int(r["id"]): ClaimedMessage(int(r["id"]), str(r["recipient"]), str(r["text"]))
+        int(r["id"]): ClaimedMessage(
+            int(r["id"]), str(r["recipient"]), str(r["text"]), int(r["attempts"])
+        )
         for r in rows
     }
     return [claimed.pop(i, None) for i in message_ids]
