@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -22,6 +23,7 @@ from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, Complain
 from gateway.notices import Notices
 from gateway.outbox import Dispatcher
 from gateway.phone import mask_phone
+from gateway.sql import param
 from gateway.tickets import TicketCodec
 
 __all__ = [
@@ -115,8 +117,12 @@ class ComplaintService:
 
     async def language_of(self, phone: str) -> str | None:
         """The language the citizen chose before, if any (and if still offered)."""
-        lang = await Citizen.filter(phone=phone).values_list("language", flat=True)
-        code = lang[0] if lang else None
+        # Asked on every session's first hop: one statement, not a tortoise query.
+        conn = get_connection("default")
+        rows = await conn.execute_query_dict(
+            f'SELECT "language" FROM "citizen" WHERE "phone" = {param(conn, 1)}', [phone]
+        )
+        code = rows[0]["language"] if rows else None
         return code if isinstance(code, str) and self.config.language(code) else None
 
     async def set_language(self, phone: str, language: str) -> None:
@@ -124,22 +130,31 @@ class ComplaintService:
         if lang is None:
             raise InvalidComplaint("language", f"{language!r} is not offered")
         # Choosing a language in Latin letters marks the handset Latin-only; choosing one in
-        # another script shows it can show that script.
-        latin = lang.latin
-        updated = await Citizen.filter(phone=phone).update(language=language, latin_only=latin)
-        if not updated:
-            try:
-                await Citizen.create(phone=phone, language=language, latin_only=latin)
-            except IntegrityError:  # created meanwhile by a parallel request
-                await Citizen.filter(phone=phone).update(language=language, latin_only=latin)
+        # another script shows it can show that script. One upsert: most callers are new.
+        now = datetime.now(UTC)
+        conn = get_connection("default")
+        p = [param(conn, i) for i in range(1, 5)]
+        await conn.execute_query(
+            'INSERT INTO "citizen" ("phone", "language", "latin_only", "opted_out", '
+            f'"created_at", "updated_at") VALUES ({p[0]}, {p[1]}, {p[2]}, FALSE, {p[3]}, {p[3]}) '
+            'ON CONFLICT ("phone") DO UPDATE SET "language" = excluded."language", '
+            '"latin_only" = excluded."latin_only", "updated_at" = excluded."updated_at"',
+            [phone, language, lang.latin, now],
+        )
 
     async def registered_this_month(self, phone: str) -> int:
         """Complaints this number registered in the current calendar month (local time)."""
         local = self.clock().astimezone(self.tz)
         start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return await Complaint.filter(
-            citizen__phone=phone, created_at__gte=start.astimezone(UTC)
-        ).count()
+        conn = get_connection("default")
+        rows = await conn.execute_query_dict(
+            'SELECT COUNT(*) AS "n" FROM "complaint" JOIN "citizen" '
+            'ON "citizen"."id" = "complaint"."citizen_id" '
+            f'WHERE "citizen"."phone" = {param(conn, 1)} '
+            f'AND "complaint"."created_at" >= {param(conn, 2)}',
+            [phone, start.astimezone(UTC)],
+        )
+        return int(rows[0]["n"])
 
     async def may_register(self, phone: str) -> bool:
         limit = self.config.lifecycle.monthly_limit_per_number
