@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -62,11 +63,20 @@ class Result:
 
 
 async def drive(
-    url: str, concurrency: int, seconds: float, walk: tuple[str, ...] = WALK, *, ends: bool = False
+    url: str,
+    concurrency: int,
+    seconds: float,
+    walk: tuple[str, ...] = WALK,
+    *,
+    ends: bool = False,
+    think: tuple[float, float] | None = None,
 ) -> Result:
     """``concurrency`` sessions, each walking ``walk`` then starting again, for ``seconds``.
 
-    With ``ends`` the walk's last screen must be an END (a registration, its ticket)."""
+    With ``ends`` the walk's last screen must be an END (a registration, its ticket). With
+    ``think`` each session waits between ``think[0]`` and ``think[1]`` seconds before each
+    answer, as a person reading the screen and typing does (not counted in the latency);
+    without it, sessions answer at once: a closed loop, the server's saturation."""
     latencies: list[float] = []
     walks = 0
     deadline = time.perf_counter() + seconds
@@ -80,6 +90,8 @@ async def drive(
             for i, step in enumerate(("", *walk)):
                 if step:
                     inputs.append(step)
+                if think is not None:
+                    await asyncio.sleep(random.uniform(*think))
                 form = {
                     "sessionId": sid,
                     "serviceCode": "*1100#",
@@ -143,9 +155,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def main(
-    levels: list[int], seconds: float
-) -> tuple[list[tuple[int, Result, Result]], Result, Result]:
+PACED_SESSIONS = 200
+PACE = (1.0, 3.0)
+"""Seconds a person takes to read a screen and answer (a quick one): the paced run."""
+
+
+@dataclass
+class HopFigures:
+    levels: list[tuple[int, Result, Result]]
+    """(sessions, ceiling, gateway) in a closed loop: each answer sent at once."""
+    paced: tuple[Result, Result]
+    """(ceiling, gateway) at :data:`PACED_SESSIONS` sessions answering at :data:`PACE`."""
+    registrations: tuple[Result, Result]
+
+
+async def main(levels: list[int], seconds: float) -> HopFigures:
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
     ceiling_port, gateway_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
@@ -162,6 +186,21 @@ async def main(
             bare = await drive(f"http://127.0.0.1:{ceiling_port}/ussd/africastalking", n, seconds)
             real = await drive(f"http://127.0.0.1:{gateway_port}/ussd/africastalking", n, seconds)
             rows.append((n, bare, real))
+        paced_seconds = max(2 * seconds, 10.0)
+        paced = (
+            await drive(
+                f"http://127.0.0.1:{ceiling_port}/ussd/africastalking",
+                PACED_SESSIONS,
+                paced_seconds,
+                think=PACE,
+            ),
+            await drive(
+                f"http://127.0.0.1:{gateway_port}/ussd/africastalking",
+                PACED_SESSIONS,
+                paced_seconds,
+                think=PACE,
+            ),
+        )
         reg_n = 50
         ceiling_url = f"http://127.0.0.1:{ceiling_port}/ussd/africastalking"
         reg_bare = await drive(ceiling_url, reg_n, seconds, REGISTER)
@@ -183,6 +222,13 @@ async def main(
                 f"{real.rps / bare.rps:>5.2f}"
             )
         print(
+            f"\n{PACED_SESSIONS} sessions answering as people do ({PACE[0]:.0f}-{PACE[1]:.0f} s "
+            f"a screen), {paced_seconds:.0f} s"
+        )
+        print(f"{'':>8} | {'hops/s':>11} {'p50 ms':>7} {'p99 ms':>7}")
+        for name, r in (("ceiling", paced[0]), ("gateway", paced[1])):
+            print(f"{name:>8} | {r.rps:>11.0f} {r.pct(0.5):>7.1f} {r.pct(0.99):>7.1f}")
+        print(
             f"\nRegistrations ({len(REGISTER) + 1} hops each, the complaint written, its "
             f"acknowledgement queued), {reg_n} concurrent sessions"
         )
@@ -190,7 +236,7 @@ async def main(
         for name, r in (("ceiling", reg_bare), ("gateway", reg)):
             print(f"{name:>8} | {r.walks_per_second:>11.1f} {r.pct(0.5):>7.1f} {r.pct(0.99):>7.1f}")
         print(f"{'ratio':>8} | {reg.walks_per_second / reg_bare.walks_per_second:>11.2f}")
-        return rows, reg_bare, reg
+        return HopFigures(rows, paced, (reg_bare, reg))
     finally:
         stop(gateway)
         stop(ceiling)
