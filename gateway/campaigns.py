@@ -864,9 +864,17 @@ class CampaignRunner:
             if quiet_end is not None:
                 log.info("campaign %s: quiet hours, resuming at %s", campaign_id, quiet_end)
                 return "quiet", (True, quiet_end)
-            if campaign.cursor != DONE_CURSOR:
-                await self._write_batch(campaign)
-            sent, transient = await self._send_batch(campaign)
+            # The next batch is written while the provider takes the last one.
+            writing = (
+                asyncio.ensure_future(self._write_batch(campaign))
+                if campaign.cursor != DONE_CURSOR
+                else None
+            )
+            try:
+                sent, transient = await self._send_batch(campaign)
+            finally:
+                if writing is not None:
+                    await writing
             failures = failures + 1 if transient else 0
             if failures:
                 delay = backoff(
