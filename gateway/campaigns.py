@@ -52,7 +52,7 @@ from gateway.outbox import STALE_SENDING, SentRow, claim_messages, record_sent, 
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
-from gateway.sql import insert_rows
+from gateway.sql import insert_returning
 from gateway.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.worker import backoff
 
@@ -84,6 +84,8 @@ OPEN_STATUSES = (
     ComplaintStatus.TRANSFERRED,
 )
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+_Pending = tuple[int, str, str, int]
+"""A message to send: (id, recipient, text, segments)."""
 _MESSAGE_COLUMNS = (
     "campaign_id",
     "recipient",
@@ -848,6 +850,21 @@ class CampaignRunner:
     async def _run_locked(
         self, campaign_id: int
     ) -> tuple[str, tuple[bool, datetime | None] | None]:
+        fresh: list[_Pending] = []
+        try:
+            return await self._work(campaign_id, fresh)
+        finally:
+            # Written and held for sending, but the runner stops first (paused, cancelled,
+            # quiet hours, its time is up): back to the queue, as if never claimed.
+            if fresh:
+                await OutboundMessage.filter(
+                    id__in=[p[0] for p in fresh], status=MessageStatus.SENDING
+                ).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
+
+    async def _work(
+        self, campaign_id: int, fresh: list[_Pending]
+    ) -> tuple[str, tuple[bool, datetime | None] | None]:
+        """The runner's loop; ``fresh`` holds the messages written but not yet sent."""
         deadline = _time.monotonic() + self.JOB_BUDGET
         failures = 0
         while True:
@@ -855,10 +872,14 @@ class CampaignRunner:
             campaign = await Campaign.get_or_none(id=campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
-                    # A batch written while the cancel was being recorded.
+                    # A batch written while the cancel was being recorded, and this
+                    # runner's own written but unsent one.
                     await OutboundMessage.filter(
-                        campaign_id=campaign_id, status__in=list(_CLAIMABLE)
+                        Q(status__in=list(_CLAIMABLE))
+                        | Q(id__in=[p[0] for p in fresh], status=MessageStatus.SENDING),
+                        campaign_id=campaign_id,
                     ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
+                    fresh.clear()
                 return (campaign.status.value if campaign else "missing"), None
             quiet_end = in_quiet_hours(self.config, self.clock())
             if quiet_end is not None:
@@ -871,10 +892,10 @@ class CampaignRunner:
                 else None
             )
             try:
-                sent, transient = await self._send_batch(campaign)
+                sent, transient = await self._send_batch(campaign, fresh)
             finally:
                 if writing is not None:
-                    await writing
+                    fresh += await writing
             failures = failures + 1 if transient else 0
             if failures:
                 delay = backoff(
@@ -900,8 +921,11 @@ class CampaignRunner:
             if _time.monotonic() > deadline:
                 return "continues", (True, None)
 
-    async def _write_batch(self, campaign: Campaign) -> None:
-        """Write the next batch of recipients and move the cursor, in one transaction."""
+    async def _write_batch(self, campaign: Campaign) -> list[_Pending]:
+        """Write the next batch of recipients and move the cursor, in one transaction.
+
+        The messages are written already held by this runner ("sending", first attempt):
+        it sends them next, with no claim of their own. Returns them."""
         size = self.config.bulk.batch_size
         after = int(campaign.cursor) if campaign.cursor else 0
         rendered = Campaigns(
@@ -949,7 +973,7 @@ class CampaignRunner:
         if not people:
             await Campaign.filter(id=campaign.id).update(cursor=DONE_CURSOR)
             campaign.cursor = DONE_CURSOR
-            return
+            return []
         messages: list[tuple[Any, ...]] = []
         skipped = 0
         now = datetime.now(UTC)
@@ -969,8 +993,8 @@ class CampaignRunner:
                     sms.segments,
                     sms.dlt_template_id,
                     self.provider.name,
-                    MessageStatus.QUEUED.value,
-                    0,
+                    MessageStatus.SENDING.value,
+                    1,
                     False,
                     f"campaign:{campaign.id}:{phone}",
                     now,
@@ -981,11 +1005,12 @@ class CampaignRunner:
         async with in_transaction() as conn:
             # A citizen seen before (another complaint, or a batch redone) is skipped by
             # the unique key: one message per number.
-            await insert_rows(
+            written = await insert_returning(
                 conn,
                 OutboundMessage._meta.db_table,
                 _MESSAGE_COLUMNS,
                 messages,
+                returning=("id", "recipient", "text", "segments"),
                 skip_conflicts_on="idempotency_key",
             )
             await (
@@ -994,28 +1019,36 @@ class CampaignRunner:
                 .update(cursor=cursor, skipped=F("skipped") + skipped)
             )
         campaign.cursor = cursor
+        return [
+            (int(r["id"]), str(r["recipient"]), str(r["text"]), int(r["segments"])) for r in written
+        ]
 
-    async def _send_batch(self, campaign: Campaign) -> tuple[int, bool]:
-        """Send the next batch of messages; (messages accepted, any transient failure)."""
+    async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
+        """Send ``fresh`` (taken from the list as they go to the provider), then the next of
+        the messages waiting; (messages accepted, any transient failure)."""
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
-        mine = OutboundMessage.filter(campaign_id=campaign.id)
-        columns = ("id", "recipient", "text", "segments")
-        # Two queries, each a range of the (campaign_id, status) index: one with an OR of
-        # the statuses walked every message already sent, batch after batch.
-        rows = list(
-            await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
-            .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
-            .order_by("id")
-            .limit(size)
-            .values_list(*columns)
-        )
+        held = {p[0] for p in fresh}
+        rows: list[_Pending] = list(fresh)
         if len(rows) < size:
+            mine = OutboundMessage.filter(campaign_id=campaign.id)
+            columns = ("id", "recipient", "text", "segments")
+            # Two queries, each a range of the (campaign_id, status) index: one with an OR
+            # of the statuses walked every message already sent, batch after batch.
             rows += (
-                await mine.filter(status=MessageStatus.QUEUED)
+                await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
+                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
+                .exclude(id__in=list(held))
                 .order_by("id")
                 .limit(size - len(rows))
                 .values_list(*columns)
+            )
+        if len(rows) < size:
+            rows += (
+                await OutboundMessage.filter(campaign_id=campaign.id, status=MessageStatus.QUEUED)
+                .order_by("id")
+                .limit(size - len(rows))
+                .values_list("id", "recipient", "text", "segments")
             )
         by_text: dict[str, list[tuple[int, str, int]]] = {}
         for mid, recipient, text, segments in rows:
@@ -1031,20 +1064,27 @@ class CampaignRunner:
                     return accepted, False
                 chunk = group[i : i + per_request]
                 await self.limiter.acquire(segments * len(chunk))
+                ids = {mid for mid, _, _ in chunk}
+                fresh[:] = [p for p in fresh if p[0] not in ids]
                 # Shielded: a worker stopped mid-request still records what the provider took.
-                a, t = await asyncio.shield(self._send_one_request(text, chunk))
+                a, t = await asyncio.shield(self._send_one_request(text, chunk, held))
                 accepted += a
                 transient = transient or t
         return accepted, transient
 
     async def _send_one_request(
-        self, text: str, chunk: list[tuple[int, str, int]]
+        self, text: str, chunk: list[tuple[int, str, int]], held: set[int]
     ) -> tuple[int, bool]:
-        # One statement: a row another worker holds (sending, not stale), or one already
-        # sent, is left alone.
-        taken = [m for m in await claim_messages([mid for mid, _, _ in chunk]) if m is not None]
-        claimed = {m.recipient: m.id for m in taken}
-        attempts = {m.id: m.attempts for m in taken}
+        # Messages this runner wrote are held already (first attempt); the others are
+        # claimed in one statement: a row another worker holds (sending, not stale), or one
+        # already sent, is left alone.
+        claimed = {phone: mid for mid, phone, _ in chunk if mid in held}
+        attempts = {mid: 1 for mid in claimed.values()}
+        others = [mid for mid, _, _ in chunk if mid not in held]
+        for m in await claim_messages(others) if others else []:
+            if m is not None:
+                claimed[m.recipient] = m.id
+                attempts[m.id] = m.attempts
         if not claimed:
             return 0, False
         sms = OutgoingSms(

@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-__all__ = ["insert_rows", "is_postgres", "param", "update_rows"]
+__all__ = ["insert_returning", "insert_rows", "is_postgres", "param", "update_rows"]
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
@@ -70,3 +70,37 @@ async def insert_rows(
     await conn.execute_many(
         f'INSERT INTO "{table}" ({names}) VALUES ({marks}){conflict}', [list(r) for r in rows]
     )
+
+
+_MAX_PARAMS = 30_000
+"""Below both drivers' limit on one statement's parameters (SQLite 32,766; asyncpg 32,767)."""
+
+
+async def insert_returning(
+    conn: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: Sequence[str],
+    skip_conflicts_on: str | None = None,
+) -> list[dict[str, Any]]:
+    """As :func:`insert_rows`, in multi-row statements, returning ``returning`` of each row
+    written (a row skipped on a conflict returns nothing)."""
+    out: list[dict[str, Any]] = []
+    per = max(1, _MAX_PARAMS // len(columns))
+    names = ", ".join(f'"{c}"' for c in columns)
+    back = ", ".join(f'"{c}"' for c in returning)
+    conflict = f' ON CONFLICT ("{skip_conflicts_on}") DO NOTHING' if skip_conflicts_on else ""
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        width = len(columns)
+        values = ", ".join(
+            "(" + ", ".join(param(conn, r * width + c + 1) for c in range(width)) + ")"
+            for r in range(len(part))
+        )
+        out += await conn.execute_query_dict(
+            f'INSERT INTO "{table}" ({names}) VALUES {values}{conflict} RETURNING {back}',
+            [v for row in part for v in row],
+        )
+    return out

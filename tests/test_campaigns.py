@@ -387,6 +387,48 @@ async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeatin
     assert await OutboundMessage.filter(campaign_id=campaign.id).count() == 30
 
 
+async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_once(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """A runner writes its batch already held ("sending") and sends it next; one killed in
+    between (no chance to hand it back) leaves it held until it is stale, then it goes."""
+    client = await start_app(bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5))
+    for i in range(1, 13):
+        await complaint(number(i), language="en_IN")
+    campaigns, campaign = await theog_draft(client)
+    await campaigns.start(campaign, actor="t")
+    runner = worker_context(client.app)["campaign_runner"]
+    held = await runner._write_batch(campaign)  # then the process dies
+    assert len(held) == 5
+    assert await OutboundMessage.filter(status=MessageStatus.SENDING).count() == 5
+
+    async def others_sent() -> bool:
+        await asyncio.sleep(0.3)  # time to send more, were it going to
+        return len(fake.sent) >= 7
+
+    await run_bulk(client, until=others_sent)
+    # Held, not stale: the new worker sends everyone else and leaves those five alone.
+    assert len(fake.sent) == 7
+    assert await OutboundMessage.filter(status=MessageStatus.SENDING).count() == 5
+    assert (await campaign_status(campaign)) is CampaignStatus.SENDING
+    await OutboundMessage.filter(status=MessageStatus.SENDING).update(
+        updated_at=datetime.now(UTC) - timedelta(minutes=3)
+    )
+    await client.app[REDIS].delete(BULK_QUEUE)
+    await run_bulk(client)
+    assert Counter(m.number for m in fake.sent) == Counter({number(i): 1 for i in range(1, 13)})
+    assert (await campaign_status(campaign)) is CampaignStatus.DONE
+
+
+async def campaign_status(campaign: Campaign) -> CampaignStatus:
+    await campaign.refresh_from_db()
+    return campaign.status
+
+
 def test_quiet_hours_hold_from_nine_at_night_to_nine_in_the_morning(
     tmp_path: Path, database_url: str, redis_url: str
 ) -> None:
