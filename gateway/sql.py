@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-__all__ = ["is_postgres", "param", "update_rows"]
+__all__ = ["insert_rows", "is_postgres", "param", "update_rows"]
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
@@ -33,16 +33,46 @@ async def update_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    key: str = "id",
+    key: str | Sequence[str] = "id",
 ) -> None:
     """``UPDATE table SET columns... WHERE key = ?`` once per row, in one batch.
 
-    Each row holds the new values in ``columns`` order, then the key. Values go to the
+    Each row holds the new values in ``columns`` order, then the key. With several key
+    columns (a conditional update: ``("id", "status")`` changes a row only if its status is
+    still the one given), the row ends with a value for each, in order. Values go to the
     driver as they are: pass enum ``.value``s and timezone-aware datetimes, as tortoise
     would store them. Inside a transaction when ``conn`` is one.
     """
     if not rows:
         return
+    keys = (key,) if isinstance(key, str) else tuple(key)
     sets = ", ".join(f'"{c}" = {param(conn, i)}' for i, c in enumerate(columns, start=1))
-    where = f'"{key}" = {param(conn, len(columns) + 1)}'
+    where = " AND ".join(
+        f'"{k}" = {param(conn, i)}' for i, k in enumerate(keys, start=len(columns) + 1)
+    )
     await conn.execute_many(f'UPDATE "{table}" SET {sets} WHERE {where}', [list(r) for r in rows])
+
+
+async def insert_rows(
+    conn: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    unless_taken: str | None = None,
+) -> None:
+    """``INSERT INTO table (columns) VALUES (...)`` once per row, in one batch.
+
+    With ``unless_taken`` (a column with a unique index), a row whose value there is
+    present already, or was given by an earlier row, is skipped. Each row holds values in
+    ``columns`` order, as :func:`update_rows` takes them: the defaults tortoise would fill
+    in (``auto_now`` timestamps among them) are the caller's to give.
+    """
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(param(conn, i) for i in range(1, len(columns) + 1))
+    skip = f' ON CONFLICT ("{unless_taken}") DO NOTHING' if unless_taken else ""
+    await conn.execute_many(
+        f'INSERT INTO "{table}" ({names}) VALUES ({marks}){skip}', [list(r) for r in rows]
+    )
