@@ -100,8 +100,8 @@ async def listing(limit: int) -> tuple[float, list[str]]:
         row = dict(row)
         if "detail" in row:  # SQLite
             lines.append(str(row["detail"]))
-        else:  # PostgreSQL: a JSON plan; its node types and indexes
-            text = json.dumps(row)
+        else:  # PostgreSQL: a JSON plan (asyncpg hands it over as text); its nodes and indexes
+            text = " ".join(v if isinstance(v, str) else json.dumps(v) for v in row.values())
             lines += re.findall(r'"(?:Node Type|Index Name)": "([^"]+)"', text)
     return elapsed, lines
 
