@@ -4,8 +4,9 @@ The complaints are written with one bulk ``INSERT ... SELECT`` copying two compl
 through the ORM (one overdue, one not), so the rows are exactly what the gateway writes.
 Then it times, side by side: the bare listing of the overdue complaints (the query the job
 starts with, its ceiling) with its query plan, and one run of the cron job
-(``Lifecycle.escalate_overdue``: up to 1,000 complaints moved a level up, each in its own
-transaction with its event and SMS). Run: ``python bench/escalation.py`` (``make bench``).
+(``Lifecycle.escalate_overdue``: up to 1,000 complaints moved a level up, 250 to a
+transaction with their events and SMS, which are then queued for sending).
+Run: ``python bench/escalation.py`` (``make bench``).
 """
 
 from __future__ import annotations

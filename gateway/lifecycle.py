@@ -3,7 +3,9 @@ the citizen's feedback closes or reopens it.
 
 Every change is a conditional update on the status (and level) the change was decided
 from, in one transaction with its events and SMS: two workers, or a retried request, that
-decide the same change find the second update matching no row, so it happens once.
+decide the same change find the second update matching no row, so it happens once. The
+deadline job moves many complaints per transaction by the same rules: it reads them again
+inside it (locked, on PostgreSQL) and moves only those still due.
 """
 
 from __future__ import annotations
@@ -351,9 +353,9 @@ class Lifecycle:
                 move = _Move.of(c, None)
                 self._escalate(move, citizens[c.citizen_id], now)  # type: ignore[attr-defined]
                 moves.append(move)
-            # Each row was read in this transaction and found due (and is locked on
-            # PostgreSQL; SQLite has one writer at a time): the status and level the
-            # change was decided from still hold.
+            # Each row was read in this transaction and found due, and still is: locked on
+            # PostgreSQL; on SQLite a write by another process since the read makes this
+            # first write fail (a stale WAL snapshot) rather than match a changed row.
             await update_rows(
                 conn,
                 Complaint._meta.db_table,
