@@ -4,8 +4,9 @@ The complaints are written with one bulk ``INSERT ... SELECT`` copying two compl
 through the ORM (one overdue, one not), so the rows are exactly what the gateway writes.
 Then it times, side by side: the bare listing of the overdue complaints (the query the job
 starts with, its ceiling) with its query plan, and one run of the cron job
-(``Lifecycle.escalate_overdue``: up to 1,000 complaints moved a level up, each in its own
-transaction with its event and SMS). Run: ``python bench/escalation.py`` (``make bench``).
+(``Lifecycle.escalate_overdue``: up to 1,000 complaints moved a level up, 250 to a
+transaction with their events and SMS, which are then queued for sending).
+Run: ``python bench/escalation.py`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ async def listing(limit: int) -> tuple[float, list[str]]:
         row = dict(row)
         if "detail" in row:  # SQLite
             lines.append(str(row["detail"]))
-        else:  # PostgreSQL: a JSON plan; its node types and indexes
-            text = json.dumps(row)
+        else:  # PostgreSQL: a JSON plan (asyncpg hands it over as text); its nodes and indexes
+            text = " ".join(v if isinstance(v, str) else json.dumps(v) for v in row.values())
             lines += re.findall(r'"(?:Node Type|Index Name)": "([^"]+)"', text)
     return elapsed, lines
 

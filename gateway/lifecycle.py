@@ -3,15 +3,19 @@ the citizen's feedback closes or reopens it.
 
 Every change is a conditional update on the status (and level) the change was decided
 from, in one transaction with its events and SMS: two workers, or a retried request, that
-decide the same change find the second update matching no row, so it happens once.
+decide the same change find the second update matching no row, so it happens once. The
+deadline job moves many complaints per transaction by the same rules: it reads them again
+inside it (locked, on PostgreSQL) and moves only those still due.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -25,7 +29,8 @@ from gateway.models import (
     EventKind,
 )
 from gateway.notices import Notices
-from gateway.outbox import Dispatcher
+from gateway.outbox import Dispatcher, MessageDraft, queue_messages
+from gateway.sql import insert_rows, update_rows
 
 __all__ = [
     "OPEN",
@@ -39,6 +44,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 S = ComplaintStatus
+ESCALATION_CHUNK = 250
+"""Complaints the deadline job moves in one transaction: few statements per complaint, and
+no transaction holding SQLite's one writer for long."""
 OPEN = (S.REGISTERED, S.ASSIGNED, S.IN_PROGRESS, S.REOPENED, S.TRANSFERRED)
 """With an officer, on a deadline."""
 
@@ -162,11 +170,13 @@ class Lifecycle:
         )
 
     # Scheduled -----------------------------------------------------------------------
-    async def escalate_overdue(self, *, limit: int = 1000) -> int:
+    async def escalate_overdue(self, *, limit: int = 1000, chunk: int = ESCALATION_CHUNK) -> int:
         """Move every open complaint past its due date one level up; returns how many.
 
-        Reads only overdue rows (the (status, due_at) index), and each move is conditional
-        on the level it was read at: a second worker running the same job moves none twice.
+        Reads only overdue rows (the (status, due_at) index), then moves them ``chunk`` at
+        a time, each chunk in one transaction: its complaints read again (locked on
+        PostgreSQL) and moved only if still open, overdue and not flagged, so a staff
+        action or a second worker that got there first wins and none moves twice.
         """
         now = self.clock()
         rows = await (
@@ -175,13 +185,10 @@ class Lifecycle:
             .limit(limit)
             .values_list("id", flat=True)
         )
+        ids = [int(str(i)) for i in rows]
         moved = 0
-        for complaint_id in rows:
-            try:
-                await self._act(int(str(complaint_id)), "escalate", actor="system", remark=None)
-                moved += 1
-            except (IllegalTransition, _Raced):
-                continue
+        for start in range(0, len(ids), chunk):
+            moved += await self._escalate_chunk(ids[start : start + chunk])
         return moved
 
     async def feedback_timers(self) -> tuple[int, int]:
@@ -227,23 +234,16 @@ class Lifecycle:
             c = await Complaint.filter(id=complaint_id).select_for_update().using_db(conn).get()
             if c.status not in ALLOWED[action]:
                 raise IllegalTransition(action, c.status.value)
-            if action == "escalate" and (c.due_at >= now or c.needs_review):
-                raise _Raced()  # another worker escalated it since it was listed
             citizen = await Citizen.get(id=c.citizen_id, using_db=conn)  # type: ignore[attr-defined]
-            before = (c.status, c.level)
-            held_by, due_before = c.officer, c.due_at
-            messages: list[int | None] = []
-            event = EventKind.STATUS_CHANGED
-            event_remark = remark
+            move = _Move.of(c, remark)
             if action == "note":
                 c.status = S.IN_PROGRESS
-                event = EventKind.NOTE
-                messages.append(
-                    await self._tell_citizen(
+                move.event = EventKind.NOTE
+                move.messages.append(
+                    self._tell_citizen(
                         c,
                         citizen,
                         "complaint_status_update",
-                        conn,
                         remark=remark or "",
                         key=f"note:{await self._count_events(c, conn)}",
                     )
@@ -252,13 +252,12 @@ class Lifecycle:
                 c.status = S.RESOLVED
                 c.resolved_at = now
                 c.reminded_at = None
-                event = EventKind.RESOLVED
-                messages.append(
-                    await self._tell_citizen(
+                move.event = EventKind.RESOLVED
+                move.messages.append(
+                    self._tell_citizen(
                         c,
                         citizen,
                         "complaint_resolved",
-                        conn,
                         remark=remark or "",
                         key=f"resolved:{await self._count_events(c, conn)}",
                     )
@@ -266,92 +265,146 @@ class Lifecycle:
             elif action == "feedback" and satisfied:
                 c.status = S.CLOSED
                 c.closed_at = now
-                event = EventKind.CLOSED
-                messages.append(await self._tell_citizen(c, citizen, "complaint_closed", conn))
+                move.event = EventKind.CLOSED
+                move.messages.append(self._tell_citizen(c, citizen, "complaint_closed"))
             elif action == "feedback":
-                event = EventKind.REOPENED
+                move.event = EventKind.REOPENED
                 c.status = S.REOPENED
-                messages += await self._move_up(
-                    c, citizen, conn, now, citizen_template="complaint_reopened"
+                move.messages += self._move_up(
+                    c, citizen, now, citizen_template="complaint_reopened"
                 )
             elif action == "expire_feedback":
                 c.status = S.CLOSED_NO_RESPONSE
                 c.closed_at = now
-                event = EventKind.CLOSED
-                messages.append(
-                    await self._tell_citizen(
+                move.event = EventKind.CLOSED
+                move.messages.append(
+                    self._tell_citizen(
                         c,
                         citizen,
                         "complaint_closed_no_response",
-                        conn,
                         service_code=self.config.service.service_code,
                     )
                 )
-            elif action == "escalate":
-                event = EventKind.ESCALATED
-                if c.level >= len(self.config.levels):
-                    c.needs_review = True
-                    event = EventKind.FLAGGED
-                else:
-                    c.status = S.ASSIGNED
-                    messages += await self._move_up(
-                        c, citizen, conn, now, citizen_template="complaint_escalated"
-                    )
             elif action == "transfer":
-                event = EventKind.TRANSFERRED
-                messages += await self._transfer(c, citizen, conn, now, department, block)
+                move.event = EventKind.TRANSFERRED
+                move.messages += self._transfer(c, citizen, now, department, block)
             elif action == "reassign":
-                event = EventKind.ASSIGNED
+                move.event = EventKind.ASSIGNED
                 new_officer = self._reassignable(c, officer or "")
                 c.officer = new_officer.code
                 if c.status is S.REGISTERED:
                     c.status = S.ASSIGNED
-                event_remark = new_officer.code + (f": {remark}" if remark else "")
+                move.remark = new_officer.code + (f": {remark}" if remark else "")
                 key = f"R{await self._count_events(c, conn)}"
-                messages.append(
-                    await self._tell_officer(c, new_officer, "officer_new_complaint", conn, key)
+                move.messages.append(
+                    self._tell_officer(c, new_officer, "officer_new_complaint", key)
                 )
             updated = (
-                await Complaint.filter(id=c.id, status=before[0], level=before[1])
+                await Complaint.filter(id=c.id, status=move.status, level=move.level)
                 .using_db(conn)
-                .update(
-                    status=c.status,
-                    level=c.level,
-                    due_at=c.due_at,
-                    officer=c.officer,
-                    department=c.department,
-                    district=c.district,
-                    tehsil=c.tehsil,
-                    block=c.block,
-                    transfers=c.transfers,
-                    needs_review=c.needs_review,
-                    resolved_at=c.resolved_at,
-                    reminded_at=c.reminded_at,
-                    closed_at=c.closed_at,
-                    updated_at=now,
-                )
+                .update(**_changes(c, now))
             )
             if not updated:
                 raise _Raced()
-            await ComplaintEvent.create(
-                complaint_id=c.id,
-                kind=event,
-                actor=actor,
-                from_status=before[0].value,
-                to_status=c.status.value,
-                remark=event_remark,
-                officer=held_by,
-                level=c.level,
-                due_at=due_before,
-                using_db=conn,
-            )
-        ids = [m for m in messages if m is not None]
+            ids = await self._record([move], conn, actor=actor)
         if ids:
             await self.dispatcher.dispatch(ids)
         log.info(
             "complaint %s: %s by %s -> %s L%d", c.ticket, action, actor, c.status.value, c.level
         )
         return Change(c.id, c.status, c.level)
+
+    def _overdue(self, c: Complaint, now: datetime) -> bool:
+        """Whether the deadline job should move ``c``: open, past its deadline, not flagged."""
+        return c.status in ALLOWED["escalate"] and c.due_at < now and not c.needs_review
+
+    def _escalate(self, move: _Move, citizen: Citizen, now: datetime) -> None:
+        """Past its deadline: a level up with that level's officer, deadline and SMS; at the
+        top level, flagged for the state review instead."""
+        c = move.c
+        if c.level >= len(self.config.levels):
+            c.needs_review = True
+            move.event = EventKind.FLAGGED
+            return
+        c.status = S.ASSIGNED
+        move.event = EventKind.ESCALATED
+        move.messages += self._move_up(c, citizen, now, citizen_template="complaint_escalated")
+
+    async def _escalate_chunk(self, ids: Sequence[int]) -> int:
+        """Escalate those of complaints ``ids`` still due, in one transaction; how many."""
+        now = self.clock()
+        async with in_transaction() as conn:
+            # Locked in id order (PostgreSQL): a staff action on one of them, or another
+            # run's chunk, waits for this one or this one for it; never a deadlock.
+            found = await (
+                Complaint.filter(id__in=list(ids)).order_by("id").select_for_update().using_db(conn)
+            )
+            due = [c for c in found if self._overdue(c, now)]
+            if not due:
+                return 0
+            citizens = {
+                p.id: p
+                for p in await Citizen.filter(
+                    id__in=list({c.citizen_id for c in due})  # type: ignore[attr-defined]
+                ).using_db(conn)
+            }
+            moves = []
+            for c in due:
+                move = _Move.of(c, None)
+                self._escalate(move, citizens[c.citizen_id], now)  # type: ignore[attr-defined]
+                moves.append(move)
+            # Each row was read in this transaction and found due, and still is: locked on
+            # PostgreSQL; on SQLite a write by another process since the read makes this
+            # first write fail (a stale WAL snapshot) rather than match a changed row.
+            await update_rows(
+                conn,
+                Complaint._meta.db_table,
+                _CHANGED,
+                [(*_db_values(_changes(m.c, now)), m.c.id, m.status.value, m.level) for m in moves],
+                key=("id", "status", "level"),
+            )
+            message_ids = await self._record(moves, conn, actor="system")
+        if message_ids:
+            await self.dispatcher.dispatch(message_ids)
+        for m in moves:
+            log.info(
+                "complaint %s: escalate by system -> %s L%d",
+                m.c.ticket,
+                m.c.status.value,
+                m.c.level,
+            )
+        return len(moves)
+
+    async def _record(
+        self, moves: Sequence[_Move], conn: BaseDBAsyncClient, *, actor: str
+    ) -> list[int]:
+        """Write the messages and events of ``moves`` (their complaints updated already);
+        the IDs of the messages to dispatch."""
+        ids = await queue_messages(
+            [d for m in moves for d in m.messages if d is not None], using_db=conn
+        )
+        at = datetime.now(UTC)  # as tortoise's auto_now_add: the wall clock, not self.clock
+        await insert_rows(
+            conn,
+            ComplaintEvent._meta.db_table,
+            _EVENT_COLUMNS,
+            [
+                (
+                    m.c.id,
+                    m.event.value,
+                    actor,
+                    m.status.value,
+                    m.c.status.value,
+                    m.remark,
+                    m.officer,
+                    m.c.level,
+                    m.due_at,
+                    at,
+                )
+                for m in moves
+            ],
+        )
+        return ids
 
     def _assign(self, c: Complaint, now: datetime) -> Officer | None:
         """Give ``c`` the officer and the deadline of its (new) level and area."""
@@ -389,44 +442,35 @@ class Lifecycle:
     async def _count_events(self, c: Complaint, conn: BaseDBAsyncClient) -> int:
         return await ComplaintEvent.filter(complaint_id=c.id).using_db(conn).count()
 
-    async def _move_up(
-        self,
-        c: Complaint,
-        citizen: Citizen,
-        conn: BaseDBAsyncClient,
-        now: datetime,
-        *,
-        citizen_template: str,
-    ) -> list[int | None]:
+    def _move_up(
+        self, c: Complaint, citizen: Citizen, now: datetime, *, citizen_template: str
+    ) -> list[MessageDraft | None]:
         if c.level >= len(self.config.levels):
             c.needs_review = True  # already at the top: the state review takes it
         else:
             c.level += 1
         officer = self._assign(c, now)
         lang = self._sms_language(c, citizen)
-        out = [
-            await self._tell_citizen(
+        return [
+            self._tell_citizen(
                 c,
                 citizen,
                 citizen_template,
-                conn,
                 key=f"L{c.level}:{c.due_at.date()}",
                 level=self.notices.level(c.level, lang),
                 due_date=self.notices.date(lang, c.due_at),
-            )
+            ),
+            self._tell_officer(c, officer, "officer_escalated", f"L{c.level}"),
         ]
-        out.append(await self._tell_officer(c, officer, "officer_escalated", conn, f"L{c.level}"))
-        return out
 
-    async def _transfer(
+    def _transfer(
         self,
         c: Complaint,
         citizen: Citizen,
-        conn: BaseDBAsyncClient,
         now: datetime,
         department: str | None,
         block: str | None,
-    ) -> list[int | None]:
+    ) -> list[MessageDraft | None]:
         cfg = self.config
         if department is not None and cfg.department(department) is None:
             raise ValueError(f"department: unknown department {department!r}")
@@ -449,16 +493,15 @@ class Lifecycle:
         officer = self._assign(c, now)
         lang = self._sms_language(c, citizen)
         return [
-            await self._tell_citizen(
+            self._tell_citizen(
                 c,
                 citizen,
                 "complaint_transferred",
-                conn,
                 key=f"T{c.transfers}:L{c.level}",
                 department=self.notices.department(c.department, lang),
                 due_date=self.notices.date(lang, c.due_at),
             ),
-            await self._tell_officer(c, officer, "officer_new_complaint", conn, f"T{c.transfers}"),
+            self._tell_officer(c, officer, "officer_new_complaint", f"T{c.transfers}"),
         ]
 
     async def _remind(self, complaint_id: int, now: datetime) -> bool:
@@ -480,11 +523,12 @@ class Lifecycle:
                 to_status=c.status.value,
                 using_db=conn,
             )
-            message = await self._tell_citizen(
-                c, citizen, "feedback_reminder", conn, key=f"reminder:{c.resolved_at}"
+            draft = self._tell_citizen(
+                c, citizen, "feedback_reminder", key=f"reminder:{c.resolved_at}"
             )
-        if message is not None:
-            await self.dispatcher.dispatch([message])
+            ids = await queue_messages([draft] if draft else [], using_db=conn)
+        if ids:
+            await self.dispatcher.dispatch(ids)
         return True
 
     def _sms_language(self, c: Complaint, citizen: Citizen) -> str:
@@ -493,43 +537,92 @@ class Lifecycle:
             citizen.language or c.language, latin_only=citizen.latin_only
         )
 
-    async def _tell_citizen(
-        self,
-        c: Complaint,
-        citizen: Citizen,
-        template: str,
-        conn: BaseDBAsyncClient,
-        *,
-        key: str = "",
-        **values: str,
-    ) -> int | None:
+    def _tell_citizen(
+        self, c: Complaint, citizen: Citizen, template: str, *, key: str = "", **values: str
+    ) -> MessageDraft | None:
         lang = self._sms_language(c, citizen)
         assert c.ticket is not None
-        msg = await self.notices.queue(
+        return self.notices.draft(
             template,
             to=citizen.phone,
             language=lang,
             values={"ticket": c.ticket, **values},
             key=f"complaint:{c.id}:{template}:{key}",
-            complaint=c,
-            conn=conn,
+            complaint_id=c.id,
             opted_out=citizen.opted_out,
         )
-        return msg.id if msg else None
 
-    async def _tell_officer(
-        self,
-        c: Complaint,
-        officer: Officer | None,
-        template: str,
-        conn: BaseDBAsyncClient,
-        key: str,
-    ) -> int | None:
+    def _tell_officer(
+        self, c: Complaint, officer: Officer | None, template: str, key: str
+    ) -> MessageDraft | None:
         if officer is None:
             log.warning("complaint %s: no officer configured at level %d", c.ticket, c.level)
             return None
-        msg = await self.notices.to_officer(c, officer, template, conn=conn, key=key)
-        return msg.id if msg else None
+        return self.notices.draft_to_officer(c, officer, template, key=key)
+
+
+@dataclass(slots=True)
+class _Move:
+    """One complaint's change as decided: what it was before (for the conditional update
+    and the event), the event, and the messages to write with it."""
+
+    c: Complaint
+    status: ComplaintStatus
+    level: int
+    officer: str | None
+    due_at: datetime
+    remark: str | None
+    event: EventKind = EventKind.STATUS_CHANGED
+    messages: list[MessageDraft | None] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, c: Complaint, remark: str | None) -> _Move:
+        return cls(c, c.status, c.level, c.officer, c.due_at, remark)
+
+
+_CHANGED = (
+    "status",
+    "level",
+    "due_at",
+    "officer",
+    "department",
+    "district",
+    "tehsil",
+    "block",
+    "transfers",
+    "needs_review",
+    "resolved_at",
+    "reminded_at",
+    "closed_at",
+    "updated_at",
+)
+"""The complaint columns an action may change, written back in full."""
+
+
+_EVENT_COLUMNS = (
+    "complaint_id",
+    "kind",
+    "actor",
+    "from_status",
+    "to_status",
+    "remark",
+    "officer",
+    "level",
+    "due_at",
+    "created_at",
+)
+
+
+def _changes(c: Complaint, now: datetime) -> dict[str, Any]:
+    """The new values of :data:`_CHANGED` for ``c``, changed at ``now``."""
+    values = {name: getattr(c, name) for name in _CHANGED}
+    values["updated_at"] = now
+    return values
+
+
+def _db_values(values: dict[str, Any]) -> list[Any]:
+    """``values`` as the driver takes them (an enum as its value)."""
+    return [v.value if isinstance(v, enum.Enum) else v for v in values.values()]
 
 
 class _Raced(Exception):

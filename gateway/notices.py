@@ -12,7 +12,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from gateway.config import Config, Officer
 from gateway.i18n import N_, Catalogs
 from gateway.models import Complaint, OutboundMessage
-from gateway.outbox import queue_message
+from gateway.outbox import MessageDraft, queue_message
 from gateway.templates import TemplateBook
 
 __all__ = ["ESSENTIAL", "Notices"]
@@ -58,6 +58,61 @@ class Notices:
     def status(self, status: str, language: str) -> str:
         return self.catalogs.gettext(language, STATUS_WORDS.get(status, status))
 
+    def draft(
+        self,
+        template: str,
+        *,
+        to: str,
+        language: str,
+        values: Mapping[str, str],
+        key: str,
+        complaint_id: int | None,
+        opted_out: bool = False,
+    ) -> MessageDraft | None:
+        """``template`` rendered for ``to``, to be written with idempotency key ``key``
+        (``None`` when an opted-out citizen should not get it)."""
+        if opted_out and template not in ESSENTIAL:
+            return None
+        sms = self.templates[template].render(
+            language, values, fallback=self.config.service.default_language
+        )
+        return MessageDraft(
+            sms=sms,
+            recipient=to,
+            provider=self.config.sms.provider,
+            idempotency_key=key,
+            complaint_id=complaint_id,
+        )
+
+    def draft_to_officer(
+        self, c: Complaint, officer: Officer, template: str, *, key: str
+    ) -> MessageDraft | None:
+        """``template`` telling ``officer`` about complaint ``c`` (what, where, by when), in
+        the default language (officers read the state's working language)."""
+        lang = self.config.service.default_language
+        dept = self.config.department(c.department)
+        issue = dept.issue(c.issue_type) if dept and c.issue_type else None
+        what = self.name(issue.name, lang) if issue else (c.description or "")
+        district = self.config.district(c.district)
+        block = next((b for b in district.blocks if b.code == c.block), None) if district else None
+        assert c.ticket is not None
+        values = {
+            "ticket": c.ticket,
+            "issue": what,
+            "place": self.name(block.name, lang) if block else c.block,
+            "due_date": self.date(lang, c.due_at),
+            "level": self.level(c.level, lang),
+        }
+        needed = self.templates[template].variables
+        return self.draft(
+            template,
+            to=officer.phone,
+            language=lang,
+            values={k: v for k, v in values.items() if k in needed},
+            key=f"complaint:{c.id}:{template}:{officer.code}:{key}",
+            complaint_id=c.id,
+        )
+
     async def queue(
         self,
         template: str,
@@ -74,48 +129,35 @@ class Notices:
 
         ``key`` makes it idempotent: the same key never writes a second message.
         """
-        if opted_out and template not in ESSENTIAL:
-            return None
-        sms = self.templates[template].render(
-            language, values, fallback=self.config.service.default_language
+        draft = self.draft(
+            template,
+            to=to,
+            language=language,
+            values=values,
+            key=key,
+            complaint_id=complaint.id if complaint else None,
+            opted_out=opted_out,
         )
-        return await queue_message(
-            sms,
-            recipient=to,
-            provider=self.config.sms.provider,
-            idempotency_key=key,
-            complaint=complaint,
-            using_db=conn,
-        )
+        return await self._write(draft, complaint, conn)
 
     async def to_officer(
         self, c: Complaint, officer: Officer, template: str, *, conn: BaseDBAsyncClient, key: str
     ) -> OutboundMessage | None:
-        """Tell ``officer`` about complaint ``c`` (what, where, by when), in the default
-        language (officers read the state's working language)."""
-        lang = self.config.service.default_language
-        dept = self.config.department(c.department)
-        issue = dept.issue(c.issue_type) if dept and c.issue_type else None
-        what = self.name(issue.name, lang) if issue else (c.description or "")
-        district = self.config.district(c.district)
-        block = next((b for b in district.blocks if b.code == c.block), None) if district else None
-        assert c.ticket is not None
-        values = {
-            "ticket": c.ticket,
-            "issue": what,
-            "place": self.name(block.name, lang) if block else c.block,
-            "due_date": self.date(lang, c.due_at),
-            "level": self.level(c.level, lang),
-        }
-        needed = self.templates[template].variables
-        return await self.queue(
-            template,
-            to=officer.phone,
-            language=lang,
-            values={k: v for k, v in values.items() if k in needed},
-            key=f"complaint:{c.id}:{template}:{officer.code}:{key}",
-            complaint=c,
-            conn=conn,
+        """Write :meth:`draft_to_officer`'s message."""
+        return await self._write(self.draft_to_officer(c, officer, template, key=key), c, conn)
+
+    async def _write(
+        self, draft: MessageDraft | None, complaint: Complaint | None, conn: BaseDBAsyncClient
+    ) -> OutboundMessage | None:
+        if draft is None:
+            return None
+        return await queue_message(
+            draft.sms,
+            recipient=draft.recipient,
+            provider=draft.provider,
+            idempotency_key=draft.idempotency_key,
+            complaint=complaint,
+            using_db=conn,
         )
 
 

@@ -37,16 +37,18 @@ from gateway.providers.base import (
     RecipientResult,
     SendOutcome,
 )
-from gateway.sql import param, update_rows
+from gateway.sql import insert_rows, param, update_rows
 from gateway.templates import RenderedSms
 
 __all__ = [
     "DeliveryResult",
     "Dispatcher",
+    "MessageDraft",
     "Outbox",
     "TransientSendFailure",
     "mark_opted_out",
     "queue_message",
+    "queue_messages",
     "record_delivery_report",
     "stranded_messages",
 ]
@@ -98,6 +100,92 @@ async def queue_message(
         idempotency_key=idempotency_key,
         using_db=using_db,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    """A message decided on, not yet written: what :func:`queue_messages` writes."""
+
+    sms: RenderedSms
+    recipient: str
+    provider: str
+    idempotency_key: str
+    complaint_id: int | None = None
+
+
+async def queue_messages(
+    drafts: Sequence[MessageDraft], *, using_db: BaseDBAsyncClient
+) -> list[int]:
+    """Write many messages at once, inside the caller's transaction: the IDs, one per draft.
+
+    The contract of :func:`queue_message` for any number, in one batched ``INSERT`` and a
+    ``SELECT`` of the IDs: an idempotency key already written (or given twice) writes
+    nothing, and its ID is the message already there.
+    """
+    if not drafts:
+        return []
+    fresh: dict[str, MessageDraft] = {}
+    for d in drafts:
+        fresh.setdefault(d.idempotency_key, d)
+    now = datetime.now(UTC)
+    await insert_rows(
+        using_db,
+        OutboundMessage._meta.db_table,
+        _NEW_COLUMNS,
+        [
+            (
+                d.complaint_id,
+                d.recipient,
+                d.sms.template,
+                d.sms.language,
+                d.sms.text,
+                d.sms.encoding.value,
+                d.sms.segments,
+                d.sms.dlt_template_id,
+                d.provider,
+                d.idempotency_key,
+                MessageStatus.QUEUED.value,
+                0,
+                False,
+                now,
+                now,
+            )
+            for d in fresh.values()
+        ],
+        skip_conflicts_on="idempotency_key",
+    )
+    keys = list(fresh)
+    ids: dict[str, int] = {}
+    for start in range(0, len(keys), 1000):  # within any driver's limit on parameters
+        some = keys[start : start + 1000]
+        marks = ", ".join(param(using_db, i) for i in range(1, len(some) + 1))
+        found = await using_db.execute_query_dict(
+            f'SELECT "idempotency_key", "id" FROM "{OutboundMessage._meta.db_table}" '
+            f'WHERE "idempotency_key" IN ({marks})',
+            some,
+        )
+        ids.update((str(r["idempotency_key"]), int(r["id"])) for r in found)
+    return [ids[d.idempotency_key] for d in drafts]
+
+
+_NEW_COLUMNS = (
+    "complaint_id",
+    "recipient",
+    "template",
+    "language",
+    "text",
+    "encoding",
+    "segments",
+    "dlt_template_id",
+    "provider",
+    "idempotency_key",
+    "status",
+    "attempts",
+    "second_chance",
+    "created_at",
+    "updated_at",
+)
+"""What :func:`queue_messages` writes of a new message (the rest starts empty)."""
 
 
 SentRow = tuple[str, str | None, str | None, datetime, datetime | None, None, datetime, int]

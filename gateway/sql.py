@@ -33,18 +33,23 @@ async def update_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    key: str = "id",
+    key: str | Sequence[str] = "id",
 ) -> None:
     """``UPDATE table SET columns... WHERE key = ?`` once per row, in one batch.
 
-    Each row holds the new values in ``columns`` order, then the key. Values go to the
+    Each row holds the new values in ``columns`` order, then the key. With several key
+    columns (a conditional update: ``("id", "status")`` changes a row only if its status is
+    still the one given), the row ends with a value for each, in order. Values go to the
     driver as they are: pass enum ``.value``s and timezone-aware datetimes, as tortoise
     would store them. Inside a transaction when ``conn`` is one.
     """
     if not rows:
         return
+    keys = (key,) if isinstance(key, str) else tuple(key)
     sets = ", ".join(f'"{c}" = {param(conn, i)}' for i, c in enumerate(columns, start=1))
-    where = f'"{key}" = {param(conn, len(columns) + 1)}'
+    where = " AND ".join(
+        f'"{k}" = {param(conn, i)}' for i, k in enumerate(keys, start=len(columns) + 1)
+    )
     await conn.execute_many(f'UPDATE "{table}" SET {sets} WHERE {where}', [list(r) for r in rows])
 
 
@@ -56,11 +61,13 @@ async def insert_rows(
     *,
     skip_conflicts_on: str | None = None,
 ) -> None:
-    """``INSERT INTO table (columns...)`` once per row, in one batch.
+    """``INSERT INTO table (columns) VALUES (...)`` once per row, in one batch.
 
-    With ``skip_conflicts_on`` (a unique column), a row whose value is already there is
-    left out (``ON CONFLICT DO NOTHING``) instead of failing the batch. Values as for
-    :func:`update_rows`; columns tortoise would fill (``auto_now_add``) must be given.
+    With ``skip_conflicts_on`` (a column with a unique index), a row whose value there is
+    present already, or was given by an earlier row, is skipped (``ON CONFLICT DO
+    NOTHING``) instead of failing the batch. Each row holds values in ``columns`` order, as
+    :func:`update_rows` takes them: the defaults tortoise would fill in (``auto_now``
+    timestamps among them) are the caller's to give.
     """
     if not rows:
         return

@@ -14,6 +14,9 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 
 from gateway.config import Config
@@ -53,18 +56,44 @@ def backoff(job_try: int, *, base: float, maximum: float) -> float:
     return float(min(maximum, base * (2 ** max(0, job_try - 1))))
 
 
+_ENQUEUE_IF_NEW = """
+if redis.call('exists', KEYS[1], KEYS[2]) == 0 then
+    redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+end
+"""
+"""arq's ``enqueue_job`` as one atomic step: a job whose ID is taken (queued, running or
+its result kept) is not queued again. Keys: job, result, queue; args: expiry (ms),
+serialized job, score, job ID."""
+
+
 class ArqDispatcher:
     """Queues written messages for sending."""
 
     def __init__(self, pool: ArqRedis, *, queue: str = QUEUE) -> None:
         self.pool = pool
         self.queue = queue
+        self._enqueue = pool.register_script(_ENQUEUE_IF_NEW)
 
     async def dispatch(self, message_ids: Sequence[int]) -> None:
-        for message_id in message_ids:
-            await self.pool.enqueue_job(
-                "send_sms", message_id, _job_id=send_sms_job_id(message_id), _queue_name=self.queue
-            )
+        """One ``send_sms`` job per message (:func:`send_sms_job_id`), all sent to Redis in
+        one round trip: what ``enqueue_job`` does for each, without its three round trips
+        and a millisecond of client time per job (a cron run dispatches thousands)."""
+        if not message_ids:
+            return
+        now = timestamp_ms()
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for message_id in dict.fromkeys(message_ids):
+                job_id = send_sms_job_id(message_id)
+                job = serialize_job(
+                    "send_sms", (message_id,), {}, None, now, serializer=self.pool.job_serializer
+                )
+                await self._enqueue(
+                    keys=[job_key_prefix + job_id, result_key_prefix + job_id, self.queue],
+                    args=[self.pool.expires_extra_ms, job, now, job_id],
+                    client=pipe,
+                )
+            await pipe.execute()
 
 
 class ArqSecondChance:

@@ -25,7 +25,13 @@ from gateway.app import COMPLAINTS, REDIS, TEMPLATES, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
-from gateway.outbox import Outbox, TransientSendFailure, queue_message
+from gateway.outbox import (
+    MessageDraft,
+    Outbox,
+    TransientSendFailure,
+    queue_message,
+    queue_messages,
+)
 from gateway.providers.simulator import FAILING_NUMBERS
 from gateway.worker import QUEUE, ArqDispatcher, backoff
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
@@ -454,6 +460,41 @@ async def test_queue_message_is_idempotent_on_its_key(at_client: TestClient[Any,
     again = await write_without_dispatch(at_client, "test:same-key")
     assert again.id == first.id
     assert await OutboundMessage.all().count() == 1
+
+
+async def test_queue_messages_writes_many_as_queue_message_writes_one(
+    at_client: TestClient[Any, Any],
+) -> None:
+    first = await write_without_dispatch(at_client, "test:same-key")
+    sms = at_client.app[TEMPLATES][ACKNOWLEDGEMENT].render(
+        "en_IN",
+        {
+            "ticket": "123456782",
+            "department": "Jal Shakti",
+            "due_date": "30 Nov 2026",
+            "service_code": "*1100#",
+        },
+        fallback="hi",
+    )
+
+    def draft(key: str) -> MessageDraft:
+        return MessageDraft(
+            sms=sms, recipient=CITIZEN, provider="africastalking", idempotency_key=key
+        )
+
+    async with in_transaction() as conn:
+        ids = await queue_messages(
+            [draft("test:same-key"), draft("test:new"), draft("test:new")], using_db=conn
+        )
+    assert ids[0] == first.id, "a key written already: that message, no second one"
+    assert ids[1] == ids[2] != first.id
+    assert await OutboundMessage.all().count() == 2
+    new = await OutboundMessage.get(id=ids[1])
+    same = ("id", "idempotency_key", "created_at", "updated_at")
+    assert {k: v for k, v in dict(new).items() if k not in same} == {
+        k: v for k, v in dict(first).items() if k not in same
+    }
+    assert new.created_at is not None and new.updated_at is not None
 
 
 # --------------------------------------------------------------------------- simulator
