@@ -48,7 +48,15 @@ from gateway.models import (
     StaffMember,
 )
 from gateway.notices import ESSENTIAL
-from gateway.outbox import STALE_SENDING, SentRow, claim_messages, record_sent, sent_row
+from gateway.outbox import (
+    NEW_MESSAGE_COLUMNS,
+    STALE_SENDING,
+    SentRow,
+    claim_messages,
+    new_message_row,
+    record_sent,
+    sent_row,
+)
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
@@ -86,24 +94,6 @@ OPEN_STATUSES = (
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 _Pending = tuple[int, str, str, int]
 """A message to send: (id, recipient, text, segments)."""
-_MESSAGE_COLUMNS = (
-    "campaign_id",
-    "recipient",
-    "template",
-    "language",
-    "text",
-    "encoding",
-    "segments",
-    "dlt_template_id",
-    "provider",
-    "status",
-    "attempts",
-    "second_chance",
-    "idempotency_key",
-    "created_at",
-    "updated_at",
-)
-"""What :meth:`CampaignRunner._write_batch` writes of each recipient's message."""
 _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 CANCELLED_REASON = "campaign cancelled"
 CSV_MAX_BAD_LINES_LISTED = 20
@@ -981,24 +971,15 @@ class CampaignRunner:
             if opted and not campaign.essential:
                 skipped += 1
                 continue
-            sms = rendered.get(lang) or rendered[default]
             messages.append(
-                (
-                    campaign.id,
-                    phone,
-                    sms.template,
-                    sms.language,
-                    sms.text,
-                    sms.encoding.value,
-                    sms.segments,
-                    sms.dlt_template_id,
-                    self.provider.name,
-                    MessageStatus.SENDING.value,
-                    1,
-                    False,
-                    f"campaign:{campaign.id}:{phone}",
-                    now,
-                    now,
+                new_message_row(
+                    rendered.get(lang) or rendered[default],
+                    recipient=phone,
+                    provider=self.provider.name,
+                    idempotency_key=f"campaign:{campaign.id}:{phone}",
+                    at=now,
+                    campaign_id=campaign.id,
+                    held=True,
                 )
             )
         cursor = str(people[-1][0])
@@ -1008,7 +989,7 @@ class CampaignRunner:
             written = await insert_returning(
                 conn,
                 OutboundMessage._meta.db_table,
-                _MESSAGE_COLUMNS,
+                NEW_MESSAGE_COLUMNS,
                 messages,
                 returning=("id", "recipient", "text", "segments"),
                 skip_conflicts_on="idempotency_key",

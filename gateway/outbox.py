@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -131,24 +131,15 @@ async def queue_messages(
     await insert_rows(
         using_db,
         OutboundMessage._meta.db_table,
-        _NEW_COLUMNS,
+        NEW_MESSAGE_COLUMNS,
         [
-            (
-                d.complaint_id,
-                d.recipient,
-                d.sms.template,
-                d.sms.language,
-                d.sms.text,
-                d.sms.encoding.value,
-                d.sms.segments,
-                d.sms.dlt_template_id,
-                d.provider,
-                d.idempotency_key,
-                MessageStatus.QUEUED.value,
-                0,
-                False,
-                now,
-                now,
+            new_message_row(
+                d.sms,
+                recipient=d.recipient,
+                provider=d.provider,
+                idempotency_key=d.idempotency_key,
+                at=now,
+                complaint_id=d.complaint_id,
             )
             for d in fresh.values()
         ],
@@ -168,8 +159,9 @@ async def queue_messages(
     return [ids[d.idempotency_key] for d in drafts]
 
 
-_NEW_COLUMNS = (
+NEW_MESSAGE_COLUMNS = (
     "complaint_id",
+    "campaign_id",
     "recipient",
     "template",
     "language",
@@ -185,7 +177,41 @@ _NEW_COLUMNS = (
     "created_at",
     "updated_at",
 )
-"""What :func:`queue_messages` writes of a new message (the rest starts empty)."""
+"""The columns of a new message's row, as :func:`new_message_row` gives them (the rest
+starts empty)."""
+
+
+def new_message_row(
+    sms: RenderedSms,
+    *,
+    recipient: str,
+    provider: str,
+    idempotency_key: str,
+    at: datetime,
+    complaint_id: int | None = None,
+    campaign_id: int | None = None,
+    held: bool = False,
+) -> tuple[Any, ...]:
+    """A new message's row for :data:`NEW_MESSAGE_COLUMNS`: queued, or ``held`` already by
+    the writer, which sends it next ("sending", first attempt)."""
+    return (
+        complaint_id,
+        campaign_id,
+        recipient,
+        sms.template,
+        sms.language,
+        sms.text,
+        sms.encoding.value,
+        sms.segments,
+        sms.dlt_template_id,
+        provider,
+        idempotency_key,
+        (MessageStatus.SENDING if held else MessageStatus.QUEUED).value,
+        1 if held else 0,
+        False,
+        at,
+        at,
+    )
 
 
 SentRow = tuple[str, str | None, str | None, datetime, datetime | None, None, datetime, int]
