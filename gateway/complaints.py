@@ -21,7 +21,7 @@ from gateway.config import Config
 from gateway.lifecycle import IllegalTransition, Lifecycle, officer_for
 from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
 from gateway.notices import Notices
-from gateway.outbox import Dispatcher
+from gateway.outbox import Dispatcher, queue_messages
 from gateway.phone import mask_phone
 from gateway.sql import param
 from gateway.tickets import TicketCodec
@@ -219,9 +219,6 @@ class ComplaintService:
         """Register ``new`` and queue its acknowledgement SMS, or return the registration
         ``new.source_key`` made before."""
         tehsil = self.validate(new)
-        existing = await Complaint.get_or_none(source_key=new.source_key)
-        if existing is None and not await self.may_register(new.phone):
-            raise MonthlyLimitReached(self.config.lifecycle.monthly_limit_per_number)
         try:
             registration, message_ids = await self._register(new, tehsil)
         except IntegrityError:
@@ -240,6 +237,8 @@ class ComplaintService:
             existing = await Complaint.get_or_none(source_key=new.source_key, using_db=conn)
             if existing is not None and existing.ticket is not None:
                 return Registration(existing.id, existing.ticket, existing.due_at, False), []
+            if not await self.may_register(new.phone):
+                raise MonthlyLimitReached(self.config.lifecycle.monthly_limit_per_number)
             citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
             lang = self.config.language(new.language)
             latin = lang is not None and lang.latin
@@ -281,36 +280,39 @@ class ComplaintService:
                 tehsil=tehsil,
                 block=new.block,
             )
-            await ComplaintEvent.create(
-                complaint=complaint,
-                kind=EventKind.REGISTERED,
-                actor=new.actor or ("citizen" if new.channel is Channel.USSD else "system"),
-                to_status=complaint.status.value,
-                remark=f"via {new.channel.value}",
-                officer=officer.code if officer else None,
-                level=1,
-                due_at=due_at,
-                using_db=conn,
-            )
+            events = [
+                ComplaintEvent(
+                    complaint=complaint,
+                    kind=EventKind.REGISTERED,
+                    actor=new.actor or ("citizen" if new.channel is Channel.USSD else "system"),
+                    to_status=complaint.status.value,
+                    remark=f"via {new.channel.value}",
+                    officer=officer.code if officer else None,
+                    level=1,
+                    due_at=due_at,
+                )
+            ]
             if officer is not None:
                 complaint.officer = officer.code
                 complaint.status = ComplaintStatus.ASSIGNED
-                await ComplaintEvent.create(
-                    complaint=complaint,
-                    kind=EventKind.ASSIGNED,
-                    actor="system",
-                    from_status=ComplaintStatus.REGISTERED.value,
-                    to_status=complaint.status.value,
-                    remark=officer.code,
-                    officer=officer.code,
-                    level=1,
-                    due_at=due_at,
-                    using_db=conn,
+                events.append(
+                    ComplaintEvent(
+                        complaint=complaint,
+                        kind=EventKind.ASSIGNED,
+                        actor="system",
+                        from_status=ComplaintStatus.REGISTERED.value,
+                        to_status=complaint.status.value,
+                        remark=officer.code,
+                        officer=officer.code,
+                        level=1,
+                        due_at=due_at,
+                    )
                 )
             else:
                 log.warning("no level-1 officer for %s in %s", new.department, new.block)
+            await ComplaintEvent.bulk_create(events, using_db=conn)
             await complaint.save(using_db=conn, update_fields=["ticket", "officer", "status"])
-            message = await self.notices.queue(
+            acknowledgement = self.notices.draft(
                 ACKNOWLEDGEMENT,
                 to=new.phone,
                 language=sms_lang,
@@ -321,22 +323,21 @@ class ComplaintService:
                     "service_code": self.config.service.service_code,
                 },
                 key=f"complaint:{complaint.id}:{ACKNOWLEDGEMENT}",
-                complaint=complaint,
-                conn=conn,
+                complaint_id=complaint.id,
             )
-            assert message is not None  # essential: written even for an opted-out number
-            to_officer = (
-                await self.notices.to_officer(
-                    complaint, officer, "officer_new_complaint", conn=conn, key="L1"
+            assert acknowledgement is not None  # essential: written even for an opted-out number
+            drafts = [acknowledgement]
+            if officer is not None and (
+                to_officer := self.notices.draft_to_officer(
+                    complaint, officer, "officer_new_complaint", key="L1"
                 )
-                if officer is not None
-                else None
-            )
+            ):
+                drafts.append(to_officer)
+            ids = await queue_messages(drafts, using_db=conn)
         log.info(
             "complaint %s registered via %s for %s",
             complaint.ticket,
             new.channel.value,
             mask_phone(new.phone),
         )
-        ids = [message.id] + ([to_officer.id] if to_officer else [])
         return Registration(complaint.id, complaint.ticket, due_at, True), ids
