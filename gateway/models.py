@@ -162,11 +162,14 @@ class Complaint(Model):
         table = "complaint"
         # (due_at): the escalation job lists the overdue ones in due order; with most
         # complaints open, (status, due_at) leaves SQLite scanning the table.
+        # (citizen_id, created_at): a number's complaints (this month's count before each
+        # registration, "my complaints"); without it both read every complaint.
         indexes = (
             ("status", "due_at"),
             ("department", "district", "block"),
             ("created_at", "id"),
             ("due_at",),
+            ("citizen_id", "created_at"),
         )
 
 
@@ -228,7 +231,8 @@ class OutboundMessage(Model):
 
     class Meta:
         table = "outbound_message"
-        indexes = (("status", "created_at"), ("campaign_id", "status"))
+        # (complaint_id): a complaint's messages (its detail for staff, its failures).
+        indexes = (("status", "created_at"), ("campaign_id", "status"), ("complaint_id",))
 
 
 class InboundMessage(Model):
