@@ -9,7 +9,9 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from gateway.inbox import Inbox
 from gateway.models import Complaint, UssdSession
@@ -21,6 +23,7 @@ from gateway.providers.base import (
     UssdReply,
     UssdSessionEnd,
 )
+from gateway.sql import param
 from gateway.ussd.engine import SessionHooks, UssdEngine
 from gateway.ussd.menu import End
 
@@ -98,19 +101,22 @@ class GatewayCallbacks:
 
 
 class SessionRecorder:
-    """Writes the row of each USSD session that starts, a few at a time.
+    """Writes the rows of USSD sessions, a few at a time: one when a session starts, its
+    outcome when it ends.
 
-    A session's first hop answers without waiting for its row: the rows of the sessions
-    started within ``delay`` seconds are written together, in one transaction, after the
+    A hop answers without waiting for its session's row: what the sessions started or
+    ended within ``delay`` seconds is written together, in one transaction, after the
     screens went out. On SQLite every transaction waits for the disk, and one per session
-    start was the largest cost of a first hop. Whatever reads or updates a session's row
-    calls :meth:`flush` first; a crash loses at most the last ``delay`` of starts (the
-    session's record, never anything the citizen did).
+    start (and another per end, before the last screen) was the largest cost of those hops.
+    Whatever reads or updates a session's row calls :meth:`flush` first; a crash loses at
+    most the last ``delay`` of these records (the session's record, never anything the
+    citizen did: the complaint is written before its END screen).
     """
 
     def __init__(self, *, delay: float = 0.05) -> None:
         self.delay = delay
         self._pending: dict[str, UssdSession] = {}
+        self._ends: dict[str, tuple[str, str | None, datetime]] = {}
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
 
@@ -126,24 +132,54 @@ class SessionRecorder:
                 started_at=datetime.now(UTC),
             ),
         )
+        self._soon()
+
+    def ended(self, hop: UssdHop, end: End) -> None:
+        """Record how the session ended (and the complaint it registered, by its ticket)."""
+        self._ends[hop.session_id] = (end.outcome[:30], end.reference, datetime.now(UTC))
+        self._soon()
+
+    def _soon(self) -> None:
         if self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._flush_later(), name="ussd-session-rows")
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.delay)
-        await self.flush()
+        # Until nothing waits: what arrives while a flush is writing goes in the next one.
+        while True:
+            await asyncio.sleep(self.delay)
+            await self.flush()
+            if not self._pending and not self._ends:
+                return
 
     async def flush(self) -> None:
-        """Write every row waiting; returns once those already being written are written."""
+        """Write everything waiting; returns once what is already being written is written."""
         async with self._lock:
             rows, self._pending = list(self._pending.values()), {}
-            if not rows:
+            ends, self._ends = self._ends, {}
+            if not rows and not ends:
                 return
             try:
-                # A row may exist already: the session's state expired from Redis, not its row.
-                await UssdSession.bulk_create(rows, ignore_conflicts=True)
+                async with in_transaction() as conn:
+                    # A row may exist already: the session's state expired from Redis, not
+                    # its row.
+                    if rows:
+                        await UssdSession.bulk_create(rows, ignore_conflicts=True, using_db=conn)
+                    if ends:
+                        await self._write_ends(conn, ends)
             except Exception:
-                log.exception("recording the start of %d ussd sessions failed", len(rows))
+                log.exception("recording %d ussd session(s) failed", len(rows) + len(ends))
+
+    @staticmethod
+    async def _write_ends(
+        conn: BaseDBAsyncClient, ends: dict[str, tuple[str, str | None, datetime]]
+    ) -> None:
+        p = [param(conn, i) for i in range(1, 5)]
+        await conn.execute_many(
+            f'UPDATE "{UssdSession._meta.db_table}" SET "outcome" = {p[0]}, '
+            f'"complaint_id" = (SELECT "id" FROM "{Complaint._meta.db_table}" '
+            f'WHERE "ticket" = {p[1]}), "ended_at" = {p[2]} WHERE "session_id" = {p[3]}',
+            [[outcome, ticket, at, sid] for sid, (outcome, ticket, at) in ends.items()],
+        )
 
     async def close(self) -> None:
         """Write what is waiting (at shutdown)."""
@@ -155,21 +191,13 @@ class SessionRecorder:
 
 
 def session_hooks(recorder: SessionRecorder) -> SessionHooks:
-    """Record USSD sessions in the database: one row when one starts (written by
-    ``recorder``, a few sessions at a time), its outcome when it ends."""
+    """Record USSD sessions in the database: one row when one starts, its outcome when it
+    ends (both written by ``recorder``, a few sessions at a time)."""
 
     async def started(hop: UssdHop, language: str) -> None:
         recorder.started(hop, language)
 
     async def ended(hop: UssdHop, end: End) -> None:
-        await recorder.flush()
-        complaint_id = None
-        if end.reference is not None:
-            complaint_id = await Complaint.filter(ticket=end.reference).values_list("id", flat=True)
-        await UssdSession.filter(session_id=hop.session_id).update(
-            outcome=end.outcome[:30],
-            complaint_id=complaint_id[0] if complaint_id else None,
-            ended_at=datetime.now(UTC),
-        )
+        recorder.ended(hop, end)
 
     return SessionHooks(started=started, ended=ended)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import CALLBACKS
 from gateway.models import Citizen, Complaint, ComplaintEvent, OutboundMessage, UssdSession
 from gateway.tickets import verhoeff_is_valid
 from tests.conftest import Phone, run_worker
@@ -57,6 +58,9 @@ async def test_english_registration_end_to_end(
     await ack.refresh_from_db()
     assert ack.status == "delivered"
     assert await OutboundMessage.filter(recipient="+919812345678").count() == 1
+    recorder = client.app[CALLBACKS].sessions
+    assert recorder is not None
+    await recorder.flush()  # session rows are written a few at a time, just after the hop
     session = await UssdSession.get(session_id=phone.session_id)
     assert session.outcome == "registered" and session.complaint_id == complaint.id
 
