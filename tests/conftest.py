@@ -18,7 +18,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,3 +236,27 @@ class Phone:
 @pytest.fixture
 def phone(client: TestClient[Any, Any]) -> Phone:
     return Phone(client)
+
+
+class Clock:
+    """A clock the test moves by hand (``Lifecycle``'s and the app's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 2, 5, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def app_client(start_app: AppFactory, config: Config, clock: Clock) -> TestClient[Any, Any]:
+    """The app on ``config`` with the hand-moved ``clock``."""
+    return await start_app(config, clock=clock)

@@ -8,27 +8,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE, REDIS
-from gateway.config import Config
 from gateway.models import Channel, Citizen, Complaint, ComplaintEvent, OutboundMessage
 from gateway.worker import QUEUE, ArqDispatcher, send_sms_job_id
-from tests.conftest import AppFactory
-from tests.test_lifecycle import OFFICER_L2, Clock
+from tests.conftest import Clock
+from tests.test_lifecycle import OFFICER_L2
 
 OFFICER_L4 = "+919800100004"  # Chief Engineer, Jal Shakti (config.yaml)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def app_client(start_app: AppFactory, config: Config, clock: Clock) -> TestClient[Any, Any]:
-    return await start_app(config, clock=clock)
 
 
 async def complaints(

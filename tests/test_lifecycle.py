@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE
-from gateway.config import Config
 from gateway.lifecycle import IllegalTransition
 from gateway.models import Complaint, ComplaintEvent, OutboundMessage
-from tests.conftest import AppFactory, Phone, run_worker
+from tests.conftest import Clock, Phone, run_worker
 
 OFFICER_L1 = "+919800100001"  # Jal Shakti, Theog (config.yaml)
 OFFICER_L2 = "+919800100002"
 _ids = itertools.count(1)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 2, 5, 30, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 async def sms(client: TestClient[Any, Any], sender: str, text: str, msg_id: str = "") -> int:
@@ -57,16 +44,6 @@ async def register(client: TestClient[Any, Any], number: str, language: str) -> 
 async def texts_to(number: str) -> list[tuple[str, str]]:
     rows = await OutboundMessage.filter(recipient=number).order_by("id")
     return [(m.template, m.text) for m in rows]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def app_client(start_app: AppFactory, config: Config, clock: Clock) -> TestClient[Any, Any]:
-    return await start_app(config, clock=clock)
 
 
 @pytest.mark.parametrize("language, lang_code", [("2", "en_IN"), ("1", "hi")])
