@@ -60,7 +60,7 @@ from gateway.outbox import (
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
-from gateway.sql import insert_returning
+from gateway.sql import insert_returning, insert_rows
 from gateway.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.worker import backoff
 
@@ -574,9 +574,12 @@ class Campaigns:
 
         async def flush() -> None:
             if batch:
-                await CampaignContact.bulk_create(
-                    [CampaignContact(campaign_id=campaign.id, phone=p) for p in batch],
-                    ignore_conflicts=True,
+                await insert_rows(
+                    get_connection("default"),
+                    CampaignContact._meta.db_table,
+                    ("campaign_id", "phone"),
+                    [(campaign.id, p) for p in batch],
+                    skip_conflicts_on=("campaign_id", "phone"),
                 )
                 batch.clear()
 

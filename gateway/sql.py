@@ -59,23 +59,18 @@ async def insert_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    skip_conflicts_on: str | None = None,
+    skip_conflicts_on: str | Sequence[str] | None = None,
 ) -> None:
-    """``INSERT INTO table (columns) VALUES (...)`` once per row, in one batch.
+    """``INSERT INTO table (columns) VALUES (...), (...)``: many rows to a statement.
 
-    With ``skip_conflicts_on`` (a column with a unique index), a row whose value there is
-    present already, or was given by an earlier row, is skipped (``ON CONFLICT DO
-    NOTHING``) instead of failing the batch. Each row holds values in ``columns`` order, as
-    :func:`update_rows` takes them: the defaults tortoise would fill in (``auto_now``
-    timestamps among them) are the caller's to give.
+    With ``skip_conflicts_on`` (the column or columns of a unique index), a row whose
+    values there are present already, or were given by an earlier row, is skipped (``ON
+    CONFLICT DO NOTHING``) instead of failing the batch. Each row holds values in
+    ``columns`` order, as :func:`update_rows` takes them: the defaults tortoise would fill
+    in (``auto_now`` timestamps among them) are the caller's to give.
     """
-    if not rows:
-        return
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(param(conn, i) for i in range(1, len(columns) + 1))
-    conflict = f' ON CONFLICT ("{skip_conflicts_on}") DO NOTHING' if skip_conflicts_on else ""
-    await conn.execute_many(
-        f'INSERT INTO "{table}" ({names}) VALUES ({marks}){conflict}', [list(r) for r in rows]
+    await insert_returning(
+        conn, table, columns, rows, returning=(), skip_conflicts_on=skip_conflicts_on
     )
 
 
@@ -90,24 +85,31 @@ async def insert_returning(
     rows: Sequence[Sequence[Any]],
     *,
     returning: Sequence[str],
-    skip_conflicts_on: str | None = None,
+    skip_conflicts_on: str | Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """As :func:`insert_rows`, in multi-row statements, returning ``returning`` of each row
-    written (a row skipped on a conflict returns nothing)."""
+    """As :func:`insert_rows`, returning ``returning`` of each row written (a row skipped
+    on a conflict returns nothing)."""
+    if not rows:
+        return []
     out: list[dict[str, Any]] = []
-    per = max(1, _MAX_PARAMS // len(columns))
+    width = len(columns)
+    per = max(1, _MAX_PARAMS // width)
     names = ", ".join(f'"{c}"' for c in columns)
-    back = ", ".join(f'"{c}"' for c in returning)
-    conflict = f' ON CONFLICT ("{skip_conflicts_on}") DO NOTHING' if skip_conflicts_on else ""
+    back = (" RETURNING " + ", ".join(f'"{c}"' for c in returning)) if returning else ""
+    conflict = ""
+    if skip_conflicts_on:
+        on = (skip_conflicts_on,) if isinstance(skip_conflicts_on, str) else skip_conflicts_on
+        conflict = " ON CONFLICT (" + ", ".join(f'"{c}"' for c in on) + ") DO NOTHING"
     for start in range(0, len(rows), per):
         part = rows[start : start + per]
-        width = len(columns)
         values = ", ".join(
             "(" + ", ".join(param(conn, r * width + c + 1) for c in range(width)) + ")"
             for r in range(len(part))
         )
-        out += await conn.execute_query_dict(
-            f'INSERT INTO "{table}" ({names}) VALUES {values}{conflict} RETURNING {back}',
-            [v for row in part for v in row],
-        )
+        sql = f'INSERT INTO "{table}" ({names}) VALUES {values}{conflict}{back}'
+        flat = [v for row in part for v in row]
+        if returning:
+            out += await conn.execute_query_dict(sql, flat)
+        else:
+            await conn.execute_query(sql, flat)
     return out
