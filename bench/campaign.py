@@ -44,8 +44,9 @@ def peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_config(tmp: Path) -> Path:
-    """The shipped config with absolute paths, the fastest rate and no quiet hours."""
+def bench_config(tmp: Path, *, batch_size: int | None = None) -> Path:
+    """The shipped config with absolute paths, the fastest rate and no quiet hours (and
+    ``batch_size`` recipients a request, when given)."""
     raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     for key in ("locales", "sms_templates"):
         raw["paths"][key] = str(ROOT / raw["paths"][key])
@@ -53,6 +54,8 @@ def bench_config(tmp: Path) -> Path:
     raw.setdefault("bulk", {})
     raw["bulk"]["segments_per_second"] = 10000
     raw["bulk"]["quiet_hours"] = None
+    if batch_size is not None:
+        raw["bulk"]["batch_size"] = batch_size
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
@@ -69,14 +72,14 @@ async def numbers(count: int) -> AsyncIterator[bytes]:
         yield "".join(chunk).encode()
 
 
-async def main(count: int) -> dict[str, float]:
+async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     fake_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
     fake = start([sys.executable, str(ROOT / "bench" / "fake_provider.py"), str(fake_port)], env)
     genv = dict(
         env,
-        SAMPARK_CONFIG=str(bench_config(tmp)),
+        SAMPARK_CONFIG=str(bench_config(tmp, batch_size=batch_size)),
         PORT=str(port),
         SMS_PROVIDER="africastalking",
         AT_USERNAME=USERNAME,
@@ -172,5 +175,8 @@ async def main(count: int) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="recipients a request (config: 200)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.recipients))
+    asyncio.run(main(args.recipients, batch_size=args.batch_size))
