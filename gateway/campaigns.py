@@ -1017,8 +1017,9 @@ class CampaignRunner:
         if len(rows) < size:
             mine = OutboundMessage.filter(campaign_id=campaign.id)
             columns = ("id", "recipient", "text", "segments")
-            # Two queries, each a range of the (campaign_id, status) index: one with an OR
-            # of the statuses walked every message already sent, batch after batch.
+            # Retried and stale ones, then queued ones: each query a range of the
+            # (campaign_id, status) index (one OR over all the statuses walked every
+            # message already sent, batch after batch).
             rows += (
                 await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
                 .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
