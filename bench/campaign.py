@@ -21,13 +21,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_provider import API_KEY, USERNAME
+from scratch import private_config_file
 from ussd_hops import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,20 +46,12 @@ def peak_mb(pid: int) -> float:
 
 
 def bench_config(tmp: Path, *, batch_size: int | None = None) -> Path:
-    """The shipped config with absolute paths, the fastest rate and no quiet hours (and
-    ``batch_size`` recipients a request, when given)."""
-    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-    for key in ("locales", "sms_templates"):
-        raw["paths"][key] = str(ROOT / raw["paths"][key])
-    raw["paths"]["data_dir"] = str(tmp / "data")
-    raw.setdefault("bulk", {})
-    raw["bulk"]["segments_per_second"] = 10000
-    raw["bulk"]["quiet_hours"] = None
+    """The shipped config with the fastest rate and no quiet hours (and ``batch_size``
+    recipients a request, when given), private to this run."""
+    bulk: dict[str, Any] = {"segments_per_second": 10000, "quiet_hours": None}
     if batch_size is not None:
-        raw["bulk"]["batch_size"] = batch_size
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    return path
+        bulk["batch_size"] = batch_size
+    return private_config_file(tmp, bulk=bulk)
 
 
 async def numbers(count: int) -> AsyncIterator[bytes]:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from gateway.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +59,18 @@ async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
     finally:
         if on_postgres:
             await _postgres(server, f'DROP DATABASE IF EXISTS "{scratch}"')
+
+
+def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:
+    """The shipped config as a file in ``tmp``, for a gateway the benchmark starts as a
+    process: absolute paths, its working files (the embedded Redis's among them) in
+    ``tmp``, never in the checkout's ``var/`` where ``make run`` would find its jobs; with
+    ``bulk`` settings over the shipped ones."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for key in ("locales", "sms_templates"):
+        raw["paths"][key] = str(ROOT / raw["paths"][key])
+    raw["paths"]["data_dir"] = str(tmp / "data")
+    raw.setdefault("bulk", {}).update(bulk or {})
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path

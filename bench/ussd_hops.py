@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from scratch import private_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
@@ -174,7 +175,7 @@ async def main(levels: list[int], seconds: float) -> HopFigures:
     ceiling_port, gateway_port = free_port(), free_port()
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     ceiling = start([sys.executable, str(ROOT / "bench" / "ceiling.py"), str(ceiling_port)], env)
-    genv = dict(env, PORT=str(gateway_port))
+    genv = dict(env, PORT=str(gateway_port), SAMPARK_CONFIG=str(private_config_file(tmp)))
     genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.db'}")
     genv.setdefault("REDIS_URL", "embedded")
     gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
