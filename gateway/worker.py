@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry, cron
@@ -75,16 +75,20 @@ class ArqDispatcher:
         self.queue = queue
         self._enqueue = pool.register_script(_ENQUEUE_IF_NEW)
 
-    async def dispatch(self, message_ids: Sequence[int]) -> None:
+    async def dispatch(self, message_ids: Sequence[int], *, tag: str | None = None) -> None:
         """One ``send_sms`` job per message (:func:`send_sms_job_id`), all sent to Redis in
         one round trip: what ``enqueue_job`` does for each, without its three round trips
-        and a millisecond of client time per job (a cron run dispatches thousands)."""
+        and a millisecond of client time per job (a cron run dispatches thousands).
+
+        With ``tag``, the job IDs carry it (``sms:<id>:<tag>``): a job for a message whose
+        plain ID is taken by another job or a kept result. Safe: the message's row lets one
+        delivery send it, however many jobs there are."""
         if not message_ids:
             return
         now = timestamp_ms()
         async with self.pool.pipeline(transaction=False) as pipe:
             for message_id in dict.fromkeys(message_ids):
-                job_id = send_sms_job_id(message_id)
+                job_id = send_sms_job_id(message_id) + (f":{tag}" if tag else "")
                 job = serialize_job(
                     "send_sms", (message_id,), {}, None, now, serializer=self.pool.job_serializer
                 )
@@ -129,13 +133,25 @@ async def send_sms(ctx: dict[str, Any], message_id: int) -> str:
     return result.status.value
 
 
+STUCK_AFTER = timedelta(minutes=10)
+"""A message still queued this long after it was written has no job that will run: its
+job ID is held by a job or result of another database's message with the same ID (a
+Redis that outlived its database: the database restored, or ``var/gateway.db`` deleted
+while the embedded Redis kept its jobs). Far beyond any queue's wait at this worker's rate."""
+
+
 async def requeue_stranded(ctx: dict[str, Any]) -> int:
-    """Queue messages written but never queued (the process stopped between the two)."""
+    """Queue messages written but never queued (the process stopped between the two), and
+    those whose job never came (:data:`STUCK_AFTER`) under job IDs of their own."""
     dispatcher: ArqDispatcher = ctx["dispatcher"]
     ids = await stranded_messages(older_than=timedelta(seconds=30))
     if ids:
         log.warning("re-queueing %d stranded message(s)", len(ids))
         await dispatcher.dispatch(ids)
+    stuck = await stranded_messages(older_than=STUCK_AFTER)
+    if stuck:
+        log.warning("%d message(s) queued for over %s: new job IDs", len(stuck), STUCK_AFTER)
+        await dispatcher.dispatch(stuck, tag=f"stuck{int(datetime.now(UTC).timestamp())}")
     return len(ids)
 
 

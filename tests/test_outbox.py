@@ -33,7 +33,7 @@ from gateway.outbox import (
     queue_messages,
 )
 from gateway.providers.simulator import FAILING_NUMBERS
-from gateway.worker import QUEUE, ArqDispatcher, backoff
+from gateway.worker import QUEUE, STUCK_AFTER, ArqDispatcher, backoff, send_sms_job_id
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
@@ -453,6 +453,34 @@ async def test_a_message_never_dispatched_is_requeued_and_sent(
     assert len(fake.requests) == 1 and "123456782" in fake.requests[0].form["message"]
     await fresh.refresh_from_db()
     assert fresh.status == "queued", "a just-written message is its writer's to dispatch"
+
+
+async def test_a_message_whose_job_id_another_database_used_is_sent_once_stuck(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """A Redis that outlived its database (restored, or var/gateway.db deleted) keeps the
+    result of a job ``sms:<id>`` for a message of the old database with the same ID: arq
+    refuses that job ID for the new message, and so does each sweep. Past STUCK_AFTER the
+    sweep queues it under a job ID of its own; the row still lets it be sent once."""
+    msg = await write_without_dispatch(at_client, "test:reused-id")
+    redis = at_client.app[REDIS]
+    await redis.set(f"arq:result:{send_sms_job_id(msg.id)}", b"old database", ex=3600)
+    await ArqDispatcher(redis).dispatch([msg.id])  # refused: the ID is taken
+    await OutboundMessage.filter(id=msg.id).update(
+        created_at=datetime.now(UTC) - timedelta(minutes=5)
+    )
+    await run_worker(at_client.app)  # the sweep at start-up: stranded, but its ID still taken
+    await msg.refresh_from_db()
+    assert msg.status == "queued" and fake.requests == []
+
+    await OutboundMessage.filter(id=msg.id).update(
+        created_at=datetime.now(UTC) - STUCK_AFTER - timedelta(minutes=1)
+    )
+    await run_worker(at_client.app)
+    await run_worker(at_client.app)  # a second sweep adds a job: the row sends it once
+    await msg.refresh_from_db()
+    assert msg.status == "sent" and msg.attempts == 1
+    assert len(fake.requests) == 1
 
 
 async def test_queue_message_is_idempotent_on_its_key(at_client: TestClient[Any, Any]) -> None:
