@@ -33,6 +33,7 @@ from gateway.outbox import (
     queue_messages,
 )
 from gateway.providers.simulator import FAILING_NUMBERS
+from gateway.templates import RenderedSms
 from gateway.worker import QUEUE, STUCK_AFTER, ArqDispatcher, backoff, send_sms_job_id
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
@@ -419,9 +420,9 @@ async def test_a_failed_message_is_not_sent_again_by_a_later_job(
 # --------------------------------------------------------------------------- stranded
 
 
-async def write_without_dispatch(client: TestClient[Any, Any], key: str) -> OutboundMessage:
-    """Write a message as a transaction does, and stop before handing it to the worker."""
-    sms = client.app[TEMPLATES][ACKNOWLEDGEMENT].render(
+def acknowledgement(client: TestClient[Any, Any]) -> RenderedSms:
+    """Ticket 123456782's acknowledgement, in English."""
+    return client.app[TEMPLATES][ACKNOWLEDGEMENT].render(
         "en_IN",
         {
             "ticket": "123456782",
@@ -431,6 +432,11 @@ async def write_without_dispatch(client: TestClient[Any, Any], key: str) -> Outb
         },
         fallback="hi",
     )
+
+
+async def write_without_dispatch(client: TestClient[Any, Any], key: str) -> OutboundMessage:
+    """Write a message as a transaction does, and stop before handing it to the worker."""
+    sms = acknowledgement(client)
     async with in_transaction() as conn:
         return await queue_message(
             sms, recipient=CITIZEN, provider="africastalking", idempotency_key=key, using_db=conn
@@ -494,16 +500,7 @@ async def test_queue_messages_writes_many_as_queue_message_writes_one(
     at_client: TestClient[Any, Any],
 ) -> None:
     first = await write_without_dispatch(at_client, "test:same-key")
-    sms = at_client.app[TEMPLATES][ACKNOWLEDGEMENT].render(
-        "en_IN",
-        {
-            "ticket": "123456782",
-            "department": "Jal Shakti",
-            "due_date": "30 Nov 2026",
-            "service_code": "*1100#",
-        },
-        fallback="hi",
-    )
+    sms = acknowledgement(at_client)
 
     def draft(key: str) -> MessageDraft:
         return MessageDraft(
