@@ -5,8 +5,8 @@ their own process. A staff member and token are made with the staff CLI; then, t
 ``/api/v1``: create a CSV campaign of N numbers (template ``area_update``, identical text),
 upload the numbers, start it, and wait until the fake has accepted every number. Reports
 the total time, recipients per second reaching the provider, the provider requests
-(batching) and the peak memory (VmHWM) of each process. The rate limit is set to the
-highest the configuration allows (10,000 segments a second) and quiet hours are off.
+(batching) and the peak memory (VmHWM) of each process. The rate limit is set far
+above what a run reaches (100,000 segments a second) and quiet hours are off.
 Run: ``python bench/campaign.py --recipients 100000``.
 """
 
@@ -46,9 +46,11 @@ def peak_mb(pid: int) -> float:
 
 
 def bench_config(tmp: Path, *, batch_size: int | None = None) -> Path:
-    """The shipped config with the fastest rate and no quiet hours (and ``batch_size``
+    """The shipped config with no quiet hours and a rate no run reaches (and ``batch_size``
     recipients a request, when given), private to this run."""
-    bulk: dict[str, Any] = {"segments_per_second": 10000, "quiet_hours": None}
+    # The rate limit must not be what is measured: at 10,000 segments a second, this
+    # campaign's two-segment Hindi text capped the figure at 5,000 recipients a second.
+    bulk: dict[str, Any] = {"segments_per_second": 100_000, "quiet_hours": None}
     if batch_size is not None:
         bulk["batch_size"] = batch_size
     return private_config_file(tmp, bulk=bulk)
@@ -135,11 +137,14 @@ async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]
                         f"campaign stalled at {last} of {count}; see {tmp / 'gateway.log'}"
                     )
             total = time.perf_counter() - t0
+            async with http.get(f"{base}/campaigns/{campaign}") as resp:
+                sent = await resp.json()
         figures = {
             "total_s": total,
             "upload_s": uploaded,
             "send_s": total - uploaded,
             "requests": stats["requests"],
+            "segments": sent["segments_total"] / max(1, sent["recipients_total"]),
             "gateway_mb": peak_mb(gateway.pid),
             "fake_mb": peak_mb(fake.pid),
             "bench_mb": peak_mb(os.getpid()),
@@ -154,7 +159,10 @@ async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]
             "  recipients per second reaching the provider, once started: "
             f"{count / (total - uploaded):8.0f}"
         )
-        print(f"  provider requests: {stats['requests']:,}")
+        print(
+            f"  provider requests: {stats['requests']:,}; "
+            f"segments a message: {figures['segments']:.1f}"
+        )
         print(
             f"  peak memory: gateway {figures['gateway_mb']:.0f} MB, fake provider "
             f"{figures['fake_mb']:.0f} MB, this driver {figures['bench_mb']:.0f} MB"

@@ -98,7 +98,7 @@ async def main(args: argparse.Namespace) -> None:
     rows.append(
         (
             "SMS, bulk identical text",
-            f"{per_s:.0f} recipients/s",
+            f"{per_s:.0f} recipients/s, {bulk['segments']:.0f} segments each",
             "",
             "",
             ">=5,000/s",

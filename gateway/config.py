@@ -230,7 +230,7 @@ class QuietHours(_Model):
 class BulkSettings(_Model):
     """Bulk status notifications (campaigns): how fast and when they are sent."""
 
-    segments_per_second: Annotated[float, Field(gt=0, le=10000)] = 20.0
+    segments_per_second: Annotated[float, Field(gt=0, le=100_000)] = 20.0
     """Rate per provider, in SMS segments a second, shared by every campaign."""
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
     """Recipients written, or sent in one provider request, at a time."""
