@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
 from arq.connections import RedisSettings, create_pool
-from arq.worker import Worker
 
 from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
@@ -58,6 +56,7 @@ from gateway.worker import (
     build_bulk_worker,
     build_worker,
     health_check_key,
+    stop_worker,
 )
 from ussd_menus.citizen import build_menu
 
@@ -247,24 +246,6 @@ def setup_worker(app: web.Application) -> None:
         await stop_worker(worker, task)
 
     app.cleanup_ctx.append(worker_ctx)
-
-
-async def stop_worker(worker: Worker, task: asyncio.Task[None], *, grace: float = 10.0) -> None:
-    """Stop taking jobs, let the jobs under way finish (an SMS half sent is worse than a
-    second's wait), then close; a job still running after ``grace`` is cancelled."""
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
-    running = [t for t in worker.tasks.values() if not t.done()]
-    if running:
-        await asyncio.wait(running, timeout=grace)
-    try:
-        await worker.close()
-    except asyncio.CancelledError:
-        # arq re-raises the cancellation of a job cut short; ours is not being cancelled.
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 def worker_context(app: web.Application) -> dict[str, object]:

@@ -19,7 +19,13 @@ from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
-from gateway.worker import ArqDispatcher, ArqRunScheduler, build_bulk_worker, build_worker
+from gateway.worker import (
+    ArqDispatcher,
+    ArqRunScheduler,
+    build_bulk_worker,
+    build_worker,
+    stop_worker,
+)
 
 __all__ = ["print_outbox", "run_worker"]
 
@@ -74,10 +80,8 @@ async def run_worker(config: Config) -> None:
         task = asyncio.create_task(worker.async_run())
         bulk_task = asyncio.create_task(bulk.async_run())
         await stop.wait()
-        await bulk.close()
-        bulk_task.cancel()
-        await worker.close()
-        task.cancel()
+        await stop_worker(bulk, bulk_task)
+        await stop_worker(worker, task)
     await pool.aclose()
     await close_database(opened)
 

@@ -6,6 +6,7 @@ by default (``worker.embedded``) or alone with ``python -m gateway worker``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
+from redis.exceptions import RedisError
 
 from gateway.config import Config
 from gateway.lifecycle import Lifecycle
@@ -32,6 +34,7 @@ __all__ = [
     "build_worker",
     "health_check_key",
     "send_sms_job_id",
+    "stop_worker",
 ]
 
 log = logging.getLogger(__name__)
@@ -296,3 +299,35 @@ def build_worker(
         keep_result=3600,
         max_jobs=50,
     )
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None], *, grace: float = 10.0) -> None:
+    """Stop taking jobs, let the jobs under way finish (an SMS half sent is worse than a
+    second's wait), cancel any still running after ``grace``, and drop the worker's health
+    record.
+
+    The Redis pool is left open: it is the caller's, and the app's two workers share it.
+    arq's ``Worker.close()`` would disconnect it under the other worker's jobs, which then
+    failed to record their results, and the app went on to close the database under them.
+    """
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        # Also when the stop itself runs in a cancelled task: aiohttp cancels the app's
+        # main task before it runs the cleanup that stops the workers.
+        pass
+    except Exception:
+        # The polling loop failed (Redis gone, say); the jobs under way still need the
+        # database and the HTTP client, so stopping goes on and waits for them.
+        log.exception("the worker stopped with an error")
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        _, late = await asyncio.wait(running, timeout=grace)
+        for job in late:
+            job.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    try:
+        await worker.pool.delete(worker.health_check_key)
+    except RedisError:
+        log.warning("could not remove the worker's health record (Redis unreachable)")

@@ -28,9 +28,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from tortoise.connection import get_connection
 
-from gateway.app import CONFIG, REDIS, create_app, stop_worker, worker_context
+from gateway.app import CONFIG, REDIS, create_app, worker_context
 from gateway.config import Config, load_config
-from gateway.worker import QUEUE, build_worker, health_check_key
+from gateway.worker import QUEUE, build_worker, health_check_key, stop_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,10 +22,10 @@ import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import REDIS, create_app
+from gateway.app import CONFIG, REDIS, create_app, worker_context
 from gateway.config import ENV_OVERRIDES, Config
 from gateway.models import OutboundMessage
-from gateway.worker import health_check_key
+from gateway.worker import build_bulk_worker, health_check_key, stop_worker
 from tests.conftest import ROOT, AppFactory, Phone, run_worker
 
 ENGLISH = "2"
@@ -73,6 +73,26 @@ async def test_healthz_worker_is_down_again_once_a_worker_has_stopped(
     await run_worker(client.app)
     resp = await client.get("/healthz")
     assert resp.status == 503 and (await resp.json())["worker"] == "down"
+
+
+async def test_stopping_one_worker_leaves_the_shared_redis_to_the_other(
+    client: TestClient[Any, Any],
+) -> None:
+    """The app's two workers share one Redis pool: stopping the campaign worker must not
+    disconnect a command another job has under way (arq's own close() does)."""
+    app = client.app
+    redis = app[REDIS]
+    worker = build_bulk_worker(app[CONFIG], pool=redis, ctx=worker_context(app))
+    task = asyncio.create_task(worker.async_run())
+    deadline = time.monotonic() + 5
+    while not await redis.exists(worker.health_check_key):
+        assert time.monotonic() < deadline, "the worker did not start"
+        await asyncio.sleep(0.02)
+    in_flight = asyncio.create_task(redis.blpop(["sampark:test:nothing"], timeout=1))
+    await asyncio.sleep(0.1)
+    await stop_worker(worker, task)
+    assert await in_flight is None
+    assert not await redis.exists(worker.health_check_key)
 
 
 # --------------------------------------------------------------------------- server.py

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, stop_worker, worker_context
+from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, worker_context
 from gateway.campaigns import Campaigns, ComplaintFilter, in_quiet_hours, progress
 from gateway.complaints import NewComplaint
 from gateway.config import Config
@@ -40,7 +40,7 @@ from gateway.models import (
 from gateway.notify_cli import progress_bar
 from gateway.scope import Scope, scope_of
 from gateway.staff import NewStaff, add_staff, issue_token
-from gateway.worker import BULK_QUEUE, build_bulk_worker
+from gateway.worker import BULK_QUEUE, build_bulk_worker, stop_worker
 from tests.conftest import (
     AT_API_KEY,
     AT_USERNAME,

@@ -10,6 +10,7 @@ once nothing is due within seconds, since a second chance is deferred by half an
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from arq.jobs import Job, JobStatus
 from tortoise.transactions import in_transaction
 
-from gateway.app import COMPLAINTS, REDIS, TEMPLATES, worker_context
+from gateway.app import COMPLAINTS, REDIS, TEMPLATES, create_app, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
@@ -603,3 +604,44 @@ async def test_simulator_listing_is_absent_with_africastalking(
     resp = await at_client.get("/simulator/sms", params={"to": CITIZEN})
     assert resp.status == 404
     assert ack.text not in await resp.text()
+
+
+async def test_a_gateway_stopped_mid_send_records_every_sms_it_sent(
+    caplog: pytest.LogCaptureFixture,
+    start_app: AppFactory,
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """Stopping the gateway (a deploy, Ctrl-C) while its worker waits on the provider: the
+    sends under way finish and are recorded, in the database (none left "sending" to be
+    sent again) and in Redis (their jobs done, not left to run again). The campaign
+    worker, stopped first, must not cut the connections the other's jobs still use."""
+    config = at_config(tmp_path, database_url, redis_url, fake)
+    first = await start_app(config)  # empties the tables and Redis
+    for i in range(4):
+        await register(first, phone=f"+91981234560{i}")
+    await first.close()
+    fake.delay = 0.5
+    gateway = await aiohttp_client(create_app(config, with_worker=True))
+    deadline = time.monotonic() + 10
+    while not fake.requests:
+        assert time.monotonic() < deadline, "the worker sent nothing"
+        await asyncio.sleep(0.01)
+    caplog.clear()
+    await gateway.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+    reader = await aiohttp_client(create_app(config))
+    rows = await OutboundMessage.all().values_list("id", "recipient", "status")
+    sent = {r.form["to"] for r in fake.requests}
+    assert sent and len(rows) == 8
+    assert {status for _, number, status in rows if number in sent} == {"sent"}, rows
+    assert {status for _, number, status in rows if number not in sent} <= {"queued"}, rows
+    queued = {job.decode() for job in await reader.app[REDIS].zrange(QUEUE, 0, -1)}
+    for message_id, number, _ in rows:
+        assert (send_sms_job_id(message_id) in queued) == (number not in sent), message_id
+    await reader.close()
