@@ -28,7 +28,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_provider import API_KEY, USERNAME
-from scratch import private_config_file
+from scratch import private_config_file, scratch_database
 from ussd_hops import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,15 @@ async def numbers(count: int) -> AsyncIterator[bytes]:
 
 
 async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]:
+    """Run the campaign on a scratch database; its figures (seconds, MB, requests)."""
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    async with scratch_database(tmp, "campaign") as database_url:
+        return await _measure(count, tmp, database_url, batch_size=batch_size)
+
+
+async def _measure(
+    count: int, tmp: Path, database_url: str, *, batch_size: int | None
+) -> dict[str, float]:
     fake_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
     fake = start([sys.executable, str(ROOT / "bench" / "fake_provider.py"), str(fake_port)], env)
@@ -81,7 +89,7 @@ async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]
         AT_API_KEY=API_KEY,
         AT_BASE_URL=f"http://127.0.0.1:{fake_port}",
     )
-    genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'campaign.db'}")
+    genv["DATABASE_URL"] = database_url
     genv.setdefault("REDIS_URL", "embedded")
     gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
     base = f"http://127.0.0.1:{port}/api/v1"

@@ -1,8 +1,8 @@
 """Every benchmark, then one table against the targets: ``make bench``.
 
 Embedded defaults (SQLite in a temporary directory, the embedded Redis); ``DATABASE_URL``
-(PostgreSQL: a scratch database is created on that server and dropped, except for the
-USSD runs, which write to the database named) and ``REDIS_URL`` point them elsewhere.
+(PostgreSQL: each benchmark creates a scratch database on that server and drops it) and
+``REDIS_URL`` point them elsewhere.
 Each figure is measured next to its ceiling in the same run: on a shared, noisy machine
 the ratios hold better than the absolute figures.
 """

@@ -34,19 +34,28 @@ async def _postgres(server: str, sql: str) -> None:
 
 
 @asynccontextmanager
+async def scratch_database(tmp: Path, name: str) -> AsyncIterator[str]:
+    """The URL of a database this benchmark may fill: a scratch database on
+    ``DATABASE_URL``'s PostgreSQL server (dropped when the block ends; close connections
+    first), else SQLite file ``name`` in ``tmp``."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        yield f"sqlite:///{tmp / f'{name}.db'}"
+        return
+    scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
+    await _postgres(server, f'CREATE DATABASE "{scratch}"')
+    try:
+        yield urlsplit(server)._replace(path=f"/{scratch}").geturl()
+    finally:
+        await _postgres(server, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+@asynccontextmanager
 async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
     """The shipped config on a scratch database (``name`` names its SQLite file), with
     ``overrides``; the database is dropped when the block ends (close the app first)."""
     tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
-    server = os.environ.get("DATABASE_URL", "")
-    scratch = f"sampark_bench_{uuid.uuid4().hex[:10]}"
-    on_postgres = server.startswith("postgres")
-    if on_postgres:
-        await _postgres(server, f'CREATE DATABASE "{scratch}"')
-        url = urlsplit(server)._replace(path=f"/{scratch}").geturl()
-    else:
-        url = f"sqlite:///{tmp / f'{name}.db'}"
-    try:
+    async with scratch_database(tmp, name) as url:
         yield load_config(
             ROOT / "config.yaml",
             overrides={
@@ -56,9 +65,6 @@ async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
                 **overrides,
             },
         )
-    finally:
-        if on_postgres:
-            await _postgres(server, f'DROP DATABASE IF EXISTS "{scratch}"')
 
 
 def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from scratch import private_config_file
+from scratch import private_config_file, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
@@ -176,12 +176,18 @@ class HopFigures:
 
 
 async def main(levels: list[int], seconds: float) -> HopFigures:
+    """The hop, paced and registration runs, the gateway on a scratch database."""
+    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    async with scratch_database(tmp, "bench") as database_url:
+        return await _measure(levels, seconds, tmp, database_url)
+
+
+async def _measure(levels: list[int], seconds: float, tmp: Path, database_url: str) -> HopFigures:
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
     ceiling_port, gateway_port = free_port(), free_port()
-    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
     ceiling = start([sys.executable, str(ROOT / "bench" / "ceiling.py"), str(ceiling_port)], env)
     genv = dict(env, PORT=str(gateway_port), SAMPARK_CONFIG=str(private_config_file(tmp)))
-    genv.setdefault("DATABASE_URL", f"sqlite:///{tmp / 'bench.db'}")
+    genv["DATABASE_URL"] = database_url
     genv.setdefault("REDIS_URL", "embedded")
     gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
     try:
