@@ -31,6 +31,7 @@ test-postgres: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway ussd_menus server.py
+	$(BIN)/mypy bench
 
 ## Benchmarks (bench/): each figure next to its ceiling measured in the same run, then one
 ## table against the targets. DATABASE_URL and REDIS_URL point them at PostgreSQL and a Redis.

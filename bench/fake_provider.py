@@ -21,10 +21,12 @@ USERNAME, API_KEY = "sampark", "atsk_bench_key"
 class _Counter(list[object]):
     """Counts what would have been recorded."""
 
-    count = 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded = 0
 
     def append(self, item: object) -> None:
-        self.count += 1
+        self.recorded += 1
 
 
 class CountingFake(FakeAfricasTalking):
@@ -36,7 +38,7 @@ class CountingFake(FakeAfricasTalking):
     async def _stats(self, request: web.Request) -> web.Response:
         requests, sent = self.requests, self.sent
         assert isinstance(requests, _Counter) and isinstance(sent, _Counter)
-        return web.json_response({"requests": requests.count, "accepted": sent.count})
+        return web.json_response({"requests": requests.recorded, "accepted": sent.recorded})
 
 
 async def serve(port: int) -> None:

@@ -55,7 +55,7 @@ async def arq_ceiling(pool: ArqRedis, count: int) -> float:
     for i in range(count):
         await pool.enqueue_job("noop", i, _queue_name=queue)
     worker = Worker(
-        functions=[noop],  # type: ignore[list-item]
+        functions=[noop],
         redis_pool=pool,
         queue_name=queue,
         burst=True,

@@ -8,10 +8,12 @@ directory. Redis is ``REDIS_URL`` or the embedded one.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +33,19 @@ async def _postgres(server: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@contextmanager
+def work_dir() -> Iterator[Path]:
+    """A temporary directory for one benchmark's files (databases, the gateway's log):
+    removed when the benchmark ends well, kept and named when it fails."""
+    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
+    try:
+        yield tmp
+    except BaseException:
+        print(f"benchmark failed; its files are in {tmp}", file=sys.stderr)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @asynccontextmanager
@@ -54,17 +69,17 @@ async def scratch_database(tmp: Path, name: str) -> AsyncIterator[str]:
 async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
     """The shipped config on a scratch database (``name`` names its SQLite file), with
     ``overrides``; the database is dropped when the block ends (close the app first)."""
-    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
-    async with scratch_database(tmp, name) as url:
-        yield load_config(
-            ROOT / "config.yaml",
-            overrides={
-                "database": {"url": url},
-                "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
-                "paths": {"data_dir": str(tmp / "data")},
-                **overrides,
-            },
-        )
+    with work_dir() as tmp:
+        async with scratch_database(tmp, name) as url:
+            yield load_config(
+                ROOT / "config.yaml",
+                overrides={
+                    "database": {"url": url},
+                    "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
+                    "paths": {"data_dir": str(tmp / "data")},
+                    **overrides,
+                },
+            )
 
 
 def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:

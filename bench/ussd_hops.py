@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from scratch import private_config_file, scratch_database
+from scratch import private_config_file, scratch_database, work_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
@@ -177,9 +176,9 @@ class HopFigures:
 
 async def main(levels: list[int], seconds: float) -> HopFigures:
     """The hop, paced and registration runs, the gateway on a scratch database."""
-    tmp = Path(tempfile.mkdtemp(prefix="sampark-bench-"))
-    async with scratch_database(tmp, "bench") as database_url:
-        return await _measure(levels, seconds, tmp, database_url)
+    with work_dir() as tmp:
+        async with scratch_database(tmp, "bench") as database_url:
+            return await _measure(levels, seconds, tmp, database_url)
 
 
 async def _measure(levels: list[int], seconds: float, tmp: Path, database_url: str) -> HopFigures:
