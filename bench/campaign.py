@@ -27,7 +27,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_provider import API_KEY, USERNAME
-from scratch import private_config_file, scratch_database, work_dir
+from scratch import private_config_file, scratch_workspace
 from ussd_hops import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +68,8 @@ async def numbers(count: int) -> AsyncIterator[bytes]:
 
 async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]:
     """Run the campaign on a scratch database; its figures (seconds, MB, requests)."""
-    with work_dir() as tmp:
-        async with scratch_database(tmp, "campaign") as database_url:
-            return await _measure(count, tmp, database_url, batch_size=batch_size)
+    async with scratch_workspace("campaign") as (tmp, database_url):
+        return await _measure(count, tmp, database_url, batch_size=batch_size)
 
 
 async def _measure(

@@ -66,20 +66,27 @@ async def scratch_database(tmp: Path, name: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
+async def scratch_workspace(name: str) -> AsyncIterator[tuple[Path, str]]:
+    """A benchmark's :func:`work_dir` and :func:`scratch_database` in it: (dir, URL)."""
+    with work_dir() as tmp:
+        async with scratch_database(tmp, name) as url:
+            yield tmp, url
+
+
+@asynccontextmanager
 async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
     """The shipped config on a scratch database (``name`` names its SQLite file), with
     ``overrides``; the database is dropped when the block ends (close the app first)."""
-    with work_dir() as tmp:
-        async with scratch_database(tmp, name) as url:
-            yield load_config(
-                ROOT / "config.yaml",
-                overrides={
-                    "database": {"url": url},
-                    "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
-                    "paths": {"data_dir": str(tmp / "data")},
-                    **overrides,
-                },
-            )
+    async with scratch_workspace(name) as (tmp, url):
+        yield load_config(
+            ROOT / "config.yaml",
+            overrides={
+                "database": {"url": url},
+                "redis": {"url": os.environ.get("REDIS_URL") or "embedded"},
+                "paths": {"data_dir": str(tmp / "data")},
+                **overrides,
+            },
+        )
 
 
 def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from scratch import private_config_file, scratch_database, work_dir
+from scratch import private_config_file, scratch_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
@@ -176,9 +176,8 @@ class HopFigures:
 
 async def main(levels: list[int], seconds: float) -> HopFigures:
     """The hop, paced and registration runs, the gateway on a scratch database."""
-    with work_dir() as tmp:
-        async with scratch_database(tmp, "bench") as database_url:
-            return await _measure(levels, seconds, tmp, database_url)
+    async with scratch_workspace("bench") as (tmp, database_url):
+        return await _measure(levels, seconds, tmp, database_url)
 
 
 async def _measure(levels: list[int], seconds: float, tmp: Path, database_url: str) -> HopFigures:
@@ -189,34 +188,24 @@ async def _measure(levels: list[int], seconds: float, tmp: Path, database_url: s
     genv["DATABASE_URL"] = database_url
     genv.setdefault("REDIS_URL", "embedded")
     gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
+    ceiling_url = f"http://127.0.0.1:{ceiling_port}/ussd/africastalking"
+    gateway_url = f"http://127.0.0.1:{gateway_port}/ussd/africastalking"
     try:
         await wait_ready(f"http://127.0.0.1:{ceiling_port}/healthz", lambda s: s == 200)
         await wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", lambda s: s == 200)
         rows = []
         for n in levels:
-            bare = await drive(f"http://127.0.0.1:{ceiling_port}/ussd/africastalking", n, seconds)
-            real = await drive(f"http://127.0.0.1:{gateway_port}/ussd/africastalking", n, seconds)
+            bare = await drive(ceiling_url, n, seconds)
+            real = await drive(gateway_url, n, seconds)
             rows.append((n, bare, real))
         paced_seconds = max(2 * seconds, 10.0)
         paced = (
-            await drive(
-                f"http://127.0.0.1:{ceiling_port}/ussd/africastalking",
-                PACED_SESSIONS,
-                paced_seconds,
-                think=PACE,
-            ),
-            await drive(
-                f"http://127.0.0.1:{gateway_port}/ussd/africastalking",
-                PACED_SESSIONS,
-                paced_seconds,
-                think=PACE,
-            ),
+            await drive(ceiling_url, PACED_SESSIONS, paced_seconds, think=PACE),
+            await drive(gateway_url, PACED_SESSIONS, paced_seconds, think=PACE),
         )
         reg_n = 50
-        ceiling_url = f"http://127.0.0.1:{ceiling_port}/ussd/africastalking"
         reg_bare = await drive(ceiling_url, reg_n, seconds, REGISTER)
-        reg_url = f"http://127.0.0.1:{gateway_port}/ussd/africastalking"
-        reg = await drive(reg_url, reg_n, seconds, REGISTER, ends=True)
+        reg = await drive(gateway_url, reg_n, seconds, REGISTER, ends=True)
         print(
             f"USSD hops, {seconds:.0f} s per run, {os.cpu_count()} CPUs, "
             f"database {genv['DATABASE_URL'].split(':')[0]}, "

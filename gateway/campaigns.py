@@ -1014,9 +1014,9 @@ class CampaignRunner:
         size = self.config.bulk.batch_size
         held = {p[0] for p in fresh}
         rows: list[_Pending] = list(fresh)
+        mine = OutboundMessage.filter(campaign_id=campaign.id)
+        columns = ("id", "recipient", "text", "segments")
         if len(rows) < size:
-            mine = OutboundMessage.filter(campaign_id=campaign.id)
-            columns = ("id", "recipient", "text", "segments")
             # Retried and stale ones, then queued ones: each query a range of the
             # (campaign_id, status) index (one OR over all the statuses walked every
             # message already sent, batch after batch).
@@ -1030,10 +1030,10 @@ class CampaignRunner:
             )
         if len(rows) < size:
             rows += (
-                await OutboundMessage.filter(campaign_id=campaign.id, status=MessageStatus.QUEUED)
+                await mine.filter(status=MessageStatus.QUEUED)
                 .order_by("id")
                 .limit(size - len(rows))
-                .values_list("id", "recipient", "text", "segments")
+                .values_list(*columns)
             )
         by_text: dict[str, list[tuple[int, str, int]]] = {}
         for mid, recipient, text, segments in rows:

@@ -23,7 +23,7 @@ from gateway.models import (
     InboundMessage,
 )
 from gateway.notices import Notices
-from gateway.outbox import Dispatcher
+from gateway.outbox import Dispatcher, queue_messages
 from gateway.phone import mask_phone
 from gateway.providers.base import InboundSms
 from gateway.replies import Intent, Understood, understand
@@ -239,15 +239,15 @@ class _Reply:
         self.key = key
 
     async def send(self, template: str, **values: str) -> None:
+        draft = self.inbox.notices.draft(
+            template,
+            to=self.to,
+            language=self.language,
+            values=values,
+            key=f"{self.key}:{template}",
+            complaint_id=None,
+        )
+        assert draft is not None  # not opted out: a reply always goes
         async with in_transaction() as conn:
-            msg = await self.inbox.notices.queue(
-                template,
-                to=self.to,
-                language=self.language,
-                values=values,
-                key=f"{self.key}:{template}",
-                complaint=None,
-                conn=conn,
-            )
-        if msg is not None:
-            await self.inbox.dispatcher.dispatch([msg.id])
+            ids = await queue_messages([draft], using_db=conn)
+        await self.inbox.dispatcher.dispatch(ids)

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-
 from gateway.config import Config, Officer
 from gateway.i18n import N_, Catalogs
-from gateway.models import Complaint, OutboundMessage
-from gateway.outbox import MessageDraft, queue_message
+from gateway.models import Complaint
+from gateway.outbox import MessageDraft
 from gateway.templates import TemplateBook
 
 __all__ = ["ESSENTIAL", "Notices"]
@@ -111,53 +109,6 @@ class Notices:
             values={k: v for k, v in values.items() if k in needed},
             key=f"complaint:{c.id}:{template}:{officer.code}:{key}",
             complaint_id=c.id,
-        )
-
-    async def queue(
-        self,
-        template: str,
-        *,
-        to: str,
-        language: str,
-        values: Mapping[str, str],
-        key: str,
-        complaint: Complaint | None,
-        conn: BaseDBAsyncClient,
-        opted_out: bool = False,
-    ) -> OutboundMessage | None:
-        """Write ``template`` for ``to`` (``None`` when an opted-out citizen should not get it).
-
-        ``key`` makes it idempotent: the same key never writes a second message.
-        """
-        draft = self.draft(
-            template,
-            to=to,
-            language=language,
-            values=values,
-            key=key,
-            complaint_id=complaint.id if complaint else None,
-            opted_out=opted_out,
-        )
-        return await self._write(draft, complaint, conn)
-
-    async def to_officer(
-        self, c: Complaint, officer: Officer, template: str, *, conn: BaseDBAsyncClient, key: str
-    ) -> OutboundMessage | None:
-        """Write :meth:`draft_to_officer`'s message."""
-        return await self._write(self.draft_to_officer(c, officer, template, key=key), c, conn)
-
-    async def _write(
-        self, draft: MessageDraft | None, complaint: Complaint | None, conn: BaseDBAsyncClient
-    ) -> OutboundMessage | None:
-        if draft is None:
-            return None
-        return await queue_message(
-            draft.sms,
-            recipient=draft.recipient,
-            provider=draft.provider,
-            idempotency_key=draft.idempotency_key,
-            complaint=complaint,
-            using_db=conn,
         )
 
 

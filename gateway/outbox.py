@@ -21,7 +21,6 @@ from tortoise.transactions import in_transaction
 from gateway.group_commit import GroupWriter
 from gateway.models import (
     Citizen,
-    Complaint,
     ComplaintEvent,
     EventKind,
     MessageStatus,
@@ -47,7 +46,6 @@ __all__ = [
     "Outbox",
     "TransientSendFailure",
     "mark_opted_out",
-    "queue_message",
     "queue_messages",
     "record_delivery_report",
     "stranded_messages",
@@ -71,37 +69,6 @@ class TransientSendFailure(Exception):
     """The provider may take the message later: the job should be retried."""
 
 
-async def queue_message(
-    sms: RenderedSms,
-    *,
-    recipient: str,
-    provider: str,
-    idempotency_key: str,
-    complaint: Complaint | None = None,
-    using_db: BaseDBAsyncClient | None = None,
-) -> OutboundMessage:
-    """Write a message to send (inside the caller's transaction, when given ``using_db``).
-
-    The same ``idempotency_key`` returns the message already written instead of a second one.
-    """
-    existing = await OutboundMessage.get_or_none(idempotency_key=idempotency_key, using_db=using_db)
-    if existing is not None:
-        return existing
-    return await OutboundMessage.create(
-        complaint=complaint,
-        recipient=recipient,
-        template=sms.template,
-        language=sms.language,
-        text=sms.text,
-        encoding=sms.encoding.value,
-        segments=sms.segments,
-        dlt_template_id=sms.dlt_template_id,
-        provider=provider,
-        idempotency_key=idempotency_key,
-        using_db=using_db,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class MessageDraft:
     """A message decided on, not yet written: what :func:`queue_messages` writes."""
@@ -116,11 +83,11 @@ class MessageDraft:
 async def queue_messages(
     drafts: Sequence[MessageDraft], *, using_db: BaseDBAsyncClient
 ) -> list[int]:
-    """Write many messages at once, inside the caller's transaction: the IDs, one per draft.
+    """Write messages to send, inside the caller's transaction: the IDs, one per draft.
 
-    The contract of :func:`queue_message` for any number, in one batched ``INSERT`` and a
-    ``SELECT`` of the IDs: an idempotency key already written (or given twice) writes
-    nothing, and its ID is the message already there.
+    One batched ``INSERT`` and a ``SELECT`` of the IDs. The idempotency key makes it safe
+    to repeat: a key already written (or given twice) writes nothing, and its ID is the
+    message already there.
     """
     if not drafts:
         return []
@@ -476,18 +443,21 @@ async def mark_opted_out(phone: str) -> None:
         await Citizen.filter(phone=phone).update(opted_out=True)
 
 
-async def stranded_messages(*, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Queued messages no job picked up (a crash between commit and enqueue).
+async def stranded_messages(
+    *, older_than: timedelta, limit: int = 500
+) -> list[tuple[int, datetime]]:
+    """Queued messages no job picked up (a crash between commit and enqueue), oldest first:
+    (id, when written).
 
     A campaign's messages are not among them: the campaign's own job sends them, at its
     rate and only while the campaign is sending."""
     cutoff = datetime.now(UTC) - older_than
-    ids = await (
+    rows = await (
         OutboundMessage.filter(
             status=MessageStatus.QUEUED, created_at__lt=cutoff, campaign_id__isnull=True
         )
         .order_by("id")
         .limit(limit)
-        .values_list("id", flat=True)
+        .values_list("id", "created_at")
     )
-    return [int(str(i)) for i in ids]
+    return [(int(str(i)), at) for i, at in rows]

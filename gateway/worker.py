@@ -147,11 +147,13 @@ async def requeue_stranded(ctx: dict[str, Any]) -> int:
     """Queue messages written but never queued (the process stopped between the two), and
     those whose job never came (:data:`STUCK_AFTER`) under job IDs of their own."""
     dispatcher: ArqDispatcher = ctx["dispatcher"]
-    ids = await stranded_messages(older_than=timedelta(seconds=30))
+    stranded = await stranded_messages(older_than=timedelta(seconds=30))
+    ids = [message_id for message_id, _ in stranded]
     if ids:
         log.warning("re-queueing %d stranded message(s)", len(ids))
         await dispatcher.dispatch(ids)
-    stuck = await stranded_messages(older_than=STUCK_AFTER)
+    long_ago = datetime.now(UTC) - STUCK_AFTER
+    stuck = [message_id for message_id, written in stranded if written < long_ago]
     if stuck:
         log.warning("%d message(s) queued for over %s: new job IDs", len(stuck), STUCK_AFTER)
         await dispatcher.dispatch(stuck, tag=f"stuck{int(datetime.now(UTC).timestamp())}")

@@ -31,7 +31,6 @@ from gateway.outbox import (
     MessageDraft,
     Outbox,
     TransientSendFailure,
-    queue_message,
     queue_messages,
 )
 from gateway.providers.simulator import FAILING_NUMBERS
@@ -436,13 +435,21 @@ def acknowledgement(client: TestClient[Any, Any]) -> RenderedSms:
     )
 
 
+def draft(client: TestClient[Any, Any], key: str) -> MessageDraft:
+    """The acknowledgement to :data:`CITIZEN` with idempotency key ``key``."""
+    return MessageDraft(
+        sms=acknowledgement(client),
+        recipient=CITIZEN,
+        provider="africastalking",
+        idempotency_key=key,
+    )
+
+
 async def write_without_dispatch(client: TestClient[Any, Any], key: str) -> OutboundMessage:
     """Write a message as a transaction does, and stop before handing it to the worker."""
-    sms = acknowledgement(client)
     async with in_transaction() as conn:
-        return await queue_message(
-            sms, recipient=CITIZEN, provider="africastalking", idempotency_key=key, using_db=conn
-        )
+        [message_id] = await queue_messages([draft(client, key)], using_db=conn)
+    return await OutboundMessage.get(id=message_id)
 
 
 async def test_a_message_never_dispatched_is_requeued_and_sent(
@@ -491,27 +498,21 @@ async def test_a_message_whose_job_id_another_database_used_is_sent_once_stuck(
     assert len(fake.requests) == 1
 
 
-async def test_queue_message_is_idempotent_on_its_key(at_client: TestClient[Any, Any]) -> None:
+async def test_a_message_is_written_once_for_its_key(at_client: TestClient[Any, Any]) -> None:
     first = await write_without_dispatch(at_client, "test:same-key")
     again = await write_without_dispatch(at_client, "test:same-key")
     assert again.id == first.id
     assert await OutboundMessage.all().count() == 1
 
 
-async def test_queue_messages_writes_many_as_queue_message_writes_one(
+async def test_a_batch_writes_each_key_once_and_rows_alike(
     at_client: TestClient[Any, Any],
 ) -> None:
     first = await write_without_dispatch(at_client, "test:same-key")
-    sms = acknowledgement(at_client)
-
-    def draft(key: str) -> MessageDraft:
-        return MessageDraft(
-            sms=sms, recipient=CITIZEN, provider="africastalking", idempotency_key=key
-        )
-
     async with in_transaction() as conn:
         ids = await queue_messages(
-            [draft("test:same-key"), draft("test:new"), draft("test:new")], using_db=conn
+            [draft(at_client, k) for k in ("test:same-key", "test:new", "test:new")],
+            using_db=conn,
         )
     assert ids[0] == first.id, "a key written already: that message, no second one"
     assert ids[1] == ids[2] != first.id
