@@ -2,14 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-sqlite test-postgres lint bench translations migrations clean
+.PHONY: run test test-sqlite test-postgres lint bench translations migrations lock clean
 
-$(STAMP): pyproject.toml
+# Every install takes the versions pinned in constraints.txt, so a new machine runs what CI
+# tested (babel's CLDR data, say, changes what citizens see). `make lock` moves them.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## Start the gateway on embedded defaults (SQLite in var/, embedded Redis, simulator SMS).
@@ -48,6 +50,20 @@ translations: $(STAMP)
 ## After changing gateway/models.py: write the next schema migration.
 migrations: $(STAMP)
 	$(BIN)/tortoise -c gateway.db.MIGRATIONS_TORTOISE_ORM makemigrations
+
+## Re-resolve every dependency to the newest release pyproject.toml allows, in a scratch
+## venv, and pin the result in constraints.txt (then run `make test` and commit both).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet '.[test]'
+	{ echo "# Pinned by \`make lock\` on $$(date -u +%Y-%m-%d) with $$(.venv-lock/bin/python -V);"; \
+	  echo "# every install (make run, make test, CI) takes these versions."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v -i '^sampark' | LC_ALL=C sort -f; \
+	} > constraints.txt
+	rm -rf .venv-lock build
+	@echo "constraints.txt written: review the diff, run make test, commit"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

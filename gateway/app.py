@@ -23,7 +23,7 @@ from gateway.campaigns import CampaignRunner, Campaigns
 from gateway.complaints import ComplaintService
 from gateway.config import Config
 from gateway.db import close_database, database_ok, open_database
-from gateway.i18n import Catalogs, compile_catalogs
+from gateway.i18n import Catalogs, catalogs_for, compile_catalogs
 from gateway.inbox import Inbox
 from gateway.keys import (
     BULK_WORKER,
@@ -96,7 +96,7 @@ def load_static(config: Config) -> Static:
     if compiled:
         log.info("compiled %d catalog(s)", len(compiled))
     return Static(
-        catalogs=Catalogs(locales, codes),
+        catalogs=catalogs_for(config),
         templates=TemplateBook.load(config.path(config.paths.sms_templates), languages=codes),
     )
 

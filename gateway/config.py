@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.i18n import Catalogs
+from gateway.i18n import DATE_FORMAT, Catalogs
 from gateway.names import fill_names
 
 __all__ = [
@@ -61,6 +61,24 @@ class Language(_Model):
     latin_alternative: str | None = None
     """The language a Latin-only handset gets this language's SMS in (``hi_Latn`` for ``hi``);
     by default English (``en_IN``), else the first Latin language configured."""
+    date_format: Annotated[str, Field(min_length=1, max_length=20)] = DATE_FORMAT
+    """A babel (CLDR) date pattern for screens and SMS, chosen for their budget: digits by
+    default, since month names change length between CLDR releases."""
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_pattern(cls, v: str) -> str:
+        from datetime import date
+
+        from babel.dates import format_date
+
+        try:
+            format_date(date(2026, 12, 31), format=v, locale="en")
+        except (ValueError, KeyError, AttributeError):
+            raise ValueError(f"{v!r} is not a date pattern (e.g. dd-MM-y)") from None
+        if "d" not in v or "M" not in v:
+            raise ValueError(f"{v!r} must show the day (d) and the month (M)")
+        return v
 
 
 class Level(_Model):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel import Locale
 from babel.dates import format_date
@@ -20,11 +21,19 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
-__all__ = ["DOMAIN", "N_", "Catalogs", "compile_catalogs"]
+if TYPE_CHECKING:
+    from gateway.config import Config
+
+__all__ = ["DATE_FORMAT", "DOMAIN", "N_", "Catalogs", "catalogs_for", "compile_catalogs"]
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "messages"
+
+DATE_FORMAT = "dd-MM-y"
+"""How a date is written on screens and in SMS unless a language says otherwise
+(``languages[].date_format``): digits only, so that a new CLDR release cannot lengthen a
+screen (babel 2.19 turned Assamese's "medium" date ``10-04-2026`` into ``2026 এপ্ৰিল 10``)."""
 
 
 def N_(message: str) -> str:
@@ -91,9 +100,16 @@ def _load_cached(po: Path, po_time: int | None, mo_time: int | None) -> NullTran
 class Catalogs:
     """Every configured language's translations and babel locale, loaded once."""
 
-    def __init__(self, locales_dir: Path, languages: Iterable[str]) -> None:
+    def __init__(
+        self,
+        locales_dir: Path,
+        languages: Iterable[str],
+        *,
+        date_formats: Mapping[str, str] | None = None,
+    ) -> None:
         self._translations: dict[str, NullTranslations] = {}
         self._locales: dict[str, Locale] = {}
+        self._date_formats = dict(date_formats or {})
         for lang in languages:
             self._translations[lang] = _load(locales_dir, lang)
             self._locales[lang] = _babel_locale(lang)
@@ -120,11 +136,22 @@ class Catalogs:
         return self._locales.get(lang) or Locale.parse("en_IN")
 
     def format_date(self, lang: str, value: date | datetime) -> str:
-        """A short date as the locale writes it (``30 Nov 2026``, ``30 नव॰ 2026``)."""
-        return format_date(value, format="medium", locale=self.locale(lang))
+        """A date in the language's chosen pattern (:data:`DATE_FORMAT` by default:
+        ``30-11-2026``), never CLDR's "medium", which moves between CLDR releases."""
+        pattern = self._date_formats.get(lang, DATE_FORMAT)
+        return format_date(value, format=pattern, locale=self.locale(lang))
 
     def format_number(self, lang: str, value: int | float) -> str:
         return format_decimal(value, locale=self.locale(lang))
+
+
+def catalogs_for(config: Config) -> Catalogs:
+    """The catalogs of every language ``config`` offers, with each language's date pattern."""
+    return Catalogs(
+        config.path(config.paths.locales),
+        [lang.code for lang in config.languages],
+        date_formats={lang.code: lang.date_format for lang in config.languages},
+    )
 
 
 def _babel_locale(lang: str) -> Locale:

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from babel.dates import format_date
-
 from gateway.config import Config
 from gateway.encoding import measure_sms
 from gateway.i18n import Catalogs
@@ -51,12 +49,11 @@ def longest_values(config: Config, catalogs: Catalogs, language: str) -> dict[st
     def named(items: list[dict[str, str]]) -> str:
         return longest([n.get(language) or n[config.service.default_language] for n in items])
 
-    locale = catalogs.locale(language)
     days = [date(2026, 1, 1) + timedelta(days=d) for d in range(365)]
     return {
         "ticket": "9" * (config.tickets.digits + 1),
         "department": named([d.name for d in config.departments]),
-        "due_date": longest([format_date(d, format="medium", locale=locale) for d in days]),
+        "due_date": longest([catalogs.format_date(language, d) for d in days]),
         "service_code": config.service.service_code,
         "level": named([lv.name for lv in config.levels]),
         "issue": "x" * DLT_VARIABLE_MAX,  # an issue type's name, or the citizen's own words

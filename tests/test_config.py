@@ -397,3 +397,60 @@ def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path) -> 
         ConfigError, match=r"sms\.provider: .*from environment variable SMS_PROVIDER"
     ):
         load_config(SHIPPED, environ={"SMS_PROVIDER": "nokia"})
+
+
+# --- dates: a pattern per language, not CLDR's "medium" ---------------------------------
+
+
+def test_due_dates_are_digits_in_every_shipped_language(shipped: Config) -> None:
+    """CLDR's "medium" date moves between babel releases (2.19 made Assamese's 10-04-2026
+    ``2026 এপ্ৰিল 10`` and cut it off the screen); the shipped pattern cannot."""
+    from datetime import date
+
+    from gateway.i18n import catalogs_for
+
+    catalogs = catalogs_for(shipped)
+    for lang in shipped.languages:
+        assert catalogs.format_date(lang.code, date(2026, 4, 10)) == "10-04-2026", lang.code
+
+
+def test_a_language_can_choose_its_date_pattern(tmp_path: Path) -> None:
+    from datetime import date
+
+    from gateway.i18n import catalogs_for
+
+    def alter(raw: dict[str, Any]) -> None:
+        raw["languages"][1]["date_format"] = "d MMM y"
+
+    config = load_altered(tmp_path, alter)
+    assert config.languages[1].code == "en_IN"
+    assert catalogs_for(config).format_date("en_IN", date(2026, 4, 10)) == "10 Apr 2026"
+
+
+@pytest.mark.parametrize("pattern", ["yyyy", "hh:mm", ""])
+def test_a_date_pattern_without_day_and_month_is_refused(tmp_path: Path, pattern: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["languages"][0].update(date_format=pattern))
+    assert "languages[0].date_format" in str(excinfo.value)
+
+
+def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
+    """What `make run`, `make test` and CI install is what constraints.txt pins: a
+    dependency added to pyproject.toml without a pin would move under us again."""
+    import re
+    import tomllib
+
+    root = SHIPPED.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        wanted += extra
+    pins = {
+        re.split(r"==", line)[0].strip().lower().replace("_", "-")
+        for line in (root / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    names = {
+        re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0].lower().replace("_", "-") for dep in wanted
+    }
+    assert sorted(names - pins) == []

@@ -28,7 +28,7 @@ from babel.messages.pofile import read_po
 
 from gateway.config import Config, load_config
 from gateway.encoding import measure_screen
-from gateway.i18n import Catalogs
+from gateway.i18n import Catalogs, catalogs_for
 from gateway.notices import STATUS_WORDS
 from gateway.ussd.engine import UssdEngine
 from gateway.ussd.menu import (
@@ -184,8 +184,7 @@ CHECKS = ("over", "shortened", "items")
 
 def walk(config: Config, only: frozenset[str] | None = None) -> Walk:
     """Render every screen of the citizen menu (in the languages ``only`` names, or all)."""
-    codes = [lang.code for lang in config.languages]
-    catalogs = Catalogs(config.path(config.paths.locales), codes)
+    catalogs = catalogs_for(config)
     menu: Menu = build_menu(config)
     # The engine only builds contexts here: no Redis, and no services (render needs none).
     engine = UssdEngine(

@@ -340,14 +340,14 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
 def test_the_readme_shows_the_linters_current_table() -> None:
     """The README's table of SMS per template and language is what the linter says now."""
     from gateway.config import load_config
-    from gateway.i18n import Catalogs
+    from gateway.i18n import catalogs_for
     from gateway.template_check import check_templates, format_matrix
     from gateway.templates import TemplateBook
 
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "config.yaml", environ={})
     codes = [lang.code for lang in config.languages]
-    catalogs = Catalogs(config.path(config.paths.locales), codes)
+    catalogs = catalogs_for(config)
     book = TemplateBook.load(config.path(config.paths.sms_templates), languages=codes)
     matrix = format_matrix(check_templates(config, catalogs, book))
     readme = (root / "README.md").read_text(encoding="utf-8")
