@@ -103,7 +103,7 @@ async def test_many_overdue_complaints_move_once_each_in_chunks(
         assert c.ticket and c.ticket in mine[0].text
     for c in late:
         (mine,) = await OutboundMessage.filter(complaint_id=c.id, template="complaint_escalated")
-        assert mine.language == "en_IN" and "Tehsil" in mine.text and "9 Nov 2026" in mine.text
+        assert mine.language == "en_IN" and "Tehsil" in mine.text and "09-11-2026" in mine.text
     for c in latin:  # a Latin-only handset gets its Hindi in Roman letters
         (mine,) = await OutboundMessage.filter(complaint_id=c.id, template="complaint_escalated")
         assert mine.language == "hi_Latn" and mine.text.startswith("Aapki shikayat")
