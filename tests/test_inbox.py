@@ -5,8 +5,11 @@ dispatcher) of the real application, on the real database and Redis."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -19,7 +22,7 @@ from gateway.lifecycle import Change, Lifecycle
 from gateway.models import Complaint, ComplaintEvent, InboundMessage, OutboundMessage
 from gateway.providers.base import CALLBACKS
 from gateway.worker import ArqDispatcher
-from tests.conftest import run_worker
+from tests.conftest import ROOT, run_worker
 from tests.test_lifecycle import OFFICER_L1, register, sms, texts_to
 
 CITIZEN = "+919811120001"
@@ -205,3 +208,40 @@ async def test_a_claim_left_by_a_request_that_died_holds_until_it_lapses(
     )
     assert await sms(app_client, CITIZEN, "HELP", msg_id="ATXid_orphan") == status
     assert await templates_to(CITIZEN) == ["help_reply"] * replies
+
+
+MIGRATE_OVER_AN_OLD_MESSAGE = """
+import asyncio, sqlite3, sys
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate
+from gateway.db import MIGRATIONS_TORTOISE_ORM
+
+async def main(path):
+    config = {**MIGRATIONS_TORTOISE_ORM, "connections": {"default": f"sqlite://{path}"}}
+    await migrate(config=config, target="models.0011_citizen_and_message_lookups")
+    await Tortoise.close_connections()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO inbound_message (provider, provider_message_id, sender, text, "
+            "received_at) VALUES ('africastalking', 'old', '+919800000001', 'HELP', "
+            "'2026-11-01 10:00:00+00:00')"
+        )
+    await migrate(config=config)
+    await Tortoise.close_connections()
+    with sqlite3.connect(path) as db:
+        print(db.execute("SELECT handled_at, claimed_until FROM inbound_message").fetchall())
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_messages_received_before_the_migration_stay_handled(tmp_path: Path) -> None:
+    # Handled when they came: a late retry of one must remain a duplicate, not act again.
+    done = subprocess.run(
+        [sys.executable, "-c", MIGRATE_OVER_AN_OLD_MESSAGE, str(tmp_path / "old.db")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[('2026-11-01 10:00:00+00:00', None)]"
