@@ -13,12 +13,13 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from gateway.inbox import Inbox
+from gateway.inbox import InboundInProgress, Inbox
 from gateway.models import Complaint, UssdSession
 from gateway.outbox import SecondChance, record_delivery_report
 from gateway.providers.base import (
     DeliveryReport,
     InboundSms,
+    RetryLater,
     UssdHop,
     UssdReply,
     UssdSessionEnd,
@@ -97,7 +98,10 @@ class GatewayCallbacks:
             )
 
     async def inbound_sms(self, sms: InboundSms) -> None:
-        await self.inbox.receive(sms, provider="africastalking")
+        try:
+            await self.inbox.receive(sms, provider="africastalking")
+        except InboundInProgress as exc:
+            raise RetryLater(str(exc)) from None
 
 
 class SessionRecorder:

@@ -763,30 +763,71 @@ def _held_until(campaign: Campaign, config: Config | None, now: datetime | None)
     return end.astimezone(ZoneInfo(config.service.timezone)) if end is not None else None
 
 
+_TOKEN_BUCKET = """
+local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wanted, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(held[1]) or capacity, tonumber(held[2]) or now
+if now > at then
+    tokens = math.min(capacity, tokens + (now - at) * rate)
+    at = now
+end
+tokens = tokens - wanted
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+           'at', string.format('%.6f', at))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+if tokens >= 0 then return 0 end
+return math.ceil(-tokens / rate * 1e6)
+"""
+"""A token bucket, one atomic step: refill for the time since the last request, take the
+tokens wanted (the bucket may go into debt), answer the microseconds until the debt is
+paid. Key: the bucket (a hash, gone once it would be full again); args: rate a second,
+capacity, tokens wanted, now in seconds (empty: the Redis server's clock)."""
+
+
 class RateLimiter:
-    """Segments a second per provider, shared through Redis by every campaign and worker."""
+    """Segments a second per provider, shared through Redis by every campaign and worker.
 
-    def __init__(self, redis: Any, *, provider: str, per_second: float) -> None:
-        self.redis = redis
-        self.provider = provider
+    A token bucket (:data:`_TOKEN_BUCKET`) filling at ``per_second`` up to ``capacity``,
+    one second's worth (at least one segment). A request takes its segments at once and
+    waits until the bucket is out of debt, so any ``t`` seconds carry at most ``capacity +
+    per_second * t`` segments, a fractional rate holds (0.5: a segment every two seconds)
+    and a request larger than the capacity waits for what it takes beyond it. Requests
+    are served in the order they ask, whichever worker they come from. The time is the
+    Redis server's, the same for every worker; ``clock`` (seconds) replaces it in tests.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        provider: str,
+        per_second: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.key = f"sampark:bulk-rate:{provider}"
         self.per_second = per_second
+        self.capacity = max(1.0, per_second)
+        self.clock = clock
+        self._take = redis.register_script(_TOKEN_BUCKET)
 
-    @property
-    def budget(self) -> int:
-        return max(1, int(self.per_second))
+    async def reserve(self, segments: int) -> float:
+        """Take ``segments`` from the bucket; the seconds to wait before sending them."""
+        now = "" if self.clock is None else repr(self.clock())
+        micros = await self._take(
+            keys=[self.key], args=[repr(self.per_second), repr(self.capacity), segments, now]
+        )
+        return int(micros) / 1e6
 
     async def acquire(self, segments: int) -> None:
-        """Wait until ``segments`` fit in the current one-second window."""
-        while True:
-            now = _time.time()
-            window = int(now)
-            key = f"sampark:bulk-rate:{self.provider}:{window}"
-            used = int(await self.redis.incrby(key, segments))
-            await self.redis.expire(key, 5)
-            if used <= self.budget or used == segments:
-                return
-            await self.redis.decrby(key, segments)
-            await asyncio.sleep(max(0.01, window + 1 - now))
+        """Wait until ``segments`` may be sent."""
+        wait = await self.reserve(segments)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class CampaignRunner:
@@ -1042,7 +1083,7 @@ class CampaignRunner:
         transient = False
         for text, group in by_text.items():
             segments = group[0][2]
-            per_request = max(1, self.limiter.budget // max(1, segments))
+            per_request = max(1, int(self.limiter.capacity) // max(1, segments))
             for i in range(0, len(group), per_request):
                 status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
                 if status and str(status[0]) != CampaignStatus.SENDING.value:

@@ -1,15 +1,19 @@
 """Inbound SMS: what citizens and officers write to the service, understood and acted on.
 
 A provider retries a callback until it gets a 200, so each message is recorded under its
-provider ID first: a retry finds it and does nothing. Every message gets an answer in the
-sender's language (citizens) or the state's working language (officers).
+provider ID first, and marked handled only once it has been acted on and answered: a
+retry of a handled message does nothing, a retry of one whose handling failed acts on it.
+Every message gets an answer in the sender's language (citizens) or the state's working
+language (officers).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from gateway.config import Config, Officer
@@ -29,9 +33,17 @@ from gateway.providers.base import InboundSms
 from gateway.replies import Intent, Understood, understand
 from gateway.tickets import InvalidTicket, TicketCodec
 
-__all__ = ["Inbox"]
+__all__ = ["CLAIM", "InboundInProgress", "Inbox"]
 
 log = logging.getLogger(__name__)
+
+CLAIM = timedelta(seconds=60)
+"""How long one request holds an inbound SMS while handling it: a retry meanwhile is told
+to come back later; a request that dies holding it loses it after this."""
+
+
+class InboundInProgress(Exception):
+    """Another request is handling this SMS right now: try again later."""
 
 
 class Inbox:
@@ -54,16 +66,81 @@ class Inbox:
         self._officers = {o.phone: o for o in config.officers}
 
     async def receive(self, sms: InboundSms, *, provider: str) -> str:
-        """Handle one inbound SMS; returns what it was understood as (or ``duplicate``)."""
+        """Handle one inbound SMS; returns what it was understood as (or ``duplicate``).
+
+        The SMS is recorded and claimed (:data:`CLAIM`), acted on, answered, and only then
+        marked handled. A failure on the way raises, leaving it unhandled for the
+        provider's retry, which does not repeat what the failed attempt did: its replies
+        are keyed by the message, its action is found by its event's ``source_key``.
+        Raises :class:`InboundInProgress` while another request holds the SMS.
+        """
+        claimed = await self._claim(sms, provider=provider)
+        if claimed is None:
+            return "duplicate"
+        record, retried = claimed
+        try:
+            intent, complaint_id = await self._handle(sms, f"inbound:{record.id}", retried)
+        except BaseException:
+            await self._release(record)
+            raise
+        await InboundMessage.filter(id=record.id).update(
+            intent=intent,
+            complaint_id=complaint_id,
+            handled_at=datetime.now(UTC),
+            claimed_until=None,
+        )
+        log.info(
+            "inbound SMS %s from %s: %s", sms.provider_message_id, mask_phone(sms.sender), intent
+        )
+        return intent
+
+    async def _claim(self, sms: InboundSms, *, provider: str) -> tuple[InboundMessage, bool] | None:
+        """The SMS's record, held by this request, and whether it was received before;
+        None when it has been handled already."""
+        now = datetime.now(UTC)
         try:
             record = await InboundMessage.create(
                 provider=provider,
                 provider_message_id=sms.provider_message_id,
                 sender=sms.sender,
                 text=sms.text,
+                claimed_until=now + CLAIM,
             )
+            return record, False
         except IntegrityError:
-            return "duplicate"
+            pass
+        record = await InboundMessage.get(
+            provider=provider, provider_message_id=sms.provider_message_id
+        )
+        if record.handled_at is None:
+            # Conditional: of two retries arriving together, one takes it.
+            taken = await InboundMessage.filter(
+                Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+                id=record.id,
+                handled_at__isnull=True,
+            ).update(claimed_until=now + CLAIM)
+            if taken:
+                return record, True
+            await record.refresh_from_db()
+        if record.handled_at is not None:
+            return None
+        raise InboundInProgress(f"inbound SMS {sms.provider_message_id} is being handled")
+
+    async def _release(self, record: InboundMessage) -> None:
+        """After a failure: unhandled, and free for the next retry at once."""
+        try:
+            await InboundMessage.filter(id=record.id, handled_at__isnull=True).update(
+                claimed_until=None
+            )
+        except Exception:
+            log.warning(
+                "inbound SMS %s: claim not released (it lapses by itself)",
+                record.provider_message_id,
+                exc_info=True,
+            )
+
+    async def _handle(self, sms: InboundSms, key: str, retried: bool) -> tuple[str, int | None]:
+        """Act on and answer the SMS; its intent and the complaint it concerned."""
         understood = understand(sms.text)
         officer = self._officers.get(sms.sender)
         citizen = await Citizen.get_or_none(phone=sms.sender)
@@ -72,28 +149,26 @@ class Inbox:
             if officer is not None or citizen is None or citizen.language is None
             else self.config.sms_language(citizen.language, latin_only=citizen.latin_only)
         )
-        reply = _Reply(self, to=sms.sender, language=language, key=f"inbound:{record.id}")
+        reply = _Reply(self, to=sms.sender, language=language, key=key)
+        # The complaint an earlier attempt at this SMS acted on before failing.
+        acted_on = (
+            await ComplaintEvent.filter(source_key=key).values_list("complaint_id", flat=True)
+            if retried
+            else []
+        )
+        done = int(str(acted_on[0])) if acted_on else None
         complaint_id: int | None = None
         if understood.intent in (Intent.OFFICER_DONE, Intent.OFFICER_NOTE, Intent.OFFICER_TRANSFER):
-            complaint_id = await self._officer(understood, officer, reply)
+            complaint_id = await self._officer(understood, officer, reply, done)
         elif understood.intent in (Intent.SOLVED, Intent.NOT_SOLVED):
-            complaint_id = await self._feedback(understood, citizen, reply)
+            complaint_id = await self._feedback(understood, citizen, reply, done)
         elif understood.intent is Intent.STATUS:
             complaint_id = await self._status(understood, citizen, reply)
         elif understood.intent is Intent.HELP:
             await reply.send("help_reply", service_code=self.config.service.service_code)
         else:
-            complaint_id = await self._not_understood(sms.text, citizen, reply)
-        await InboundMessage.filter(id=record.id).update(
-            intent=understood.intent.value, complaint_id=complaint_id
-        )
-        log.info(
-            "inbound SMS %s from %s: %s",
-            sms.provider_message_id,
-            mask_phone(sms.sender),
-            understood.intent.value,
-        )
-        return understood.intent.value
+            complaint_id = await self._not_understood(sms.text, citizen, reply, done)
+        return understood.intent.value, complaint_id
 
     async def _complaint(self, raw_ticket: str, reply: _Reply) -> Complaint | None:
         try:
@@ -107,15 +182,40 @@ class Inbox:
         return complaint
 
     async def _officer(
-        self, understood: Understood, officer: Officer | None, reply: _Reply
+        self,
+        understood: Understood,
+        officer: Officer | None,
+        reply: _Reply,
+        acted_on: int | None,
     ) -> int | None:
         assert understood.ticket is not None
         complaint = await self._complaint(understood.ticket, reply)
         if complaint is None:
             return None
-        if officer is None or complaint.officer != officer.code:
+        # Acted on by an earlier attempt at this SMS, it may be with another officer since
+        # (a transfer): only that attempt's answer is still owed.
+        done = complaint.id == acted_on
+        if officer is None or (complaint.officer != officer.code and not done):
             await reply.send("officer_refused", ticket=complaint.ticket or "")
             return complaint.id
+        status = (
+            complaint.status.value
+            if done
+            else await self._officer_acts(complaint, understood, officer, reply)
+        )
+        if status is not None:
+            await reply.send(
+                "officer_action_done",
+                ticket=complaint.ticket or "",
+                status=self.notices.status(status, reply.language),
+            )
+        return complaint.id
+
+    async def _officer_acts(
+        self, complaint: Complaint, understood: Understood, officer: Officer, reply: _Reply
+    ) -> str | None:
+        """Take the officer's action; the complaint's status after it (None: a transfer to
+        nowhere known, answered already)."""
         remark = understood.remark or ""
         actor = f"officer:{officer.code}"
         try:
@@ -126,23 +226,21 @@ class Inbox:
                     await reply.send(
                         "not_understood", service_code=self.config.service.service_code
                     )
-                    return complaint.id
+                    return None
                 change = await self.lifecycle.transfer(
-                    complaint.id, actor=actor, remark=why or remark, **where
+                    complaint.id, actor=actor, remark=why or remark, source_key=reply.key, **where
                 )
             elif understood.intent is Intent.OFFICER_DONE:
-                change = await self.lifecycle.resolve(complaint.id, remark, actor=actor)
+                change = await self.lifecycle.resolve(
+                    complaint.id, remark, actor=actor, source_key=reply.key
+                )
             else:
-                change = await self.lifecycle.add_note(complaint.id, remark, actor=actor)
-            status = change.status.value
+                change = await self.lifecycle.add_note(
+                    complaint.id, remark, actor=actor, source_key=reply.key
+                )
         except IllegalTransition:
-            status = complaint.status.value
-        await reply.send(
-            "officer_action_done",
-            ticket=complaint.ticket or "",
-            status=self.notices.status(status, reply.language),
-        )
-        return complaint.id
+            return complaint.status.value
+        return change.status.value
 
     def _transfer_target(self, word: str) -> dict[str, str] | None:
         """A department (code or English name's first word) or a block code."""
@@ -157,8 +255,14 @@ class Inbox:
         return None
 
     async def _feedback(
-        self, understood: Understood, citizen: Citizen | None, reply: _Reply
+        self,
+        understood: Understood,
+        citizen: Citizen | None,
+        reply: _Reply,
+        acted_on: int | None,
     ) -> int | None:
+        if acted_on is not None:
+            return acted_on  # the lifecycle's own SMS answered it
         if citizen is None:
             await reply.send("not_understood", service_code=self.config.service.service_code)
             return None
@@ -176,7 +280,7 @@ class Inbox:
             return None
         try:
             await self.lifecycle.feedback(
-                complaint.id, satisfied=understood.intent is Intent.SOLVED
+                complaint.id, satisfied=understood.intent is Intent.SOLVED, source_key=reply.key
             )
         except IllegalTransition:
             pass  # answered twice: the first answer stands
@@ -206,11 +310,11 @@ class Inbox:
         return complaint.id
 
     async def _not_understood(
-        self, text: str, citizen: Citizen | None, reply: _Reply
+        self, text: str, citizen: Citizen | None, reply: _Reply, acted_on: int | None
     ) -> int | None:
         await reply.send("not_understood", service_code=self.config.service.service_code)
-        if citizen is None or not text.strip():
-            return None
+        if acted_on is not None or citizen is None or not text.strip():
+            return acted_on
         # Kept on the record when it clearly belongs to one complaint: the citizen's only
         # one that is still open or awaiting feedback.
         live = await Complaint.filter(
@@ -225,6 +329,7 @@ class Inbox:
             from_status=live[0].status.value,
             to_status=live[0].status.value,
             remark=text[:1000],
+            source_key=reply.key,
         )
         return live[0].id
 

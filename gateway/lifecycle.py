@@ -3,7 +3,9 @@ the citizen's feedback closes or reopens it.
 
 Every change is a conditional update on the status (and level) the change was decided
 from, in one transaction with its events and SMS: two workers, or a retried request, that
-decide the same change find the second update matching no row, so it happens once. The
+decide the same change find the second update matching no row, so it happens once. An
+action asked for by an inbound SMS carries its ``source_key``, unique on its event: a
+retry of the SMS that would act again (a note, a transfer) fails instead. The
 deadline job moves many complaints per transaction by the same rules: it reads them again
 inside it (locked, on PostgreSQL) and moves only those still due.
 """
@@ -123,13 +125,24 @@ class Lifecycle:
         self.clock = clock
 
     # Officers' actions -------------------------------------------------------------
-    async def add_note(self, complaint_id: int, remark: str, *, actor: str) -> Change:
-        """An officer's status update (आख्या): the citizen is told."""
-        return await self._act(complaint_id, "note", actor=actor, remark=remark)
+    # ``source_key`` (every action below): what asked for the action, kept on its event
+    # and unique there, so that the same request never acts twice.
 
-    async def resolve(self, complaint_id: int, remark: str, *, actor: str) -> Change:
+    async def add_note(
+        self, complaint_id: int, remark: str, *, actor: str, source_key: str | None = None
+    ) -> Change:
+        """An officer's status update (आख्या): the citizen is told."""
+        return await self._act(
+            complaint_id, "note", actor=actor, remark=remark, source_key=source_key
+        )
+
+    async def resolve(
+        self, complaint_id: int, remark: str, *, actor: str, source_key: str | None = None
+    ) -> Change:
         """Resolved by the officer: the citizen is asked whether the problem is solved."""
-        return await self._act(complaint_id, "resolve", actor=actor, remark=remark)
+        return await self._act(
+            complaint_id, "resolve", actor=actor, remark=remark, source_key=source_key
+        )
 
     async def transfer(
         self,
@@ -139,6 +152,7 @@ class Lifecycle:
         remark: str,
         department: str | None = None,
         block: str | None = None,
+        source_key: str | None = None,
     ) -> Change:
         """Send to the right department or block (never closed as "does not pertain");
         past ``lifecycle.max_transfers`` it goes to the district level instead."""
@@ -149,6 +163,7 @@ class Lifecycle:
             remark=remark,
             department=department,
             block=block,
+            source_key=source_key,
         )
 
     async def reassign(
@@ -162,11 +177,21 @@ class Lifecycle:
         )
 
     async def feedback(
-        self, complaint_id: int, *, satisfied: bool, actor: str = "citizen"
+        self,
+        complaint_id: int,
+        *,
+        satisfied: bool,
+        actor: str = "citizen",
+        source_key: str | None = None,
     ) -> Change:
         """The citizen's answer: solved closes it; not solved reopens it a level up."""
         return await self._act(
-            complaint_id, "feedback", actor=actor, remark=None, satisfied=satisfied
+            complaint_id,
+            "feedback",
+            actor=actor,
+            remark=None,
+            satisfied=satisfied,
+            source_key=source_key,
         )
 
     # Scheduled -----------------------------------------------------------------------
@@ -227,6 +252,7 @@ class Lifecycle:
         department: str | None = None,
         block: str | None = None,
         officer: str | None = None,
+        source_key: str | None = None,
     ) -> Change:
         now = self.clock()
         async with in_transaction() as conn:
@@ -236,6 +262,7 @@ class Lifecycle:
                 raise IllegalTransition(action, c.status.value)
             citizen = await Citizen.get(id=c.citizen_id, using_db=conn)  # type: ignore[attr-defined]
             move = _Move.of(c, remark)
+            move.source_key = source_key
             if action == "note":
                 c.status = S.IN_PROGRESS
                 move.event = EventKind.NOTE
@@ -399,6 +426,7 @@ class Lifecycle:
                     m.officer,
                     m.c.level,
                     m.due_at,
+                    m.source_key,
                     at,
                 )
                 for m in moves
@@ -574,6 +602,7 @@ class _Move:
     remark: str | None
     event: EventKind = EventKind.STATUS_CHANGED
     messages: list[MessageDraft | None] = field(default_factory=list)
+    source_key: str | None = None
 
     @classmethod
     def of(cls, c: Complaint, remark: str | None) -> _Move:
@@ -609,6 +638,7 @@ _EVENT_COLUMNS = (
     "officer",
     "level",
     "due_at",
+    "source_key",
     "created_at",
 )
 

@@ -192,6 +192,9 @@ class ComplaintEvent(Model):
     escalation or a reopening is held against); for registration, the first officer."""
     level = fields.SmallIntField(null=True, description="the complaint's level after it")
     due_at = fields.DatetimeField(null=True, description="the deadline in force before it")
+    source_key = fields.CharField(max_length=160, unique=True, null=True)
+    """Identifies the request that caused it (``inbound:<inbound message id>``), when a
+    retry of that request must find it rather than act again."""
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -236,7 +239,8 @@ class OutboundMessage(Model):
 
 
 class InboundMessage(Model):
-    """An SMS received. Its provider ID makes a retried callback a no-op."""
+    """An SMS received. Its provider ID finds it again when the provider retries the
+    callback: a retry of a handled message is a no-op, of an unhandled one is acted on."""
 
     id = fields.IntField(primary_key=True)
     provider = fields.CharField(max_length=30)
@@ -247,6 +251,10 @@ class InboundMessage(Model):
     intent = fields.CharField(max_length=20, null=True)
     complaint: fields.ForeignKeyNullableRelation[Complaint] = fields.ForeignKeyField(
         "models.Complaint", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    handled_at = fields.DatetimeField(null=True, description="acted on and answered")
+    claimed_until = fields.DatetimeField(
+        null=True, description="being handled (by one request) until then, unless it ends first"
     )
 
     class Meta:

@@ -12,9 +12,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from arq.connections import RedisSettings, create_pool
+from tqdm import tqdm
 
 from gateway.app import load_static
 from gateway.audit import actor_of
@@ -34,7 +35,7 @@ from gateway.models import Campaign, CampaignStatus, StaffMember, StaffRole
 from gateway.scope import scope_of
 from gateway.worker import ArqRunScheduler
 
-__all__ = ["add_parser", "progress_bar", "run_notify"]
+__all__ = ["CampaignBar", "add_parser", "progress_bar", "run_notify"]
 
 SENDERS = (StaffRole.OFFICER, StaffRole.DISTRICT_ADMIN, StaffRole.STATE_ADMIN)
 
@@ -48,14 +49,22 @@ class _SweepScheduler:
 
 
 def progress_bar(p: Progress, *, width: int = 30) -> str:
-    """One line: ``[#######.......]  70/100 sent 60 delivered 8 failed 2 queued 30 (sending)``."""
-    done = p.sent + p.delivered + p.failed + p.cancelled
-    total = p.recipients if p.written else max(p.recipients, p.expected)
+    """A snapshot in one line:
+    ``[#####.....] 70/100  sent 60  delivered 8  failed 2  queued 30  (sending)``."""
+    done, total = _done_of(p)
     filled = min(width, int(width * done / max(total, 1)))
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {_counts(p)}"
+
+
+def _done_of(p: Progress) -> tuple[int, int]:
+    """Recipients done with (sent, delivered, failed or cancelled), and of how many."""
+    done = p.sent + p.delivered + p.failed + p.cancelled
+    return done, p.recipients if p.written else max(p.recipients, p.expected)
+
+
+def _counts(p: Progress) -> str:
     return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
-        f"  sent {p.sent}  delivered {p.delivered}  "
-        f"failed {p.failed}  queued {p.queued}"
+        f"sent {p.sent}  delivered {p.delivered}  failed {p.failed}  queued {p.queued}"
         + (f"  cancelled {p.cancelled}" if p.cancelled else "")
         + f"  ({p.status})"
         + (
@@ -64,6 +73,42 @@ def progress_bar(p: Progress, *, width: int = 30) -> str:
             else ""
         )
     )
+
+
+class CampaignBar:
+    """What ``--follow`` shows: a tqdm bar of the recipients done, with the rate and the
+    time left, then the counts and the status. Each state is drawn over the last on one
+    line (tqdm blanks what a longer line left), and the last one stays."""
+
+    def __init__(self, campaign_id: int, *, file: TextIO) -> None:
+        self.campaign_id = campaign_id
+        self.file = file
+        self._bar: Any = None
+
+    def show(self, p: Progress) -> None:
+        done, total = _done_of(p)
+        if self._bar is None:
+            # Counted from what was done before: the rate and time left are this run's.
+            self._bar = tqdm(
+                desc=f"campaign {self.campaign_id}",
+                total=total,
+                initial=done,
+                unit=" SMS",
+                postfix=_counts(p),
+                file=self.file,
+                mininterval=0,
+                smoothing=0,
+                dynamic_ncols=True,
+            )
+            return
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.set_postfix_str(_counts(p), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _print_preview(preview: Preview) -> None:
@@ -106,21 +151,16 @@ async def _progress(campaign: Campaign, config: Config) -> Progress:
 
 
 async def _follow(campaign: Campaign, config: Config, *, interval: float = 1.0) -> Progress:
-    tty = sys.stdout.isatty()
-    last = ""
-    while True:
-        p = await _progress(campaign, config)
-        line = progress_bar(p)
-        if tty:
-            print("\r" + line, end="", flush=True)
-        elif line != last:
-            print(line, flush=True)
-        last = line
-        if p.status != CampaignStatus.SENDING.value:
-            if tty:
-                print()
-            return p
-        await asyncio.sleep(interval)
+    bar = CampaignBar(campaign.id, file=sys.stdout)
+    try:
+        while True:
+            p = await _progress(campaign, config)
+            bar.show(p)
+            if p.status != CampaignStatus.SENDING.value:
+                return p
+            await asyncio.sleep(interval)
+    finally:
+        bar.close()
 
 
 async def run_notify(config: Config, args: argparse.Namespace) -> int:

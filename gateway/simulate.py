@@ -9,6 +9,7 @@ import textwrap
 import uuid
 
 import aiohttp
+from wcwidth import wcswidth
 
 from gateway.config import Config
 from gateway.encoding import measure_screen
@@ -21,12 +22,19 @@ Commands: /drop  lose the network mid-session (dial again to resume)
           /quit  hang up and leave"""
 
 
+def _columns(line: str) -> int:
+    """The terminal columns ``line`` takes: a Devanagari vowel sign or virama takes none,
+    a wide character two (its length in characters if it holds a control character)."""
+    width = wcswidth(line)
+    return width if width >= 0 else len(line)
+
+
 def _box(text: str, budget_note: str) -> str:
     lines = text.split("\n")
-    width = max(24, *(len(line) for line in lines))
+    width = max(24, *(_columns(line) for line in lines))
     top = "┌" + "─" * (width + 2) + "┐"
     bottom = "└" + "─" * (width + 2) + "┘"
-    body = [f"│ {line.ljust(width)} │" for line in lines]
+    body = [f"│ {line}{' ' * (width - _columns(line))} │" for line in lines]
     return "\n".join([top, *body, bottom, f"  {budget_note}"])
 
 

@@ -544,6 +544,10 @@ async def test_the_notify_command_previews_sends_and_follows(
     assert code == 0, out
     assert "4/4" in out and "sent 4" in out and "(done)" in out
     assert len(fake.sent) == 4
+    code, out = await notify_cli(config, "status", "--as", "je_theog", str(campaign.id), "--follow")
+    assert code == 0, out
+    assert f"campaign {campaign.id}: 100%|" in out and "SMS/s, sent 4" in out
+    assert out.endswith("(done)]\n"), out
 
     code, out = await notify_cli(config, "pause", "--as", "je_theog", str(campaign.id))
     assert code == 1 and "cannot pause" in out

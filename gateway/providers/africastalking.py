@@ -14,7 +14,8 @@ Callback routes (all ``POST``, ``application/x-www-form-urlencoded``):
 * ``/sms/africastalking/inbound`` – an incoming SMS.
 
 A payload that is not form-encoded, or lacks or garbles a required field, is answered
-``400 text/plain`` naming the field; bad input never becomes a 500. Phone numbers are
+``400 text/plain`` naming the field; bad input never becomes a 500. An incoming SMS the
+application could not handle is answered ``503`` (AT sends it again). Phone numbers are
 masked in logs and message texts are never logged.
 """
 
@@ -40,6 +41,7 @@ from gateway.providers.base import (
     PayloadError,
     ProviderError,
     RecipientResult,
+    RetryLater,
     SendOutcome,
     UssdHop,
     UssdReply,
@@ -378,8 +380,24 @@ async def _inbound_sms(request: web.Request) -> web.Response:
         sms.recipient,
         len(sms.text),
     )
-    await request.app[CALLBACKS].inbound_sms(sms)
+    try:
+        await request.app[CALLBACKS].inbound_sms(sms)
+    except RetryLater as exc:
+        log.info("africastalking: inbound sms id=%s: %s; 503", sms.provider_message_id, exc)
+        return _retry_later()
+    except Exception:
+        log.exception(
+            "africastalking: inbound sms id=%s not handled; 503 for AT to send it again",
+            sms.provider_message_id,
+        )
+        return _retry_later()
     return _text("OK")
+
+
+def _retry_later() -> web.Response:
+    response = _text("not handled, send again", status=503)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 # --------------------------------------------------------------------------- sending

@@ -26,6 +26,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RecipientResult",
+    "RetryLater",
     "SendOutcome",
     "UssdHop",
     "UssdReply",
@@ -40,6 +41,11 @@ class PayloadError(ValueError):
         super().__init__(f"{field_name}: {problem}")
         self.field_name = field_name
         self.problem = problem
+
+
+class RetryLater(Exception):
+    """The application cannot take a callback now (answered with a 503, so that the
+    provider sends it again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +164,10 @@ class Callbacks(Protocol):
 
     async def delivery_report(self, report: DeliveryReport) -> None: ...
 
-    async def inbound_sms(self, sms: InboundSms) -> None: ...
+    async def inbound_sms(self, sms: InboundSms) -> None:
+        """Act on an incoming SMS; raises (:class:`RetryLater` or any error) when it was not
+        handled, for the route to answer so that the provider sends it again."""
+        ...
 
 
 CALLBACKS = web.AppKey("callbacks", Callbacks)
