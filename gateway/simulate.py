@@ -7,6 +7,8 @@ import asyncio
 import sys
 import textwrap
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from wcwidth import wcswidth
@@ -50,6 +52,7 @@ async def run_simulator(config: Config, *, base_url: str, phone: str) -> int:
     hop_url = f"{base_url.rstrip('/')}/ussd/africastalking"
     sms_url = f"{base_url.rstrip('/')}/simulator/sms"
     code = config.service.service_code
+    tz = ZoneInfo(config.service.timezone)
     print(f"Sampark phone simulator: {phone} dialling {code} at {base_url}")
     print(HELP)
     async with aiohttp.ClientSession() as http:
@@ -91,7 +94,7 @@ async def run_simulator(config: Config, *, base_url: str, phone: str) -> int:
                     print("[network lost: the session is gone; dial again]")
                     break
                 inputs.append(reply)
-            seen = await _show_new_sms(http, sms_url, phone, seen)
+            seen = await _show_new_sms(http, sms_url, phone, seen, tz=tz)
 
 
 async def _messages(http: aiohttp.ClientSession, url: str, phone: str) -> int | None:
@@ -105,7 +108,9 @@ async def _messages(http: aiohttp.ClientSession, url: str, phone: str) -> int | 
         return None
 
 
-async def _show_new_sms(http: aiohttp.ClientSession, url: str, phone: str, seen: int) -> int:
+async def _show_new_sms(
+    http: aiohttp.ClientSession, url: str, phone: str, seen: int, *, tz: ZoneInfo
+) -> int:
     """Wait a few seconds for SMS the session caused, and show them."""
     for _ in range(20):
         await asyncio.sleep(0.25)
@@ -118,7 +123,15 @@ async def _show_new_sms(http: aiohttp.ClientSession, url: str, phone: str, seen:
             return seen
         if len(messages) > seen:
             for m in messages[seen:]:
-                print(f"\n[SMS received {m['sent_at']}]")
+                print(f"\n[SMS received {_local_time(m['sent_at'], tz)}]")
                 print(textwrap.indent(textwrap.fill(m["text"], 60), "  "))
             return len(messages)
     return seen
+
+
+def _local_time(stamp: str, tz: ZoneInfo) -> str:
+    """An ISO timestamp as the service's local time (``2026-11-24 15:30:02 IST``)."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (ValueError, TypeError):
+        return stamp

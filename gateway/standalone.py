@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from arq.connections import RedisSettings, create_pool
@@ -94,11 +95,12 @@ async def print_outbox(config: Config, *, limit: int, show_numbers: bool) -> Non
         if not rows:
             print("No messages yet.")
             return
+        tz = ZoneInfo(config.service.timezone)
         for m in rows:
             to = m.recipient if show_numbers else mask_phone(m.recipient)
-            when = m.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            when = m.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
             print(
-                f"#{m.id}  {when} UTC  to {to}  {m.template} [{m.language}]  "
+                f"#{m.id}  {when}  to {to}  {m.template} [{m.language}]  "
                 f"{m.status.value}  {m.segments} SMS ({m.encoding})  via {m.provider}"
             )
             if m.last_error:

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psutil
 import pytest
@@ -298,6 +299,8 @@ async def test_gateway_outbox_lists_the_acknowledgement_masked(
     assert "to +91******5678" in line
     assert "complaint_registered [en_IN]" in line
     assert "delivered" in line and "via simulator" in line
+    written = msg.created_at.astimezone(ZoneInfo("Asia/Kolkata"))
+    assert f"#{msg.id}  {written:%Y-%m-%d %H:%M:%S} IST  to" in line, "the service's local time"
     assert ticket in listing
     assert "officer_new_complaint" in listing and "to +91******0001" in listing
     assert "+919812345678" not in listing, "numbers are masked unless asked"
