@@ -49,7 +49,7 @@ class _SweepScheduler:
 
 def progress_bar(p: Progress, *, width: int = 30) -> str:
     """One line: ``[#######.......]  70/100 sent 60 delivered 8 failed 2 queued 30 (sending)``."""
-    done = p.sent + p.delivered + p.failed + p.cancelled
+    done = p.sent + p.delivered + p.failed + p.cancelled + p.unknown
     total = p.recipients if p.written else max(p.recipients, p.expected)
     filled = min(width, int(width * done / max(total, 1)))
     return (
@@ -57,6 +57,7 @@ def progress_bar(p: Progress, *, width: int = 30) -> str:
         f"  sent {p.sent}  delivered {p.delivered}  "
         f"failed {p.failed}  queued {p.queued}"
         + (f"  cancelled {p.cancelled}" if p.cancelled else "")
+        + (f"  answer lost {p.unknown}" if p.unknown else "")
         + f"  ({p.status})"
         + (
             f"  waiting for quiet hours to end at {p.waiting_until:%H:%M %Z}"
