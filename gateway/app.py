@@ -224,6 +224,7 @@ def setup_services(app: web.Application) -> None:
             ),
             second_chance=second_chance(app),
             sessions=sessions,
+            answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
         )
         yield
         await sessions.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -44,8 +44,12 @@ class GatewayCallbacks:
         inbox: Inbox,
         second_chance: SecondChance | None = None,
         sessions: SessionRecorder | None = None,
+        answer_window: timedelta | None = None,
     ) -> None:
+        """``answer_window``: how long a message whose answer was lost may be settled by a
+        report naming only its number (``worker.unknown_answer_retry_minutes``)."""
         self.sessions = sessions
+        self.answer_window = answer_window
         self.engine = engine
         self.apology = apology
         self.inbox = inbox
@@ -89,7 +93,9 @@ class GatewayCallbacks:
             await UssdSession.filter(session_id=end.session_id).update(**fields)
 
     async def delivery_report(self, report: DeliveryReport) -> None:
-        found = await record_delivery_report(report, second_chance=self.second_chance)
+        found = await record_delivery_report(
+            report, second_chance=self.second_chance, answer_window=self.answer_window
+        )
         if not found:
             log.info(
                 "delivery report for unknown message %s (%s) acknowledged",

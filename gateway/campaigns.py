@@ -7,7 +7,9 @@ de-duplicated by the idempotency key ``campaign:<id>:<phone>``: memory stays fla
 large the audience, and a worker killed mid-way resumes from the cursor.
 
 Messages move forward only (queued -> sending -> sent -> delivered, or failed), exactly as
-in :mod:`gateway.outbox`, so a recipient is sent to once. Sending (:class:`CampaignRunner`)
+in :mod:`gateway.outbox`, so a recipient is sent to once; a request whose answer was lost
+leaves its recipients "unknown", settled by their delivery reports or sent once more after
+the outbox's wait, never re-sent with the next request. Sending (:class:`CampaignRunner`)
 runs on its own arq queue, below acknowledgements and lifecycle messages, at a rate
 counted in segments a second per provider, outside quiet hours, with one provider request
 for every recipient of the same text.
@@ -54,7 +56,10 @@ from gateway.outbox import (
     SentRow,
     claim_messages,
     new_message_row,
+    next_unanswered_retry,
     record_sent,
+    record_unanswered,
+    retry_unanswered,
     sent_row,
 )
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
@@ -222,6 +227,8 @@ class Progress:
     failed: int
     cancelled: int
     skipped: int
+    unknown: int = 0
+    """Handed to the provider, its answer lost: a delivery report or one more try settles it."""
     waiting_until: datetime | None = None
     """Sending, but held by quiet hours until then."""
 
@@ -237,6 +244,7 @@ class Progress:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "skipped": self.skipped,
+            "unknown": self.unknown,
             "waiting_until": self.waiting_until.isoformat() if self.waiting_until else None,
         }
 
@@ -751,6 +759,7 @@ async def progress(
         failed=counts.get(MessageStatus.FAILED.value, 0) - cancelled,
         cancelled=cancelled,
         skipped=campaign.skipped,
+        unknown=counts.get(MessageStatus.UNKNOWN.value, 0),
         waiting_until=_held_until(campaign, config, now),
     )
 
@@ -860,6 +869,7 @@ class CampaignRunner:
         self.limiter = RateLimiter(
             redis, provider=provider.name, per_second=config.bulk.segments_per_second
         )
+        self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
 
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
@@ -944,14 +954,21 @@ class CampaignRunner:
                 pending = await OutboundMessage.filter(
                     campaign_id=campaign_id, status__in=list(_PENDING)
                 ).count()
-                if pending == 0:
-                    await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
-                        status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
-                    )
-                    log.info("campaign %s: every recipient handed to the provider", campaign_id)
-                    return "done", None
-                # Only messages another (dead) worker left "sending": take them when stale.
-                return "waiting", (True, datetime.now(UTC) + timedelta(seconds=15))
+                soon = datetime.now(UTC) + timedelta(seconds=15)
+                if pending:
+                    # Only messages another (dead) worker left "sending": take them when stale.
+                    return "waiting", (True, soon)
+                answer_due = await next_unanswered_retry(
+                    wait=self._answer_wait, campaign_id=campaign_id
+                )
+                if answer_due is not None:
+                    # Answers lost: a report may settle them; else their one more try then.
+                    return "waiting", (True, max(soon, answer_due))
+                await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
+                    status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
+                )
+                log.info("campaign %s: every recipient handed to the provider", campaign_id)
+                return "done", None
             if _time.monotonic() > deadline:
                 return "continues", (True, None)
 
@@ -1054,6 +1071,7 @@ class CampaignRunner:
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
         held = {p[0] for p in fresh}
+        await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
         rows: list[_Pending] = list(fresh)
         mine = OutboundMessage.filter(campaign_id=campaign.id)
         columns = ("id", "recipient", "text", "segments")
@@ -1116,6 +1134,7 @@ class CampaignRunner:
         sms = OutgoingSms(
             text=text, recipients=tuple(claimed), sender_id=self.sender_id, bulk=len(claimed) > 1
         )
+        requested_at = datetime.now(UTC)
         try:
             results = await self.provider.send(sms, session=self.session)
         except ProviderError as e:
@@ -1129,9 +1148,21 @@ class CampaignRunner:
         answered = {r.phone: r for r in results}
         done = datetime.now(UTC)
         sent: list[SentRow] = []
+        lost = {
+            mid
+            for phone, mid in claimed.items()
+            if phone in answered and answered[phone].outcome is SendOutcome.UNKNOWN
+        }
         async with in_transaction() as conn:
+            if lost:
+                # Maybe sent: not in the next request (the outbox's rule settles them).
+                how = next(r.provider_status for r in results if r.outcome is SendOutcome.UNKNOWN)
+                await record_unanswered(conn, sorted(lost), how=how, at=requested_at)
+                transient = True  # the provider is struggling: back off as for a failure
             for phone, mid in claimed.items():
                 result = answered.get(phone)
+                if mid in lost:
+                    continue
                 if result is None:
                     await self._failed(
                         mid,
@@ -1165,7 +1196,12 @@ class CampaignRunner:
                     await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
             await record_sent(conn, sent)
         accepted = len(sent)
-        log.info("campaign request: %d of %d accepted", accepted, len(claimed))
+        log.info(
+            "campaign request: %d of %d accepted, %d answer(s) lost",
+            accepted,
+            len(claimed),
+            len(lost),
+        )
         return accepted, transient
 
     async def _failed(

@@ -78,6 +78,10 @@ class MessageStatus(enum.StrEnum):
     """A transient failure; the worker will try again."""
     SENT = "sent"
     """Accepted by the provider; a delivery report should follow."""
+    UNKNOWN = "unknown"
+    """Sent, answer unknown: the request may have reached the provider but its answer was
+    lost. A delivery report to the number settles it; without one it is sent once more
+    (``worker.unknown_answer_retry_minutes`` after ``sent_at``)."""
     DELIVERED = "delivered"
     FAILED = "failed"
 
@@ -222,6 +226,10 @@ class OutboundMessage(Model):
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)
     attempts = fields.SmallIntField(default=0)
     second_chance = fields.BooleanField(default=False, description="retried once after failing")
+    # db_default: rows written before it, and by raw inserts, count none.
+    lost_answers = fields.SmallIntField(
+        default=0, db_default=0, description="sends whose answer was lost (status unknown)"
+    )
     campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", related_name="messages", null=True, on_delete=fields.RESTRICT
     )
@@ -230,6 +238,8 @@ class OutboundMessage(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     sent_at = fields.DatetimeField(null=True)
+    """When the provider took it; for an ``unknown`` message, when the unanswered request
+    was made."""
     delivered_at = fields.DatetimeField(null=True)
 
     class Meta:

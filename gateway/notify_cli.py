@@ -57,8 +57,9 @@ def progress_bar(p: Progress, *, width: int = 30) -> str:
 
 
 def _done_of(p: Progress) -> tuple[int, int]:
-    """Recipients done with (sent, delivered, failed or cancelled), and of how many."""
-    done = p.sent + p.delivered + p.failed + p.cancelled
+    """Recipients done with (sent, delivered, failed, cancelled or answer lost), and of
+    how many."""
+    done = p.sent + p.delivered + p.failed + p.cancelled + p.unknown
     return done, p.recipients if p.written else max(p.recipients, p.expected)
 
 
@@ -66,6 +67,7 @@ def _counts(p: Progress) -> str:
     return (
         f"sent {p.sent}  delivered {p.delivered}  failed {p.failed}  queued {p.queued}"
         + (f"  cancelled {p.cancelled}" if p.cancelled else "")
+        + (f"  answer lost {p.unknown}" if p.unknown else "")
         + f"  ({p.status})"
         + (
             f"  waiting for quiet hours to end at {p.waiting_until:%H:%M %Z}"

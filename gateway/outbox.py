@@ -2,6 +2,11 @@
 
 The row is the truth. A job only moves a message forward (queued -> sending -> sent ->
 delivered, or failed), so a job run twice, or a message queued twice, sends one SMS.
+
+A send whose answer was lost (the provider may have taken it) is never sent again
+blindly: it becomes "unknown" (sent, answer unknown). A delivery report to its number
+settles it (:func:`record_delivery_report`); with none after a wait it is sent once more
+(:func:`retry_unanswered`), the one place a message may reach a phone twice.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from gateway.group_commit import GroupWriter
@@ -40,14 +46,20 @@ from gateway.sql import insert_rows, param, update_rows
 from gateway.templates import RenderedSms
 
 __all__ = [
+    "UNANSWERED_RETRIES",
     "DeliveryResult",
     "Dispatcher",
     "MessageDraft",
     "Outbox",
     "TransientSendFailure",
+    "adopt_unanswered",
+    "awaiting_answer",
     "mark_opted_out",
+    "next_unanswered_retry",
     "queue_messages",
     "record_delivery_report",
+    "record_unanswered",
+    "retry_unanswered",
     "stranded_messages",
 ]
 
@@ -215,6 +227,85 @@ async def record_sent(conn: BaseDBAsyncClient, rows: Sequence[SentRow]) -> None:
     await update_rows(conn, OutboundMessage._meta.db_table, _SENT_COLUMNS, rows)
 
 
+UNANSWERED_RETRIES = 1
+"""How often a message whose answer was lost is sent again when no delivery report came:
+once. Lost again, it stays "unknown" for good (a report may still settle it)."""
+
+
+async def record_unanswered(
+    conn: BaseDBAsyncClient, message_ids: Sequence[int], *, how: str, at: datetime
+) -> None:
+    """Mark messages whose request's answer was lost ``how``: "unknown" (sent, answer
+    unknown), ``sent_at`` the time ``at`` the request was made, no provider ID (an earlier
+    send's would catch this one's reports). Not retried now: see :func:`retry_unanswered`."""
+    if not message_ids:
+        return
+    await (
+        OutboundMessage.filter(id__in=list(message_ids))
+        .using_db(conn)
+        .update(
+            status=MessageStatus.UNKNOWN,
+            sent_at=at,
+            provider_message_id=None,
+            last_error=f"answer lost: {how}",
+            lost_answers=F("lost_answers") + 1,
+        )
+    )
+
+
+def awaiting_answer() -> Q:
+    """Messages whose answer was lost and that a report or one more try will still settle."""
+    return Q(status=MessageStatus.UNKNOWN, lost_answers__lte=UNANSWERED_RETRIES)
+
+
+async def retry_unanswered(
+    *,
+    wait: timedelta,
+    now: datetime | None = None,
+    campaign_id: int | None = None,
+    limit: int = 500,
+) -> list[int]:
+    """Messages whose answer was lost over ``wait`` ago, with no delivery report since:
+    moved to "retrying" for their one more try (:data:`UNANSWERED_RETRIES`); their IDs.
+
+    With ``campaign_id``, that campaign's messages (its runner sends them, at its rate);
+    without, the messages of no campaign (the caller dispatches them). This is where
+    at-least-once remains: a send whose answer was lost and whose report never came (or
+    comes later) may have reached the phone, and this sends it again.
+    """
+    now = now or datetime.now(UTC)
+    due = OutboundMessage.filter(awaiting_answer(), sent_at__lt=now - wait)
+    if campaign_id is None:
+        due = due.filter(campaign_id__isnull=True)
+    else:
+        due = due.filter(campaign_id=campaign_id)
+    ids = [int(str(i)) for i in await due.order_by("id").limit(limit).values_list("id", flat=True)]
+    if not ids:
+        return []
+    conn = get_connection("default")
+    marks = ", ".join(param(conn, i) for i in range(4, 4 + len(ids)))
+    # Still unknown: a report that came meanwhile, or another sweep, has moved it on.
+    rows = await conn.execute_query_dict(
+        f'UPDATE "{OutboundMessage._meta.db_table}" '
+        f'SET "status" = {param(conn, 1)}, "updated_at" = {param(conn, 2)} '
+        f'WHERE "status" = {param(conn, 3)} AND "id" IN ({marks}) RETURNING "id"',
+        [MessageStatus.RETRYING.value, now, MessageStatus.UNKNOWN.value, *ids],
+    )
+    return sorted(int(r["id"]) for r in rows)
+
+
+async def next_unanswered_retry(*, wait: timedelta, campaign_id: int) -> datetime | None:
+    """When the campaign's first message awaiting its answer is due for its one more
+    try; None when none awaits."""
+    first = (
+        await OutboundMessage.filter(awaiting_answer(), campaign_id=campaign_id)
+        .order_by("sent_at")
+        .limit(1)
+        .values_list("sent_at", flat=True)
+    )
+    return first[0] + wait if first and isinstance(first[0], datetime) else None
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     status: MessageStatus
@@ -316,6 +407,7 @@ class Outbox:
             # job must not send it again.
             return DeliveryResult(MessageStatus(str(found[0])), "already handled")
         sms = OutgoingSms(text=msg.text, recipients=(msg.recipient,), sender_id=self.sender_id)
+        requested_at = datetime.now(UTC)
         try:
             results = await self.provider.send(sms, session=self.session)
         except ProviderError as e:
@@ -325,6 +417,13 @@ class Outbox:
             return await self._failed(
                 msg, "no answer for recipient", transient=True, final=final_attempt
             )
+        if result.outcome is SendOutcome.UNKNOWN:
+            # Maybe sent: never retried now (a report may come; else retry_unanswered).
+            await record_unanswered(
+                get_connection("default"), [msg.id], how=result.provider_status, at=requested_at
+            )
+            log.warning("message %s to %s: answer lost", msg.id, mask_phone(msg.recipient))
+            return DeliveryResult(MessageStatus.UNKNOWN, result.provider_status)
         if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
             row = sent_row(msg.id, result, at=datetime.now(UTC))
             await self._results.submit(row)
@@ -393,7 +492,11 @@ async def after_final_failure(message_id: int, second_chance: SecondChance | Non
 
 
 async def record_delivery_report(
-    report: DeliveryReport, *, second_chance: SecondChance | None = None
+    report: DeliveryReport,
+    *,
+    second_chance: SecondChance | None = None,
+    answer_window: timedelta | None = None,
+    now: datetime | None = None,
 ) -> bool:
     """Apply a provider's delivery report; False when no message has that ID.
 
@@ -401,8 +504,14 @@ async def record_delivery_report(
     state, and a failure report counts only for a message in flight (a repeated one, or
     one arriving after its second chance was scheduled, changes nothing). A delivery
     report always wins: the citizen has the message.
+
+    A report whose ID is unknown (the send's answer, which held it, was lost) settles a
+    message to its number in "unknown" state sent within ``answer_window``
+    (:func:`adopt_unanswered`).
     """
     msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
+    if msg is None and answer_window is not None:
+        msg = await adopt_unanswered(report, window=answer_window, now=now)
     if msg is None:
         return False
     if report.state is DeliveryState.IN_FLIGHT:
@@ -430,6 +539,50 @@ async def record_delivery_report(
             await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, second_chance)
     return True
+
+
+async def adopt_unanswered(
+    report: DeliveryReport, *, window: timedelta, now: datetime | None = None
+) -> OutboundMessage | None:
+    """The "unknown" message a report whose ID matches none of ours is for: given that ID
+    and moved to "sent" (the provider had it). None when there is none.
+
+    AT's report names the number, not our message: it goes to the oldest message to that
+    number whose answer was lost within ``window``. Two such messages to one number are
+    told apart by order only: AT reports in the order it took them, and the second
+    report's new ID goes to the second message. Later reports find the message by the ID.
+    """
+    if report.phone is None:
+        return None
+    now = now or datetime.now(UTC)
+    for _ in range(3):  # a concurrent report for the same ID may adopt first
+        candidate = (
+            await OutboundMessage.filter(
+                recipient=report.phone, status=MessageStatus.UNKNOWN, sent_at__gte=now - window
+            )
+            .order_by("sent_at", "id")
+            .first()
+        )
+        if candidate is None:
+            return None
+        adopted = await OutboundMessage.filter(
+            id=candidate.id, status=MessageStatus.UNKNOWN
+        ).update(
+            status=MessageStatus.SENT,
+            provider_message_id=report.provider_message_id,
+            provider_status=report.provider_status,
+        )
+        if adopted:
+            log.info(
+                "message %s to %s: answer lost, settled by a delivery report",
+                candidate.id,
+                mask_phone(report.phone),
+            )
+            return await OutboundMessage.get(id=candidate.id)
+        mine = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
+        if mine is not None:
+            return mine
+    return None
 
 
 async def mark_opted_out(phone: str) -> None:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from gateway.config import Config
 from gateway.lifecycle import Lifecycle
-from gateway.outbox import Outbox, TransientSendFailure, stranded_messages
+from gateway.outbox import Outbox, TransientSendFailure, retry_unanswered, stranded_messages
 
 __all__ = [
     "BULK_QUEUE",
@@ -160,6 +160,21 @@ async def requeue_stranded(ctx: dict[str, Any]) -> int:
     return len(ids)
 
 
+async def resend_unanswered(ctx: dict[str, Any], *, now: datetime | None = None) -> int:
+    """Send once more the messages whose answer was lost and that no delivery report
+    settled within ``worker.unknown_answer_retry_minutes`` (a campaign's runner resends
+    its own)."""
+    config: Config = ctx["config"]
+    dispatcher: ArqDispatcher = ctx["dispatcher"]
+    wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
+    ids = await retry_unanswered(wait=wait, now=now)
+    if ids:
+        log.warning("%d message(s) with a lost answer and no report: sending once more", len(ids))
+        # A job ID of their own: the first send's job result may still be kept.
+        await dispatcher.dispatch(ids, tag="unanswered")
+    return len(ids)
+
+
 async def escalate_overdue(ctx: dict[str, Any]) -> int:
     """Move complaints past their due date one level up."""
     lifecycle: Lifecycle = ctx["lifecycle"]
@@ -290,6 +305,8 @@ def build_worker(
                 unique=True,
                 timeout=600,
             ),
+            # Every minute: the wait for a lost answer's report is tens of minutes.
+            cron(resend_unanswered, name="resend_unanswered", second=40, unique=True),
         ],
         redis_pool=pool,
         queue_name=queue,

@@ -49,7 +49,7 @@ from tests.conftest import (
     make_config,
     run_worker,
 )
-from tests.fakes.africastalking import FakeAfricasTalking
+from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
 VARIABLES = {"service": "Water supply", "place": "Theog", "update": "restored"}
 DELIVERY_PATH = "/sms/africastalking/delivery"
@@ -61,6 +61,8 @@ def bulk_config(
     database_url: str,
     redis_url: str,
     fake: FakeAfricasTalking,
+    *,
+    at_timeout: float = 10.0,
     **bulk: Any,
 ) -> Config:
     assert fake.base_url is not None
@@ -76,6 +78,7 @@ def bulk_config(
         },
         worker={"max_tries": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.1},
         bulk={"segments_per_second": 1000, "batch_size": 50, "quiet_hours": None, **bulk},
+        sms={"africastalking": {"timeout_seconds": at_timeout}},
     )
 
 
@@ -313,6 +316,62 @@ async def test_batches_respect_the_rate_and_a_failed_request_resends_only_the_re
     assert sizes[:3] == [4, 4, 2]
     assert fake.requests[3].form["to"] == number(5)  # only the number that failed again
     assert Counter(m.number for m in fake.sent) == Counter({number(i): 1 for i in range(1, 11)})
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+async def test_a_request_whose_answer_is_lost_is_not_sent_again(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+    fault: Fault,
+) -> None:
+    """AT took a request of four numbers and its answer was lost: those four wait, as
+    single messages do, for their delivery reports, and only the one with none is sent
+    once more after the wait. Nothing else is sent twice."""
+    client = await start_app(
+        bulk_config(tmp_path, database_url, redis_url, fake, segments_per_second=8, at_timeout=0.2)
+    )
+    fake.slow_seconds = 2.0
+    for i in range(1, 11):
+        await complaint(number(i), language="hi")  # 2 segments: 4 numbers a request
+    fake.faults[number(5)] = fault  # the second request: numbers 5 to 8
+    campaigns, campaign = await theog_draft(client)
+    await campaigns.start(campaign, actor="t")
+
+    async def settled() -> bool:
+        counts = Counter(
+            await OutboundMessage.filter(campaign_id=campaign.id).values_list("status", flat=True)
+        )
+        return counts == Counter({"sent": 6, "unknown": 4})
+
+    await run_bulk(client, until=settled, limit=15)
+    await asyncio.sleep(0.3)  # time for a resend, were there going to be one
+    received = Counter(n for r in fake.requests for n in r.form["to"].split(","))
+    assert received == Counter({number(i): 1 for i in range(1, 11)})
+    lost = [number(i) for i in range(5, 9)]
+    assert fake.requests[1].form["to"] == ",".join(lost)
+    assert {m.number for m in fake.sent} >= set(lost), "AT took them"
+    got = await progress(campaign)
+    assert (got.status, got.queued, got.sent, got.unknown) == ("sending", 0, 6, 4)
+
+    # Reports for three of the four: matched by number (their IDs were in the lost answer).
+    url = str(client.make_url(DELIVERY_PATH))
+    for n in lost[:3]:
+        await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
+    assert (await progress(campaign)).delivered == 3
+    # No report for the fourth within the wait: sent once more, alone.
+    del fake.faults[number(5)]
+    await OutboundMessage.filter(status=MessageStatus.UNKNOWN).update(
+        sent_at=datetime.now(UTC) - timedelta(minutes=31)
+    )
+    await run_bulk(client)
+    assert fake.requests[-1].form["to"] == lost[3]
+    received = Counter(n for r in fake.requests for n in r.form["to"].split(","))
+    assert received == Counter({number(i): 1 for i in range(1, 11)}) + Counter({lost[3]: 1})
+    got = await progress(campaign)
+    assert (got.status, got.sent, got.delivered, got.unknown) == ("done", 7, 3, 0)
 
 
 async def test_pause_resume_and_cancel(

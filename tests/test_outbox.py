@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from arq.jobs import Job, JobStatus
 from tortoise.transactions import in_transaction
 
-from gateway.app import COMPLAINTS, REDIS, TEMPLATES, create_app, worker_context
+from gateway.app import COMPLAINTS, CONFIG, REDIS, TEMPLATES, create_app, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
@@ -32,12 +32,21 @@ from gateway.outbox import (
     Outbox,
     TransientSendFailure,
     queue_messages,
+    record_delivery_report,
 )
+from gateway.providers.base import DeliveryReport, DeliveryState
 from gateway.providers.simulator import FAILING_NUMBERS
 from gateway.templates import RenderedSms
-from gateway.worker import QUEUE, STUCK_AFTER, ArqDispatcher, backoff, send_sms_job_id
+from gateway.worker import (
+    QUEUE,
+    STUCK_AFTER,
+    ArqDispatcher,
+    backoff,
+    resend_unanswered,
+    send_sms_job_id,
+)
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
-from tests.fakes.africastalking import FakeAfricasTalking
+from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
 CITIZEN = "+919812345678"
 OFFICER = "+919800100001"  # config.yaml: Junior Engineer, Jal Shakti, Theog
@@ -270,26 +279,6 @@ async def test_transient_failures_beyond_max_tries_end_failed_with_the_last_erro
     await ack.refresh_from_db()
     assert ack.status == "retrying" and ack.second_chance and ack.attempts == MAX_TRIES
     assert ack.last_error is not None and error in ack.last_error
-
-
-async def test_an_at_timeout_is_retried_then_given_up(
-    start_app: AppFactory,
-    tmp_path: Path,
-    database_url: str,
-    redis_url: str,
-    fake: FakeAfricasTalking,
-) -> None:
-    config = at_config(
-        tmp_path, database_url, redis_url, fake, sms={"africastalking": {"timeout_seconds": 0.2}}
-    )
-    client = await start_app(config)
-    fake.delay = 2.0
-    ack = await register(client)
-    await run_worker(client.app)
-
-    officer = await officer_notice(ack)
-    assert officer.status == "failed" and officer.attempts == MAX_TRIES
-    assert officer.last_error is not None and "did not answer within 0.2 s" in officer.last_error
 
 
 async def test_the_second_chance_sends_the_acknowledgement_later(
@@ -648,3 +637,178 @@ async def test_a_gateway_stopped_mid_send_records_every_sms_it_sent(
     for message_id, _, status in rows:
         assert (send_sms_job_id(message_id) in queued) == (status == "queued"), message_id
     await reader.close()
+
+
+# --------------------------------------------------------------------------- answer lost
+
+DELIVERY_PATH = "/sms/africastalking/delivery"
+WAIT = timedelta(minutes=30)  # worker.unknown_answer_retry_minutes, the shipped default
+
+
+@pytest.fixture
+async def lossy_client(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> TestClient[Any, Any]:
+    """The app on the fake AT with a client timeout short of the fake's slow answers."""
+    fake.slow_seconds = 2.0
+    config = at_config(
+        tmp_path, database_url, redis_url, fake, sms={"africastalking": {"timeout_seconds": 0.2}}
+    )
+    assert config.worker.unknown_answer_retry_minutes * 60 == WAIT.total_seconds()
+    return await start_app(config)
+
+
+async def resend_unanswered_at(client: TestClient[Any, Any], now: datetime) -> int:
+    """The worker's cron job, run as if at ``now``."""
+    return await resend_unanswered(
+        {"config": client.app[CONFIG], **worker_context(client.app)}, now=now
+    )
+
+
+async def report(
+    client: TestClient[Any, Any], fake: FakeAfricasTalking, message_id: str, status: str, phone: str
+) -> None:
+    """AT's delivery report for ``message_id`` to ``phone``, through the callback route."""
+    url = str(client.make_url(DELIVERY_PATH))
+    assert await fake.send_delivery_report(url, message_id, status, phone=phone) == (200, "OK")
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+async def test_a_message_at_took_whose_answer_was_lost_is_not_sent_again(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking, fault: Fault
+) -> None:
+    """A timeout or a reset after the request was written, or a 2xx that cannot be read:
+    AT may have the message, and with no idempotency key a retry would send it twice."""
+    fake.faults[CITIZEN] = fault
+    started = datetime.now(UTC)
+    ack = await register(lossy_client)
+    await run_worker(lossy_client.app)
+    await run_worker(lossy_client.app)
+
+    assert fake.received(CITIZEN) == 1
+    assert [m.number for m in fake.sent].count(CITIZEN) == 1, "AT took it"
+    await ack.refresh_from_db()
+    assert ack.status == "unknown" and ack.attempts == 1 and ack.lost_answers == 1
+    assert ack.sent_at is not None and started <= ack.sent_at <= datetime.now(UTC)
+    assert ack.provider_message_id is None
+    assert (ack.last_error or "").startswith("answer lost: ")
+    assert not ack.second_chance
+    officer = await officer_notice(ack)
+    assert officer.status == "sent" and fake.received(OFFICER) == 1
+
+
+async def test_a_refused_connection_sent_nothing_and_is_retried(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """Refused before the request was written: nothing reached AT, a retry is safe."""
+    assert fake.base_url is not None
+    port = int(fake.base_url.rsplit(":", 1)[1])
+    ack = await register(lossy_client)
+    await fake.close()
+    with pytest.raises(TransientSendFailure, match="unreachable"):
+        await outbox_of(lossy_client).deliver(ack.id, final_attempt=False)
+    await ack.refresh_from_db()
+    assert ack.status == "retrying" and ack.lost_answers == 0
+
+    await fake.start(port=port)
+    await run_worker(lossy_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "sent" and ack.attempts == 2 and ack.lost_answers == 0
+    assert fake.received(CITIZEN) == 1
+
+
+async def test_a_delivery_report_settles_a_message_whose_answer_was_lost(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """AT's report carries its message ID, which the lost answer held: the report is
+    matched by number to the message whose answer was lost, which is then not re-sent."""
+    fake.faults[CITIZEN] = Fault.RESET
+    ack = await register(lossy_client)
+    await run_worker(lossy_client.app)
+    at_id = fake.message_id_for(CITIZEN)
+
+    await report(lossy_client, fake, at_id, "Submitted", CITIZEN)
+    await ack.refresh_from_db()
+    assert (ack.status, ack.provider_message_id) == ("sent", at_id)
+    await report(lossy_client, fake, at_id, "Success", CITIZEN)
+    await ack.refresh_from_db()
+    assert ack.status == "delivered" and ack.delivered_at is not None
+
+    del fake.faults[CITIZEN]
+    assert await resend_unanswered_at(lossy_client, datetime.now(UTC) + 2 * WAIT) == 0
+    await run_worker(lossy_client.app)
+    assert fake.received(CITIZEN) == 1
+
+
+async def test_two_lost_answers_to_one_number_are_settled_in_order(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """Two messages to one number, both answers lost: a report goes to the older one,
+    later reports with its ID follow it there, and another ID goes to the newer one."""
+    fake.faults[OFFICER] = Fault.GARBAGE
+    first = await officer_notice(await register(lossy_client, "+919812345601"))
+    await run_worker(lossy_client.app)
+    second = await officer_notice(await register(lossy_client, "+919812345602"))
+    await run_worker(lossy_client.app)
+    first_id, second_id = (m.message_id for m in fake.sent if m.number == OFFICER)
+
+    await report(lossy_client, fake, first_id, "Sent", OFFICER)
+    await report(lossy_client, fake, first_id, "Success", OFFICER)
+    await first.refresh_from_db()
+    await second.refresh_from_db()
+    assert (first.status, first.provider_message_id) == ("delivered", first_id)
+    assert second.status == "unknown" and second.provider_message_id is None
+
+    await report(lossy_client, fake, second_id, "Failed", OFFICER)
+    await second.refresh_from_db()
+    assert (second.status, second.provider_message_id) == ("failed", second_id)
+    assert fake.received(OFFICER) == 2
+
+
+async def test_a_lost_answer_with_no_report_is_sent_once_more_after_the_wait(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """The one place a message may reach a phone twice: no report came in the wait."""
+    fake.faults[CITIZEN] = Fault.SLOW
+    ack = await register(lossy_client)
+    await run_worker(lossy_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "unknown" and ack.sent_at is not None
+    lost_at = ack.sent_at
+
+    assert await resend_unanswered_at(lossy_client, lost_at + WAIT - timedelta(minutes=1)) == 0
+    # A report after the wait is not matched by number (the message may be sent again).
+    late = DeliveryReport("ATXid_late", DeliveryState.DELIVERED, "Success", phone=CITIZEN)
+    after_the_wait = lost_at + WAIT + timedelta(seconds=1)
+    assert not await record_delivery_report(late, answer_window=WAIT, now=after_the_wait)
+    del fake.faults[CITIZEN]
+    assert await resend_unanswered_at(lossy_client, after_the_wait) == 1
+    assert await resend_unanswered_at(lossy_client, after_the_wait + WAIT) == 0, "only once"
+    await run_worker(lossy_client.app)
+
+    await ack.refresh_from_db()
+    assert ack.status == "sent" and ack.attempts == 2 and ack.last_error is None
+    assert ack.provider_message_id == fake.message_id_for(CITIZEN)
+    assert fake.received(CITIZEN) == 2
+
+
+async def test_a_message_is_sent_once_more_only_once(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """Its one more try's answer lost too: it stays unknown, never sent a third time."""
+    fake.faults[CITIZEN] = Fault.RESET
+    ack = await register(lossy_client)
+    await run_worker(lossy_client.app)
+    later = datetime.now(UTC) + WAIT + timedelta(minutes=1)
+    assert await resend_unanswered_at(lossy_client, later) == 1
+    await run_worker(lossy_client.app)
+    await ack.refresh_from_db()
+    assert ack.status == "unknown" and ack.lost_answers == 2 and ack.attempts == 2
+
+    assert await resend_unanswered_at(lossy_client, later + 10 * WAIT) == 0
+    await run_worker(lossy_client.app)
+    assert fake.received(CITIZEN) == 2

@@ -40,7 +40,7 @@ from gateway.providers.base import (
     UssdReply,
     UssdSessionEnd,
 )
-from tests.fakes.africastalking import AUTH_FAILED, FakeAfricasTalking
+from tests.fakes.africastalking import AUTH_FAILED, FakeAfricasTalking, Fault
 
 USERNAME = "sampark"
 API_KEY = "atsk_4f1c0a9e7b2d48c6a1e3f5b7d9c2e4a6"
@@ -784,17 +784,37 @@ async def test_send_503_twice_then_success(
     assert len(fake_at.requests) == 3
 
 
-async def test_send_timeout_is_transient(
+async def test_send_timeout_after_writing_is_answer_unknown(
     fake_at: FakeAfricasTalking, http: aiohttp.ClientSession
 ) -> None:
-    fake_at.delay = 5.0
+    """AT took the message and answered too late: it may be sent, so it is not an error
+    to retry but an unknown answer (AT has no idempotency key to make a retry safe)."""
+    fake_at.fault_next(Fault.SLOW)
     at = make_provider(fake_at.base_url, timeout=0.2)
     started = time.monotonic()
-    with pytest.raises(ProviderError) as raised:
-        await at.send(OutgoingSms("Namaste", (PHONE,)), session=http)
+    (result,) = await at.send(OutgoingSms("Namaste", (PHONE,)), session=http)
     assert time.monotonic() - started < 2.0
-    assert raised.value.transient is True
-    assert raised.value.status is None
+    assert result.phone == PHONE and result.outcome is SendOutcome.UNKNOWN
+    assert "did not answer within 0.2 s" in result.provider_status
+    assert result.provider_message_id is None
+    assert [m.number for m in fake_at.sent] == [PHONE]
+
+
+async def test_send_reset_after_writing_is_answer_unknown_for_every_recipient(
+    fake_at: FakeAfricasTalking, http: aiohttp.ClientSession
+) -> None:
+    other = "+919876543210"
+    fake_at.faults[other] = Fault.RESET
+    results = await make_provider(fake_at.base_url).send(
+        OutgoingSms("Namaste", (PHONE, other, "not-a-number")), session=http
+    )
+    by_phone = {r.phone: r.outcome for r in results}
+    assert by_phone == {
+        PHONE: SendOutcome.UNKNOWN,
+        other: SendOutcome.UNKNOWN,
+        "not-a-number": SendOutcome.PERMANENT_FAILURE,  # never written: known not sent
+    }
+    assert {m.number for m in fake_at.sent} == {PHONE, other}
 
 
 async def test_send_connection_refused_is_transient(http: aiohttp.ClientSession) -> None:
@@ -818,14 +838,16 @@ async def test_send_connection_refused_is_transient(http: aiohttp.ClientSession)
         pytest.param("[1, 2, 3]", id="json-list"),
     ],
 )
-async def test_send_garbage_2xx_body_is_transient(
+async def test_send_garbage_2xx_body_is_answer_unknown(
     fake_at: FakeAfricasTalking, http: aiohttp.ClientSession, body: str
 ) -> None:
+    """A 2xx says AT took the request; what it took cannot be read: maybe sent."""
     fake_at.fail_next(status=201, body=body, content_type="application/json")
-    with pytest.raises(ProviderError) as raised:
-        await make_provider(fake_at.base_url).send(OutgoingSms("Namaste", (PHONE,)), session=http)
-    assert raised.value.transient is True
-    assert raised.value.status == 201
+    (result,) = await make_provider(fake_at.base_url).send(
+        OutgoingSms("Namaste", (PHONE,)), session=http
+    )
+    assert result.outcome is SendOutcome.UNKNOWN
+    assert result.provider_status.startswith("HTTP 201 with an unreadable body")
 
 
 async def test_send_200_is_treated_like_201(

@@ -103,6 +103,9 @@ class ProgressOut(BaseModel):
     failed: int
     cancelled: int
     skipped: int
+    unknown: int
+    """Handed to the provider with the answer lost: a delivery report or one more try
+    (after ``worker.unknown_answer_retry_minutes``) settles them."""
     waiting_until: str | None
     """Set while quiet hours hold a sending campaign: when sending resumes (ISO 8601)."""
 

@@ -429,6 +429,23 @@ def _as_opt_str(value: object) -> str | None:
     return None if text in ("", "None") else text
 
 
+_NOT_WRITTEN: Final = (
+    aiohttp.ClientConnectorError,  # refused, DNS, TLS: no connection was made
+    aiohttp.ConnectionTimeoutError,  # no connection within the timeout
+    aiohttp.InvalidURL,
+)
+"""Errors raised before the request could be written: nothing reached AT."""
+
+
+def _answer_lost(by_number: Mapping[str, str], how: str) -> list[RecipientResult]:
+    """Every recipient of a request that may have been taken, its answer lost ``how``."""
+    log.warning("africastalking: answer to a send to %d recipient(s) lost: %s", len(by_number), how)
+    return [
+        RecipientResult(phone=raw, outcome=SendOutcome.UNKNOWN, provider_status=how)
+        for raw in by_number.values()
+    ]
+
+
 def _recipients_of(body: str) -> tuple[str, list[Any]]:
     """``(Message, Recipients)`` from a 2xx answer; raises ValueError when it is not AT's shape."""
     data = json.loads(body)
@@ -508,9 +525,13 @@ class AfricasTalking:
         number is not sent and gets a permanent failure; a recipient missing from AT's
         answer gets a transient one.
 
-        Raises :class:`ProviderError` when the request as a whole fails: transient for
-        connection errors, timeouts, HTTP 5xx and 429 and a 2xx answer that is not AT's
-        JSON; permanent for other non-2xx answers (bad API key, bad request).
+        AT has no idempotency key, so a request whose answer was lost after it was written
+        (a timeout, the connection reset or closed, a 2xx body that is not AT's JSON) may
+        have been taken: every recipient gets :attr:`SendOutcome.UNKNOWN`, never a retry.
+
+        Raises :class:`ProviderError` when nothing was sent: transient when the connection
+        was never made (refused, DNS, connect timeout) and for HTTP 5xx and 429; permanent
+        for other non-2xx answers (bad API key, bad request).
         """
         results: list[RecipientResult] = []
         by_number: dict[str, str] = {}  # E.164 -> the caller's spelling
@@ -549,14 +570,17 @@ class AfricasTalking:
             ) as response:
                 status = response.status
                 body = (await response.read()).decode("utf-8", errors="replace")
-        except TimeoutError:
-            raise ProviderError(
-                f"Africa's Talking did not answer within {self.timeout:g} s", transient=True
-            ) from None
-        except aiohttp.ClientError as exc:
+        except _NOT_WRITTEN as exc:
             raise ProviderError(
                 f"Africa's Talking unreachable: {type(exc).__name__}: {exc}", transient=True
             ) from None
+        except TimeoutError:
+            return results + _answer_lost(
+                by_number, f"Africa's Talking did not answer within {self.timeout:g} s"
+            )
+        except aiohttp.ClientError as exc:
+            # Reset, closed or cut short after the request was (maybe) written.
+            return results + _answer_lost(by_number, f"{type(exc).__name__}: {exc}")
 
         if not 200 <= status < 300:
             transient = status >= 500 or status == 429
@@ -571,12 +595,9 @@ class AfricasTalking:
         try:
             message, answered = _recipients_of(body)
         except ValueError as exc:
-            raise ProviderError(
-                f"Africa's Talking answered HTTP {status} with an unexpected body "
-                f"({exc}): {_trim(body)}",
-                transient=True,
-                status=status,
-            ) from None
+            return results + _answer_lost(
+                by_number, f"HTTP {status} with an unreadable body ({exc}): {_trim(body)}"
+            )
 
         if not answered and message.strip() in _PERMANENT_REQUEST_MESSAGES:
             log.warning("africastalking: send refused as a whole: %s", message)

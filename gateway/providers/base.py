@@ -133,7 +133,11 @@ class SendOutcome(enum.StrEnum):
     PERMANENT_FAILURE = "permanent_failure"
     """Will never succeed as it is (invalid number, opted out, bad sender ID)."""
     TRANSIENT_FAILURE = "transient_failure"
-    """May succeed if tried again later."""
+    """Not taken, and may be if tried again later."""
+    UNKNOWN = "unknown"
+    """Maybe taken: the request reached the provider but its answer was lost (a timeout or
+    a reset after the request was written, or a 2xx answer that cannot be read). Sending
+    again may send twice. ``provider_status`` says how the answer was lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,10 @@ class RecipientResult:
 
 
 class ProviderError(Exception):
-    """A send failed as a whole (no per-recipient answer): network error, 5xx, 4xx."""
+    """A request that was not taken as a whole: refused before it was written (no
+    connection, DNS), or answered 4xx, 5xx or 429. Nothing was sent, so a ``transient``
+    one may be sent again. A request that may have been taken raises nothing: its
+    recipients get :attr:`SendOutcome.UNKNOWN`."""
 
     def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
         super().__init__(message)
@@ -189,7 +196,9 @@ class Provider(Protocol):
     ) -> list[RecipientResult]:
         """Send one text to its recipients; one result per recipient, in any order.
 
-        Raises :class:`ProviderError` when the request as a whole fails.
+        Raises :class:`ProviderError` when the request as a whole was not taken; a request
+        whose answer was lost after it was written gives :attr:`SendOutcome.UNKNOWN`
+        results (the provider, not its caller, tells the two apart).
         """
         ...
 

@@ -7,6 +7,9 @@ Usable from pytest fixtures and from scripts (benchmarks, end-to-end runs)::
     fake.outcomes["+919800000406"] = 406    # that number answers UserInBlacklist
     fake.fail_next(status=503, times=2)     # the next two requests get 503
     fake.delay = 2.0                        # every answer waits 2 s (timeouts)
+    fake.fault_next(Fault.RESET)            # the next request: accepted, then reset
+    fake.faults["+919800000001"] = Fault.GARBAGE  # any request to that number: accepted,
+                                            # then answered 201 with a body that is not JSON
     ...
     fake.requests[-1].form["to"]            # what reached it
     await fake.send_delivery_report(callback_url, message_id, "Success")
@@ -18,9 +21,12 @@ Usable from pytest fixtures and from scripts (benchmarks, end-to-end runs)::
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import re
 import secrets
+import socket
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -31,6 +37,7 @@ from aiohttp import web
 __all__ = [
     "RECIPIENT_STATUSES",
     "FakeAfricasTalking",
+    "Fault",
     "RecordedRequest",
     "SentMessage",
 ]
@@ -55,6 +62,22 @@ RECIPIENT_STATUSES: Final[Mapping[int, str]] = {
 
 AUTH_FAILED: Final = "The supplied authentication is invalid"
 _E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class Fault(enum.StrEnum):
+    """What happens to the answer of a request the fake has accepted (its messages are in
+    :attr:`FakeAfricasTalking.sent`): the sender cannot know they were taken."""
+
+    SLOW = "slow"
+    """The answer comes after :attr:`FakeAfricasTalking.slow_seconds` (past the client's
+    timeout)."""
+    RESET = "reset"
+    """The connection is reset (TCP RST) instead of answered."""
+    GARBAGE = "garbage"
+    """HTTP 201 with a body that is not AT's JSON."""
+
+
+GARBAGE_BODY: Final = "<html><body>upstream hiccup</body></html>"
 
 
 @dataclass(frozen=True)
@@ -120,10 +143,14 @@ class FakeAfricasTalking:
         self.omitted: set[str] = set()
         self.renumber: dict[str, str] = {}
         self.delay: float = 0.0
+        self.faults: dict[str, Fault] = {}
+        """Number -> the fault of every accepted request that includes it."""
+        self.slow_seconds: float = 5.0
         self.requests: list[RecordedRequest] = []
         self.sent: list[SentMessage] = []
         self.base_url: str | None = None
         self._failures: list[_Failure] = []
+        self._next_faults: list[Fault] = []
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
@@ -143,15 +170,30 @@ class FakeAfricasTalking:
             body = AUTH_FAILED if status == 401 else f"fake: scripted HTTP {status}"
         self._failures.append(_Failure(status, body, content_type, times))
 
+    def fault_next(self, fault: Fault, *, times: int = 1) -> None:
+        """Accept the next ``times`` requests (their messages count as sent), then lose
+        their answers as ``fault`` says."""
+        self._next_faults.extend([fault] * times)
+
     def reset(self) -> None:
         """Forget recorded requests, sent messages and scripted behaviour."""
         self.outcomes.clear()
         self.omitted.clear()
         self.renumber.clear()
+        self.faults.clear()
         self.delay = 0.0
         self.requests.clear()
         self.sent.clear()
         self._failures.clear()
+        self._next_faults.clear()
+
+    def received(self, number: str) -> int:
+        """How many requests reached the fake with ``number`` among their recipients."""
+        return sum(
+            1
+            for r in self.requests
+            if number in (n.strip() for n in r.form.get("to", "").split(","))
+        )
 
     def message_id_for(self, number: str) -> str:
         """The message id of the last message accepted for ``number``."""
@@ -198,7 +240,7 @@ class FakeAfricasTalking:
 
     # ----------------------------------------------------------------- handler
 
-    async def _messaging(self, request: web.Request) -> web.Response:
+    async def _messaging(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         form: dict[str, str] = {}
         if request.content_type == "application/x-www-form-urlencoded":
@@ -268,6 +310,16 @@ class FakeAfricasTalking:
                     "statusCode": code,
                 }
             )
+        fault = self._fault_for(form["to"])
+        if fault is Fault.RESET:
+            return await _reset(request)
+        if fault is Fault.GARBAGE:
+            return web.Response(status=201, text=GARBAGE_BODY, content_type="text/html")
+        if fault is Fault.SLOW:
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.slow_seconds)
+            except TimeoutError:
+                pass
         total = len(form["to"].split(","))
         answer = {
             "SMSMessageData": {
@@ -282,6 +334,15 @@ class FakeAfricasTalking:
             body=json.dumps(answer).encode(),
             headers={"Content-Type": "application/json"},
         )
+
+    def _fault_for(self, to: str) -> Fault | None:
+        if self._next_faults:
+            return self._next_faults.pop(0)
+        for number in to.split(","):
+            fault = self.faults.get(number.strip())
+            if fault is not None:
+                return fault
+        return None
 
     # ----------------------------------------------------------------- callbacks
 
@@ -321,3 +382,14 @@ async def _post_form(
 ) -> tuple[int, str]:
     async with session.post(url, data=dict(form)) as response:
         return response.status, await response.text()
+
+
+async def _reset(request: web.Request) -> web.StreamResponse:
+    """Reset the request's connection (RST, no answer): linger 0, then abort."""
+    transport = request.transport
+    assert transport is not None
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    raise asyncio.CancelledError  # nothing to answer on: aiohttp drops the handler quietly
