@@ -147,9 +147,10 @@ def _parse(raw: str, region: str) -> PhoneNumber:
 
     The fast path: an E.164 number of ``region``'s own country (``+919812345678``, which
     is how stored numbers, Africa's Talking callbacks and most uploaded lists spell them)
-    is built directly instead of through ``phonenumbers.parse``, which costs some 20 µs a
-    number of the 28 µs a whole check takes (measured on 100,000 Indian mobiles; see the
-    README's Performance). ``tests/test_phone.py`` checks that both paths agree.
+    is built directly instead of through ``phonenumbers.parse``. Measured in CPU time on
+    100,000 Indian mobiles: a whole check costs 12 µs a number instead of 26 µs (parse
+    alone is 14 µs), and reading a 100,000-number CSV upload 1.3 s instead of 3.1 s (the
+    old hand-written check: 0.15 s). ``tests/test_phone.py`` checks both paths agree.
     """
     plan = _plan(region)
     if plan.fast is not None and raw.isascii():

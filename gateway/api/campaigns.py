@@ -8,6 +8,7 @@ the caller's scope.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -216,8 +217,8 @@ async def preview(request: web.Request) -> web.Response:
                 scope, body.template, body.variables, _filter(body.audience.filter)
             )
         else:
-            numbers, report = parse_numbers(
-                body.audience.csv or "", region=campaigns.config.service.country
+            numbers, report = await asyncio.to_thread(
+                parse_numbers, body.audience.csv or "", region=campaigns.config.service.country
             )
             result = await campaigns.preview_numbers(scope, body.template, body.variables, numbers)
             csv = report.as_json()

@@ -611,10 +611,12 @@ class AfricasTalking:
         """One ``Recipients`` entry as a result for a number we sent to, or None."""
         if not isinstance(entry, dict):
             return None
-        try:
-            number = normalize_phone(str(entry.get("number") or ""), region=self.region)
-        except InvalidPhoneNumber:
-            return None
+        number = str(entry.get("number") or "")
+        if number not in by_number:  # AT answers in E.164, as sent: parse only otherwise
+            try:
+                number = normalize_phone(number, region=self.region)
+            except InvalidPhoneNumber:
+                return None
         raw = by_number.get(number)
         if raw is None:
             log.warning("africastalking: answer names unsent number %s", mask_phone(number))
