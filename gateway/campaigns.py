@@ -24,7 +24,7 @@ import logging
 import time as _time
 import uuid
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from tortoise.transactions import in_transaction
 
 from gateway.audit import audit
 from gateway.config import Config
+from gateway.csv_numbers import CsvReport, NumberReader
 from gateway.models import (
     Campaign,
     CampaignContact,
@@ -62,10 +63,10 @@ from gateway.outbox import (
     retry_unanswered,
     sent_row,
 )
-from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.phone import mask_phone
 from gateway.providers.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.scope import Scope
-from gateway.sql import insert_returning, insert_rows
+from gateway.sql import insert_returning, insert_rows, param
 from gateway.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.worker import backoff
 
@@ -75,14 +76,11 @@ __all__ = [
     "CampaignRunner",
     "Campaigns",
     "ComplaintFilter",
-    "CsvReport",
     "Preview",
     "Progress",
     "RunScheduler",
     "campaign_scope",
-    "csv_phone",
     "in_quiet_hours",
-    "parse_numbers",
     "progress",
 ]
 
@@ -101,7 +99,6 @@ _Pending = tuple[int, str, str, int]
 """A message to send: (id, recipient, text, segments)."""
 _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 CANCELLED_REASON = "campaign cancelled"
-CSV_MAX_BAD_LINES_LISTED = 20
 
 
 class CampaignError(Exception):
@@ -171,14 +168,21 @@ class Preview:
     """What a campaign would send: the cost the district pays, before it is paid."""
 
     recipients: int
-    """Distinct phone numbers that will get the message."""
+    """Distinct phone numbers that will get the message (at most, with numbers outside
+    the sender's scope: those of them who opted out are left out when it is sent)."""
     skipped_opted_out: int
+    """In the sender's scope."""
     languages: dict[str, int]
-    """Recipients per language of the text they get."""
+    """Recipients in the sender's scope per language of the text they get."""
     segments: dict[str, int]
     """Segments of one message, per language."""
     total_segments: int
+    """The cost; numbers outside the scope counted at the longest text's segments."""
     essential: bool
+    outside_scope: int = 0
+    """A CSV audience's numbers with no complaint in the sender's scope (citizens of
+    other areas, or numbers the gateway does not know): their language and opt-out are
+    not the sender's to see, so only their count is shown."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -188,28 +192,7 @@ class Preview:
             "segments_per_message": self.segments,
             "total_segments": self.total_segments,
             "essential": self.essential,
-        }
-
-
-@dataclass(frozen=True)
-class CsvReport:
-    """What an uploaded CSV of phone numbers gave."""
-
-    lines: int
-    numbers: int
-    """Distinct valid numbers added."""
-    duplicates: int
-    bad_lines: int
-    bad_line_numbers: list[int] = field(default_factory=list)
-    """The first few bad lines' numbers (1-based), to find them in the file."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "numbers": self.numbers,
-            "duplicates": self.duplicates,
-            "bad_lines": self.bad_lines,
-            "bad_line_numbers": self.bad_line_numbers,
+            "outside_scope": self.outside_scope,
         }
 
 
@@ -249,51 +232,6 @@ class Progress:
         }
 
 
-BAD = "bad"
-"""What :func:`csv_phone` answers for a line that is not a phone number."""
-
-
-def csv_phone(raw: str, line_no: int) -> str | None:
-    """The E.164 number in a CSV line's first column; None for a blank line or a header
-    (a first line without digits), :data:`BAD` for anything else that is not a number."""
-    cell = raw.strip().split(",")[0].strip().strip('"').strip()
-    if not cell:
-        return None
-    try:
-        return normalize_phone(cell)
-    except InvalidPhoneNumber:
-        if line_no == 1 and not any(ch.isdigit() for ch in cell):
-            return None
-        return BAD
-
-
-def parse_numbers(text: str) -> tuple[list[str], CsvReport]:
-    """The distinct numbers of a small CSV held in memory (a preview), and its report."""
-    seen: dict[str, None] = {}
-    valid = bad = 0
-    bad_lines: list[int] = []
-    lines = text.splitlines()
-    for i, raw in enumerate(lines, start=1):
-        phone = csv_phone(raw, i)
-        if phone is None:
-            continue
-        if phone == BAD:
-            bad += 1
-            if len(bad_lines) < CSV_MAX_BAD_LINES_LISTED:
-                bad_lines.append(i)
-            continue
-        valid += 1
-        seen[phone] = None
-    report = CsvReport(
-        lines=len(lines),
-        numbers=len(seen),
-        duplicates=valid - len(seen),
-        bad_lines=bad,
-        bad_line_numbers=bad_lines,
-    )
-    return list(seen), report
-
-
 class RunScheduler(Protocol):
     """Queues a campaign's sending job (on the bulk queue)."""
 
@@ -324,6 +262,16 @@ def _within(inner: Scope, outer: Scope) -> bool:
         getattr(outer, name) is None or getattr(outer, name) == getattr(inner, name)
         for name in ("department", "district", "tehsil", "block")
     )
+
+
+def _scope_sql(conn: BaseDBAsyncClient, scope: Scope) -> tuple[str, list[str]]:
+    """``scope`` as conditions (`` AND co.block = ?1``) on complaints ``co``, and their values."""
+    where = ""
+    values: list[str] = []
+    for name, value in scope.restrictions().items():
+        values.append(value)
+        where += f" AND co.{name} = {param(conn, len(values))}"
+    return where, values
 
 
 def in_quiet_hours(config: Config, now: datetime) -> datetime | None:
@@ -451,24 +399,30 @@ class Campaigns:
         )
 
     async def preview_numbers(
-        self, template: str, variables: Mapping[str, str], numbers: Sequence[str]
+        self, scope: Scope, template: str, variables: Mapping[str, str], numbers: Sequence[str]
     ) -> Preview:
-        """The preview of a list of (normalised, distinct) numbers."""
+        """The preview of a list of (normalised, distinct) numbers, for a sender with
+        ``scope``: only the numbers with a complaint in it are broken down."""
         rendered = self.render_all(template, variables)
-        known: dict[str, tuple[str | None, bool]] = {}
+        mine: dict[str, tuple[str | None, bool]] = {}
         for i in range(0, len(numbers), 500):
             chunk = list(numbers[i : i + 500])
-            for phone, lang, opted in await Citizen.filter(phone__in=chunk).values_list(
-                "phone", "language", "opted_out"
+            in_scope = Complaint.filter(scope.q(), citizen__phone__in=chunk)
+            for phone, lang, opted in await in_scope.distinct().values_list(
+                "citizen__phone", "citizen__language", "citizen__opted_out"
             ):
-                known[str(phone)] = (lang, bool(opted))
+                mine[str(phone)] = (lang, bool(opted))
         default = self.config.service.default_language
         groups: dict[tuple[str, bool], int] = {}
         for n in numbers:
-            lang, opted = known.get(n, (None, False))
-            key = (lang or default, opted)
-            groups[key] = groups.get(key, 0) + 1
-        return self._tally(template, rendered, ((k[0], k[1], v) for k, v in groups.items()))
+            if n in mine:
+                lang, opted = mine[n]
+                key = (lang or default, opted)
+                groups[key] = groups.get(key, 0) + 1
+        outside = len(numbers) - sum(groups.values())
+        return self._tally(
+            template, rendered, ((k[0], k[1], v) for k, v in groups.items()), outside=outside
+        )
 
     async def preview_campaign(self, campaign: Campaign) -> Preview:
         """The preview of a campaign's stored audience."""
@@ -481,27 +435,36 @@ class Campaigns:
             )
         rendered = self.render_all(campaign.template, campaign.variables)
         default = self.config.service.default_language
-        if default not in {lang.code for lang in self.config.languages}:  # pragma: no cover
-            raise CampaignError("bad default language")
         conn = get_connection("default")
-        # Numbers are joined to citizens by phone (no foreign key): raw SQL, ints only.
+        # Numbers are joined to citizens by phone (no foreign key): raw SQL. A number is
+        # in the creator's scope when its citizen has a complaint there.
+        where, values = _scope_sql(conn, Scope.from_json(campaign.scope))
         sql = (
-            "SELECT ci.language, ci.opted_out, COUNT(*) FROM campaign_contact cc "
+            "SELECT ci.language, ci.opted_out, EXISTS (SELECT 1 FROM complaint co "
+            f"WHERE co.citizen_id = ci.id{where}) AS mine, COUNT(*) FROM campaign_contact cc "
             "LEFT JOIN citizen ci ON ci.phone = cc.phone "
-            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY ci.language, ci.opted_out"
+            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY 1, 2, 3"
         )
-        _, rows = await conn.execute_query(sql)
+        _, rows = await conn.execute_query(sql, values)
         triples = []
+        outside = 0
         for row in rows:
-            values = list(dict(row).values()) if not isinstance(row, tuple) else list(row)
-            triples.append((str(values[0] or default), bool(values[1]), int(values[2])))
-        return self._tally(campaign.template, rendered, triples)
+            language, opted_out, mine, n = (
+                list(dict(row).values()) if not isinstance(row, tuple) else list(row)
+            )
+            if mine:
+                triples.append((str(language or default), bool(opted_out), int(n)))
+            else:
+                outside += int(n)
+        return self._tally(campaign.template, rendered, triples, outside=outside)
 
     def _tally(
         self,
         template: str,
         rendered: Mapping[str, RenderedSms],
         groups: Any,
+        *,
+        outside: int = 0,
     ) -> Preview:
         essential = self.is_essential(template)
         fallback = self.config.service.default_language
@@ -514,13 +477,16 @@ class Campaigns:
             text_lang = rendered[lang].language if lang in rendered else rendered[fallback].language
             languages[text_lang] = languages.get(text_lang, 0) + n
         segments = {lang: rendered[lang].segments for lang in languages}
+        longest = max(r.segments for r in rendered.values())
         return Preview(
-            recipients=sum(languages.values()),
+            recipients=sum(languages.values()) + outside,
             skipped_opted_out=skipped,
             languages=dict(sorted(languages.items())),
             segments=dict(sorted(segments.items())),
-            total_segments=sum(n * segments[lang] for lang, n in languages.items()),
+            total_segments=sum(n * segments[lang] for lang, n in languages.items())
+            + outside * longest,
             essential=essential,
+            outside_scope=outside,
         )
 
     # ------------------------------------------------------------------ creating
@@ -565,10 +531,11 @@ class Campaigns:
         return campaign
 
     async def add_numbers(
-        self, campaign: Campaign, lines: AsyncIterable[str], *, actor: str
+        self, campaign: Campaign, text: AsyncIterable[str], *, actor: str
     ) -> CsvReport:
-        """Add a CSV's phone numbers (first column; a header line is allowed) to a draft
-        campaign with a CSV audience, in batches: the file is never held whole."""
+        """Add a CSV's phone numbers (:mod:`gateway.csv_numbers`; ``text`` the file in
+        pieces of any size) to a draft campaign with a CSV audience, in batches: the file
+        is never held whole."""
         if "csv" not in campaign.audience:
             raise CampaignError(
                 "this campaign's audience is a filter", field="audience", conflict=True
@@ -576,8 +543,7 @@ class Campaigns:
         if campaign.status is not CampaignStatus.DRAFT:
             raise CampaignError(f"the campaign is {campaign.status.value}", conflict=True)
         before = await CampaignContact.filter(campaign_id=campaign.id).count()
-        line_no = valid = bad = 0
-        bad_numbers: list[int] = []
+        reader = NumberReader(region=self.config.service.country)
         batch: list[str] = []
 
         async def flush() -> None:
@@ -591,33 +557,20 @@ class Campaigns:
                 )
                 batch.clear()
 
-        async for raw in lines:
-            line_no += 1
-            phone = csv_phone(raw, line_no)
-            if phone is None:
-                continue
-            if phone == BAD:
-                bad += 1
-                if len(bad_numbers) < CSV_MAX_BAD_LINES_LISTED:
-                    bad_numbers.append(line_no)
-                continue
-            valid += 1
-            batch.append(phone)
+        async for piece in text:
+            # In a thread: some 50 ms of checking numbers a 64 KiB piece, during which the
+            # event loop (USSD hops) gets its turns.
+            batch += await asyncio.to_thread(reader.feed, piece)
             if len(batch) >= 1000:
                 await flush()
+        batch += reader.finish()
         await flush()
         added = await CampaignContact.filter(campaign_id=campaign.id).count() - before
-        report = CsvReport(
-            lines=line_no,
-            numbers=added,
-            duplicates=valid - added,
-            bad_lines=bad,
-            bad_line_numbers=bad_numbers,
-        )
+        report = reader.report(numbers=added, duplicates=reader.accepted - added)
         csv_info = dict(campaign.audience["csv"])
-        csv_info["lines"] = int(csv_info.get("lines", 0)) + line_no
+        csv_info["lines"] = int(csv_info.get("lines", 0)) + report.lines
         csv_info["numbers"] = int(csv_info.get("numbers", 0)) + added
-        csv_info["bad_lines"] = int(csv_info.get("bad_lines", 0)) + bad
+        csv_info["bad_lines"] = int(csv_info.get("bad_lines", 0)) + report.bad_lines
         campaign.audience = {"csv": csv_info}
         await Campaign.filter(id=campaign.id).update(audience=campaign.audience)
         await audit(

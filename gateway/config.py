@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.i18n import DATE_FORMAT, Catalogs
 from gateway.names import fill_names
+from gateway.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
 
 __all__ = [
     "AfricasTalkingSettings",
@@ -137,19 +138,11 @@ class Officer(_Model):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=80)]
     phone: str
+    """Where the officer's notices go by SMS: normalised to E.164 in ``service.country``
+    when the configuration is loaded (a landline is refused: it cannot receive them)."""
     department: Code | Literal["all"]
     level: Code
     areas: list[Code] | Literal["all"] = "all"
-
-    @field_validator("phone")
-    @classmethod
-    def _e164(cls, v: str) -> str:
-        from gateway.phone import InvalidPhoneNumber, normalize_phone
-
-        try:
-            return normalize_phone(v)
-        except InvalidPhoneNumber:
-            raise ValueError(f"{v!r} is not a phone number") from None
 
 
 class LifecycleSettings(_Model):
@@ -183,6 +176,17 @@ class ServiceSettings(_Model):
     service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")]
     default_language: str
     timezone: str = "Asia/Kolkata"
+    country: str = DEFAULT_REGION
+    """The ISO 3166 region phone numbers are read in (``98123 45678`` is ``+919812345678``
+    in IN) and the only one SMS are sent to: a number of another country is refused for
+    citizens and campaign audiences."""
+
+    @field_validator("country")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        if not is_region(v.upper()):
+            raise ValueError(f"unknown region {v!r}: an ISO 3166 code such as IN")
+        return v.upper()
 
     @field_validator("timezone")
     @classmethod
@@ -367,6 +371,12 @@ class Config(_Model):
 
     def _check_officers(self) -> None:
         _unique("officers", [o.code for o in self.officers])
+        for i, o in enumerate(self.officers):
+            try:
+                phone = normalize_phone(o.phone, region=self.service.country, sms=True)
+            except InvalidPhoneNumber as e:
+                raise ValueError(f"officers[{i}].phone: {o.phone!r}: {e.reason}") from None
+            self.officers[i] = o.model_copy(update={"phone": phone})
         levels = [lv.code for lv in self.levels]
         areas_by_level: list[set[str]] = [
             {b.code for d in self.districts for b in d.blocks},

@@ -26,10 +26,10 @@ from gateway.campaigns import (
     Preview,
     Progress,
     campaign_scope,
-    parse_numbers,
     progress,
 )
 from gateway.config import Config
+from gateway.csv_numbers import CsvReport, parse_numbers
 from gateway.db import close_database, open_database
 from gateway.models import Campaign, CampaignStatus, StaffMember, StaffRole
 from gateway.scope import scope_of
@@ -118,7 +118,14 @@ def _print_preview(preview: Preview) -> None:
     print(f"skipped opted out: {preview.skipped_opted_out}")
     for lang, n in preview.languages.items():
         print(f"  {lang:8} {n:>8} x {preview.segments[lang]} segment(s)")
+    if preview.outside_scope:
+        print(f"  outside your scope {preview.outside_scope:>6} (not broken down)")
     print(f"total segments:    {preview.total_segments}")
+
+
+def _print_report(report: CsvReport) -> None:
+    for line in report.describe():
+        print(line)
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
@@ -142,10 +149,15 @@ def _filter(args: argparse.Namespace) -> ComplaintFilter:
     )
 
 
-async def _file_lines(path: Path) -> AsyncIterator[str]:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            yield line
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8-sig", errors="replace")
+
+
+async def _file_text(path: Path) -> AsyncIterator[str]:
+    """The file in pieces (UTF-8, a byte-order mark dropped), never held whole."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        while piece := await asyncio.to_thread(f.read, 64 * 1024):
+            yield piece
 
 
 async def _progress(campaign: Campaign, config: Config) -> Progress:
@@ -212,17 +224,18 @@ async def _act(
     if args.action in ("preview", "send"):
         variables = _variables(args.var or [])
         csv_path: Path | None = Path(args.csv) if args.csv else None
+        if csv_path is not None and not await asyncio.to_thread(csv_path.is_file):
+            raise CampaignError(f"no file {args.csv}", field="--csv")
         if csv_path is not None:
-            numbers, report = parse_numbers(
-                await asyncio.to_thread(csv_path.read_text, encoding="utf-8", errors="replace")
-            )
             if args.action == "preview":
-                preview = await campaigns.preview_numbers(args.template, variables, numbers)
-                _print_preview(preview)
-                print(
-                    f"CSV: {report.numbers} numbers, {report.bad_lines} bad line(s)"
-                    + (f" (lines {report.bad_line_numbers})" if report.bad_lines else "")
+                numbers, report = parse_numbers(
+                    await asyncio.to_thread(_read_text, csv_path), region=config.service.country
                 )
+                preview = await campaigns.preview_numbers(
+                    campaign_scope(scope, config), args.template, variables, numbers
+                )
+                _print_preview(preview)
+                _print_report(report)
                 return 0
         elif args.action == "preview":
             preview = await campaigns.preview_filter(
@@ -239,8 +252,8 @@ async def _act(
             actor=actor,
         )
         if csv_path is not None:
-            report = await campaigns.add_numbers(campaign, _file_lines(csv_path), actor=actor)
-            print(f"CSV: {report.numbers} numbers, {report.bad_lines} bad line(s)")
+            report = await campaigns.add_numbers(campaign, _file_text(csv_path), actor=actor)
+            _print_report(report)
         preview = await campaigns.refresh_totals(campaign)
         print(f"campaign {campaign.id} (draft)")
         _print_preview(preview)
@@ -290,7 +303,11 @@ def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
         common(q)
         q.add_argument("--template", required=True, help="an SMS template, e.g. area_update")
         q.add_argument("--var", action="append", metavar="NAME=VALUE", help="a template variable")
-        q.add_argument("--csv", help="a file of phone numbers (first column) instead of a filter")
+        q.add_argument(
+            "--csv",
+            help="a CSV file of phone numbers (first column; , ; tab or | between columns) "
+            "instead of a filter",
+        )
         q.add_argument("--department")
         q.add_argument("--district")
         q.add_argument("--tehsil")

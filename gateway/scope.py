@@ -43,9 +43,9 @@ class Scope:
             and (self.block is None)
         )
 
-    def q(self) -> Q:
-        """The scope as a filter on :class:`Complaint` fields."""
-        conditions = {
+    def restrictions(self) -> dict[str, str]:
+        """The :class:`Complaint` fields the scope fixes, and their values."""
+        return {
             name: value
             for name, value in (
                 ("department", self.department),
@@ -55,7 +55,10 @@ class Scope:
             )
             if value is not None
         }
-        return Q(**conditions)
+
+    def q(self) -> Q:
+        """The scope as a filter on :class:`Complaint` fields."""
+        return Q(**self.restrictions())
 
     def complaints(self) -> QuerySet[Complaint]:
         """Every complaint in scope."""

@@ -114,9 +114,10 @@ def validate_staff(config: Config, new: NewStaff) -> NewStaff:
     phone = new.phone
     if phone is not None:
         try:
-            phone = normalize_phone(phone)
-        except InvalidPhoneNumber:
-            raise InvalidStaff("phone", f"{new.phone!r} is not a phone number") from None
+            # Any valid number: a staff member's phone is a contact, not sent SMS.
+            phone = normalize_phone(phone, region=config.service.country)
+        except InvalidPhoneNumber as e:
+            raise InvalidStaff("phone", f"{new.phone!r}: {e.reason}") from None
     return NewStaff(**{**new.__dict__, "phone": phone})
 
 

@@ -261,7 +261,8 @@ async def test_a_csv_audience_inline_and_uploaded(
     resp = await client.post("/api/v1/campaigns/preview", json=body, headers=auth["dc_shimla"])
     preview = await resp.json()
     assert preview["recipients"] == 2
-    assert preview["languages"] == {"en_IN": 1, "hi": 1}
+    # Number 1 has no complaint in the sender's scope: counted, its language not shown.
+    assert preview["languages"] == {"en_IN": 1} and preview["outside_scope"] == 1
     assert preview["csv"]["bad_lines"] == 2 and preview["csv"]["bad_line_numbers"] == [4, 7]
     assert preview["csv"]["duplicates"] == 1
 
@@ -293,3 +294,129 @@ async def test_a_csv_audience_inline_and_uploaded(
         headers={**auth["dc_shimla"], "Content-Type": "text/csv"},
     )
     assert resp.status == 409
+
+
+# A CSV audience as spreadsheets write it: (case, file, numbers accepted, rows refused as
+# (line, reason)). Every case but the header and the blank lines is read wrongly by a
+# split(",") of each line.
+CSV_FILES: list[tuple[str, str, int, list[tuple[int, str]]]] = [
+    ("excel-bom-crlf", "\ufeff9810000001\r\n9810000002\r\n", 2, []),
+    ("semicolons", "phone;name\r\n98100 00001;Ram\r\n9810000002;Sita\r\n", 2, []),
+    ("tabs", "phone\tname\n9810000001\tRam\n9810000002\tSita\n", 2, []),
+    (
+        "quoted-with-a-line-break",
+        'phone,name,address\n"9810000001","Ram, Singh","House 5\nTheog"\n9810000002,Sita,x\n',
+        2,
+        [],
+    ),
+    ("header", "Mobile No.,Name\n9810000001,Ram\n", 1, []),
+    ("blank-lines", "\n\nphone\n\n9810000001\n\n\n9810000002\n", 2, []),
+    (
+        "the-issue's-numbers",
+        "0177-2623456\n98123456789\n1800112233\n+91 98100 00001\n",
+        1,
+        [(1, "landline"), (2, "invalid"), (3, "toll_free")],
+    ),
+    (
+        "refused-rows-counted-in-crlf-lines",
+        "phone;name\r\n9810000001;Ram\r\n\r\n0177-2623456;Office\r\n;Sita\r\n+447911123456;Uncle\r\n",
+        1,
+        [(4, "landline"), (5, "no_number"), (6, "foreign")],
+    ),
+]
+
+
+async def test_a_csv_audience_is_read_as_spreadsheets_write_it(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    auth = await tokens(bulk_client)
+    for case, text, numbers, refused in CSV_FILES:
+        body = {"template": "area_update", "variables": VARIABLES, "audience": {"csv": text}}
+        resp = await bulk_client.post(
+            "/api/v1/campaigns/preview", json=body, headers=auth["dc_shimla"]
+        )
+        assert resp.status == 200, (case, await resp.text())
+        report = (await resp.json())["csv"]
+        assert report["numbers"] == numbers, case
+        assert [(r["line"], r["reason"]) for r in report["refused"]] == refused, case
+        assert report["bad_line_numbers"] == [line for line, _ in refused], case
+        assert all(r["message"] for r in report["refused"]), case
+
+
+async def test_an_uploaded_csv_reports_refused_rows_by_line_and_reason(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    """A file of several request chunks (Excel's CSV UTF-8 with ';'): every number read,
+    the refused rows named by line; a long list of them is cut short but counted."""
+    auth = await tokens(bulk_client)
+    resp = await bulk_client.post(
+        "/api/v1/campaigns",
+        json={"template": "area_update", "variables": VARIABLES, "audience": {"csv": ""}},
+        headers=auth["dc_shimla"],
+    )
+    cid = (await resp.json())["id"]
+    rows = ["phone;name"] + [f"{number(i)[3:]};Citizen {i}" for i in range(6000)]
+    rows[4321] = "0177-2623456;Tehsil office"
+    rows += ["98123456789;typo"] * 30
+    upload = ("\ufeff" + "\r\n".join(rows) + "\r\n").encode()
+    assert len(upload) > 2 * 64 * 1024
+    resp = await bulk_client.post(
+        f"/api/v1/campaigns/{cid}/numbers",
+        data=upload,
+        headers={**auth["dc_shimla"], "Content-Type": "text/csv"},
+    )
+    assert resp.status == 200, await resp.text()
+    report = (await resp.json())["csv"]
+    assert report["numbers"] == 5999 and report["delimiter"] == ";"
+    assert report["bad_lines"] == 31
+    assert report["refused_by_reason"] == {"invalid": 30, "landline": 1}
+    assert report["refused"][0] == {
+        "line": 4322,
+        "reason": "landline",
+        "message": "a landline: cannot receive SMS",
+    }
+    assert [r["line"] for r in report["refused"][1:]] == list(range(6002, 6021))
+
+
+async def test_a_csv_preview_shows_nothing_of_citizens_outside_the_senders_scope(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    """A Theog block officer previewing a one-number CSV of a Kangra citizen (opted out,
+    Punjabi) learns what they would learn of a number nobody knows: one number outside
+    their scope, no language, no opt-out; their own block's citizens are broken down."""
+    auth = await tokens(bulk_client)
+    await complaint(number(1), block="dharamshala", citizen_language="pa", opted_out=True)
+    await complaint(number(2), department="pwd", citizen_language="en_IN")  # not jal_shakti
+    await complaint(number(3), citizen_language="en_IN")
+
+    async def preview(*numbers: str) -> dict[str, Any]:
+        body = {
+            "template": "area_update",
+            "variables": VARIABLES,
+            "audience": {"csv": "\n".join(numbers)},
+        }
+        resp = await bulk_client.post(
+            "/api/v1/campaigns/preview", json=body, headers=auth["je_theog"]
+        )
+        assert resp.status == 200, await resp.text()
+        return dict(await resp.json())
+
+    unknown = await preview(number(9))
+    assert await preview(number(1)) == unknown
+    assert await preview(number(2)) == unknown
+    assert unknown["outside_scope"] == 1
+    assert unknown["languages"] == {} and unknown["skipped_opted_out"] == 0
+    mine = await preview(number(1), number(3))
+    assert mine["languages"] == {"en_IN": 1} and mine["outside_scope"] == 1
+
+    # Nor does the draft's stored audience size and cost tell them apart.
+    drafts = []
+    for n in (number(1), number(9)):
+        resp = await bulk_client.post(
+            "/api/v1/campaigns",
+            json={"template": "area_update", "variables": VARIABLES, "audience": {"csv": n}},
+            headers=auth["je_theog"],
+        )
+        created = await resp.json()
+        drafts.append((created["recipients_total"], created["segments_total"]))
+    assert drafts[0] == drafts[1]

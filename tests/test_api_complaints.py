@@ -452,6 +452,27 @@ async def test_invalid_registrations_name_the_field(
     assert not await Complaint.exists()
 
 
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("0177-2623456", "phone: a landline: cannot receive SMS"),  # was +1772623456
+        ("98123456789", "phone: not a valid number for IN"),  # was +98123456789, Iran
+        ("1800112233", "phone: toll-free: cannot receive SMS"),  # was +1800112233
+        ("+447911123456", "phone: a number of GB: SMS go to IN numbers only"),
+    ],
+)
+async def test_a_caller_who_cannot_receive_sms_is_refused_with_the_reason(
+    client: TestClient[Any, Any], phone: str, reason: str
+) -> None:
+    token = await make_staff_token(client, "agent", **ROLES["agent"])
+    body = {**REGISTER_BODY, "phone": phone}
+    resp = await client.post("/api/v1/complaints", json=body, headers=auth(token))
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert (error["field"], error["message"]) == ("phone", reason)
+    assert not await Complaint.exists() and not await OutboundMessage.exists()
+
+
 async def test_the_monthly_limit_is_429(client: TestClient[Any, Any]) -> None:
     token = await make_staff_token(client, "agent", **ROLES["agent"])
     limit = 10

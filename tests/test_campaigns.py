@@ -111,6 +111,7 @@ async def complaint(
         "theog": ("shimla", "theog"),
         "rohru": ("shimla", "rohru"),
         "kullu": ("kullu", "kullu"),
+        "dharamshala": ("kangra", "dharamshala"),
     }
     district, tehsil = districts[block]
     citizen, _ = await Citizen.get_or_create(
@@ -612,6 +613,60 @@ async def test_the_notify_command_previews_sends_and_follows(
     assert code == 1 and "cannot pause" in out
     code, out = await notify_cli(config, "status", "--as", "je_theog", "999")
     assert code == 1 and "no campaign 999" in out
+
+
+async def test_the_notify_command_lists_the_csv_rows_it_refused(
+    bulk_client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    """``notify preview`` and ``notify send`` with an Excel file (BOM, ';', CRLF) name each
+    refused row by line and reason; the preview breaks down only the officer's citizens."""
+    config = bulk_client.app[CONFIG]
+    await complaint(number(1), citizen_language="en_IN")
+    await complaint(number(2), block="dharamshala", citizen_language="pa", opted_out=True)
+    await staff(
+        bulk_client,
+        "je_theog",
+        StaffRole.OFFICER,
+        department="jal_shakti",
+        level="block",
+        area="theog",
+    )
+    rows = [
+        "Mobile;Name",
+        f"{number(1)};Ram",
+        "0177-2623456;Tehsil office",
+        "98123456789;Typo",
+        f"{number(2)};Kangra",
+        "1800112233;Helpline",
+        f"{number(3)};Sita",
+    ]
+    path = tmp_path / "numbers.csv"
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode("utf-8-sig"))
+    audience = ["--template", "area_update", "--csv", str(path)]
+    audience += [f"--var={k}={v}" for k, v in VARIABLES.items()]
+    refused = [
+        "line 3: a landline: cannot receive SMS",
+        "line 4: not a valid number for IN",
+        "line 6: toll-free: cannot receive SMS",
+    ]
+
+    code, out = await notify_cli(config, "preview", "--as", "je_theog", *audience)
+    assert code == 0, out
+    assert "CSV: 3 numbers, 0 duplicate(s), 3 row(s) refused" in out
+    assert all(line in out for line in refused), out
+    assert "outside your scope      2" in out and "en_IN" in out and " pa " not in out
+    assert "skipped opted out: 0" in out
+
+    code, out = await notify_cli(config, "send", "--as", "je_theog", "--yes", *audience)
+    assert code == 0, out
+    assert all(line in out for line in refused), out
+    campaign = await Campaign.get(status=CampaignStatus.SENDING)
+    assert campaign.audience["csv"]["numbers"] == 3 and campaign.audience["csv"]["bad_lines"] == 3
+
+    code, out = await notify_cli(
+        config, "preview", "--as", "je_theog", "--csv", "nowhere.csv", "--template", "area_update"
+    )
+    assert code == 2 and "no file nowhere.csv" in out
 
 
 async def test_an_acknowledgement_is_not_held_behind_a_running_campaign(

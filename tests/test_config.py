@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -454,3 +455,39 @@ def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
         re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0].lower().replace("_", "-") for dep in wanted
     }
     assert sorted(names - pins) == []
+
+
+def test_phone_numbers_are_read_in_the_configured_country(tmp_path: Path) -> None:
+    def kenya(raw: dict[str, Any]) -> None:
+        raw["service"]["country"] = "ke"
+        raw["officers"] = [{**raw["officers"][0], "phone": "0711 082000"}]
+
+    assert load_altered(tmp_path, lambda raw: None).service.country == "IN"
+    config = load_altered(tmp_path, kenya)
+    assert config.service.country == "KE"
+    assert config.officers[0].phone == "+254711082000"
+
+
+def test_an_unknown_country_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"service\.country: unknown region 'XX'"):
+        load_altered(tmp_path, lambda raw: raw["service"].update(country="XX"))
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("0177-2623456", "a landline: cannot receive SMS"),
+        ("98123456789", "not a valid number for IN"),
+        ("+447911123456", "SMS go to IN numbers only"),
+    ],
+)
+def test_an_officer_phone_that_cannot_receive_notices_is_refused(
+    tmp_path: Path, phone: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"officers\[1\]\.phone: '{re.escape(phone)}'.*{reason}"):
+        load_altered(tmp_path, lambda raw: raw["officers"][1].update(phone=phone))
+
+
+def test_an_officer_phone_is_kept_in_e164(tmp_path: Path) -> None:
+    config = load_altered(tmp_path, lambda raw: raw["officers"][1].update(phone="098001 00002"))
+    assert config.officers[1].phone == "+919800100002"

@@ -172,6 +172,23 @@ def test_parse_ussd_hop_rejects(fields: dict[str, str], field_name: str) -> None
     assert str(raised.value).startswith(f"{field_name}: ")
 
 
+@pytest.mark.parametrize(
+    ("raw", "region", "phone"),
+    [
+        ("+254711082000", "IN", "+254711082000"),  # AT's sandbox numbers are Kenyan
+        ("+447911123456", "IN", "+447911123456"),
+        ("+911772623456", "IN", "+911772623456"),  # a landline: valid, if no handset's
+        ("0711082000", "KE", "+254711082000"),
+    ],
+)
+def test_callbacks_take_any_valid_number_read_in_the_region(
+    raw: str, region: str, phone: str
+) -> None:
+    """A number the network gives us is not ours to refuse for being unable to get SMS."""
+    assert parse_ussd_hop(having(USSD_HOP, phoneNumber=raw), region=region).phone == phone
+    assert parse_inbound_sms(having(INBOUND, **{"from": raw}), region=region).sender == phone
+
+
 def test_payload_error_for_a_phone_does_not_echo_the_number() -> None:
     with pytest.raises(PayloadError) as raised:
         parse_ussd_hop(having(USSD_HOP, phoneNumber="+91981234567890123"))
@@ -539,7 +556,12 @@ def make_provider(
 ) -> AfricasTalking:
     assert base_url is not None
     return AfricasTalking(
-        username=USERNAME, api_key=api_key, base_url=base_url, sender_id=sender_id, timeout=timeout
+        username=USERNAME,
+        api_key=api_key,
+        base_url=base_url,
+        sender_id=sender_id,
+        timeout=timeout,
+        region="IN",
     )
 
 
@@ -729,6 +751,7 @@ async def test_send_with_wrong_username_is_a_permanent_error(
         base_url=str(fake_at.base_url),
         sender_id=None,
         timeout=5,
+        region="IN",
     )
     with pytest.raises(ProviderError) as raised:
         await at.send(OutgoingSms("Namaste", (PHONE,)), session=http)

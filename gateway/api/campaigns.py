@@ -8,6 +8,8 @@ the caller's scope.
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -28,9 +30,9 @@ from gateway.campaigns import (
     Campaigns,
     ComplaintFilter,
     campaign_scope,
-    parse_numbers,
     progress,
 )
+from gateway.csv_numbers import parse_numbers
 from gateway.keys import CAMPAIGNS, CLOCK, CONFIG
 from gateway.models import Campaign, ComplaintStatus, StaffRole
 
@@ -62,7 +64,8 @@ class FilterIn(_In):
 
 class AudienceIn(_In):
     """Exactly one of ``filter`` (complaints in the caller's scope) and ``csv`` (phone
-    numbers, one a line, first column; ``""`` to upload them afterwards)."""
+    numbers, one a row, first column, any of ``,;|`` or tab between columns; ``""`` to
+    upload them afterwards)."""
 
     filter: FilterIn | None = None
     csv: str | None = None
@@ -87,7 +90,11 @@ class PreviewOut(BaseModel):
     segments_per_message: dict[str, int]
     total_segments: int
     essential: bool
+    outside_scope: int
+    """CSV numbers with no complaint in your scope: counted, not broken down."""
     csv: dict[str, Any] | None = None
+    """A CSV audience's report: numbers, duplicates, the rows refused (``refused``, the
+    first 20 with line number and reason; ``refused_by_reason``, all counted)."""
 
 
 class ProgressOut(BaseModel):
@@ -213,8 +220,10 @@ async def preview(request: web.Request) -> web.Response:
                 scope, body.template, body.variables, _filter(body.audience.filter)
             )
         else:
-            numbers, report = parse_numbers(body.audience.csv or "")
-            result = await campaigns.preview_numbers(body.template, body.variables, numbers)
+            numbers, report = await asyncio.to_thread(
+                parse_numbers, body.audience.csv or "", region=campaigns.config.service.country
+            )
+            result = await campaigns.preview_numbers(scope, body.template, body.variables, numbers)
             csv = report.as_json()
     except CampaignError as e:
         raise _api_error(e) from None
@@ -227,9 +236,8 @@ async def preview(request: web.Request) -> web.Response:
     return web.json_response(out.model_dump())
 
 
-async def _lines_of(text: str) -> AsyncIterator[str]:
-    for line in text.splitlines():
-        yield line
+async def _text_of(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 @operation(
@@ -258,9 +266,7 @@ async def create(request: web.Request) -> web.Response:
             actor=actor,
         )
         if body.audience.csv:
-            report = await campaigns.add_numbers(
-                campaign, _lines_of(body.audience.csv), actor=actor
-            )
+            report = await campaigns.add_numbers(campaign, _text_of(body.audience.csv), actor=actor)
             csv = report.as_json()
     except CampaignError as e:
         raise _api_error(e) from None
@@ -303,10 +309,11 @@ async def detail(request: web.Request) -> web.Response:
     return web.json_response(await _out(request, await _campaign(request)))
 
 
-async def _body_lines(request: web.Request) -> AsyncIterator[str]:
-    """The request body's lines, read as a stream (never the whole upload in memory)."""
+async def _body_text(request: web.Request) -> AsyncIterator[str]:
+    """The request body as text, read as a stream (never the whole upload in memory);
+    UTF-8, a byte-order mark dropped."""
     size = 0
-    pending = b""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     while True:
         chunk = await request.content.read(64 * 1024)
         if not chunk:
@@ -314,12 +321,8 @@ async def _body_lines(request: web.Request) -> AsyncIterator[str]:
         size += len(chunk)
         if size > MAX_UPLOAD_BYTES:
             raise ApiError(413, "too_large", f"the upload is larger than {MAX_UPLOAD_BYTES} bytes")
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", errors="replace")
-    if pending:
-        yield pending.decode("utf-8", errors="replace")
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
 
 
 @operation(
@@ -338,7 +341,7 @@ async def upload(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "send the numbers as text/csv", field="body")
     try:
         report = await _service(request).add_numbers(
-            campaign, _body_lines(request), actor=actor_of(staff)
+            campaign, _body_text(request), actor=actor_of(staff)
         )
     except CampaignError as e:
         raise _api_error(e) from None

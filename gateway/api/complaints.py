@@ -554,9 +554,12 @@ async def register(request: web.Request) -> web.Response:
             field="district",
         )  # fmt: skip
     try:
-        phone = normalize_phone(body.phone)
-    except InvalidPhoneNumber:
-        raise ApiError(400, "invalid", "phone: not a phone number", field="phone") from None
+        # The caller is sent the acknowledgement and every update by SMS.
+        phone = normalize_phone(
+            body.phone, region=_services(request).config.service.country, sms=True
+        )
+    except InvalidPhoneNumber as e:
+        raise ApiError(400, "invalid", f"phone: {e.reason}", field="phone") from None
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 100 or not key.isprintable():
         raise ApiError(

@@ -13,7 +13,10 @@ __all__ = ["REGISTRY", "build_providers"]
 
 
 def _simulator(config: Config) -> Provider:
-    return Simulator(store=config.path(config.paths.data_dir) / "simulator" / "sms.jsonl")
+    return Simulator(
+        store=config.path(config.paths.data_dir) / "simulator" / "sms.jsonl",
+        region=config.service.country,
+    )
 
 
 def _africastalking(config: Config) -> Provider:
@@ -24,6 +27,7 @@ def _africastalking(config: Config) -> Provider:
         base_url=at.resolved_base_url,
         sender_id=at.sender_id,
         timeout=at.timeout_seconds,
+        region=config.service.country,
     )
 
 

@@ -21,6 +21,7 @@ masked in logs and message texts are never logged.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.phone import DEFAULT_REGION, InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import (
     CALLBACKS,
     DeliveryReport,
@@ -151,21 +152,21 @@ def _optional_int(fields: Mapping[str, str], name: str) -> int | None:
         return int(as_float) if as_float.is_integer() else None
 
 
-def _required_phone(fields: Mapping[str, str], name: str) -> str:
+def _required_phone(fields: Mapping[str, str], name: str, region: str) -> str:
     raw = _required(fields, name)
     try:
-        return normalize_phone(raw)
+        return normalize_phone(raw, region=region)
     except InvalidPhoneNumber as exc:
         raise PayloadError(name, str(exc)) from None
 
 
-def _lenient_phone(fields: Mapping[str, str], name: str) -> str | None:
+def _lenient_phone(fields: Mapping[str, str], name: str, region: str) -> str | None:
     """An informational phone number: E.164 when it is one, else None (never a 400)."""
     raw = _optional(fields, name)
     if raw is None:
         return None
     try:
-        return normalize_phone(raw)
+        return normalize_phone(raw, region=region)
     except InvalidPhoneNumber:
         log.warning("africastalking: ignoring malformed %s %s", name, mask_phone(raw))
         return None
@@ -193,18 +194,19 @@ def _parse_date(raw: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def parse_ussd_hop(fields: Mapping[str, str]) -> UssdHop:
+def parse_ussd_hop(fields: Mapping[str, str], *, region: str = DEFAULT_REGION) -> UssdHop:
     """Parse one USSD hop: fields ``sessionId``, ``serviceCode``, ``phoneNumber``, ``text``.
 
     ``text`` may be absent or empty on the first hop (it becomes ``""``); ``networkCode`` is
-    optional. The phone number is normalised to E.164.
+    optional. The phone number is normalised to E.164 (any valid number: the network
+    vouches for the caller; one without a country code is read as ``region``'s).
 
     Raises :class:`PayloadError` for a missing or malformed required field.
     """
     session_id = _required(fields, "sessionId")
     _check_length("sessionId", session_id, MAX_SESSION_ID_LENGTH)
     service_code = _required(fields, "serviceCode")
-    phone = _required_phone(fields, "phoneNumber")
+    phone = _required_phone(fields, "phoneNumber", region)
     text = fields.get("text") or ""
     _check_length("text", text, MAX_USSD_TEXT_LENGTH)
     return UssdHop(
@@ -216,7 +218,9 @@ def parse_ussd_hop(fields: Mapping[str, str]) -> UssdHop:
     )
 
 
-def parse_ussd_session_end(fields: Mapping[str, str]) -> UssdSessionEnd:
+def parse_ussd_session_end(
+    fields: Mapping[str, str], *, region: str = DEFAULT_REGION
+) -> UssdSessionEnd:
     """Parse AT's end-of-session notification; only ``sessionId`` and ``status`` are required.
 
     Its field set varies, so unknown fields are ignored and missing ones become None;
@@ -228,7 +232,7 @@ def parse_ussd_session_end(fields: Mapping[str, str]) -> UssdSessionEnd:
     return UssdSessionEnd(
         session_id=session_id,
         status=_required(fields, "status"),
-        phone=_lenient_phone(fields, "phoneNumber"),
+        phone=_lenient_phone(fields, "phoneNumber", region),
         service_code=_optional(fields, "serviceCode"),
         network_code=_optional(fields, "networkCode"),
         duration_ms=_optional_int(fields, "durationInMillis"),
@@ -240,7 +244,9 @@ def parse_ussd_session_end(fields: Mapping[str, str]) -> UssdSessionEnd:
     )
 
 
-def parse_delivery_report(fields: Mapping[str, str]) -> DeliveryReport:
+def parse_delivery_report(
+    fields: Mapping[str, str], *, region: str = DEFAULT_REGION
+) -> DeliveryReport:
     """Parse an SMS delivery report (``id``, ``status`` required; ``failureReason``,
     ``phoneNumber``, ``networkCode``, ``retryCount`` optional).
 
@@ -256,20 +262,20 @@ def parse_delivery_report(fields: Mapping[str, str]) -> DeliveryReport:
         state=state,
         provider_status=status,
         failure_reason=_optional(fields, "failureReason"),
-        phone=_lenient_phone(fields, "phoneNumber"),
+        phone=_lenient_phone(fields, "phoneNumber", region),
         network_code=_optional(fields, "networkCode"),
         retry_count=_optional_int(fields, "retryCount"),
     )
 
 
-def parse_inbound_sms(fields: Mapping[str, str]) -> InboundSms:
+def parse_inbound_sms(fields: Mapping[str, str], *, region: str = DEFAULT_REGION) -> InboundSms:
     """Parse an incoming SMS (``from``, ``to``, ``text``, ``id`` required; ``date``,
     ``linkId``, ``networkCode`` optional).
 
     ``text`` must be present but may be empty. The sender is normalised to E.164; ``to``
     (usually a short code) is kept as sent. An unparseable ``date`` becomes None.
     """
-    sender = _required_phone(fields, "from")
+    sender = _required_phone(fields, "from", region)
     recipient = _required(fields, "to").strip()
     text = _required(fields, "text", allow_empty=True)
     _check_length("text", text, MAX_INBOUND_TEXT_LENGTH)
@@ -320,9 +326,9 @@ async def _read_form(request: web.Request) -> dict[str, str]:
     return fields
 
 
-async def _ussd_hop(request: web.Request) -> web.Response:
+async def _ussd_hop(request: web.Request, *, region: str) -> web.Response:
     try:
-        hop = parse_ussd_hop(await _read_form(request))
+        hop = parse_ussd_hop(await _read_form(request), region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.debug(
@@ -336,9 +342,9 @@ async def _ussd_hop(request: web.Request) -> web.Response:
     return _text(format_ussd_reply(reply))
 
 
-async def _ussd_session_ended(request: web.Request) -> web.Response:
+async def _ussd_session_ended(request: web.Request, *, region: str) -> web.Response:
     try:
-        end = parse_ussd_session_end(await _read_form(request))
+        end = parse_ussd_session_end(await _read_form(request), region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
@@ -352,9 +358,9 @@ async def _ussd_session_ended(request: web.Request) -> web.Response:
     return _text("OK")
 
 
-async def _delivery_report(request: web.Request) -> web.Response:
+async def _delivery_report(request: web.Request, *, region: str) -> web.Response:
     try:
-        report = parse_delivery_report(await _read_form(request))
+        report = parse_delivery_report(await _read_form(request), region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
@@ -368,9 +374,9 @@ async def _delivery_report(request: web.Request) -> web.Response:
     return _text("OK")
 
 
-async def _inbound_sms(request: web.Request) -> web.Response:
+async def _inbound_sms(request: web.Request, *, region: str) -> web.Response:
     try:
-        sms = parse_inbound_sms(await _read_form(request))
+        sms = parse_inbound_sms(await _read_form(request), region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
@@ -465,6 +471,8 @@ class AfricasTalking:
 
     ``base_url`` is the resolved API base without a trailing slash
     (``https://api.africastalking.com``, the sandbox, or a fake in tests).
+    ``region`` (``service.country``) is the country a number without a country code is
+    read in.
     """
 
     name: ClassVar[str] = "africastalking"
@@ -477,8 +485,10 @@ class AfricasTalking:
         base_url: str,
         sender_id: str | None,
         timeout: float,
+        region: str,
     ) -> None:
         self.username = username
+        self.region = region
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.sender_id = sender_id
@@ -495,10 +505,13 @@ class AfricasTalking:
     def routes(self) -> list[web.AbstractRouteDef]:
         """The four callback routes; handlers find the application at ``request.app[CALLBACKS]``."""
         return [
-            web.post(USSD_PATH, _ussd_hop),
-            web.post(USSD_EVENTS_PATH, _ussd_session_ended),
-            web.post(DELIVERY_PATH, _delivery_report),
-            web.post(INBOUND_PATH, _inbound_sms),
+            web.post(path, functools.partial(handler, region=self.region))
+            for path, handler in (
+                (USSD_PATH, _ussd_hop),
+                (USSD_EVENTS_PATH, _ussd_session_ended),
+                (DELIVERY_PATH, _delivery_report),
+                (INBOUND_PATH, _inbound_sms),
+            )
         ]
 
     def _form(self, sms: OutgoingSms, to: list[str]) -> dict[str, str]:
@@ -537,7 +550,7 @@ class AfricasTalking:
         by_number: dict[str, str] = {}  # E.164 -> the caller's spelling
         for raw in sms.recipients:
             try:
-                number = normalize_phone(raw)
+                number = normalize_phone(raw, region=self.region)
             except InvalidPhoneNumber:
                 log.warning("africastalking: not sending to malformed number %s", mask_phone(raw))
                 results.append(
@@ -631,15 +644,18 @@ class AfricasTalking:
         )
         return results
 
-    @staticmethod
-    def _recipient_result(entry: object, by_number: Mapping[str, str]) -> RecipientResult | None:
+    def _recipient_result(
+        self, entry: object, by_number: Mapping[str, str]
+    ) -> RecipientResult | None:
         """One ``Recipients`` entry as a result for a number we sent to, or None."""
         if not isinstance(entry, dict):
             return None
-        try:
-            number = normalize_phone(str(entry.get("number") or ""))
-        except InvalidPhoneNumber:
-            return None
+        number = str(entry.get("number") or "")
+        if number not in by_number:  # AT answers in E.164, as sent: parse only otherwise
+            try:
+                number = normalize_phone(number, region=self.region)
+            except InvalidPhoneNumber:
+                return None
         raw = by_number.get(number)
         if raw is None:
             log.warning("africastalking: answer names unsent number %s", mask_phone(number))

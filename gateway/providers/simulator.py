@@ -33,8 +33,9 @@ class Simulator:
 
     name: ClassVar[str] = "simulator"
 
-    def __init__(self, *, store: Path) -> None:
+    def __init__(self, *, store: Path, region: str) -> None:
         self.store = store
+        self.region = region
         self._lock = asyncio.Lock()
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -76,7 +77,7 @@ class Simulator:
 
     async def _list(self, request: web.Request) -> web.Response:
         try:
-            phone = normalize_phone(request.query.get("to", ""))
+            phone = normalize_phone(request.query.get("to", ""), region=self.region)
         except InvalidPhoneNumber:
             return web.json_response({"error": "to: give a phone number"}, status=400)
         return web.json_response({"messages": await asyncio.to_thread(self.sent_to, phone)})
