@@ -219,6 +219,7 @@ class OutboundMessage(Model):
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)
     attempts = fields.SmallIntField(default=0)
     second_chance = fields.BooleanField(default=False, description="retried once after failing")
+    next_attempt_at = fields.DatetimeField(null=True, description="when a retrying one is due")
     campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", related_name="messages", null=True, on_delete=fields.RESTRICT
     )

@@ -1,0 +1,16 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0011_citizen_and_message_lookups')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='OutboundMessage',
+            name='next_attempt_at',
+            field=fields.DatetimeField(null=True, description='when a retrying one is due', auto_now=False, auto_now_add=False),
+        ),
+    ]
