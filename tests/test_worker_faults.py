@@ -21,17 +21,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app
+from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.models import Channel, ComplaintEvent, OutboundMessage
 from gateway.outbox import STALE_SENDING
-from gateway.worker import QUEUE, send_sms_job_id
+from gateway.worker import QUEUE, build_worker, send_sms_job_id, stop_worker
 from tests.conftest import AT_API_KEY, AT_USERNAME, ROOT, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_app import ENGLISH, clean_env, free_port
@@ -172,6 +173,36 @@ async def test_the_embedded_worker_outlives_a_redis_restart(
     again = [r.getMessage() for r in caplog.records if "running again" in r.getMessage()]
     assert len(again) == 2, again
     await gateway.close()
+
+
+async def test_a_gateway_stops_cleanly_while_redis_is_away(
+    caplog: pytest.LogCaptureFixture,
+    start_app: AppFactory,
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    redis_server: RedisServer,
+) -> None:
+    """Stopping while the workers wait to be started again ends their waiting at once."""
+    caplog.set_level(logging.DEBUG, logger="gateway.worker")
+    config = make_config(tmp_path, database_url, redis_server.url)
+    first = await start_app(config)
+    await first.close()
+    gateway = await aiohttp_client(create_app(config, with_worker=True))
+    await eventually(lambda: ok(gateway), "/healthz ok with the worker running")
+    await redis_server.kill()
+
+    async def restarts_failing() -> bool:
+        return any("failed to start again" in r.getMessage() for r in caplog.records)
+
+    await eventually(restarts_failing, "a restart failed while Redis was down")
+    caplog.clear()
+    await asyncio.wait_for(gateway.close(), DEADLINE)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def ok(client: TestClient[Any, Any]) -> bool:
+    return (await health(client))["status"] == "ok"
 
 
 def new_complaint() -> NewComplaint:
@@ -383,18 +414,26 @@ async def test_the_standalone_worker_gives_a_failed_acknowledgement_its_second_c
         async def acknowledgement() -> OutboundMessage | None:
             return await OutboundMessage.get_or_none(template=ACKNOWLEDGEMENT)
 
-        async def given_up() -> bool:
+        async def settled() -> bool:
+            # Refused: a second chance scheduled, or the complaint flagged for staff.
             ack = await acknowledgement()
-            return ack is not None and ack.status in ("retrying", "failed") and ack.attempts == 1
+            return (
+                bool(ack and ack.second_chance)
+                or await ComplaintEvent.filter(kind="message_failed").exists()
+            )
 
-        await eventually(given_up, "the acknowledgement tried and refused")
+        await eventually(settled, "the acknowledgement tried and refused")
         ack = await acknowledgement()
         assert ack is not None
         assert ack.status == "retrying" and ack.second_chance, "tried once more, later"
         assert not await ComplaintEvent.filter(kind="message_failed").exists()
-        score = await at_client.app[REDIS].zscore(QUEUE, f"{send_sms_job_id(ack.id)}:second")
-        assert score is not None, "the second chance is queued"
-        delay = score / 1000 - time.time()
+        second = f"{send_sms_job_id(ack.id)}:second"
+
+        async def queued() -> bool:
+            return await at_client.app[REDIS].zscore(QUEUE, second) is not None
+
+        await eventually(queued, "the second chance queued")
+        delay = await at_client.app[REDIS].zscore(QUEUE, second) / 1000 - time.time()
         assert 29 * 60 < delay <= 30 * 60, delay  # lifecycle.failed_message_retry_minutes
 
         del fake.outcomes[CITIZEN]
@@ -410,3 +449,113 @@ async def test_the_standalone_worker_gives_a_failed_acknowledgement_its_second_c
             proc.send_signal(signal.SIGINT)
             assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
     assert "Traceback" not in (tmp_path / "worker.log").read_text()
+
+
+# --------------------------------------------------------------------------- database away
+
+
+class Cuttable:
+    """A TCP proxy on loopback in front of the database server: :meth:`cut` drops every
+    connection and refuses new ones (to the gateway, the server is gone), :meth:`mend`
+    lets them through again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def mend(self) -> None:
+        self.server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.pipes):
+            writer.transport.abort()
+        self.pipes.clear()
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.pipes |= {writer, up_writer}
+        await asyncio.gather(
+            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            self.pipes.discard(writer)
+            writer.transport.abort()
+
+
+@pytest.fixture
+async def database_proxy(database_url: str) -> AsyncIterator[tuple[Cuttable, str]]:
+    """A :class:`Cuttable` in front of the test's database server, and the database's URL
+    through it (cut for good only after the app using it has closed)."""
+    parts = urlsplit(database_url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        pytest.skip("a database server to lose: PostgreSQL only")
+    proxy = Cuttable(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.mend()
+    yield proxy, parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    if proxy.server is not None:
+        await proxy.cut()
+
+
+async def test_the_worker_outlives_a_database_outage_and_sends_after_it(
+    database_proxy: tuple[Cuttable, str],
+    start_app: AppFactory,
+    tmp_path: Path,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """The database server unreachable while messages wait: their jobs are tried again
+    with the back-off (not failed, their results holding the messages' job IDs for an
+    hour), /healthz names the database, not the worker, and the messages go out once the
+    database is back."""
+    proxy, through_proxy = database_proxy
+    config = at_config(
+        tmp_path,
+        through_proxy,
+        redis_url,
+        fake,
+        worker={"max_tries": 8, "retry_base_seconds": 0.5, "retry_max_seconds": 1},
+    )
+    client = await start_app(config)
+    ack = await register(client)  # the acknowledgement and the officer's notice, queued
+    await proxy.cut()
+    worker = build_worker(config, pool=client.app[REDIS], ctx=worker_context(client.app))
+    task = asyncio.create_task(worker.async_run())
+    try:
+
+        async def retried() -> bool:
+            assert worker.jobs_failed == 0, "a send job failed for a database away"
+            return worker.jobs_retried >= 2
+
+        await eventually(retried, "the sends tried again while the database is away")
+        body = await health(client)
+        assert (body["database"], body["redis"], body["worker"]) == ("down", "ok", "ok"), body
+        assert fake.requests == []
+
+        await proxy.mend()
+
+        async def sent() -> bool:
+            return await OutboundMessage.filter(status="sent").count() == 2
+
+        await eventually(sent, "both messages sent once the database is back")
+    finally:
+        await stop_worker(worker, task)
+    assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
+    await ack.refresh_from_db()
+    assert ack.attempts == 1
+    assert (await health(client))["database"] == "ok"
