@@ -13,4 +13,10 @@ class Migration(migrations.Migration):
             name='next_attempt_at',
             field=fields.DatetimeField(null=True, description='when a retrying one is due', auto_now=False, auto_now_add=False),
         ),
+        # Retries written before the column: due from their last try on, so that the sweep
+        # takes any whose job is gone (at worst early, and sent once).
+        ops.RunSQL(
+            "UPDATE outbound_message SET next_attempt_at = updated_at WHERE status = 'retrying'",
+            reverse_sql=ops.RunSQL.noop,
+        ),
     ]
