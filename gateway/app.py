@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
@@ -44,7 +44,7 @@ from gateway.lifecycle import Lifecycle
 from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.providers import build_providers
-from gateway.providers.base import CALLBACKS
+from gateway.providers.base import CALLBACKS, Provider
 from gateway.redis_server import EmbeddedRedis
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
@@ -53,10 +53,8 @@ from gateway.worker import (
     ArqDispatcher,
     ArqRunScheduler,
     ArqSecondChance,
-    build_bulk_worker,
-    build_worker,
     health_check_key,
-    stop_worker,
+    running_workers,
 )
 from ussd_menus.citizen import build_menu
 
@@ -222,7 +220,7 @@ def setup_services(app: web.Application) -> None:
                 tickets=tickets,
                 dispatcher=dispatcher,
             ),
-            second_chance=second_chance(app),
+            second_chance=second_chance(config, app[REDIS]),
             sessions=sessions,
             answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
         )
@@ -234,54 +232,70 @@ def setup_services(app: web.Application) -> None:
 
 def setup_worker(app: web.Application) -> None:
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-        ctx = worker_context(app)
-        worker = build_worker(app[CONFIG], pool=app[REDIS], ctx=ctx)
-        app[WORKER] = worker
-        task = asyncio.create_task(worker.async_run(), name="arq-worker")
-        # Campaigns: a second worker on their own queue, so they never hold up the first.
-        bulk = build_bulk_worker(app[CONFIG], pool=app[REDIS], ctx=ctx)
-        app[BULK_WORKER] = bulk
-        bulk_task = asyncio.create_task(bulk.async_run(), name="arq-bulk-worker")
-        yield
-        await stop_worker(bulk, bulk_task)
-        await stop_worker(worker, task)
+        workers = running_workers(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+        async with workers as (app[WORKER], app[BULK_WORKER]):
+            yield
 
     app.cleanup_ctx.append(worker_ctx)
 
 
 def worker_context(app: web.Application) -> dict[str, object]:
-    """What the workers' jobs need: the outbox (provider and HTTP client), the dispatcher
-    and the campaign runner."""
+    """What the app's workers' jobs need (:func:`jobs_context` on the app's parts)."""
     config = app[CONFIG]
-    provider = app[PROVIDERS][config.sms.provider]
+    return jobs_context(
+        config,
+        redis=app[REDIS],
+        provider=app[PROVIDERS][config.sms.provider],
+        session=app[HTTP],
+        templates=app[TEMPLATES],
+        lifecycle=app[LIFECYCLE],
+        clock=app[CLOCK],
+    )
+
+
+def jobs_context(
+    config: Config,
+    *,
+    redis: ArqRedis,
+    provider: Provider,
+    session: aiohttp.ClientSession,
+    templates: TemplateBook,
+    lifecycle: Lifecycle,
+    clock: Callable[[], datetime],
+) -> dict[str, object]:
+    """What the workers' jobs need: the outbox (provider, HTTP client, second chance), the
+    dispatcher, the lifecycle and the campaign runner. One function for the server's
+    embedded workers and ``python -m gateway worker``, so that the two cannot differ."""
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
-    scheduler = ArqRunScheduler(app[REDIS])
+    scheduler = ArqRunScheduler(redis)
     return {
         "campaign_scheduler": scheduler,
         "campaign_runner": CampaignRunner(
             config=config,
-            templates=app[TEMPLATES],
+            templates=templates,
             provider=provider,
-            session=app[HTTP],
+            session=session,
             sender_id=sender_id,
-            redis=app[REDIS],
+            redis=redis,
             scheduler=scheduler,
-            clock=app[CLOCK],
+            clock=clock,
         ),
         "outbox": Outbox(
             provider=provider,
-            session=app[HTTP],
+            session=session,
             sender_id=sender_id,
-            second_chance=second_chance(app),
+            second_chance=second_chance(config, redis),
         ),
-        "dispatcher": ArqDispatcher(app[REDIS]),
-        "lifecycle": app[LIFECYCLE],
+        "dispatcher": ArqDispatcher(redis),
+        "lifecycle": lifecycle,
     }
 
 
-def second_chance(app: web.Application) -> ArqSecondChance:
-    minutes = app[CONFIG].lifecycle.failed_message_retry_minutes
-    return ArqSecondChance(app[REDIS], delay=timedelta(minutes=minutes))
+def second_chance(config: Config, redis: ArqRedis) -> ArqSecondChance:
+    """The one later try of an essential message that failed
+    (``lifecycle.failed_message_retry_minutes``)."""
+    delay = timedelta(minutes=config.lifecycle.failed_message_retry_minutes)
+    return ArqSecondChance(redis, delay=delay)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -233,7 +233,7 @@ class WorkerSettings(_Model):
     retry_base_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     retry_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 1800.0
     sweep_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
-    """How often queued messages with no job (a crash between commit and enqueue) are re-queued."""
+    """How often messages no job is moving are re-queued (``requeue_stranded``)."""
     unknown_answer_retry_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
     """A message whose send's answer was lost (it may have been sent) waits this long for a
     delivery report to its number; with none, it is sent once more."""

@@ -7,14 +7,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate
 
 from gateway.config import Config
 
-__all__ = ["close_database", "database_ok", "open_database", "tortoise_config"]
+__all__ = [
+    "DATABASE_UNREACHABLE",
+    "close_database",
+    "database_ok",
+    "open_database",
+    "tortoise_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,16 @@ async def close_database(opened: list[BaseDBAsyncClient] | None = None) -> None:
     for conn in opened or []:
         await conn.close()
     await Tortoise.close_connections()
+
+
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable: the server is down or the network cut
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,  # a connection lost mid-query
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, or not yet accepting
+)
+"""What a query raises when the database cannot be reached, as opposed to an error in the
+query: worth trying again later."""
 
 
 async def database_ok() -> bool:

@@ -230,6 +230,7 @@ class OutboundMessage(Model):
     lost_answers = fields.SmallIntField(
         default=0, db_default=0, description="sends whose answer was lost (status unknown)"
     )
+    next_attempt_at = fields.DatetimeField(null=True, description="when a retrying one is due")
     campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
         "models.Campaign", related_name="messages", null=True, on_delete=fields.RESTRICT
     )

@@ -51,6 +51,7 @@ __all__ = [
     "Dispatcher",
     "MessageDraft",
     "Outbox",
+    "StrandedMessage",
     "TransientSendFailure",
     "adopt_unanswered",
     "awaiting_answer",
@@ -67,8 +68,10 @@ log = logging.getLogger(__name__)
 
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 STALE_SENDING = timedelta(minutes=2)
-"""A message "sending" for longer than this was left by a worker that died mid-send
-(the send job's timeout is 60 s): it may be taken again."""
+"""The lease of a claim: a message "sending" for longer than this was left by a worker that
+died mid-send (the send job's timeout is 60 s), and is taken again (:func:`claim_messages`,
+and the sweep's :func:`stranded_messages`). Independent of arq's own in-progress timeout,
+which follows the longest job a worker has (ten minutes)."""
 
 
 class Dispatcher(Protocol):
@@ -284,10 +287,12 @@ async def retry_unanswered(
         return []
     conn = get_connection("default")
     marks = ", ".join(param(conn, i) for i in range(4, 4 + len(ids)))
-    # Still unknown: a report that came meanwhile, or another sweep, has moved it on.
+    # Still unknown: a report that came meanwhile, or another sweep, has moved it on. Due
+    # now: if its job is lost before it runs, the stranded-message sweep takes it.
     rows = await conn.execute_query_dict(
         f'UPDATE "{OutboundMessage._meta.db_table}" '
-        f'SET "status" = {param(conn, 1)}, "updated_at" = {param(conn, 2)} '
+        f'SET "status" = {param(conn, 1)}, "updated_at" = {param(conn, 2)}, '
+        f'"next_attempt_at" = {param(conn, 2)} '
         f'WHERE "status" = {param(conn, 3)} AND "id" IN ({marks}) RETURNING "id"',
         [MessageStatus.RETRYING.value, now, MessageStatus.UNKNOWN.value, *ids],
     )
@@ -391,11 +396,13 @@ class Outbox:
         self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(claim_messages)
         self._results: GroupWriter[SentRow, None] = GroupWriter(_record_sent_now)
 
-    async def deliver(self, message_id: int, *, final_attempt: bool) -> DeliveryResult:
+    async def deliver(
+        self, message_id: int, *, final_attempt: bool, retry_in: timedelta = timedelta(0)
+    ) -> DeliveryResult:
         """Send message ``message_id`` once.
 
-        Raises :class:`TransientSendFailure` when it should be tried again (never on the
-        ``final_attempt``, which marks it failed instead).
+        Raises :class:`TransientSendFailure` when it should be tried again, ``retry_in``
+        from now (never on the ``final_attempt``, which marks it failed instead).
         """
         msg = await self._claims.submit(message_id)
         if msg is None:
@@ -411,11 +418,17 @@ class Outbox:
         try:
             results = await self.provider.send(sms, session=self.session)
         except ProviderError as e:
-            return await self._failed(msg, str(e), transient=e.transient, final=final_attempt)
+            return await self._failed(
+                msg, str(e), transient=e.transient, final=final_attempt, retry_in=retry_in
+            )
         result = next((r for r in results if r.phone == msg.recipient), None)
         if result is None:
             return await self._failed(
-                msg, "no answer for recipient", transient=True, final=final_attempt
+                msg,
+                "no answer for recipient",
+                transient=True,
+                final=final_attempt,
+                retry_in=retry_in,
             )
         if result.outcome is SendOutcome.UNKNOWN:
             # Maybe sent: never retried now (a report may come; else retry_unanswered).
@@ -436,14 +449,24 @@ class Outbox:
             f"{result.provider_status} ({result.status_code})",
             transient=result.outcome is SendOutcome.TRANSIENT_FAILURE,
             final=final_attempt,
+            retry_in=retry_in,
         )
 
     async def _failed(
-        self, msg: ClaimedMessage, reason: str, *, transient: bool, final: bool
+        self,
+        msg: ClaimedMessage,
+        reason: str,
+        *,
+        transient: bool,
+        final: bool,
+        retry_in: timedelta,
     ) -> DeliveryResult:
         if transient and not final:
+            # When the retry is due: past it (and a grace), the sweep knows its job is lost.
             await OutboundMessage.filter(id=msg.id).update(
-                status=MessageStatus.RETRYING, last_error=reason
+                status=MessageStatus.RETRYING,
+                last_error=reason,
+                next_attempt_at=datetime.now(UTC) + retry_in,
             )
             log.warning("message %s: transient failure, will retry: %s", msg.id, reason)
             raise TransientSendFailure(reason)
@@ -465,7 +488,10 @@ SECOND_CHANCE_TEMPLATES = frozenset(
 
 
 class SecondChance(Protocol):
-    """Schedules the one later retry of a failed essential message."""
+    """Schedules the one later retry of a failed essential message, :attr:`delay` later."""
+
+    @property
+    def delay(self) -> timedelta: ...
 
     async def schedule(self, message_id: int) -> None: ...
 
@@ -478,7 +504,9 @@ async def after_final_failure(message_id: int, second_chance: SecondChance | Non
         return
     if not msg.second_chance and second_chance is not None:
         claimed = await OutboundMessage.filter(id=msg.id, second_chance=False).update(
-            second_chance=True, status=MessageStatus.RETRYING
+            second_chance=True,
+            status=MessageStatus.RETRYING,
+            next_attempt_at=datetime.now(UTC) + second_chance.delay,
         )
         if claimed:
             await second_chance.schedule(msg.id)
@@ -596,21 +624,45 @@ async def mark_opted_out(phone: str) -> None:
         await Citizen.filter(phone=phone).update(opted_out=True)
 
 
-async def stranded_messages(
-    *, older_than: timedelta, limit: int = 500
-) -> list[tuple[int, datetime]]:
-    """Queued messages no job picked up (a crash between commit and enqueue), oldest first:
-    (id, when written).
+@dataclass(frozen=True, slots=True)
+class StrandedMessage:
+    """A message that should be moving and is not (see :func:`stranded_messages`)."""
+
+    id: int
+    status: MessageStatus
+    since: datetime
+    """When it should have moved: written (queued), due again (retrying), or its claim's
+    lease over (sending)."""
+
+
+async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[StrandedMessage]:
+    """Messages no job is moving, oldest first: queued more than ``grace`` ago (a crash
+    between commit and enqueue), retrying more than ``grace`` past their due time (the
+    job that was to retry them lost with Redis), and sending past their lease
+    (:data:`STALE_SENDING`: the worker died mid-send).
 
     A campaign's messages are not among them: the campaign's own job sends them, at its
     rate and only while the campaign is sending."""
-    cutoff = datetime.now(UTC) - older_than
+    now = datetime.now(UTC)
+    cutoff = now - grace
     rows = await (
-        OutboundMessage.filter(
-            status=MessageStatus.QUEUED, created_at__lt=cutoff, campaign_id__isnull=True
+        OutboundMessage.filter(campaign_id__isnull=True)
+        .filter(
+            Q(status=MessageStatus.QUEUED, created_at__lt=cutoff)
+            | Q(status=MessageStatus.RETRYING, next_attempt_at__lt=cutoff)
+            | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
         )
         .order_by("id")
         .limit(limit)
-        .values_list("id", "created_at")
+        .values_list("id", "status", "created_at", "next_attempt_at", "updated_at")
     )
-    return [(int(str(i)), at) for i, at in rows]
+    stranded = []
+    for message_id, status, written, due, claimed in rows:
+        state = MessageStatus(status)
+        when = {
+            MessageStatus.QUEUED: written,
+            MessageStatus.RETRYING: due,
+            MessageStatus.SENDING: claimed + STALE_SENDING,
+        }[state]
+        stranded.append(StrandedMessage(int(str(message_id)), state, when))
+    return stranded

@@ -10,30 +10,22 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from arq.connections import RedisSettings, create_pool
 
-from gateway.app import load_static
-from gateway.campaigns import CampaignRunner
+from gateway.app import jobs_context, load_static
 from gateway.config import Config, ConfigError
 from gateway.db import close_database, open_database
 from gateway.lifecycle import Lifecycle
 from gateway.models import OutboundMessage
 from gateway.notices import Notices
-from gateway.outbox import Outbox
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
-from gateway.worker import (
-    ArqDispatcher,
-    ArqRunScheduler,
-    build_bulk_worker,
-    build_worker,
-    stop_worker,
-)
+from gateway.worker import ArqDispatcher, running_workers
 
 __all__ = ["print_outbox", "run_worker"]
 
 
 async def run_worker(config: Config) -> None:
     """Run the arq workers (messages, and campaigns on their own queue) until SIGINT or
-    SIGTERM."""
+    SIGTERM: the server's embedded workers, in a process of their own."""
     if config.redis.url == "embedded":
         raise ConfigError(
             "redis.url: a separate worker needs a Redis it can share with the server; "
@@ -42,47 +34,24 @@ async def run_worker(config: Config) -> None:
     opened = await open_database(config)
     pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
     static = load_static(config)
-    dispatcher = ArqDispatcher(pool)
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
-    provider = build_providers(config)[config.sms.provider]
-    sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
+    lifecycle = Lifecycle(config=config, notices=notices, dispatcher=ArqDispatcher(pool))
     async with aiohttp.ClientSession() as session:
-        worker = build_worker(
+        ctx = jobs_context(
             config,
-            pool=pool,
-            ctx={
-                "outbox": Outbox(provider=provider, session=session, sender_id=sender_id),
-                "dispatcher": dispatcher,
-                "lifecycle": Lifecycle(config=config, notices=notices, dispatcher=dispatcher),
-            },
-        )
-        scheduler = ArqRunScheduler(pool)
-        bulk = build_bulk_worker(
-            config,
-            pool=pool,
-            ctx={
-                "campaign_scheduler": scheduler,
-                "campaign_runner": CampaignRunner(
-                    config=config,
-                    templates=static.templates,
-                    provider=provider,
-                    session=session,
-                    sender_id=sender_id,
-                    redis=pool,
-                    scheduler=scheduler,
-                    clock=lambda: datetime.now(UTC),
-                ),
-            },
+            redis=pool,
+            provider=build_providers(config)[config.sms.provider],
+            session=session,
+            templates=static.templates,
+            lifecycle=lifecycle,
+            clock=lambda: datetime.now(UTC),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        task = asyncio.create_task(worker.async_run())
-        bulk_task = asyncio.create_task(bulk.async_run())
-        await stop.wait()
-        await stop_worker(bulk, bulk_task)
-        await stop_worker(worker, task)
+        async with running_workers(config, pool=pool, ctx=ctx):
+            await stop.wait()
     await pool.aclose()
     await close_database(opened)
 

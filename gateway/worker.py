@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +24,9 @@ from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
 from gateway.config import Config
+from gateway.db import DATABASE_UNREACHABLE
 from gateway.lifecycle import Lifecycle
+from gateway.models import MessageStatus
 from gateway.outbox import Outbox, TransientSendFailure, retry_unanswered, stranded_messages
 
 __all__ = [
@@ -33,8 +37,10 @@ __all__ = [
     "build_bulk_worker",
     "build_worker",
     "health_check_key",
+    "running_workers",
     "send_sms_job_id",
     "stop_worker",
+    "supervise",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,12 +132,22 @@ async def send_sms(ctx: dict[str, Any], message_id: int) -> str:
     config: Config = ctx["config"]
     outbox: Outbox = ctx["outbox"]
     job_try: int = ctx.get("job_try", 1)
+    delay = backoff(
+        job_try, base=config.worker.retry_base_seconds, maximum=config.worker.retry_max_seconds
+    )
     try:
-        result = await outbox.deliver(message_id, final_attempt=job_try >= config.worker.max_tries)
-    except TransientSendFailure:
-        delay = backoff(
-            job_try, base=config.worker.retry_base_seconds, maximum=config.worker.retry_max_seconds
+        result = await outbox.deliver(
+            message_id,
+            final_attempt=job_try >= config.worker.max_tries,
+            retry_in=timedelta(seconds=delay),
         )
+    except TransientSendFailure:
+        raise Retry(defer=delay) from None
+    except DATABASE_UNREACHABLE as e:
+        # The message is where the database last saw it: queued or retrying, this job's
+        # next try takes it; claimed, the sweep does after the lease. A failed job instead
+        # would keep its result, and with it the message's job ID, for an hour.
+        log.warning("message %s: database unreachable, will retry: %r", message_id, e)
         raise Retry(defer=delay) from None
     return result.status.value
 
@@ -142,22 +158,35 @@ job ID is held by a job or result of another database's message with the same ID
 Redis that outlived its database: the database restored, or ``var/gateway.db`` deleted
 while the embedded Redis kept its jobs). Far beyond any queue's wait at this worker's rate."""
 
+STRANDED_GRACE = timedelta(seconds=30)
+"""How late a queued message or a due retry may be before the sweep queues it again."""
+
 
 async def requeue_stranded(ctx: dict[str, Any]) -> int:
-    """Queue messages written but never queued (the process stopped between the two), and
-    those whose job never came (:data:`STUCK_AFTER`) under job IDs of their own."""
+    """Queue again every message that should be moving and is not
+    (:func:`~gateway.outbox.stranded_messages`): written but never queued (the process
+    stopped between the two), a retry whose job was lost with Redis, a send whose worker
+    died. The row lets one delivery send each, however many jobs there are."""
     dispatcher: ArqDispatcher = ctx["dispatcher"]
-    stranded = await stranded_messages(older_than=timedelta(seconds=30))
-    ids = [message_id for message_id, _ in stranded]
-    if ids:
-        log.warning("re-queueing %d stranded message(s)", len(ids))
-        await dispatcher.dispatch(ids)
-    long_ago = datetime.now(UTC) - STUCK_AFTER
-    stuck = [message_id for message_id, written in stranded if written < long_ago]
+    stranded = await stranded_messages(grace=STRANDED_GRACE)
+    now = datetime.now(UTC)
+    queued = [m.id for m in stranded if m.status is MessageStatus.QUEUED]
+    if queued:
+        log.warning("re-queueing %d stranded message(s)", len(queued))
+        await dispatcher.dispatch(queued)
+    # Their plain job IDs are taken (by the retry's job, the dead worker's, or a result
+    # kept), or may be: job IDs of their own.
+    late = [m.id for m in stranded if m.status is not MessageStatus.QUEUED]
+    if late:
+        log.warning("re-queueing %d message(s) past their retry or lease", len(late))
+        await dispatcher.dispatch(late, tag=f"late{int(now.timestamp())}")
+    stuck = [
+        m.id for m in stranded if m.status is MessageStatus.QUEUED and m.since < now - STUCK_AFTER
+    ]
     if stuck:
         log.warning("%d message(s) queued for over %s: new job IDs", len(stuck), STUCK_AFTER)
-        await dispatcher.dispatch(stuck, tag=f"stuck{int(datetime.now(UTC).timestamp())}")
-    return len(ids)
+        await dispatcher.dispatch(stuck, tag=f"stuck{int(now.timestamp())}")
+    return len(stranded)
 
 
 async def resend_unanswered(ctx: dict[str, Any], *, now: datetime | None = None) -> int:
@@ -350,3 +379,93 @@ async def stop_worker(worker: Worker, task: asyncio.Task[None], *, grace: float 
         await worker.pool.delete(worker.health_check_key)
     except RedisError:
         log.warning("could not remove the worker's health record (Redis unreachable)")
+
+
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 30.0
+"""A worker whose loop died is started again after 0.5 s, then 1 s, 2 s ... at most 30 s
+apart while it keeps failing (Redis still down)."""
+
+
+async def supervise(
+    worker: Worker,
+    *,
+    name: str,
+    first_delay: float = RESTART_FIRST_DELAY,
+    max_delay: float = RESTART_MAX_DELAY,
+) -> None:
+    """Run ``worker`` until cancelled (or, in burst mode, done), starting it again whenever
+    its loop dies.
+
+    arq's loop ends at the first Redis error (a restart, a network cut), and nothing in
+    arq starts it again. The failure is logged at once, and once per outage: the
+    restarts that follow are quiet until one gets through to Redis, which is logged too.
+    The jobs under way are tasks of their own and carry on meanwhile. Cancel the task
+    running this, then :func:`stop_worker`, to stop."""
+    outage_since: float | None = None
+    restarts = 0
+    delay = first_delay
+    own_startup = worker.on_startup
+
+    async def started(ctx: dict[Any, Any]) -> None:
+        # arq calls this once Redis has answered: the outage, if any, is over.
+        nonlocal outage_since, restarts, delay
+        if outage_since is not None:
+            log.warning(
+                "the %s worker is running again after %.1f s (%d restart(s))",
+                name,
+                time.monotonic() - outage_since,
+                restarts,
+            )
+            outage_since, restarts, delay = None, 0, first_delay
+            # Its health record (gone with Redis, or expiring) now, not at the next interval.
+            worker._last_health_check = 0
+        if own_startup is not None:
+            await own_startup(ctx)
+
+    worker.on_startup = started
+    while True:
+        try:
+            await worker.async_run()
+            return
+        except Exception as e:
+            if outage_since is None:
+                outage_since = time.monotonic()
+                log.error("the %s worker stopped (%r): restarting it", name, e, exc_info=e)
+            else:
+                log.debug("the %s worker failed to start again: %r", name, e)
+        _forget_finished_jobs(worker)
+        await asyncio.sleep(delay)
+        restarts += 1
+        delay = min(max_delay, delay * 2)
+
+
+def _forget_finished_jobs(worker: Worker) -> None:
+    """Take the jobs that ended while the loop was down off the worker's books (its loop
+    would raise their errors: a job whose result Redis could not take, say)."""
+    for job_id, task in list(worker.tasks.items()):
+        if task.done():
+            del worker.tasks[job_id]
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("job %s ended while its worker was down: %r", job_id, task.exception())
+
+
+@asynccontextmanager
+async def running_workers(
+    config: Config, *, pool: ArqRedis, ctx: dict[str, Any]
+) -> AsyncIterator[tuple[Worker, Worker]]:
+    """The message worker and the campaign worker (its own queue, so that a campaign never
+    holds up an acknowledgement), each under :func:`supervise`, for the ``async with``
+    block: the server's embedded workers and ``python -m gateway worker`` alike. Leaving
+    the block stops them, the campaign worker first (:func:`stop_worker`).
+
+    ``ctx`` must hold what both need (:func:`build_worker`, :func:`build_bulk_worker`)."""
+    worker = build_worker(config, pool=pool, ctx=ctx)
+    bulk = build_bulk_worker(config, pool=pool, ctx=ctx)
+    task = asyncio.create_task(supervise(worker, name="message"), name="arq-worker")
+    bulk_task = asyncio.create_task(supervise(bulk, name="campaign"), name="arq-bulk-worker")
+    try:
+        yield worker, bulk
+    finally:
+        await stop_worker(bulk, bulk_task)
+        await stop_worker(worker, task)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from arq.constants import in_progress_key_prefix
 from tortoise.connection import get_connection
 
 from gateway.app import CONFIG, REDIS, create_app, worker_context
@@ -162,6 +163,7 @@ async def run_worker(app: web.Application, *, horizon: float = 5.0) -> None:
 
     Retries deferred by fractions of a second run; a job deferred by minutes (the second
     chance of a failed message) stays queued instead of holding the test until it is due.
+    Nor is a job another (dead) worker holds "in progress" waited for.
     """
     redis = app[REDIS]
     worker = build_worker(app[CONFIG], pool=redis, ctx=worker_context(app), burst=True)
@@ -173,7 +175,13 @@ async def run_worker(app: web.Application, *, horizon: float = 5.0) -> None:
         await asyncio.sleep(0.05)
         if not await redis.exists(health_check_key()):
             continue  # not through its first poll yet (start-up cron jobs not queued)
-        due = await redis.zcount(QUEUE, "-inf", (time.time() + horizon) * 1000)
+        due = 0
+        for job in await redis.zrangebyscore(QUEUE, "-inf", (time.time() + horizon) * 1000):
+            job_id = job.decode()
+            held = job_id not in worker.tasks and await redis.exists(
+                in_progress_key_prefix + job_id
+            )
+            due += 0 if held else 1
         quiet = quiet + 1 if due == 0 else 0
     if task.done():
         task.result()
