@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -174,13 +174,13 @@ def _check_json(raw: dict[str, Any]) -> None:
             for key, item in items:
                 name = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str) and unstorable(key):
-                    _unstorable(path or "body")
+                    _unstorable(name)
                 stack.append((name, item, depth + 1))
         elif isinstance(value, str) and unstorable(value):
             _unstorable(path)
 
 
-def _unstorable(field: str) -> None:
+def _unstorable(field: str) -> NoReturn:
     field = repr(field)[1:-1]  # the name itself may hold what is refused
     raise ApiError(400, "invalid", f"{field}: contains a NUL or an invalid character", field=field)
 
