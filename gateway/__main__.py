@@ -27,6 +27,9 @@ def _config(path: str | None) -> Config:
 
 
 def _logging(verbose: bool = False) -> None:
+    from gateway import logsafe
+
+    logsafe.install()  # every record, aiohttp's too, without tokens or Authorization values
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

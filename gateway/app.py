@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
+from gateway import logsafe
 from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
 from gateway.campaigns import CampaignRunner, Campaigns
@@ -110,6 +111,7 @@ def create_app(
     ``with_worker`` overrides ``worker.embedded``; ``clock`` replaces the wall clock for
     deadlines and timers (tests move it forward by days).
     """
+    logsafe.install()  # before the first request: no secret in a log line or a 400 body
     app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = config
     app[CLOCK] = clock or (lambda: datetime.now(UTC))

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gateway.inbox import InboundInProgress, Inbox
+from gateway.limits import USSD_OUTCOME
 from gateway.models import Complaint, UssdSession
 from gateway.outbox import SecondChance, record_delivery_report
 from gateway.providers.base import (
@@ -69,7 +71,7 @@ class GatewayCallbacks:
             await self.sessions.flush()  # the session's row, if still waiting to be written
         fields: dict[str, Any] = {
             "ended_at": datetime.now(UTC),
-            "end_status": end.status[:30],
+            "end_status": end.status,
             "duration_ms": end.duration_ms,
             "hops": end.hops,
             "last_input": end.last_input,
@@ -129,6 +131,8 @@ class SessionRecorder:
         self._ends: dict[str, tuple[str, str | None, datetime]] = {}
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        self.set_aside = 0
+        """Records the database refused, since start (each logged)."""
 
     def started(self, hop: UssdHop, language: str) -> None:
         self._pending.setdefault(
@@ -146,7 +150,11 @@ class SessionRecorder:
 
     def ended(self, hop: UssdHop, end: End) -> None:
         """Record how the session ended (and the complaint it registered, by its ticket)."""
-        self._ends[hop.session_id] = (end.outcome[:30], end.reference, datetime.now(UTC))
+        self._ends[hop.session_id] = (
+            end.outcome[:USSD_OUTCOME],
+            end.reference,
+            datetime.now(UTC),
+        )
         self._soon()
 
     def _soon(self) -> None:
@@ -162,7 +170,12 @@ class SessionRecorder:
                 return
 
     async def flush(self) -> None:
-        """Write everything waiting; returns once what is already being written is written."""
+        """Write everything waiting; returns once what is already being written is written.
+
+        What the database refuses as a batch is written one record at a time, so a record
+        it cannot take (which the callbacks' checks should make impossible) is set aside,
+        counted in :attr:`set_aside` and logged once per flush, and takes no other with it.
+        """
         async with self._lock:
             rows, self._pending = list(self._pending.values()), {}
             ends, self._ends = self._ends, {}
@@ -177,7 +190,36 @@ class SessionRecorder:
                     if ends:
                         await self._write_ends(conn, ends)
             except Exception:
-                log.exception("recording %d ussd session(s) failed", len(rows) + len(ends))
+                await self._write_one_by_one(rows, ends)
+
+    async def _write_one_by_one(
+        self, rows: list[UssdSession], ends: dict[str, tuple[str, str | None, datetime]]
+    ) -> None:
+        refused: list[tuple[str, Exception]] = []
+        for row in rows:
+            try:
+                await UssdSession.bulk_create([row], ignore_conflicts=True)
+            except Exception as e:
+                refused.append((row.session_id, e))
+        for session_id, end in ends.items():
+            try:
+                await self._write_ends(get_connection("default"), {session_id: end})
+            except Exception as e:
+                refused.append((session_id, e))
+        if not refused:
+            return
+        self.set_aside += len(refused)
+        error = refused[0][1]
+        # The error's first clause names the column (tortoise: "service_code: Length of
+        # ..."); the rest may quote the value, which may be anything.
+        log.error(
+            "ussd session records set aside: the database refused %d of %d (%s: %r); sessions %s",
+            len(refused),
+            len(rows) + len(ends),
+            type(error).__name__,
+            str(error).split(":", 1)[0][:80],
+            ", ".join(repr(session_id[:40]) for session_id, _ in refused[:5]),
+        )
 
     @staticmethod
     async def _write_ends(

@@ -55,6 +55,7 @@ from tortoise.connection import get_connection
 
 from gateway.config import Config
 from gateway.lifecycle import OPEN
+from gateway.limits import EARLIEST_DATE, LATEST_DATE
 from gateway.models import ComplaintStatus, EventKind
 from gateway.scope import Scope
 
@@ -76,7 +77,7 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class InvalidMonth(ValueError):
-    """The month is not ``YYYY-MM``."""
+    """The month is not ``YYYY-MM``, or is outside the years the review covers."""
 
 
 class Figures(BaseModel):
@@ -147,6 +148,10 @@ def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
     if m is None:
         raise InvalidMonth(f"month: {month!r} is not a month like 2026-10")
     year, mon = int(m.group(1)), int(m.group(2))
+    if not EARLIEST_DATE.year <= year <= LATEST_DATE.year:
+        raise InvalidMonth(
+            f"month: {month!r} is not between {EARLIEST_DATE:%Y-%m} and {LATEST_DATE:%Y-%m}"
+        )
     zone = ZoneInfo(timezone)
     start = datetime(year, mon, 1, tzinfo=zone)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 TOKEN_PREFIX = "spk_"
+MAX_TOKEN = 100
+"""Longer than any token issued (``spk_`` + 8 + ``_`` + 43 characters)."""
 LAST_USED_EVERY = timedelta(minutes=1)
 """How stale a token's ``last_used_at`` may get: one write a minute, not one a request."""
 
@@ -223,8 +225,9 @@ async def revoke_token(prefix: str, *, actor: str) -> bool:
 
 
 async def staff_for_token(token: str) -> StaffMember | None:
-    """The active staff member holding the live ``token``, or None."""
-    if not token.startswith(TOKEN_PREFIX):
+    """The active staff member holding the live ``token``, or None (for any string: a
+    header's bytes that were not UTF-8 arrive as lone surrogates, and are no token)."""
+    if not token.startswith(TOKEN_PREFIX) or not token.isascii() or len(token) > MAX_TOKEN:
         return None
     record = (
         await ApiToken.filter(token_hash=hash_token(token), revoked_at=None)

@@ -3,6 +3,11 @@
 Errors are JSON ``{"error": {"code": ..., "message": ..., "field": ...}}``. A complaint
 (or campaign) outside the caller's scope answers 404 exactly like one that does not exist,
 so that ticket numbers cannot be probed; a role that may never do an action gets 403.
+
+A body must be UTF-8 JSON nested at most :data:`MAX_JSON_DEPTH` deep, and no string in a
+body or the query may hold a NUL or a lone surrogate (no column takes them): a 400 names
+the field. Free text is refused rather than cleaned here, unlike a provider's callback: a
+staff member's client can be told, and fixed.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.limits import unstorable
 from gateway.models import StaffMember, StaffRole
 from gateway.scope import Scope, scope_of
 from gateway.staff import staff_for_token
@@ -39,6 +45,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 """Paths answered without a token."""
+
+MAX_JSON_DEPTH = 16
+"""How deeply a body's arrays and objects may nest (the deepest body we take is 4)."""
 
 _STAFF = web.RequestKey("staff", StaffMember)
 _SCOPE = web.RequestKey("scope", Scope)
@@ -135,12 +144,15 @@ def _first_error(e: ValidationError) -> tuple[str, str]:
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
     """The JSON body as ``model``; 400 naming the field that is wrong."""
+    body = await request.read()  # at most the application's client_max_size: else 413
     try:
-        raw = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # JSON between systems is UTF-8 (RFC 8259), whatever charset the header names.
+        raw = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, too deep, too many digits
         raise ApiError(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    _check_json(raw)
     try:
         return model.model_validate(raw)
     except ValidationError as e:
@@ -148,10 +160,39 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ApiError(400, "invalid", message, field=field) from None
 
 
+def _check_json(raw: dict[str, Any]) -> None:
+    """400 for nesting past :data:`MAX_JSON_DEPTH`, or a string no column takes."""
+    stack: list[tuple[str, Any, int]] = [("", raw, 1)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ApiError(
+                    400, "invalid_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and unstorable(key):
+                    _unstorable(name)
+                stack.append((name, item, depth + 1))
+        elif isinstance(value, str) and unstorable(value):
+            _unstorable(path)
+
+
+def _unstorable(field: str) -> NoReturn:
+    field = repr(field)[1:-1]  # the name itself may hold what is refused
+    raise ApiError(400, "invalid", f"{field}: contains a NUL or an invalid character", field=field)
+
+
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model``; 400 naming the parameter that is wrong."""
+    query = dict(request.query)
+    for name, value in query.items():
+        if unstorable(name) or unstorable(value):
+            _unstorable(name)
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(query)
     except ValidationError as e:
         field, message = _first_error(e)
         raise ApiError(400, "invalid", message, field=field) from None

@@ -38,6 +38,7 @@ from gateway.complaints import ComplaintService, InvalidComplaint, MonthlyLimitR
 from gateway.config import Config
 from gateway.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
 from gateway.lifecycle import OPEN, IllegalTransition, InvalidReassignment, Lifecycle
+from gateway.limits import EARLIEST_DATE, LATEST_DATE, is_identifier, max_length
 from gateway.models import (
     Channel,
     Complaint,
@@ -75,8 +76,16 @@ class ListQuery(BaseModel):
         None, max_length=20, description="a level's number (1 = the first) or code (block...)"
     )
     overdue: bool | None = Field(None, description="true: open and past the deadline")
-    from_: date | None = Field(None, alias="from", description="created on or after (local)")
-    to: date | None = Field(None, description="created on or before (local date)")
+    from_: date | None = Field(
+        None,
+        alias="from",
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="created on or after (local)",
+    )
+    to: date | None = Field(
+        None, ge=EARLIEST_DATE, le=LATEST_DATE, description="created on or before (local date)"
+    )
     q: str | None = Field(None, min_length=1, max_length=100, description="ticket or text")
     cursor: str | None = Field(None, description="next_cursor of the previous page")
     limit: int = Field(50, ge=1, le=100)
@@ -220,13 +229,13 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(model.model_dump(mode="json"), status=status)
 
 
-_TICKET_MAX = Complaint._meta.fields_map["ticket"].max_length  # type: ignore[attr-defined]
+_TICKET_MAX = max_length(Complaint, "ticket")
 
 
 async def _in_scope(request: web.Request) -> Complaint:
     """The complaint named in the path, or 404 when it does not exist or is out of scope."""
     ticket = request.match_info["ticket"].strip()
-    if len(ticket) > _TICKET_MAX:  # no such ticket; the column would refuse the value
+    if not is_identifier(ticket, _TICKET_MAX):  # no such ticket; the column would refuse it
         raise ApiError.not_found()
     complaint = (
         await request_scope(request)

@@ -17,6 +17,15 @@ A payload that is not form-encoded, or lacks or garbles a required field, is ans
 ``400 text/plain`` naming the field; bad input never becomes a 500. An incoming SMS the
 application could not handle is answered ``503`` (AT sends it again). Phone numbers are
 masked in logs and message texts are never logged.
+
+What the parsers hand on fits where the gateway keeps it (:mod:`gateway.limits`, read from
+the models). An identifier (``sessionId``, ``serviceCode``, a message ``id``) longer than
+its column or holding a control character is refused with a 400: it could never name a
+session or message of ours, and refusing the first hop shows the caller a network error
+before they have typed anything. Free text (what was typed, an SMS, an error message) has
+its NULs taken out: the citizen cannot be asked to send it again. An informational field
+(``networkCode``, ``cost``, counts) that does not fit is dropped, not refused: AT retries a
+refused notice, and a session's end is worth recording without its cost.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from gateway import limits
+from gateway.limits import is_identifier, storable
 from gateway.phone import DEFAULT_REGION, InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.providers.base import (
     CALLBACKS,
@@ -68,7 +79,6 @@ USSD_EVENTS_PATH: Final = "/ussd/africastalking/events"
 DELIVERY_PATH: Final = "/sms/africastalking/delivery"
 INBOUND_PATH: Final = "/sms/africastalking/inbound"
 
-MAX_SESSION_ID_LENGTH: Final = 128
 MAX_USSD_TEXT_LENGTH: Final = 1000
 MAX_INBOUND_TEXT_LENGTH: Final = 2000
 MAX_ERROR_TEXT_LENGTH: Final = 200
@@ -138,18 +148,54 @@ def _optional(fields: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _optional_int(fields: Mapping[str, str], name: str) -> int | None:
+def _optional_int(
+    fields: Mapping[str, str], name: str, bounds: tuple[int, int] | None = None
+) -> int | None:
+    """A count: None when absent, not a whole number, negative, or past ``bounds`` (the
+    column's range, for a count that is stored)."""
     value = _optional(fields, name)
     if value is None:
         return None
     try:
-        return int(value.strip())
+        number = int(value.strip())
     except ValueError:
         try:  # AT has sent counts as "3.0" on some products.
             as_float = float(value)
         except ValueError:
             return None
-        return int(as_float) if as_float.is_integer() else None
+        if not as_float.is_integer():  # also inf and nan
+            return None
+        number = int(as_float)
+    if number < 0 or (bounds is not None and not bounds[0] <= number <= bounds[1]):
+        log.warning("africastalking: ignoring %s out of range (%d characters)", name, len(value))
+        return None
+    return number
+
+
+def _identifier(fields: Mapping[str, str], name: str, limit: int) -> str:
+    """A required identifier, refused unless it fits its column and is printable."""
+    value = _required(fields, name)
+    if len(value) > limit:
+        raise PayloadError(name, f"longer than {limit} characters ({len(value)})")
+    if not is_identifier(value, limit):
+        raise PayloadError(name, "contains a character that is not printable")
+    return value
+
+
+def _informational(fields: Mapping[str, str], name: str, limit: int) -> str | None:
+    """An optional field we only record: None when absent, or when it does not fit its
+    column or is not printable (dropped, never refused)."""
+    value = _optional(fields, name)
+    if value is None or is_identifier(value, limit):
+        return value
+    log.warning("africastalking: ignoring unusable %s (%d characters)", name, len(value))
+    return None
+
+
+def _free_text(fields: Mapping[str, str], name: str) -> str | None:
+    """Optional free text, without the characters no column takes."""
+    value = _optional(fields, name)
+    return None if value is None else storable(value)
 
 
 def _required_phone(fields: Mapping[str, str], name: str, region: str) -> str:
@@ -198,14 +244,16 @@ def parse_ussd_hop(fields: Mapping[str, str], *, region: str = DEFAULT_REGION) -
     """Parse one USSD hop: fields ``sessionId``, ``serviceCode``, ``phoneNumber``, ``text``.
 
     ``text`` may be absent or empty on the first hop (it becomes ``""``); ``networkCode`` is
-    optional. The phone number is normalised to E.164 (any valid number: the network
-    vouches for the caller; one without a country code is read as ``region``'s).
+    optional (dropped when unusable). The phone number is normalised to E.164 (any valid
+    number: the network vouches for the caller; one without a country code is read as
+    ``region``'s).
 
-    Raises :class:`PayloadError` for a missing or malformed required field.
+    Raises :class:`PayloadError` for a missing or malformed required field: a session ID or
+    service code that does not fit its column or holds a control character is refused on
+    the first hop, so a session that got past it can always be recorded and submit.
     """
-    session_id = _required(fields, "sessionId")
-    _check_length("sessionId", session_id, MAX_SESSION_ID_LENGTH)
-    service_code = _required(fields, "serviceCode")
+    session_id = _identifier(fields, "sessionId", limits.USSD_SESSION_ID)
+    service_code = _identifier(fields, "serviceCode", limits.USSD_SERVICE_CODE)
     phone = _required_phone(fields, "phoneNumber", region)
     text = fields.get("text") or ""
     _check_length("text", text, MAX_USSD_TEXT_LENGTH)
@@ -213,8 +261,8 @@ def parse_ussd_hop(fields: Mapping[str, str], *, region: str = DEFAULT_REGION) -
         session_id=session_id,
         service_code=service_code,
         phone=phone,
-        network_code=fields.get("networkCode") or "",
-        text=text,
+        network_code=_informational(fields, "networkCode", limits.USSD_NETWORK_CODE) or "",
+        text=storable(text),
     )
 
 
@@ -224,23 +272,27 @@ def parse_ussd_session_end(
     """Parse AT's end-of-session notification; only ``sessionId`` and ``status`` are required.
 
     Its field set varies, so unknown fields are ignored and missing ones become None;
-    ``durationInMillis`` and ``hopsCount`` become ints when they parse, else None; a
-    malformed ``phoneNumber`` becomes None rather than a rejection.
+    ``durationInMillis`` and ``hopsCount`` become ints when they parse and fit, else None;
+    a malformed ``phoneNumber`` and a ``serviceCode``, ``networkCode`` or ``cost`` that does
+    not fit its column become None rather than a rejection; ``status`` is cut to its
+    column. Only a missing or unusable ``sessionId`` or a missing ``status`` is refused.
     """
-    session_id = _required(fields, "sessionId")
-    _check_length("sessionId", session_id, MAX_SESSION_ID_LENGTH)
+    session_id = _identifier(fields, "sessionId", limits.USSD_SESSION_ID)
+    status = storable(_required(fields, "status"))[: limits.USSD_END_STATUS]
+    if not status.strip():
+        raise PayloadError("status", "empty")
     return UssdSessionEnd(
         session_id=session_id,
-        status=_required(fields, "status"),
+        status=status,
         phone=_lenient_phone(fields, "phoneNumber", region),
-        service_code=_optional(fields, "serviceCode"),
-        network_code=_optional(fields, "networkCode"),
-        duration_ms=_optional_int(fields, "durationInMillis"),
-        hops=_optional_int(fields, "hopsCount"),
-        last_input=_optional(fields, "input"),
-        last_response=_optional(fields, "lastAppResponse"),
-        error_message=_optional(fields, "errorMessage"),
-        cost=_optional(fields, "cost"),
+        service_code=_informational(fields, "serviceCode", limits.USSD_SERVICE_CODE),
+        network_code=_informational(fields, "networkCode", limits.USSD_NETWORK_CODE),
+        duration_ms=_optional_int(fields, "durationInMillis", limits.USSD_DURATION_MS),
+        hops=_optional_int(fields, "hopsCount", limits.USSD_HOPS),
+        last_input=_free_text(fields, "input"),
+        last_response=_free_text(fields, "lastAppResponse"),
+        error_message=_free_text(fields, "errorMessage"),
+        cost=_informational(fields, "cost", limits.USSD_COST),
     )
 
 
@@ -250,9 +302,11 @@ def parse_delivery_report(
     """Parse an SMS delivery report (``id``, ``status`` required; ``failureReason``,
     ``phoneNumber``, ``networkCode``, ``retryCount`` optional).
 
-    Raises :class:`PayloadError` for a missing field or a status not in :data:`DELIVERY_STATES`.
+    Raises :class:`PayloadError` for a missing field, an ``id`` that could not be one of
+    our messages' (longer than the column, a control character) or a status not in
+    :data:`DELIVERY_STATES`.
     """
-    message_id = _required(fields, "id")
+    message_id = _identifier(fields, "id", limits.OUTBOUND_MESSAGE_ID)
     status = _required(fields, "status").strip()
     state = DELIVERY_STATES.get(status)
     if state is None:
@@ -261,9 +315,9 @@ def parse_delivery_report(
         provider_message_id=message_id,
         state=state,
         provider_status=status,
-        failure_reason=_optional(fields, "failureReason"),
+        failure_reason=_free_text(fields, "failureReason"),
         phone=_lenient_phone(fields, "phoneNumber", region),
-        network_code=_optional(fields, "networkCode"),
+        network_code=_informational(fields, "networkCode", limits.USSD_NETWORK_CODE),
         retry_count=_optional_int(fields, "retryCount"),
     )
 
@@ -272,22 +326,24 @@ def parse_inbound_sms(fields: Mapping[str, str], *, region: str = DEFAULT_REGION
     """Parse an incoming SMS (``from``, ``to``, ``text``, ``id`` required; ``date``,
     ``linkId``, ``networkCode`` optional).
 
-    ``text`` must be present but may be empty. The sender is normalised to E.164; ``to``
-    (usually a short code) is kept as sent. An unparseable ``date`` becomes None.
+    ``text`` must be present but may be empty; its NULs are taken out. The sender is
+    normalised to E.164; ``to`` (usually a short code) is kept as sent. An unparseable
+    ``date`` becomes None. An ``id`` longer than its column or holding a control character
+    is refused: it is what makes a retried callback a no-op.
     """
     sender = _required_phone(fields, "from", region)
     recipient = _required(fields, "to").strip()
     text = _required(fields, "text", allow_empty=True)
     _check_length("text", text, MAX_INBOUND_TEXT_LENGTH)
-    message_id = _required(fields, "id")
+    message_id = _identifier(fields, "id", limits.INBOUND_MESSAGE_ID)
     return InboundSms(
         provider_message_id=message_id,
         sender=sender,
         recipient=recipient,
-        text=text,
+        text=storable(text),
         received_at=_parse_date(_optional(fields, "date")),
         link_id=_optional(fields, "linkId"),
-        network_code=_optional(fields, "networkCode"),
+        network_code=_informational(fields, "networkCode", limits.USSD_NETWORK_CODE),
     )
 
 

@@ -2,11 +2,16 @@
 operator account. What it keeps is listed by ``python -m gateway outbox`` (from the
 database) and shown by the phone simulator (``python -m gateway simulate``) through
 ``GET /simulator/sms``.
+
+That listing shows what citizens were sent, without a token: it answers only requests
+from this machine (a loopback address, and no proxy's forwarding header), which is where
+the phone simulator runs; anyone else gets 403.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import uuid
 from datetime import UTC, datetime
@@ -76,8 +81,29 @@ class Simulator:
         return out
 
     async def _list(self, request: web.Request) -> web.Response:
+        if not from_this_machine(request):
+            return web.json_response(
+                {"error": "the simulator's messages are shown on this machine only"}, status=403
+            )
         try:
             phone = normalize_phone(request.query.get("to", ""), region=self.region)
         except InvalidPhoneNumber:
             return web.json_response({"error": "to: give a phone number"}, status=400)
         return web.json_response({"messages": await asyncio.to_thread(self.sent_to, phone)})
+
+
+_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def from_this_machine(request: web.BaseRequest) -> bool:
+    """True for a request from a loopback address that no proxy forwarded (a proxy on the
+    same machine connects from loopback too, on behalf of anyone)."""
+    if any(name in request.headers for name in _FORWARDING_HEADERS):
+        return False
+    try:
+        address = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket's IPv4 client
+    return address.is_loopback
