@@ -13,7 +13,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gateway.config import Config, Officer
-from gateway.lifecycle import OPEN, IllegalTransition, Lifecycle
+from gateway.lifecycle import (
+    OPEN,
+    ConcurrentChange,
+    IllegalTransition,
+    InvalidTransfer,
+    Lifecycle,
+)
 from gateway.models import (
     Citizen,
     Complaint,
@@ -27,6 +33,7 @@ from gateway.outbox import Dispatcher, queue_messages
 from gateway.phone import mask_phone
 from gateway.providers.base import InboundSms
 from gateway.replies import Intent, Understood, understand
+from gateway.scope import OutOfScope, officer_scope
 from gateway.tickets import InvalidTicket, TicketCodec
 
 __all__ = ["Inbox"]
@@ -113,11 +120,12 @@ class Inbox:
         complaint = await self._complaint(understood.ticket, reply)
         if complaint is None:
             return None
-        if officer is None or complaint.officer != officer.code:
+        if officer is None:
             await reply.send("officer_refused", ticket=complaint.ticket or "")
             return complaint.id
         remark = understood.remark or ""
         actor = f"officer:{officer.code}"
+        scope = officer_scope(officer, self.config)
         try:
             if understood.intent is Intent.OFFICER_TRANSFER:
                 target, _, why = remark.partition(" ")
@@ -128,14 +136,25 @@ class Inbox:
                     )
                     return complaint.id
                 change = await self.lifecycle.transfer(
-                    complaint.id, actor=actor, remark=why or remark, **where
+                    complaint.id, actor=actor, remark=why or remark, scope=scope, **where
                 )
             elif understood.intent is Intent.OFFICER_DONE:
-                change = await self.lifecycle.resolve(complaint.id, remark, actor=actor)
+                change = await self.lifecycle.resolve(
+                    complaint.id, remark, actor=actor, scope=scope
+                )
             else:
-                change = await self.lifecycle.add_note(complaint.id, remark, actor=actor)
+                change = await self.lifecycle.add_note(
+                    complaint.id, remark, actor=actor, scope=scope
+                )
             status = change.status.value
-        except IllegalTransition:
+        except OutOfScope:
+            await reply.send("officer_refused", ticket=complaint.ticket or "")
+            return complaint.id
+        except InvalidTransfer:  # the complaint's own department or block
+            await reply.send("not_understood", service_code=self.config.service.service_code)
+            return complaint.id
+        except (IllegalTransition, ConcurrentChange):
+            await complaint.refresh_from_db()
             status = complaint.status.value
         await reply.send(
             "officer_action_done",
@@ -178,8 +197,8 @@ class Inbox:
             await self.lifecycle.feedback(
                 complaint.id, satisfied=understood.intent is Intent.SOLVED
             )
-        except IllegalTransition:
-            pass  # answered twice: the first answer stands
+        except (IllegalTransition, ConcurrentChange):
+            pass  # answered twice, or closed meanwhile: the first outcome stands
         return complaint.id
 
     async def _status(

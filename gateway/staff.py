@@ -19,6 +19,7 @@ from gateway.audit import audit
 from gateway.config import Config
 from gateway.models import ApiToken, StaffMember, StaffRole
 from gateway.phone import InvalidPhoneNumber, normalize_phone
+from gateway.scope import AREA_FIELDS, level_number
 
 __all__ = [
     "InvalidStaff",
@@ -61,13 +62,15 @@ class NewStaff:
 
 
 def _areas_at(config: Config, level: str) -> set[str]:
-    if level == "block":
-        return {b.code for d in config.districts for t in d.tehsils for b in t.blocks}
-    if level == "tehsil":
-        return {t.code for d in config.districts for t in d.tehsils}
-    if level == "district":
-        return {d.code for d in config.districts}
-    return set()
+    """The area codes of ``level``: blocks, tehsils or districts, by its place (as scopes
+    and officers' areas read them, :data:`~gateway.scope.AREA_FIELDS`)."""
+    areas = (
+        {b.code for d in config.districts for b in d.blocks},
+        {t.code for d in config.districts for t in d.tehsils},
+        {d.code for d in config.districts},
+    )
+    n = level_number(config, level)
+    return areas[n - 1] if 1 <= n <= len(AREA_FIELDS) else set()
 
 
 def validate_staff(config: Config, new: NewStaff) -> NewStaff:

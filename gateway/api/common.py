@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.keys import CONFIG
 from gateway.models import StaffMember, StaffRole
 from gateway.scope import Scope, scope_of
 from gateway.staff import staff_for_token
@@ -98,7 +99,7 @@ async def _authenticate(request: web.Request) -> None:
     if staff is None:
         raise ApiError(401, "unauthorized", "the token is unknown, revoked or its account inactive")
     request[_STAFF] = staff
-    request[_SCOPE] = scope_of(staff)
+    request[_SCOPE] = scope_of(staff, request.config_dict[CONFIG])
 
 
 def request_staff(request: web.Request) -> StaffMember:
