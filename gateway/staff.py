@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
@@ -30,6 +30,7 @@ __all__ = [
     "hash_token",
     "issue_token",
     "list_tokens",
+    "reactivate_staff",
     "revoke_token",
     "staff_for_token",
 ]
@@ -172,6 +173,24 @@ async def deactivate_staff(username: str, *, actor: str) -> bool:
         if changed:
             await audit(actor, "staff.deactivate", target=f"staff:{username}", conn=conn)
     return bool(changed)
+
+
+async def reactivate_staff(config: Config, username: str, *, actor: str) -> StaffMember | None:
+    """Reopen a closed account; None when there is no such inactive account. It is checked
+    against the config as it is now (which may have changed while it was closed):
+    :class:`InvalidStaff` names the field. Its tokens that were not revoked work again."""
+    staff = await StaffMember.get_or_none(username=username, active=False)
+    if staff is None:
+        return None
+    current = {f.name: getattr(staff, f.name) for f in fields(NewStaff)}
+    validate_staff(config, NewStaff(**{**current, "role": StaffRole(staff.role)}))
+    async with in_transaction() as conn:
+        changed = (
+            await StaffMember.filter(id=staff.id, active=False).using_db(conn).update(active=True)
+        )
+        if changed:
+            await audit(actor, "staff.reactivate", target=f"staff:{username}", conn=conn)
+    return staff if changed else None
 
 
 async def list_tokens(username: str | None = None) -> list[ApiToken]:
