@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from gateway.config import Config, Officer
 from gateway.lifecycle import (
     OPEN,
+    Change,
     ConcurrentChange,
     IllegalTransition,
     InvalidTransfer,
@@ -123,34 +124,12 @@ class Inbox:
         if officer is None:
             await reply.send("officer_refused", ticket=complaint.ticket or "")
             return complaint.id
-        remark = understood.remark or ""
-        actor = f"officer:{officer.code}"
-        scope = officer_scope(officer, self.config)
         try:
-            if understood.intent is Intent.OFFICER_TRANSFER:
-                target, _, why = remark.partition(" ")
-                where = self._transfer_target(target)
-                if where is None:
-                    await reply.send(
-                        "not_understood", service_code=self.config.service.service_code
-                    )
-                    return complaint.id
-                change = await self.lifecycle.transfer(
-                    complaint.id, actor=actor, remark=why or remark, scope=scope, **where
-                )
-            elif understood.intent is Intent.OFFICER_DONE:
-                change = await self.lifecycle.resolve(
-                    complaint.id, remark, actor=actor, scope=scope
-                )
-            else:
-                change = await self.lifecycle.add_note(
-                    complaint.id, remark, actor=actor, scope=scope
-                )
-            status = change.status.value
+            status = (await self._officer_acts(understood, complaint.id, officer)).status.value
         except OutOfScope:
             await reply.send("officer_refused", ticket=complaint.ticket or "")
             return complaint.id
-        except InvalidTransfer:  # the complaint's own department or block
+        except InvalidTransfer:  # no such place, or where the complaint is already
             await reply.send("not_understood", service_code=self.config.service.service_code)
             return complaint.id
         except (IllegalTransition, ConcurrentChange):
@@ -162,6 +141,25 @@ class Inbox:
             status=self.notices.status(status, reply.language),
         )
         return complaint.id
+
+    async def _officer_acts(
+        self, understood: Understood, complaint_id: int, officer: Officer
+    ) -> Change:
+        """The officer's action, within their scope (the API's rule: :mod:`gateway.scope`)."""
+        remark = understood.remark or ""
+        actor = f"officer:{officer.code}"
+        scope = officer_scope(officer, self.config)
+        if understood.intent is Intent.OFFICER_TRANSFER:
+            target, _, why = remark.partition(" ")
+            where = self._transfer_target(target)
+            if where is None:
+                raise InvalidTransfer("department", "not a department or block")
+            return await self.lifecycle.transfer(
+                complaint_id, actor=actor, remark=why or remark, scope=scope, **where
+            )
+        if understood.intent is Intent.OFFICER_DONE:
+            return await self.lifecycle.resolve(complaint_id, remark, actor=actor, scope=scope)
+        return await self.lifecycle.add_note(complaint_id, remark, actor=actor, scope=scope)
 
     def _transfer_target(self, word: str) -> dict[str, str] | None:
         """A department (code or English name's first word) or a block code."""

@@ -293,3 +293,13 @@ async def test_an_officer_transfers_by_sms(app_client: TestClient[Any, Any]) -> 
     assert (await texts_to("+919811122222"))[-1][0] == "complaint_transferred"
     await sms(app_client, "+919800100011", f"{c.ticket} TRANSFER nowhere please")
     assert (await texts_to("+919800100011"))[-1][0] == "not_understood"
+
+
+async def test_an_officer_transferring_to_where_it_is_already_is_not_understood(
+    app_client: TestClient[Any, Any],
+) -> None:
+    c = await register(app_client, "+919811122223", "2")
+    assert await sms(app_client, OFFICER_L1, f"{c.ticket} TRANSFER jal_shakti leak") == 200
+    assert (await texts_to(OFFICER_L1))[-1][0] == "not_understood"
+    await c.refresh_from_db()
+    assert (c.status, c.department, c.transfers) == ("assigned", "jal_shakti", 0)
