@@ -12,8 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG, LIFECYCLE
-from gateway.models import Complaint, ComplaintEvent, OutboundMessage, StaffRole
-from gateway.scope import OutOfScope, Scope
+from gateway.config import Config
+from gateway.models import Complaint, ComplaintEvent, OutboundMessage, StaffMember, StaffRole
+from gateway.scope import OutOfScope, Scope, scope_of
 
 from .staff_helpers import ROLES, auth, make_staff_token
 from .test_api_complaints import REGISTER_BODY, complaint, next_phone
@@ -236,3 +237,24 @@ def test_a_scope_reads_down_and_acts_at_its_level(
 ) -> None:
     assert scope.reading() == reading and scope.acting() == acting
     assert Scope.from_json(scope.as_json()) == scope
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (ACCOUNTS["ae_theog"], Scope(department="jal_shakti", tehsil="theog", level=2,
+                                     officer="js_theog_ae")),
+        (ACCOUNTS["bdo_theog"], Scope(block="theog", level=1, officer="bdo_desk")),
+        (dict(role=StaffRole.OFFICER, department="pwd", level="state"),
+         Scope(department="pwd", level=4)),
+        # A level the config no longer has: nothing at all.
+        (dict(role=StaffRole.OFFICER, level="gram_panchayat", area="theog"), Scope(level=0)),
+        (ACCOUNTS["dc_shimla"], Scope(district="shimla")),
+        (ACCOUNTS["agent_state"], Scope()),
+        (ACCOUNTS["reviewer"], Scope(writable=False)),
+    ],
+)  # fmt: skip
+def test_the_scope_of_each_kind_of_account(
+    config: Config, fields: dict[str, Any], expected: Scope
+) -> None:
+    assert scope_of(StaffMember(username="x", name="x", **fields), config) == expected

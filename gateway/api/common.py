@@ -1,8 +1,10 @@
 """What every staff API handler shares: who is asking, their scope, JSON errors, bodies.
 
 Errors are JSON ``{"error": {"code": ..., "message": ..., "field": ...}}``. A complaint
-(or campaign) outside the caller's scope answers 404 exactly like one that does not exist,
-so that ticket numbers cannot be probed; a role that may never do an action gets 403.
+(or campaign) outside what the caller may read answers 404 exactly like one that does not
+exist, so that ticket numbers cannot be probed; a role that may never do an action gets 403
+(``forbidden``), and so does an action on a complaint the caller may read but not act on
+(``out_of_scope``).
 """
 
 from __future__ import annotations
