@@ -148,7 +148,7 @@ async def main(n: int) -> None:
         t0 = time.monotonic()
         campaign = await campaigns.create(
             admin,
-            scope_of(admin),
+            scope_of(admin, campaigns.config),
             template="area_update",
             variables={"service": "Water supply", "place": "Theog", "update": "restored"},
             audience=ComplaintFilter(block="theog", open_only=True),

@@ -239,8 +239,9 @@ class RunScheduler(Protocol):
 
 
 def campaign_scope(scope: Scope, config: Config) -> Scope:
-    """``scope`` with the areas above its block or tehsil filled in, so that a district
-    administrator's scope contains the campaigns of the officers of their district."""
+    """The reading part of ``scope`` with the areas above its block or tehsil filled in, so
+    that a district administrator's scope contains the campaigns of the officers of their
+    district (and a tehsil officer's those of the block officers of their tehsil)."""
     district, tehsil = scope.district, scope.tehsil
     for d in config.districts:
         for t in d.tehsils:
@@ -253,24 +254,30 @@ def campaign_scope(scope: Scope, config: Config) -> Scope:
         district=district,
         tehsil=tehsil,
         block=scope.block,
+        level=scope.level,
         writable=scope.writable,
     )
 
 
 def _within(inner: Scope, outer: Scope) -> bool:
+    """Whether every complaint ``inner`` may read, ``outer`` may read too."""
+    if outer.level is not None and (inner.level is None or inner.level > outer.level):
+        return False
     return all(
         getattr(outer, name) is None or getattr(outer, name) == getattr(inner, name)
         for name in ("department", "district", "tehsil", "block")
     )
 
 
-def _scope_sql(conn: BaseDBAsyncClient, scope: Scope) -> tuple[str, list[str]]:
-    """``scope`` as conditions (`` AND co.block = ?1``) on complaints ``co``, and their values."""
+def _scope_sql(conn: BaseDBAsyncClient, scope: Scope) -> tuple[str, list[Any]]:
+    """``scope``'s reading lookups (:meth:`Scope.reading`) as conditions on complaints
+    ``co`` (`` AND co.block = ?1 AND co.level <= ?2``), and their values."""
     where = ""
-    values: list[str] = []
-    for name, value in scope.restrictions().items():
+    values: list[Any] = []
+    for lookup, value in scope.reading().items():
+        name, _, op = lookup.partition("__")
         values.append(value)
-        where += f" AND co.{name} = {param(conn, len(values))}"
+        where += f" AND co.{name} {'<=' if op == 'lte' else '='} {param(conn, len(values))}"
     return where, values
 
 

@@ -17,7 +17,14 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from gateway.config import Config, Officer
-from gateway.lifecycle import OPEN, IllegalTransition, Lifecycle
+from gateway.lifecycle import (
+    OPEN,
+    Change,
+    ConcurrentChange,
+    IllegalTransition,
+    InvalidTransfer,
+    Lifecycle,
+)
 from gateway.models import (
     Citizen,
     Complaint,
@@ -31,6 +38,7 @@ from gateway.outbox import Dispatcher, queue_messages
 from gateway.phone import mask_phone
 from gateway.providers.base import InboundSms
 from gateway.replies import Intent, Understood, understand
+from gateway.scope import OutOfScope, officer_scope
 from gateway.tickets import InvalidTicket, TicketCodec
 
 __all__ = ["CLAIM", "InboundInProgress", "Inbox"]
@@ -194,53 +202,61 @@ class Inbox:
             return None
         # Acted on by an earlier attempt at this SMS, it may be with another officer since
         # (a transfer): only that attempt's answer is still owed.
-        done = complaint.id == acted_on
-        if officer is None or (complaint.officer != officer.code and not done):
+        if officer is None:
             await reply.send("officer_refused", ticket=complaint.ticket or "")
             return complaint.id
-        status = (
-            complaint.status.value
-            if done
-            else await self._officer_acts(complaint, understood, officer, reply)
+        if complaint.id == acted_on:
+            status = complaint.status.value
+        else:
+            try:
+                change = await self._officer_acts(understood, complaint.id, officer, reply.key)
+                status = change.status.value
+            except OutOfScope:
+                await reply.send("officer_refused", ticket=complaint.ticket or "")
+                return complaint.id
+            except InvalidTransfer:  # no such place, or where the complaint is already
+                await reply.send(
+                    "not_understood", service_code=self.config.service.service_code
+                )
+                return complaint.id
+            except (IllegalTransition, ConcurrentChange):
+                await complaint.refresh_from_db()
+                status = complaint.status.value
+        await reply.send(
+            "officer_action_done",
+            ticket=complaint.ticket or "",
+            status=self.notices.status(status, reply.language),
         )
-        if status is not None:
-            await reply.send(
-                "officer_action_done",
-                ticket=complaint.ticket or "",
-                status=self.notices.status(status, reply.language),
-            )
         return complaint.id
 
     async def _officer_acts(
-        self, complaint: Complaint, understood: Understood, officer: Officer, reply: _Reply
-    ) -> str | None:
-        """Take the officer's action; the complaint's status after it (None: a transfer to
-        nowhere known, answered already)."""
+        self, understood: Understood, complaint_id: int, officer: Officer, source_key: str
+    ) -> Change:
+        """The officer's action, within their scope (the API's rule: :mod:`gateway.scope`),
+        marked with the SMS it came from (``source_key``) so that a retry never acts twice."""
         remark = understood.remark or ""
         actor = f"officer:{officer.code}"
-        try:
-            if understood.intent is Intent.OFFICER_TRANSFER:
-                target, _, why = remark.partition(" ")
-                where = self._transfer_target(target)
-                if where is None:
-                    await reply.send(
-                        "not_understood", service_code=self.config.service.service_code
-                    )
-                    return None
-                change = await self.lifecycle.transfer(
-                    complaint.id, actor=actor, remark=why or remark, source_key=reply.key, **where
-                )
-            elif understood.intent is Intent.OFFICER_DONE:
-                change = await self.lifecycle.resolve(
-                    complaint.id, remark, actor=actor, source_key=reply.key
-                )
-            else:
-                change = await self.lifecycle.add_note(
-                    complaint.id, remark, actor=actor, source_key=reply.key
-                )
-        except IllegalTransition:
-            return complaint.status.value
-        return change.status.value
+        scope = officer_scope(officer, self.config)
+        if understood.intent is Intent.OFFICER_TRANSFER:
+            target, _, why = remark.partition(" ")
+            where = self._transfer_target(target)
+            if where is None:
+                raise InvalidTransfer("department", "not a department or block")
+            return await self.lifecycle.transfer(
+                complaint_id,
+                actor=actor,
+                remark=why or remark,
+                scope=scope,
+                source_key=source_key,
+                **where,
+            )
+        if understood.intent is Intent.OFFICER_DONE:
+            return await self.lifecycle.resolve(
+                complaint_id, remark, actor=actor, scope=scope, source_key=source_key
+            )
+        return await self.lifecycle.add_note(
+            complaint_id, remark, actor=actor, scope=scope, source_key=source_key
+        )
 
     def _transfer_target(self, word: str) -> dict[str, str] | None:
         """A department (code or English name's first word) or a block code."""
@@ -282,8 +298,8 @@ class Inbox:
             await self.lifecycle.feedback(
                 complaint.id, satisfied=understood.intent is Intent.SOLVED, source_key=reply.key
             )
-        except IllegalTransition:
-            pass  # answered twice: the first answer stands
+        except (IllegalTransition, ConcurrentChange):
+            pass  # answered twice, or closed meanwhile: the first outcome stands
         return complaint.id
 
     async def _status(

@@ -8,6 +8,13 @@ action asked for by an inbound SMS carries its ``source_key``, unique on its eve
 retry of the SMS that would act again (a note, a transfer) fails instead. The
 deadline job moves many complaints per transaction by the same rules: it reads them again
 inside it (locked, on PostgreSQL) and moves only those still due.
+
+A staff member or officer acts within their :class:`~gateway.scope.Scope`, checked on the
+row the action read and locked, so a complaint escalated a moment before is refused
+(:class:`~gateway.scope.OutOfScope`). Refusals are typed: :class:`IllegalTransition` (the
+status forbids it), :class:`InvalidAction` (a transfer target or officer that cannot take
+it, naming the field), :class:`ConcurrentChange` (another process changed the complaint
+between this action's read and its write: nothing was done, the caller may try again).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from gateway.config import Config, Officer
@@ -32,13 +40,17 @@ from gateway.models import (
 )
 from gateway.notices import Notices
 from gateway.outbox import Dispatcher, MessageDraft, queue_messages
-from gateway.sql import insert_rows, update_rows
+from gateway.scope import OutOfScope, Scope
+from gateway.sql import insert_rows, is_stale_snapshot, update_rows
 
 __all__ = [
     "OPEN",
     "Change",
+    "ConcurrentChange",
     "IllegalTransition",
+    "InvalidAction",
     "InvalidReassignment",
+    "InvalidTransfer",
     "Lifecycle",
     "officer_for",
 ]
@@ -72,13 +84,32 @@ class IllegalTransition(Exception):
         self.status = status
 
 
-class InvalidReassignment(ValueError):
-    """The officer asked for cannot take the complaint (names the field)."""
+class InvalidAction(ValueError):
+    """What an action asks for cannot be done to the complaint (names the field)."""
 
     def __init__(self, field_name: str, problem: str) -> None:
         super().__init__(f"{field_name}: {problem}")
         self.field_name = field_name
         self.problem = problem
+
+
+class InvalidReassignment(InvalidAction):
+    """The officer asked for cannot take the complaint (field ``officer``)."""
+
+
+class InvalidTransfer(InvalidAction):
+    """The transfer target is unknown, or where the complaint already is (field
+    ``department`` or ``block``)."""
+
+
+class ConcurrentChange(Exception):
+    """Another worker, process or request changed the complaint between this action's read
+    and its write; nothing was done."""
+
+    def __init__(self, action: str, complaint_id: int) -> None:
+        super().__init__(f"the complaint changed while trying to {action} it: try again")
+        self.action = action
+        self.complaint_id = complaint_id
 
 
 def officer_for(
@@ -125,23 +156,40 @@ class Lifecycle:
         self.clock = clock
 
     # Officers' actions -------------------------------------------------------------
-    # ``source_key`` (every action below): what asked for the action, kept on its event
-    # and unique there, so that the same request never acts twice.
-
+    # ``scope``: the acting staff member's or officer's (None for the system's own moves).
+    # ``source_key``: what asked for the action, kept on its event and unique there, so
+    # that the same request (an inbound SMS retried) never acts twice.
     async def add_note(
-        self, complaint_id: int, remark: str, *, actor: str, source_key: str | None = None
+        self,
+        complaint_id: int,
+        remark: str,
+        *,
+        actor: str,
+        scope: Scope | None = None,
+        source_key: str | None = None,
     ) -> Change:
         """An officer's status update (आख्या): the citizen is told."""
         return await self._act(
-            complaint_id, "note", actor=actor, remark=remark, source_key=source_key
+            complaint_id, "note", actor=actor, remark=remark, scope=scope, source_key=source_key
         )
 
     async def resolve(
-        self, complaint_id: int, remark: str, *, actor: str, source_key: str | None = None
+        self,
+        complaint_id: int,
+        remark: str,
+        *,
+        actor: str,
+        scope: Scope | None = None,
+        source_key: str | None = None,
     ) -> Change:
         """Resolved by the officer: the citizen is asked whether the problem is solved."""
         return await self._act(
-            complaint_id, "resolve", actor=actor, remark=remark, source_key=source_key
+            complaint_id,
+            "resolve",
+            actor=actor,
+            remark=remark,
+            scope=scope,
+            source_key=source_key,
         )
 
     async def transfer(
@@ -152,10 +200,13 @@ class Lifecycle:
         remark: str,
         department: str | None = None,
         block: str | None = None,
+        scope: Scope | None = None,
         source_key: str | None = None,
     ) -> Change:
         """Send to the right department or block (never closed as "does not pertain");
-        past ``lifecycle.max_transfers`` it goes to the district level instead."""
+        past ``lifecycle.max_transfers`` it goes to the district level instead. Raises
+        :class:`InvalidTransfer` for an unknown target or the complaint's own."""
+        self._check_target(department, block)
         return await self._act(
             complaint_id,
             "transfer",
@@ -163,17 +214,24 @@ class Lifecycle:
             remark=remark,
             department=department,
             block=block,
+            scope=scope,
             source_key=source_key,
         )
 
     async def reassign(
-        self, complaint_id: int, officer: str, *, actor: str, remark: str | None = None
+        self,
+        complaint_id: int,
+        officer: str,
+        *,
+        actor: str,
+        remark: str | None = None,
+        scope: Scope | None = None,
     ) -> Change:
         """Give the complaint to another officer of its current level (same department or
         a desk for all departments, covering its area); the new officer is told by SMS.
         The deadline is unchanged: a handover does not buy time."""
         return await self._act(
-            complaint_id, "reassign", actor=actor, remark=remark, officer=officer
+            complaint_id, "reassign", actor=actor, remark=remark, officer=officer, scope=scope
         )
 
     async def feedback(
@@ -228,7 +286,7 @@ class Lifecycle:
             try:
                 await self._act(int(str(cid)), "expire_feedback", actor="system", remark=None)
                 closed += 1
-            except (IllegalTransition, _Raced):
+            except (IllegalTransition, ConcurrentChange):
                 continue
         due_remind = await Complaint.filter(
             status=S.RESOLVED,
@@ -252,12 +310,16 @@ class Lifecycle:
         department: str | None = None,
         block: str | None = None,
         officer: str | None = None,
+        scope: Scope | None = None,
         source_key: str | None = None,
     ) -> Change:
         now = self.clock()
         async with in_transaction() as conn:
             # Row lock (PostgreSQL): a concurrent action waits, then sees this one's result.
             c = await Complaint.filter(id=complaint_id).select_for_update().using_db(conn).get()
+            refusal = scope.refusal(c) if scope is not None else None
+            if refusal is not None:
+                raise OutOfScope(c.ticket, refusal)
             if c.status not in ALLOWED[action]:
                 raise IllegalTransition(action, c.status.value)
             citizen = await Citizen.get(id=c.citizen_id, using_db=conn)  # type: ignore[attr-defined]
@@ -326,13 +388,18 @@ class Lifecycle:
                 move.messages.append(
                     self._tell_officer(c, new_officer, "officer_new_complaint", key)
                 )
-            updated = (
-                await Complaint.filter(id=c.id, status=move.status, level=move.level)
-                .using_db(conn)
-                .update(**_changes(c, now))
-            )
+            try:  # the transaction's first write
+                updated = (
+                    await Complaint.filter(id=c.id, status=move.status, level=move.level)
+                    .using_db(conn)
+                    .update(**_changes(c, now))
+                )
+            except OperationalError as e:
+                if is_stale_snapshot(e):  # SQLite: another process wrote since the read
+                    raise ConcurrentChange(action, complaint_id) from e
+                raise
             if not updated:
-                raise _Raced()
+                raise ConcurrentChange(action, complaint_id)
             ids = await self._record([move], conn, actor=actor)
         if ids:
             await self.dispatcher.dispatch(ids)
@@ -448,6 +515,15 @@ class Lifecycle:
         c.officer = officer.code if officer else None
         return officer
 
+    def _check_target(self, department: str | None, block: str | None) -> None:
+        """:class:`InvalidTransfer` unless the config knows the target, and there is one."""
+        if department is None and block is None:
+            raise InvalidTransfer("department", "give a department, a block or both")
+        if department is not None and self.config.department(department) is None:
+            raise InvalidTransfer("department", f"unknown department {department!r}")
+        if block is not None and not any(d.tehsil_of(block) for d in self.config.districts):
+            raise InvalidTransfer("block", f"unknown block {block!r}")
+
     def _reassignable(self, c: Complaint, code: str) -> Officer:
         """The config officer ``code``, if they may take ``c`` at its current level."""
         officer = next((o for o in self.config.officers if o.code == code), None)
@@ -500,12 +576,11 @@ class Lifecycle:
         block: str | None,
     ) -> list[MessageDraft | None]:
         cfg = self.config
-        if department is not None and cfg.department(department) is None:
-            raise ValueError(f"department: unknown department {department!r}")
+        if (department or c.department, block or c.block) == (c.department, c.block):
+            field_name = "department" if department is not None else "block"
+            raise InvalidTransfer(field_name, f"the complaint is with {c.department} in {c.block}")
         if block is not None:
-            district = next((d for d in cfg.districts if d.tehsil_of(block)), None)
-            if district is None:
-                raise ValueError(f"block: unknown block {block!r}")
+            district = next(d for d in cfg.districts if d.tehsil_of(block))
             tehsil = district.tehsil_of(block)
             assert tehsil is not None
             c.district, c.tehsil, c.block = district.code, tehsil.code, block
@@ -653,7 +728,3 @@ def _changes(c: Complaint, now: datetime) -> dict[str, Any]:
 def _db_values(values: dict[str, Any]) -> list[Any]:
     """``values`` as the driver takes them (an enum as its value)."""
     return [v.value if isinstance(v, enum.Enum) else v for v in values.values()]
-
-
-class _Raced(Exception):
-    """Another worker or request changed the complaint first."""

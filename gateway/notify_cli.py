@@ -203,7 +203,7 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
         if StaffRole(staff.role) not in allowed:
             print(f"{staff.username} ({staff.role}) may not do this", file=sys.stderr)
             return 1
-        scope = scope_of(staff)
+        scope = scope_of(staff, config)
         actor = actor_of(staff)
         try:
             return await _act(campaigns, staff, scope, actor, args)

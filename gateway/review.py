@@ -2,9 +2,10 @@
 calendar month, for one scope.
 
 Definitions (a month is a calendar month in ``service.timezone``; "in the month" means an
-event's time falls in it; every figure counts only complaints in the caller's
-:class:`~gateway.scope.Scope`, judged by where the complaint is *now*, so a transferred
-complaint's history counts where it went):
+event's time falls in it; every figure counts only complaints the caller may read
+(:class:`~gateway.scope.Scope`), judged by where the complaint is *now*, so a transferred
+complaint's history counts where it went, and one escalated above an officer's level
+leaves that officer's review):
 
 - **received**: complaints registered in the month.
 - **resolved**: officers' resolutions in the month; **resolved within deadline**: those made
@@ -175,9 +176,17 @@ class _Query:
             return f"(julianday({later}) - julianday({earlier}))"
         return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
 
-    def scope(self, conditions: Mapping[str, str]) -> str:
-        parts = [f"c.{field} = {self.p(value)}" for field, value in conditions.items()]
+    def scope(self, conditions: Mapping[str, Any]) -> str:
+        """``conditions`` (tortoise lookups on the complaint, as a scope writes them:
+        ``field`` or ``field__lte``) as SQL on ``c``."""
+        parts = []
+        for key, value in conditions.items():
+            field, _, lookup = key.partition("__")
+            parts.append(f"c.{field} {_OPERATORS[lookup]} {self.p(value)}")
         return " AND ".join(parts) if parts else "1 = 1"
+
+
+_OPERATORS = {"": "=", "lte": "<="}
 
 
 _EVENT_KINDS = (
@@ -192,22 +201,12 @@ _EVENT_KINDS = (
 
 def _conditions(
     scope: Scope, *, district: str | None, department: str | None
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """The scope's conditions, narrowed; two values for one field simply match nothing."""
-    base = {
-        name: value
-        for name, value in (
-            ("department", scope.department),
-            ("district", scope.district),
-            ("tehsil", scope.tehsil),
-            ("block", scope.block),
-        )
-        if value is not None
-    }
     extra = {
         name: value for name, value in (("district", district), ("department", department)) if value
     }
-    return [base, extra]
+    return [scope.reading(), extra]
 
 
 def _median_group(dimension: Dimension | None) -> tuple[str, str]:
@@ -266,7 +265,7 @@ class _Builder:
         self,
         *,
         dialect: str,
-        conditions: list[dict[str, str]],
+        conditions: list[dict[str, Any]],
         start: datetime,
         end: datetime,
         as_of: datetime,
@@ -526,6 +525,7 @@ async def monthly_review(
             "district": scope.district,
             "tehsil": scope.tehsil,
             "block": scope.block,
+            "up_to_level": config.levels[scope.level - 1].code if scope.level else None,
             "narrowed_to_district": district,
             "narrowed_to_department": department,
         },

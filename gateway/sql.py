@@ -8,17 +8,37 @@ speak both databases the gateway runs on (SQLite's ``?n``, asyncpg's ``$n``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
 
-__all__ = ["insert_returning", "insert_rows", "is_postgres", "param", "update_rows"]
+__all__ = [
+    "insert_returning",
+    "insert_rows",
+    "is_postgres",
+    "is_stale_snapshot",
+    "param",
+    "update_rows",
+]
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
     """True for asyncpg (PostgreSQL), False for SQLite."""
     return conn.capabilities.dialect == "postgres"
+
+
+def is_stale_snapshot(error: OperationalError) -> bool:
+    """True when SQLite refused a transaction's first write because another connection (a
+    second gateway process) wrote since the transaction read: its snapshot is stale, and
+    retrying the statement cannot help (``SQLITE_BUSY_SNAPSHOT``; no busy wait applies)."""
+    cause = error.args[0] if error.args else None
+    return (
+        isinstance(cause, sqlite3.OperationalError)
+        and getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY_SNAPSHOT
+    )
 
 
 def param(conn: BaseDBAsyncClient, n: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
@@ -19,6 +19,7 @@ from gateway.audit import audit
 from gateway.config import Config
 from gateway.models import ApiToken, StaffMember, StaffRole
 from gateway.phone import InvalidPhoneNumber, normalize_phone
+from gateway.scope import AREA_FIELDS, level_number
 
 __all__ = [
     "InvalidStaff",
@@ -29,6 +30,7 @@ __all__ = [
     "hash_token",
     "issue_token",
     "list_tokens",
+    "reactivate_staff",
     "revoke_token",
     "staff_for_token",
 ]
@@ -63,13 +65,15 @@ class NewStaff:
 
 
 def _areas_at(config: Config, level: str) -> set[str]:
-    if level == "block":
-        return {b.code for d in config.districts for t in d.tehsils for b in t.blocks}
-    if level == "tehsil":
-        return {t.code for d in config.districts for t in d.tehsils}
-    if level == "district":
-        return {d.code for d in config.districts}
-    return set()
+    """The area codes of ``level``: blocks, tehsils or districts, by its place (as scopes
+    and officers' areas read them, :data:`~gateway.scope.AREA_FIELDS`)."""
+    areas = (
+        {b.code for d in config.districts for b in d.blocks},
+        {t.code for d in config.districts for t in d.tehsils},
+        {d.code for d in config.districts},
+    )
+    n = level_number(config, level)
+    return areas[n - 1] if 1 <= n <= len(AREA_FIELDS) else set()
 
 
 def validate_staff(config: Config, new: NewStaff) -> NewStaff:
@@ -172,6 +176,24 @@ async def deactivate_staff(username: str, *, actor: str) -> bool:
         if changed:
             await audit(actor, "staff.deactivate", target=f"staff:{username}", conn=conn)
     return bool(changed)
+
+
+async def reactivate_staff(config: Config, username: str, *, actor: str) -> StaffMember | None:
+    """Reopen a closed account; None when there is no such inactive account. It is checked
+    against the config as it is now (which may have changed while it was closed):
+    :class:`InvalidStaff` names the field. Its tokens that were not revoked work again."""
+    staff = await StaffMember.get_or_none(username=username, active=False)
+    if staff is None:
+        return None
+    current = {f.name: getattr(staff, f.name) for f in fields(NewStaff)}
+    validate_staff(config, NewStaff(**{**current, "role": StaffRole(staff.role)}))
+    async with in_transaction() as conn:
+        changed = (
+            await StaffMember.filter(id=staff.id, active=False).using_db(conn).update(active=True)
+        )
+        if changed:
+            await audit(actor, "staff.reactivate", target=f"staff:{username}", conn=conn)
+    return staff if changed else None
 
 
 async def list_tokens(username: str | None = None) -> list[ApiToken]:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from gateway.audit import audit
 from gateway.config import Config
-from gateway.models import StaffMember, StaffRole
+from gateway.models import ApiToken, StaffMember, StaffRole
 from gateway.phone import mask_phone
 from gateway.staff import (
     InvalidStaff,
@@ -22,6 +22,7 @@ from gateway.staff import (
     deactivate_staff,
     issue_token,
     list_tokens,
+    reactivate_staff,
     revoke_token,
 )
 
@@ -56,12 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("deactivate", help="close an account (its tokens stop working)")
     p.add_argument("username")
 
+    p = sub.add_parser("reactivate", help="reopen a closed account (its unrevoked tokens work)")
+    p.add_argument("username")
+
     p = sub.add_parser("token", help="API tokens: issue, list, revoke")
     tokens = p.add_subparsers(dest="token_command", required=True)
     t = tokens.add_parser("issue", help="issue a token (printed once)")
     t.add_argument("username")
     t.add_argument("--label", help="what the token is for, e.g. 'laptop' or 'dashboard'")
-    t = tokens.add_parser("list", help="list tokens: prefix, label, last used, revoked")
+    t = tokens.add_parser("list", help="list tokens: prefix, label, last used, live or not")
     t.add_argument("username", nargs="?")
     t = tokens.add_parser("revoke", help="revoke a token by its prefix")
     t.add_argument("prefix")
@@ -125,9 +129,33 @@ async def staff_command(
             return 1
         out(f"deactivated {args.username}")
         return 0
+    if command == "reactivate":
+        return await _reactivate(config, args.username, out, err)
     if command == "token":
         return await _token_command(args, out, err)
     raise AssertionError(command)
+
+
+async def _reactivate(config: Config, username: str, out: Print, err: Print) -> int:
+    try:
+        staff = await reactivate_staff(config, username, actor=ACTOR)
+    except InvalidStaff as e:
+        err(f"error: {e.field}: {e.problem} (the config changed while the account was closed)")
+        return 2
+    if staff is None:
+        err(f"error: no inactive account {username!r}")
+        return 1
+    live = [t.prefix for t in await list_tokens(username) if t.revoked_at is None]
+    again = f"its tokens {', '.join(live)} work again" if live else "it has no token: issue one"
+    out(f"reactivated {username}; {again}")
+    return 0
+
+
+def _token_state(token: ApiToken) -> str:
+    """live, revoked (when), or inactive: not revoked, but its account is closed."""
+    if token.revoked_at is not None:
+        return f"revoked {_when(token.revoked_at)}"
+    return "live" if token.staff.active else "inactive (account deactivated)"
 
 
 async def _token_command(args: argparse.Namespace, out: Print, err: Print) -> int:
@@ -150,7 +178,7 @@ async def _token_command(args: argparse.Namespace, out: Print, err: Print) -> in
             out(
                 f"{t.prefix:<10} {t.staff.username:<20} {t.label or '-':<16} "
                 f"created {_when(t.created_at)}  last used {_when(t.last_used_at)}  "
-                f"{'revoked ' + _when(t.revoked_at) if t.revoked_at else 'live'}"
+                f"{_token_state(t)}"
             )
         return 0
     if command == "revoke":

@@ -3,15 +3,18 @@ actions through the lifecycle (with their SMS), agent registration."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import COMPLAINTS, LIFECYCLE
+from gateway.app import COMPLAINTS, CONFIG, LIFECYCLE
 from gateway.complaints import NewComplaint
+from gateway.db import tortoise_config
 from gateway.models import (
     Channel,
     Complaint,
@@ -302,6 +305,42 @@ async def test_an_action_the_status_does_not_allow_is_409(client: TestClient[Any
     assert await OutboundMessage.filter(template="complaint_resolved").count() == 1
 
 
+async def test_a_change_by_another_process_between_read_and_write_is_409(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real race: the action has read the complaint when another process (the worker,
+    say) commits a change to it; the action's write then finds its snapshot stale. Nothing
+    is done, the caller is told to try again, and trying again works."""
+    database = tortoise_config(client.app[CONFIG])["connections"]["default"]
+    if not isinstance(database, dict):
+        pytest.skip("PostgreSQL locks the row an action reads: the other process waits")
+    token = await make_staff_token(client, "admin", **ROLES["state_admin"])
+    c = await complaint(client)
+    notices = client.app[LIFECYCLE].notices
+    draft = notices.draft
+
+    def the_other_process_writes_first(*args: Any, **kwargs: Any) -> Any:
+        # Called between the action's read and its write: a second connection to the same
+        # file (another process) adds a note, committed at once.
+        monkeypatch.setattr(notices, "draft", draft)
+        with contextlib.closing(sqlite3.connect(database["credentials"]["file_path"])) as other:
+            other.execute("UPDATE complaint SET status = 'in_progress' WHERE id = ?", (c.id,))
+            other.commit()
+        return draft(*args, **kwargs)
+
+    monkeypatch.setattr(notices, "draft", the_other_process_writes_first)
+    url = f"/api/v1/complaints/{c.ticket}/resolve"
+    resp = await client.post(url, json={"remark": "Supply restored"}, headers=auth(token))
+    assert resp.status == 409, await resp.text()
+    assert (await resp.json())["error"]["code"] == "concurrent_change"
+    assert (await Complaint.get(id=c.id)).status == "in_progress"
+    assert not await ComplaintEvent.filter(complaint_id=c.id, kind="resolved").exists()
+    assert not await OutboundMessage.filter(template="complaint_resolved").exists()
+
+    again = await client.post(url, json={"remark": "Supply restored"}, headers=auth(token))
+    assert again.status == 200 and (await again.json())["status"] == "resolved"
+
+
 @pytest.mark.parametrize(
     ("action", "body", "field"),
     [
@@ -312,6 +351,8 @@ async def test_an_action_the_status_does_not_allow_is_409(client: TestClient[Any
         ("transfer", {"remark": "wrong place"}, "department"),
         ("transfer", {"remark": "wrong place", "department": "space"}, "department"),
         ("transfer", {"remark": "wrong place", "block": "atlantis"}, "block"),
+        ("transfer", {"remark": "same place", "department": "jal_shakti"}, "department"),
+        ("transfer", {"remark": "same place", "block": "theog"}, "block"),
         ("reassign", {}, "officer"),
         ("reassign", {"officer": "nobody"}, "officer"),
         ("reassign", {"officer": "js_theog_je"}, "officer"),  # has it already

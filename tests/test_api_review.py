@@ -35,6 +35,9 @@ STAFF: dict[str, dict[str, Any]] = {
     "dc_kangra": ROLES["district_admin_elsewhere"],
     "je_theog": ROLES["officer"],
     "je_chamba": ROLES["officer_elsewhere"],
+    "xen_shimla": dict(
+        role=StaffRole.OFFICER, department="jal_shakti", level="district", area="shimla"
+    ),
     "agent": ROLES["agent"],
     "agent_state": dict(role=StaffRole.AGENT),
 }
@@ -79,7 +82,9 @@ async def get_json(client: TestClient[Any, Any], headers: dict[str, str], query:
         ("reviewer", 4, 4, ["bilaspur", "shimla"]),
         ("admin", 4, 4, ["bilaspur", "shimla"]),
         ("dc_shimla", 3, 2, ["shimla"]),
-        ("je_theog", 2, 1, ["shimla"]),
+        # B escalated, G reopened: above the block officer, still the district officer's.
+        ("je_theog", 1, 0, ["shimla"]),
+        ("xen_shimla", 2, 1, ["shimla"]),
         ("dc_kangra", 0, 0, []),
         ("je_chamba", 0, 0, []),
     ],

@@ -159,7 +159,7 @@ async def theog_draft(client: TestClient[Any, Any]) -> tuple[Campaigns, Campaign
     campaigns = client.app[CAMPAIGNS]
     campaign = await campaigns.create(
         admin,
-        scope_of(admin),
+        scope_of(admin, campaigns.config),
         template="area_update",
         variables=VARIABLES,
         audience=ComplaintFilter(block="theog"),
@@ -243,7 +243,7 @@ async def test_a_campaign_goes_from_preview_to_delivered(
     campaigns = bulk_client.app[CAMPAIGNS]
     campaign = await campaigns.create(
         admin,
-        scope_of(admin),
+        scope_of(admin, campaigns.config),
         template="area_update",
         variables=VARIABLES,
         audience=ComplaintFilter(block="theog", open_only=True),
@@ -384,7 +384,7 @@ async def test_pause_resume_and_cancel(
     campaigns = bulk_client.app[CAMPAIGNS]
     campaign = await campaigns.create(
         admin,
-        scope_of(admin),
+        scope_of(admin, campaigns.config),
         template="area_update",
         variables=VARIABLES,
         audience=ComplaintFilter(block="theog"),
@@ -400,7 +400,7 @@ async def test_pause_resume_and_cancel(
 
     other = await campaigns.create(
         admin,
-        scope_of(admin),
+        scope_of(admin, campaigns.config),
         template="area_update",
         variables={**VARIABLES, "update": "cut till 5 pm"},
         audience=ComplaintFilter(block="theog"),

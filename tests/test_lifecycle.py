@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE
-from gateway.lifecycle import IllegalTransition
+from gateway.lifecycle import IllegalTransition, InvalidTransfer
 from gateway.models import Complaint, ComplaintEvent, OutboundMessage
 from tests.conftest import Clock, Phone, run_worker
 
@@ -210,15 +210,34 @@ async def test_transfer_then_the_district_takes_it(app_client: TestClient[Any, A
     assert c.officer == "bdo_desk"
     citizen = [t for t, _ in await texts_to("+919811120000")]
     assert citizen[-1] == "complaint_transferred"
-    for n in (2, 3):
-        await lifecycle.transfer(c.id, actor="system", remark="again", block="mashobra")
+    for n, block in ((2, "mashobra"), (3, "theog")):
+        await lifecycle.transfer(c.id, actor="system", remark="again", block=block)
         await c.refresh_from_db()
-        assert (c.transfers, c.level, c.block) == (n, 1, "mashobra")
+        assert (c.transfers, c.level, c.block) == (n, 1, block)
     await lifecycle.transfer(c.id, actor="system", remark="once more", department="revenue")
     await c.refresh_from_db()
     assert (c.transfers, c.level, c.officer) == (3, 3, "dc_desk"), "the district takes it"
-    with pytest.raises(ValueError, match="unknown department"):
-        await lifecycle.transfer(c.id, actor="system", remark="x", department="nasa")
+
+
+@pytest.mark.parametrize(
+    ("target", "field", "problem"),
+    [
+        ({"department": "nasa"}, "department", "unknown department 'nasa'"),
+        ({"block": "atlantis"}, "block", "unknown block 'atlantis'"),
+        ({}, "department", "give a department, a block or both"),
+        ({"department": "jal_shakti"}, "department", "the complaint is with jal_shakti in theog"),
+        ({"block": "theog"}, "block", "the complaint is with jal_shakti in theog"),
+        ({"department": "jal_shakti", "block": "theog"}, "department", "the complaint is with"),
+    ],
+)
+async def test_a_bad_transfer_target_is_a_typed_error_naming_the_field(
+    app_client: TestClient[Any, Any], target: dict[str, str], field: str, problem: str
+) -> None:
+    c = await register(app_client, "+919811120001", "2")
+    with pytest.raises(InvalidTransfer) as refused:
+        await app_client.app[LIFECYCLE].transfer(c.id, actor="system", remark="x", **target)
+    assert refused.value.field_name == field and refused.value.problem.startswith(problem)
+    assert await ComplaintEvent.filter(complaint_id=c.id, kind="transferred").count() == 0
 
 
 async def test_failed_acknowledgement_gets_one_later_try_then_flags_the_complaint(
@@ -274,3 +293,13 @@ async def test_an_officer_transfers_by_sms(app_client: TestClient[Any, Any]) -> 
     assert (await texts_to("+919811122222"))[-1][0] == "complaint_transferred"
     await sms(app_client, "+919800100011", f"{c.ticket} TRANSFER nowhere please")
     assert (await texts_to("+919800100011"))[-1][0] == "not_understood"
+
+
+async def test_an_officer_transferring_to_where_it_is_already_is_not_understood(
+    app_client: TestClient[Any, Any],
+) -> None:
+    c = await register(app_client, "+919811122223", "2")
+    assert await sms(app_client, OFFICER_L1, f"{c.ticket} TRANSFER jal_shakti leak") == 200
+    assert (await texts_to(OFFICER_L1))[-1][0] == "not_understood"
+    await c.refresh_from_db()
+    assert (c.status, c.department, c.transfers) == ("assigned", "jal_shakti", 0)

@@ -87,6 +87,66 @@ async def test_add_issue_use_list_revoke_deactivate(client: TestClient[Any, Any]
     ]
 
 
+async def test_a_closed_account_is_reopened_and_its_tokens_shown_inactive_meanwhile(
+    client: TestClient[Any, Any],
+) -> None:
+    status, out = await run(
+        client, "add", "--username", "je_theog", "--name", "JE Theog", "--role", "officer",
+        "--department", "jal_shakti", "--level", "block", "--area", "theog",
+    )  # fmt: skip
+    assert status == 0, out
+    token = (await run(client, "token", "issue", "je_theog"))[1][-1]
+    prefix = token.split("_")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    assert (await run(client, "deactivate", "je_theog"))[0] == 0
+    assert (await client.get("/api/v1/me", headers=headers)).status == 401
+    status, out = await run(client, "token", "list", "je_theog")
+    assert status == 0 and out[0].startswith(prefix)
+    assert out[0].endswith("inactive (account deactivated)") and "live" not in out[0]
+
+    status, out = await run(client, "reactivate", "je_theog")
+    assert (status, out) == (0, [f"reactivated je_theog; its tokens {prefix} work again"])
+    assert (await StaffMember.get(username="je_theog")).active
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    status, out = await run(client, "token", "list", "je_theog")
+    assert out[0].endswith("live")
+    assert await run(client, "reactivate", "je_theog") == (
+        1,
+        ["!error: no inactive account 'je_theog'"],
+    )
+
+    records = await AuditRecord.filter(action="staff.reactivate")
+    assert [(r.actor, r.target) for r in records] == [("cli", "staff:je_theog")]
+
+
+async def test_a_closed_account_the_config_no_longer_allows_stays_closed(
+    client: TestClient[Any, Any],
+) -> None:
+    status, out = await run(
+        client, "add", "--username", "je_theog", "--name", "JE Theog", "--role", "officer",
+        "--department", "jal_shakti", "--level", "block", "--area", "theog",
+    )  # fmt: skip
+    assert status == 0, out
+    assert (await run(client, "deactivate", "je_theog"))[0] == 0
+    # Meanwhile the department was dropped from the config.
+    config = client.app[CONFIG]
+    changed = config.model_copy(
+        update={"departments": [d for d in config.departments if d.code != "jal_shakti"]}
+    )
+    errors: list[str] = []
+    status = await staff_command(
+        changed, parse("reactivate", "je_theog"), out=errors.append, err=errors.append
+    )
+    assert status == 2
+    assert errors == [
+        "error: department: unknown department 'jal_shakti'"
+        " (the config changed while the account was closed)"
+    ]
+    assert not (await StaffMember.get(username="je_theog")).active
+    assert not await AuditRecord.filter(action="staff.reactivate").exists()
+
+
 async def test_a_wrong_account_names_the_field(client: TestClient[Any, Any]) -> None:
     status, out = await run(
         client, "add", "--username", "x", "--name", "X", "--role", "district_admin"

@@ -1,8 +1,10 @@
 """What every staff API handler shares: who is asking, their scope, JSON errors, bodies.
 
 Errors are JSON ``{"error": {"code": ..., "message": ..., "field": ...}}``. A complaint
-(or campaign) outside the caller's scope answers 404 exactly like one that does not exist,
-so that ticket numbers cannot be probed; a role that may never do an action gets 403.
+(or campaign) outside what the caller may read answers 404 exactly like one that does not
+exist, so that ticket numbers cannot be probed; a role that may never do an action gets 403
+(``forbidden``), and so does an action on a complaint the caller may read but not act on
+(``out_of_scope``).
 
 A body must be UTF-8 JSON nested at most :data:`MAX_JSON_DEPTH` deep, and no string in a
 body or the query may hold a NUL or a lone surrogate (no column takes them): a 400 names
@@ -20,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.keys import CONFIG
 from gateway.limits import unstorable
 from gateway.models import StaffMember, StaffRole
 from gateway.scope import Scope, scope_of
@@ -107,7 +110,7 @@ async def _authenticate(request: web.Request) -> None:
     if staff is None:
         raise ApiError(401, "unauthorized", "the token is unknown, revoked or its account inactive")
     request[_STAFF] = staff
-    request[_SCOPE] = scope_of(staff)
+    request[_SCOPE] = scope_of(staff, request.config_dict[CONFIG])
 
 
 def request_staff(request: web.Request) -> StaffMember:

@@ -1,9 +1,11 @@
 """``/complaints``: the complaints a staff member may see, and what they may do to them.
 
-Every query goes through the caller's :class:`~gateway.scope.Scope`: a complaint outside it
-answers 404 like one that does not exist. Actions go through the :class:`Lifecycle` (which
-writes the event and the citizen's SMS in one transaction) with the staff member as actor;
-registration for a caller goes through :class:`ComplaintService` like a USSD session does.
+Every query goes through the caller's :class:`~gateway.scope.Scope`: a complaint outside
+what they may read answers 404 like one that does not exist. Actions go through the
+:class:`Lifecycle` (which writes the event and the citizen's SMS in one transaction) with
+the staff member as actor and their scope, which it checks on the row it locks: one they
+may read but not act on (a tehsil officer and a block-level complaint) answers 403.
+Registration for a caller goes through :class:`ComplaintService` like a USSD session does.
 Phone numbers are only ever shown masked.
 """
 
@@ -13,7 +15,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -29,6 +31,7 @@ from gateway.api.common import (
     parse_body,
     parse_query,
     request_scope,
+    request_staff,
     require_role,
     require_writable,
 )
@@ -37,7 +40,14 @@ from gateway.audit import actor_of
 from gateway.complaints import ComplaintService, InvalidComplaint, MonthlyLimitReached, NewComplaint
 from gateway.config import Config
 from gateway.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
-from gateway.lifecycle import OPEN, IllegalTransition, InvalidReassignment, Lifecycle
+from gateway.lifecycle import (
+    OPEN,
+    Change,
+    ConcurrentChange,
+    IllegalTransition,
+    InvalidAction,
+    Lifecycle,
+)
 from gateway.limits import EARLIEST_DATE, LATEST_DATE, is_identifier, max_length
 from gateway.models import (
     Channel,
@@ -48,6 +58,7 @@ from gateway.models import (
     StaffRole,
 )
 from gateway.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.scope import OutOfScope
 
 __all__ = ["routes"]
 
@@ -324,13 +335,30 @@ def _filtered(
     return qs
 
 
-def _lifecycle_errors(e: Exception) -> ApiError:
-    if isinstance(e, IllegalTransition):
-        return ApiError(409, "illegal_transition", str(e))
-    if isinstance(e, InvalidReassignment):
-        return ApiError(400, "invalid", str(e), field=e.field_name)
-    field, _, _ = str(e).partition(":")
-    return ApiError(400, "invalid", str(e), field=field or None)
+async def _act(
+    request: web.Request,
+    complaint: Complaint,
+    action: Callable[..., Awaitable[Change]],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> web.Response:
+    """Run a lifecycle ``action`` on ``complaint`` as the caller, within their scope; its
+    refusals as API errors; the complaint as it is now."""
+    staff = request_staff(request)
+    try:
+        await action(
+            complaint.id, *args, actor=actor_of(staff), scope=request_scope(request), **kwargs
+        )
+    except OutOfScope as e:
+        raise ApiError(403, "out_of_scope", f"you may not act on it: {e.reason}") from None
+    except IllegalTransition as e:
+        raise ApiError(409, "illegal_transition", str(e)) from None
+    except ConcurrentChange as e:
+        raise ApiError(409, "concurrent_change", str(e)) from None
+    except InvalidAction as e:
+        raise ApiError(400, "invalid", str(e), field=e.field_name) from None
+    return await _answer(request, complaint.id)
 
 
 # Handlers ------------------------------------------------------------------------------
@@ -416,7 +444,12 @@ async def complaint_detail(request: web.Request) -> web.Response:
     return _json(detail)
 
 
-ACTION_ERRORS = {409: "The complaint's status does not allow it (code illegal_transition)"}
+ACTION_ERRORS = {
+    403: "The role may not do this, or the caller may read the complaint but not act on it "
+    "(code out_of_scope: not at their level, or not assigned to their officer code)",
+    409: "The complaint's status does not allow it (code illegal_transition), or it changed "
+    "while the action was being made (code concurrent_change: nothing was done, try again)",
+}
 
 
 @operation(
@@ -431,15 +464,11 @@ ACTION_ERRORS = {409: "The complaint's status does not allow it (code illegal_tr
     status=200,
 )
 async def add_note(request: web.Request) -> web.Response:
-    staff = require_role(request, *ACTING)
+    require_role(request, *ACTING)
     require_writable(request)
     c = await _in_scope(request)
     body = await parse_body(request, RemarkIn)
-    try:
-        await _services(request).lifecycle.add_note(c.id, body.remark, actor=actor_of(staff))
-    except IllegalTransition as e:
-        raise _lifecycle_errors(e) from None
-    return await _answer(request, c.id)
+    return await _act(request, c, _services(request).lifecycle.add_note, body.remark)
 
 
 @operation(
@@ -454,14 +483,10 @@ async def add_note(request: web.Request) -> web.Response:
     status=200,
 )
 async def resolve(request: web.Request) -> web.Response:
-    staff = require_role(request, *DECIDING)
+    require_role(request, *DECIDING)
     c = await _in_scope(request)
     body = await parse_body(request, RemarkIn)
-    try:
-        await _services(request).lifecycle.resolve(c.id, body.remark, actor=actor_of(staff))
-    except IllegalTransition as e:
-        raise _lifecycle_errors(e) from None
-    return await _answer(request, c.id)
+    return await _act(request, c, _services(request).lifecycle.resolve, body.remark)
 
 
 @operation(
@@ -476,24 +501,17 @@ async def resolve(request: web.Request) -> web.Response:
     status=200,
 )
 async def transfer(request: web.Request) -> web.Response:
-    staff = require_role(request, *DECIDING)
+    require_role(request, *DECIDING)
     c = await _in_scope(request)
     body = await parse_body(request, TransferIn)
-    if body.department is None and body.block is None:
-        raise ApiError(
-            400, "invalid", "department: give a department, a block or both", field="department"
-        )
-    try:
-        await _services(request).lifecycle.transfer(
-            c.id,
-            actor=actor_of(staff),
-            remark=body.remark,
-            department=body.department,
-            block=body.block,
-        )
-    except (IllegalTransition, ValueError) as e:
-        raise _lifecycle_errors(e) from None
-    return await _answer(request, c.id)
+    return await _act(
+        request,
+        c,
+        _services(request).lifecycle.transfer,
+        remark=body.remark,
+        department=body.department,
+        block=body.block,
+    )
 
 
 @operation(
@@ -508,16 +526,12 @@ async def transfer(request: web.Request) -> web.Response:
     status=200,
 )
 async def reassign(request: web.Request) -> web.Response:
-    staff = require_role(request, *DECIDING)
+    require_role(request, *DECIDING)
     c = await _in_scope(request)
     body = await parse_body(request, ReassignIn)
-    try:
-        await _services(request).lifecycle.reassign(
-            c.id, body.officer, actor=actor_of(staff), remark=body.remark
-        )
-    except (IllegalTransition, InvalidReassignment) as e:
-        raise _lifecycle_errors(e) from None
-    return await _answer(request, c.id)
+    return await _act(
+        request, c, _services(request).lifecycle.reassign, body.officer, remark=body.remark
+    )
 
 
 async def _same_registration(complaint_id: int, new: NewComplaint) -> None:

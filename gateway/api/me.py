@@ -17,7 +17,7 @@ class MeOut(BaseModel):
     username: str
     name: str
     role: str
-    scope: dict[str, str | bool | None]
+    scope: dict[str, str | int | bool | None]
 
 
 @operation(routes, "GET", "/me", summary="The caller's account and scope", response=MeOut)
