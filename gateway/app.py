@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
-from arq.connections import RedisSettings, create_pool
 
 from gateway.api import API_PREFIX, create_api
 from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
@@ -46,6 +45,7 @@ from gateway.outbox import Outbox
 from gateway.providers import build_providers
 from gateway.providers.base import CALLBACKS
 from gateway.redis_server import EmbeddedRedis
+from gateway.startup import open_redis
 from gateway.templates import TemplateBook
 from gateway.tickets import TicketCodec
 from gateway.ussd.engine import UssdEngine
@@ -136,12 +136,16 @@ def setup_redis(app: web.Application) -> None:
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         embedded: EmbeddedRedis | None = None
-        if config.redis.url == "embedded":
+        url = config.redis.url
+        if url == "embedded":
             embedded = await EmbeddedRedis.start(config.path(config.paths.data_dir) / "redis")
-            settings = RedisSettings(unix_socket_path=embedded.socket_path)
-        else:
-            settings = RedisSettings.from_dsn(config.redis.url)
-        app[REDIS] = await create_pool(settings)
+            url = embedded.url
+        try:
+            app[REDIS] = await open_redis(url)
+        except BaseException:
+            if embedded is not None:
+                await embedded.stop()
+            raise
         yield
         await app[REDIS].aclose()
         if embedded is not None:

@@ -566,7 +566,8 @@ def _merge(tree: dict[str, Any], overrides: Mapping[str, Any]) -> None:
 
 
 def _describe(file: Path, error: ValidationError, from_env: Mapping[str, str]) -> str:
-    lines = [f"{file}: {error.error_count()} problem(s) in the configuration:"]
+    """One line for one problem; a line per problem under a heading for several."""
+    lines = []
     for err in error.errors():
         where = ""
         for part in err["loc"]:
@@ -577,5 +578,8 @@ def _describe(file: Path, error: ValidationError, from_env: Mapping[str, str]) -
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         source = f" (from environment variable {from_env[where]})" if where in from_env else ""
-        lines.append(f"  {where + ': ' if where else ''}{msg}{source}")
-    return "\n".join(lines)
+        lines.append(f"{where + ': ' if where else ''}{msg}{source}")
+    if len(lines) == 1:
+        return f"{file}: {lines[0]}"
+    heading = f"{file}: {len(lines)} problems in the configuration:"
+    return "\n  ".join([heading, *lines])

@@ -20,6 +20,7 @@ from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate
 
 from gateway.config import Config
+from gateway.startup import database_problem
 
 __all__ = [
     "close_database",
@@ -91,17 +92,21 @@ async def open_database(config: Config, *, run_migrations: bool = True) -> list[
     """Connect, and bring the schema up to date (idempotent, cheap when it already is).
 
     Every process that opens the database comes here (server, worker, each command), so
-    they take turns at the migrations (:func:`migration_lock`).
+    they take turns at the migrations (:func:`migration_lock`). A database that cannot be
+    reached or opened raises :class:`~gateway.startup.StartupError` naming DATABASE_URL.
     Returns the connections opened, for :func:`close_database`.
     """
     try:
         return await _open(config, run_migrations=run_migrations)
-    except Exception:
+    except Exception as e:
         # Whatever failed, an open aiosqlite connection's thread would keep the process
         # from exiting.
         with suppress(Exception):
             await Tortoise.close_connections()
-        raise
+        problem = database_problem(e, config.database.url, sqlite_file(config))
+        if problem is None:
+            raise
+        raise problem from e
 
 
 async def _open(config: Config, *, run_migrations: bool) -> list[BaseDBAsyncClient]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
 from gateway.audit import actor_of
@@ -32,6 +31,7 @@ from gateway.config import Config
 from gateway.db import close_database, open_database
 from gateway.models import Campaign, CampaignStatus, StaffMember, StaffRole
 from gateway.scope import scope_of
+from gateway.startup import open_redis
 from gateway.worker import ArqRunScheduler
 
 __all__ = ["add_parser", "progress_bar", "run_notify"]
@@ -132,7 +132,7 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
         if config.redis.url == "embedded":
             scheduler = _SweepScheduler()
         else:
-            pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
+            pool = await open_redis(config.redis.url)
             scheduler = ArqRunScheduler(pool)
         campaigns = Campaigns(
             config=config,
@@ -231,6 +231,18 @@ async def _act(
     return 0
 
 
+def readable_file(text: str) -> str:
+    """An argparse type: a file this user can read (checked before the database is opened)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: this user may not read it")
+    return text
+
+
 def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
     """The ``notify`` subcommand and its actions."""
     p = sub.add_parser("notify", help="bulk notifications: preview, send, status, pause ...")
@@ -248,7 +260,11 @@ def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
         common(q)
         q.add_argument("--template", required=True, help="an SMS template, e.g. area_update")
         q.add_argument("--var", action="append", metavar="NAME=VALUE", help="a template variable")
-        q.add_argument("--csv", help="a file of phone numbers (first column) instead of a filter")
+        q.add_argument(
+            "--csv",
+            type=readable_file,
+            help="a file of phone numbers (first column) instead of a filter",
+        )
         q.add_argument("--department")
         q.add_argument("--district")
         q.add_argument("--tehsil")

@@ -7,7 +7,6 @@ import signal
 from datetime import UTC, datetime
 
 import aiohttp
-from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
 from gateway.campaigns import CampaignRunner
@@ -19,6 +18,7 @@ from gateway.notices import Notices
 from gateway.outbox import Outbox
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
+from gateway.startup import open_redis
 from gateway.worker import (
     ArqDispatcher,
     ArqRunScheduler,
@@ -39,7 +39,11 @@ async def run_worker(config: Config) -> None:
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
     opened = await open_database(config)
-    pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
+    try:
+        pool = await open_redis(config.redis.url)
+    except BaseException:
+        await close_database(opened)
+        raise
     static = load_static(config)
     dispatcher = ArqDispatcher(pool)
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
