@@ -47,7 +47,7 @@ from gateway.providers.base import CALLBACKS
 from gateway.redis_server import EmbeddedRedis
 from gateway.startup import open_redis
 from gateway.templates import TemplateBook
-from gateway.tickets import TicketCodec
+from gateway.ticket_key import ticket_codec
 from gateway.ussd.engine import UssdEngine
 from gateway.worker import (
     ArqDispatcher,
@@ -185,7 +185,7 @@ def setup_services(app: web.Application) -> None:
         config = app[CONFIG]
         catalogs = app[CATALOGS]
         notices = Notices(config=config, catalogs=catalogs, templates=app[TEMPLATES])
-        tickets = TicketCodec(key=config.tickets.key.encode(), body_digits=config.tickets.digits)
+        tickets = await ticket_codec(config)
         dispatcher = ArqDispatcher(app[REDIS])
         app[LIFECYCLE] = Lifecycle(
             config=config, notices=notices, dispatcher=dispatcher, clock=app[CLOCK]

@@ -21,6 +21,7 @@ from tortoise.migrations.api import migrate
 
 from gateway.config import Config
 from gateway.startup import database_problem
+from gateway.ticket_key import ticket_key
 
 __all__ = [
     "close_database",
@@ -89,7 +90,8 @@ def sqlite_file(config: Config) -> Path | None:
 
 
 async def open_database(config: Config, *, run_migrations: bool = True) -> list[BaseDBAsyncClient]:
-    """Connect, and bring the schema up to date (idempotent, cheap when it already is).
+    """Connect, bring the schema up to date (idempotent, cheap when it already is) and,
+    at a database's first start, store its ticket key.
 
     Every process that opens the database comes here (server, worker, each command), so
     they take turns at the migrations (:func:`migration_lock`). A database that cannot be
@@ -119,6 +121,7 @@ async def _open(config: Config, *, run_migrations: bool) -> list[BaseDBAsyncClie
             # migrate() leaves its connections open; a leaked aiosqlite thread blocks exit.
             await Tortoise.close_connections()
             await Tortoise.init(config=tc)
+            await ticket_key(config)
     return [get_connection(alias) for alias in tc["connections"]]
 
 

@@ -22,12 +22,14 @@ RACER = """
 import asyncio, sys
 from gateway.config import load_config
 from gateway.db import close_database, open_database
+from gateway.ticket_key import ticket_key
 
 async def main() -> None:
     config = load_config("config.yaml")
     print("ready", flush=True)
     sys.stdin.readline()
     opened = await open_database(config)
+    print(await ticket_key(config), flush=True)
     await close_database(opened)
 
 asyncio.run(main())
@@ -78,6 +80,8 @@ def test_two_processes_started_together_on_a_new_database_both_start(
         results = start_together(new_database())
         for returncode, _, err in results:
             assert returncode == 0, err
+        keys = {out.strip() for _, out, _ in results}
+        assert len(keys) == 1, "both processes must use the one key stored first"
 
 
 # --------------------------------------------------------------------------- one-line errors
@@ -244,3 +248,18 @@ def test_a_bad_argument_is_one_line(tmp_path: Path, args: tuple[str, ...], expec
     assert line.endswith("--help)")
     assert stderr.strip() == line, "no usage block: the line says where help is"
     assert not (tmp_path / "gateway.db").exists(), "refused before opening the database"
+
+
+def test_the_sample_ticket_key_with_a_real_provider_is_one_line(tmp_path: Path) -> None:
+    assert_one_line(
+        *run_cli(
+            "staff",
+            "list",
+            DATABASE_URL=sqlite_url(tmp_path),
+            SMS_PROVIDER="africastalking",
+            AT_API_KEY="atsk_not_a_real_key",
+            TICKETS_KEY="sampark-tickets",
+        ),
+        "tickets.key: 'sampark-tickets' is the public sample key",
+        "sms.provider africastalking",
+    )
