@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -113,6 +114,11 @@ async def open_database(config: Config, *, run_migrations: bool = True) -> list[
 
 async def _open(config: Config, *, run_migrations: bool) -> list[BaseDBAsyncClient]:
     tc = tortoise_config(config)
+    file = sqlite_file(config)
+    if file is not None:
+        # A file SQLite cannot open (a directory, no write permission) is told here: tortoise
+        # keeps its connection lock when connecting fails, and migrate() then waits for ever.
+        sqlite3.connect(file).close()
     if not run_migrations:
         await Tortoise.init(config=tc)
     else:

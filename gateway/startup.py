@@ -7,8 +7,8 @@ resource is opened (:func:`gateway.db.open_database`, :func:`open_redis`, the we
 bind), and the command line prints its message alone and exits with status 2. Only errors
 recognised here are translated; anything else is a bug and keeps its traceback.
 
-No message shows a URL's password: they name the host, port, database and role only, and
-:func:`masked_url` is there for anything that must show a URL.
+No message shows a URL, so none shows its password: they name the host, port, database and
+role only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ __all__ = [
     "StartupError",
     "database_problem",
     "listen_problem",
-    "masked_url",
     "open_redis",
     "redis_problem",
 ]
@@ -41,16 +40,6 @@ class StartupError(ConfigError):
 
     def __init__(self, setting: str, problem: str, fix: str) -> None:
         super().__init__(f"{setting}: {problem} ({fix})")
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -198,6 +198,14 @@ def test_a_sqlite_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -
     )
 
 
+def test_a_sqlite_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "gateway.db").mkdir()  # tortoise alone waited for ever on this one
+    assert_one_line(
+        *run_cli("staff", "list", DATABASE_URL=sqlite_url(tmp_path)),
+        f"DATABASE_URL: cannot open the SQLite database {tmp_path / 'gateway.db'}",
+    )
+
+
 def test_a_refused_redis_port_is_one_line_without_the_password(tmp_path: Path) -> None:
     port = free_port()
     returncode, stderr = run_cli(
