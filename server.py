@@ -6,14 +6,14 @@ process, on the settings in ``config.yaml`` and the environment (see README).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from gateway.__main__ import CommandParser
 from gateway.__main__ import main as gateway_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the Sampark gateway.")
+    parser = CommandParser(description="Run the Sampark gateway.")
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
     parser.add_argument("--no-worker", action="store_true", help="run the worker separately")
     parser.add_argument("-v", "--verbose", action="store_true")

@@ -3,6 +3,10 @@
 Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
 ``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent),
 ``staff`` (staff accounts and API tokens).
+
+A problem the operator can fix (a bad argument or setting, a port in use, a database or Redis
+that cannot be reached) ends the command with one line on stderr naming it and the fix, and
+exit status 2: see :mod:`gateway.startup`.
 """
 
 from __future__ import annotations
@@ -10,20 +14,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, NoReturn
 
 from gateway.config import Config, ConfigError, load_config
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["CommandParser", "main"]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, with a usage error told in one line like every other error of the
+    command line (argparse's own is the whole usage, then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"sampark: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return n
 
 
 def _config(path: str | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        print(f"sampark: configuration error\n{e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_config(path)
 
 
 def _logging(verbose: bool = False) -> None:
@@ -42,24 +68,52 @@ def _logging(verbose: bool = False) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
     from gateway.app import create_app
 
     config = _config(args.config)
     _logging(args.verbose)
     app = create_app(config, with_worker=False if args.no_worker else None)
-    log = logging.getLogger("gateway")
-    log.info(
-        "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
-        config.server.host,
-        config.server.port,
-        config.service.service_code,
-        config.sms.provider,
-        config.database.url.split("://", 1)[0],
-        "embedded" if config.redis.url == "embedded" else "external",
-    )
-    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log=None)
+    with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
+        asyncio.run(_serve(app, config))
+
+
+async def _serve(app: web.Application, config: Config) -> None:
+    """Start ``app``, listen, and run until SIGINT or SIGTERM.
+
+    aiohttp's runner and site rather than ``run_app``: a port that cannot be bound is told
+    apart from the other start-up failures, and "Sampark on" is logged once it is bound.
+    """
+    from aiohttp import web
+
+    from gateway.startup import listen_problem
+
+    host, port = config.server.host, config.server.port
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as e:
+            problem = listen_problem(e, host, port)
+            if problem is None:
+                raise
+            raise problem from e
+        logging.getLogger("gateway").info(
+            "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
+            host,
+            port,
+            config.service.service_code,
+            config.sms.provider,
+            config.database.url.split("://", 1)[0],
+            "embedded" if config.redis.url == "embedded" else "external",
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -143,7 +197,7 @@ def report(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="python -m gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -162,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.set_defaults(run=simulate)
 
     p = sub.add_parser("outbox", help="list the SMS the gateway has sent, newest first")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20, help="how many (default: 20)")
     p.add_argument("--show-numbers", action="store_true", help="show full phone numbers")
     p.set_defaults(run=outbox)
 
@@ -192,7 +246,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.set_defaults(run=report)
 
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except ConfigError as e:  # gateway.startup.StartupError included
+        print(f"sampark: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 
 from gateway import logsafe
 from gateway.api import API_PREFIX, create_api
@@ -47,8 +47,9 @@ from gateway.outbox import Outbox
 from gateway.providers import build_providers
 from gateway.providers.base import CALLBACKS, Provider
 from gateway.redis_server import EmbeddedRedis
+from gateway.startup import open_redis
 from gateway.templates import TemplateBook
-from gateway.tickets import TicketCodec
+from gateway.ticket_key import ticket_codec
 from gateway.ussd.engine import UssdEngine
 from gateway.worker import (
     ArqDispatcher,
@@ -136,12 +137,16 @@ def setup_redis(app: web.Application) -> None:
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         embedded: EmbeddedRedis | None = None
-        if config.redis.url == "embedded":
+        url = config.redis.url
+        if url == "embedded":
             embedded = await EmbeddedRedis.start(config.path(config.paths.data_dir) / "redis")
-            settings = RedisSettings(unix_socket_path=embedded.socket_path)
-        else:
-            settings = RedisSettings.from_dsn(config.redis.url)
-        app[REDIS] = await create_pool(settings)
+            url = embedded.url
+        try:
+            app[REDIS] = await open_redis(url)
+        except BaseException:
+            if embedded is not None:
+                await embedded.stop()
+            raise
         yield
         await app[REDIS].aclose()
         if embedded is not None:
@@ -181,7 +186,7 @@ def setup_services(app: web.Application) -> None:
         config = app[CONFIG]
         catalogs = app[CATALOGS]
         notices = Notices(config=config, catalogs=catalogs, templates=app[TEMPLATES])
-        tickets = TicketCodec(key=config.tickets.key.encode(), body_digits=config.tickets.digits)
+        tickets = await ticket_codec(config)
         dispatcher = ArqDispatcher(app[REDIS])
         app[LIFECYCLE] = Lifecycle(
             config=config, notices=notices, dispatcher=dispatcher, clock=app[CLOCK]

@@ -22,6 +22,7 @@ from gateway.names import fill_names
 from gateway.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
 
 __all__ = [
+    "SAMPLE_TICKET_KEY",
     "AfricasTalkingSettings",
     "Config",
     "ConfigError",
@@ -304,10 +305,16 @@ class UssdSettings(_Model):
     lock_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
 
 
+SAMPLE_TICKET_KEY = "sampark-tickets"
+"""The ticket key every installation shared before keys were generated: public, so its
+tickets are predictable (complaint 1 is 436805396 everywhere)."""
+
+
 class TicketSettings(_Model):
-    key: Annotated[str, Field(min_length=8)] = "sampark-tickets"
+    key: Annotated[str, Field(min_length=8)] | None = None
     """Keys the permutation that keeps consecutive complaints' tickets apart (not a secret
-    that protects anything: status screens show no personal data)."""
+    that protects anything: status screens show no personal data). None: the key generated
+    at the database's first start and kept in it (:mod:`gateway.ticket_key`)."""
     digits: Annotated[int, Field(ge=6, le=12)] = 8
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
@@ -367,6 +374,18 @@ class Config(_Model):
                 raise ValueError(
                     f"languages[{i}].latin_alternative: {alt!r} is not a configured Latin language"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _private_ticket_key(self) -> Config:
+        # Anyone who knows the key can tell a ticket's serial, hence how many complaints
+        # were filed: fine for trying the gateway out, not with citizens' SMS.
+        if self.tickets.key == SAMPLE_TICKET_KEY and self.sms.provider != "simulator":
+            raise ValueError(
+                f"tickets.key: {SAMPLE_TICKET_KEY!r} is the public sample key, refused with "
+                f"sms.provider {self.sms.provider} (delete the setting: a new database gets a "
+                "generated key, one with complaints keeps the key its tickets were made with)"
+            )
         return self
 
     def _check_officers(self) -> None:
@@ -465,6 +484,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "PORT": (("server", "port"), int),
     "HOST": (("server", "host"), str),
     "SMS_PROVIDER": (("sms", "provider"), str),
+    "TICKETS_KEY": (("tickets", "key"), str),
     "AT_USERNAME": (("sms", "africastalking", "username"), str),
     "AT_API_KEY": (("sms", "africastalking", "api_key"), str),
     "AT_SENDER_ID": (("sms", "africastalking", "sender_id"), str),
@@ -579,7 +599,8 @@ def _merge(tree: dict[str, Any], overrides: Mapping[str, Any]) -> None:
 
 
 def _describe(file: Path, error: ValidationError, from_env: Mapping[str, str]) -> str:
-    lines = [f"{file}: {error.error_count()} problem(s) in the configuration:"]
+    """One line for one problem; a line per problem under a heading for several."""
+    lines = []
     for err in error.errors():
         where = ""
         for part in err["loc"]:
@@ -590,5 +611,8 @@ def _describe(file: Path, error: ValidationError, from_env: Mapping[str, str]) -
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         source = f" (from environment variable {from_env[where]})" if where in from_env else ""
-        lines.append(f"  {where + ': ' if where else ''}{msg}{source}")
-    return "\n".join(lines)
+        lines.append(f"{where + ': ' if where else ''}{msg}{source}")
+    if len(lines) == 1:
+        return f"{file}: {lines[0]}"
+    heading = f"{file}: {len(lines)} problems in the configuration:"
+    return "\n  ".join([heading, *lines])

@@ -23,6 +23,7 @@ __all__ = [
     "InboundMessage",
     "MessageStatus",
     "OutboundMessage",
+    "Setting",
     "StaffMember",
     "StaffRole",
     "UssdSession",
@@ -414,3 +415,14 @@ class CampaignContact(Model):
         unique_together = (("campaign", "phone"),)
         # Sending walks a campaign's numbers in id order, a batch at a time.
         indexes = (("campaign_id", "id"),)
+
+
+class Setting(Model):
+    """A value the gateway chose at its first start and keeps (the ticket key)."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    value = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "setting"

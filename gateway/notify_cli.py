@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from arq.connections import RedisSettings, create_pool
 from tqdm import tqdm
 
 from gateway.app import load_static
@@ -33,6 +33,7 @@ from gateway.csv_numbers import CsvReport, parse_numbers
 from gateway.db import close_database, open_database
 from gateway.models import Campaign, CampaignStatus, StaffMember, StaffRole
 from gateway.scope import scope_of
+from gateway.startup import open_redis
 from gateway.worker import ArqRunScheduler
 
 __all__ = ["CampaignBar", "add_parser", "progress_bar", "run_notify"]
@@ -186,7 +187,7 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
         if config.redis.url == "embedded":
             scheduler = _SweepScheduler()
         else:
-            pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
+            pool = await open_redis(config.redis.url)
             scheduler = ArqRunScheduler(pool)
         campaigns = Campaigns(
             config=config,
@@ -223,9 +224,8 @@ async def _act(
     config = campaigns.config
     if args.action in ("preview", "send"):
         variables = _variables(args.var or [])
+        # A readable file: checked by argparse (readable_file) before anything is opened.
         csv_path: Path | None = Path(args.csv) if args.csv else None
-        if csv_path is not None and not await asyncio.to_thread(csv_path.is_file):
-            raise CampaignError(f"no file {args.csv}", field="--csv")
         if csv_path is not None:
             if args.action == "preview":
                 numbers, report = parse_numbers(
@@ -286,6 +286,18 @@ async def _act(
     return 0
 
 
+def readable_file(text: str) -> str:
+    """An argparse type: a file this user can read (checked before the database is opened)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: this user may not read it")
+    return text
+
+
 def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
     """The ``notify`` subcommand and its actions."""
     p = sub.add_parser("notify", help="bulk notifications: preview, send, status, pause ...")
@@ -305,6 +317,7 @@ def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
         q.add_argument("--var", action="append", metavar="NAME=VALUE", help="a template variable")
         q.add_argument(
             "--csv",
+            type=readable_file,
             help="a CSV file of phone numbers (first column; , ; tab or | between columns) "
             "instead of a filter",
         )

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from arq.connections import RedisSettings, create_pool
 
 from gateway.app import jobs_context, load_static
 from gateway.config import Config, ConfigError
@@ -18,6 +17,7 @@ from gateway.models import OutboundMessage
 from gateway.notices import Notices
 from gateway.phone import mask_phone
 from gateway.providers import build_providers
+from gateway.startup import open_redis
 from gateway.worker import ArqDispatcher, running_workers
 
 __all__ = ["print_outbox", "run_worker"]
@@ -32,7 +32,11 @@ async def run_worker(config: Config) -> None:
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
     opened = await open_database(config)
-    pool = await create_pool(RedisSettings.from_dsn(config.redis.url))
+    try:
+        pool = await open_redis(config.redis.url)
+    except BaseException:
+        await close_database(opened)
+        raise
     static = load_static(config)
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
     lifecycle = Lifecycle(config=config, notices=notices, dispatcher=ArqDispatcher(pool))

@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,29 +73,62 @@ def redis_url() -> Iterator[str]:
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _postgres_server() -> str | None:
+    """``TEST_POSTGRES_URL`` when the run is on PostgreSQL, else None."""
     if os.environ.get("SAMPARK_TEST_DATABASE") != "postgres":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-        return
+        return None
     base = os.environ.get("TEST_POSTGRES_URL")
     if not base:
         pytest.exit("SAMPARK_TEST_DATABASE=postgres needs TEST_POSTGRES_URL", returncode=2)
+    return base
+
+
+def _postgres_admin(base: str, sql: str) -> None:
+    """Run ``sql`` on the server ``base`` names (from a thread: callers may be in a loop)."""
     import asyncpg
 
-    name = f"sampark_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(base)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    parts = urlsplit(base)
-    yield parts._replace(path=f"/{name}").geturl()
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = _postgres_server()
+    if base is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    name = f"sampark_test_{uuid.uuid4().hex[:10]}"
+    _postgres_admin(base, f'CREATE DATABASE "{name}"')
+    yield urlsplit(base)._replace(path=f"/{name}").geturl()
+    _postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def new_database(tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty databases, as a new installation has, of the run's kind: a SQLite file,
+    or a scratch database on the PostgreSQL server (dropped after the test)."""
+    base = _postgres_server()
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"sampark_new_{uuid.uuid4().hex[:10]}"
+        made.append(name)
+        if base is None:
+            return f"sqlite:///{tmp_path / name}.db"
+        _postgres_admin(base, f'CREATE DATABASE "{name}"')
+        return urlsplit(base)._replace(path=f"/{name}").geturl()
+
+    yield make
+    if base is not None:
+        for name in made:
+            _postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 AT_USERNAME = "sampark"

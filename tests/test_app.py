@@ -175,6 +175,7 @@ def test_server_py_runs_with_embedded_redis_and_stops_cleanly(tmp_path: Path) ->
             assert proc.poll() is None, f"server.py exited with {proc.returncode}:\n{log}"
             assert status == 200, f"/healthz not 200 within {STARTUP_DEADLINE} s:\n{log}"
 
+            assert f"Sampark on http://127.0.0.1:{port} " in log, log  # logged once bound
             started = EMBEDDED_REDIS_STARTED.search(log)
             assert started, f"no embedded Redis in the log:\n{log}"
             redis_pid = int(started.group(1))

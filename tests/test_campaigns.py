@@ -666,7 +666,7 @@ async def test_the_notify_command_lists_the_csv_rows_it_refused(
     code, out = await notify_cli(
         config, "preview", "--as", "je_theog", "--csv", "nowhere.csv", "--template", "area_update"
     )
-    assert code == 2 and "no file nowhere.csv" in out
+    assert code == 2 and "--csv: nowhere.csv: no such file" in out
 
 
 async def test_an_acknowledgement_is_not_held_behind_a_running_campaign(
