@@ -47,9 +47,9 @@ translations: $(STAMP)
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
 	$(BIN)/pybabel compile -d locales -D messages --statistics
 
-## After changing gateway/models.py: write the next schema migration.
+## After changing gateway/storage/models.py: write the next schema migration.
 migrations: $(STAMP)
-	$(BIN)/tortoise -c gateway.db.MIGRATIONS_TORTOISE_ORM makemigrations
+	$(BIN)/tortoise -c gateway.storage.db.MIGRATIONS_TORTOISE_ORM makemigrations
 
 ## Re-resolve every dependency to the newest release pyproject.toml allows, in a scratch
 ## venv, and pin the result in constraints.txt (then run `make test` and commit both).

@@ -29,10 +29,12 @@ from aiohttp import web
 from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
-from gateway.campaigns import CampaignRunner, Campaigns, ComplaintFilter
+from gateway.campaigns.service import CampaignRunner, Campaigns, ComplaintFilter
+from gateway.channels.base import OutgoingSms, RecipientResult, SendOutcome
+from gateway.complaints.scope import scope_of
 from gateway.config import load_config
-from gateway.db import close_database, open_database
-from gateway.models import (
+from gateway.storage.db import close_database, open_database
+from gateway.storage.models import (
     Campaign,
     CampaignStatus,
     Channel,
@@ -43,8 +45,6 @@ from gateway.models import (
     StaffMember,
     StaffRole,
 )
-from gateway.providers.base import OutgoingSms, RecipientResult, SendOutcome
-from gateway.scope import scope_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

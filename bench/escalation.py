@@ -24,9 +24,9 @@ from scratch import scratch_config
 from tortoise.connection import connections
 
 from gateway.app import LIFECYCLE, create_app
+from gateway.complaints.lifecycle import OPEN
 from gateway.config import Config
-from gateway.lifecycle import OPEN
-from gateway.models import Channel, Citizen, Complaint, ComplaintStatus
+from gateway.storage.models import Channel, Citizen, Complaint, ComplaintStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -38,8 +38,8 @@ from ussd_hops import free_port, start, stop, wait_ready
 
 from gateway.app import CONFIG, REDIS, create_app, worker_context
 from gateway.config import Config
-from gateway.models import OutboundMessage
-from gateway.worker import ArqDispatcher, build_worker
+from gateway.jobs.worker import ArqDispatcher, build_worker
+from gateway.storage.models import OutboundMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 50  # build_worker's max_jobs

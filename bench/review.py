@@ -22,10 +22,10 @@ from typing import Any
 
 from tortoise.connection import get_connection
 
+from gateway.complaints.scope import Scope
 from gateway.config import load_config
-from gateway.db import close_database, open_database
-from gateway.review import monthly_review
-from gateway.scope import Scope
+from gateway.reports.review import monthly_review
+from gateway.storage.db import close_database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 9, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone)
 
 A problem the operator can fix (a bad argument or setting, a port in use, a database or Redis
 that cannot be reached) ends the command with one line on stderr naming it and the fix, and
-exit status 2: see :mod:`gateway.startup`.
+exit status 2: see :mod:`gateway.ops.startup`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _config(path: str | None) -> Config:
 
 
 def _logging(verbose: bool = False) -> None:
-    from gateway import logsafe
+    from gateway.ops import logsafe
 
     logsafe.install()  # every record, aiohttp's too, without tokens or Authorization values
     logging.basicConfig(
@@ -85,7 +85,7 @@ async def _serve(app: web.Application, config: Config) -> None:
     """
     from aiohttp import web
 
-    from gateway.startup import listen_problem
+    from gateway.ops.startup import listen_problem
 
     host, port = config.server.host, config.server.port
     runner = web.AppRunner(app, access_log=None)
@@ -117,7 +117,7 @@ async def _serve(app: web.Application, config: Config) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from gateway.standalone import run_worker
+    from gateway.cli.standalone import run_worker
 
     config = _config(args.config)
     _logging(args.verbose)
@@ -125,7 +125,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def simulate(args: argparse.Namespace) -> None:
-    from gateway.simulate import run_simulator
+    from gateway.cli.simulate import run_simulator
 
     config = _config(args.config)
     url = args.url or f"http://127.0.0.1:{config.server.port}"
@@ -133,7 +133,7 @@ def simulate(args: argparse.Namespace) -> None:
 
 
 def outbox(args: argparse.Namespace) -> None:
-    from gateway.standalone import print_outbox
+    from gateway.cli.standalone import print_outbox
 
     config = _config(args.config)
     asyncio.run(print_outbox(config, limit=args.limit, show_numbers=args.show_numbers))
@@ -141,7 +141,7 @@ def outbox(args: argparse.Namespace) -> None:
 
 def templates(args: argparse.Namespace) -> None:
     from gateway.app import load_static
-    from gateway.template_check import check_templates, format_matrix, format_table
+    from gateway.sms.template_check import check_templates, format_matrix, format_table
 
     config = _config(args.config)
     static = load_static(config)
@@ -155,8 +155,8 @@ def templates(args: argparse.Namespace) -> None:
 
 
 def staff(args: argparse.Namespace) -> None:
-    from gateway.db import close_database, open_database
-    from gateway.staff_cli import staff_command
+    from gateway.cli.staff import staff_command
+    from gateway.storage.db import close_database, open_database
 
     config = _config(args.config)
 
@@ -171,7 +171,7 @@ def staff(args: argparse.Namespace) -> None:
 
 
 def notify(args: argparse.Namespace) -> None:
-    from gateway.notify_cli import run_notify
+    from gateway.cli.notify import run_notify
 
     config = _config(args.config)
     logging.basicConfig(level=logging.WARNING)
@@ -179,7 +179,7 @@ def notify(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from gateway.review_cli import run_report
+    from gateway.cli.report import run_report
 
     config = _config(args.config)
     form = "csv" if args.csv else "html" if args.html else "json"
@@ -224,13 +224,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("action", choices=["check"])
     p.set_defaults(run=templates)
 
-    from gateway.staff_cli import add_arguments as staff_arguments
+    from gateway.cli.staff import add_arguments as staff_arguments
 
     p = sub.add_parser("staff", help="staff accounts and their API tokens")
     staff_arguments(p)
     p.set_defaults(run=staff)
 
-    from gateway.notify_cli import add_parser as add_notify
+    from gateway.cli.notify import add_parser as add_notify
 
     add_notify(sub, notify)
 
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except ConfigError as e:  # gateway.startup.StartupError included
+    except ConfigError as e:  # gateway.ops.startup.StartupError included
         print(f"sampark: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

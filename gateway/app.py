@@ -17,16 +17,33 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from gateway import logsafe
-from gateway.api import API_PREFIX, create_api
-from gateway.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
-from gateway.campaigns import CampaignRunner, Campaigns
-from gateway.complaints import ComplaintService
+from gateway.campaigns.service import CampaignRunner, Campaigns
+from gateway.channels.base import CALLBACKS, Provider
+from gateway.channels.registry import build_providers
+from gateway.complaints.inbox import Inbox
+from gateway.complaints.lifecycle import Lifecycle
+from gateway.complaints.registration import ComplaintService
 from gateway.config import Config
-from gateway.db import close_database, database_ok, open_database
-from gateway.i18n import Catalogs, catalogs_for, compile_catalogs
-from gateway.inbox import Inbox
-from gateway.keys import (
+from gateway.jobs.worker import (
+    ArqDispatcher,
+    ArqRunScheduler,
+    ArqSecondChance,
+    health_check_key,
+    running_workers,
+)
+from gateway.ops import logsafe
+from gateway.ops.startup import open_redis
+from gateway.sms.notices import Notices
+from gateway.sms.outbox import Outbox
+from gateway.sms.templates import TemplateBook
+from gateway.storage.db import close_database, database_ok, open_database
+from gateway.storage.embedded_redis import EmbeddedRedis
+from gateway.storage.ticket_key import ticket_codec
+from gateway.text.i18n import Catalogs, catalogs_for, compile_catalogs
+from gateway.ussd.engine import UssdEngine
+from gateway.web.api import API_PREFIX, create_api
+from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
+from gateway.web.keys import (
     BULK_WORKER,
     CAMPAIGNS,
     CATALOGS,
@@ -40,23 +57,6 @@ from gateway.keys import (
     REDIS,
     TEMPLATES,
     WORKER,
-)
-from gateway.lifecycle import Lifecycle
-from gateway.notices import Notices
-from gateway.outbox import Outbox
-from gateway.providers import build_providers
-from gateway.providers.base import CALLBACKS, Provider
-from gateway.redis_server import EmbeddedRedis
-from gateway.startup import open_redis
-from gateway.templates import TemplateBook
-from gateway.ticket_key import ticket_codec
-from gateway.ussd.engine import UssdEngine
-from gateway.worker import (
-    ArqDispatcher,
-    ArqRunScheduler,
-    ArqSecondChance,
-    health_check_key,
-    running_workers,
 )
 from ussd_menus.citizen import build_menu
 

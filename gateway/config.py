@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.i18n import DATE_FORMAT, Catalogs
-from gateway.names import fill_names
-from gateway.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
+from gateway.text.i18n import DATE_FORMAT, Catalogs
+from gateway.text.names import fill_names
+from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
 
 __all__ = [
     "SAMPLE_TICKET_KEY",
@@ -160,7 +160,7 @@ class LifecycleSettings(_Model):
 
 
 class ReviewSettings(_Model):
-    """The monthly review's flags (see :mod:`gateway.review`)."""
+    """The monthly review's flags (see :mod:`gateway.reports.review`)."""
 
     pending_flag_threshold: Annotated[int, Field(ge=0)] = 100
     """A department with more pending complaints than this at month end is flagged."""
@@ -205,7 +205,7 @@ class ServerSettings(_Model):
 
 
 class DatabaseSettings(_Model):
-    url: str = "sqlite:///var/gateway.db"
+    url: str = "sqlite:///var/gateway.storage.db"
 
     @field_validator("url")
     @classmethod
@@ -314,7 +314,7 @@ class TicketSettings(_Model):
     key: Annotated[str, Field(min_length=8)] | None = None
     """Keys the permutation that keeps consecutive complaints' tickets apart (not a secret
     that protects anything: status screens show no personal data). None: the key generated
-    at the database's first start and kept in it (:mod:`gateway.ticket_key`)."""
+    at the database's first start and kept in it (:mod:`gateway.storage.ticket_key`)."""
     digits: Annotated[int, Field(ge=6, le=12)] = 8
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
@@ -539,7 +539,7 @@ def load_config(
 
 
 def _translate_names(raw: dict[str, Any]) -> None:
-    """Fill in each name a language lacks from that language's catalog (gateway.names)."""
+    """Fill in each name a language lacks from that language's catalog (gateway.text.names)."""
     langs = raw.get("languages")
     service = raw.get("service")
     paths = raw.get("paths") if isinstance(raw.get("paths"), dict) else {}

@@ -32,7 +32,7 @@ from tortoise.connection import get_connection
 
 from gateway.app import CONFIG, REDIS, create_app, worker_context
 from gateway.config import Config, load_config
-from gateway.worker import QUEUE, build_worker, health_check_key, stop_worker
+from gateway.jobs.worker import QUEUE, build_worker, health_check_key, stop_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.models import (
+from gateway.storage.models import (
     Channel,
     Citizen,
     Complaint,

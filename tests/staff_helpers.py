@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG
-from gateway.models import StaffRole
-from gateway.staff import NewStaff, add_staff, issue_token
+from gateway.staff.accounts import NewStaff, add_staff, issue_token
+from gateway.storage.models import StaffRole
 
 __all__ = ["ROLES", "auth", "make_staff_token"]
 

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG
-from gateway.models import ApiToken, AuditRecord, StaffRole
-from gateway.staff import InvalidStaff, NewStaff, add_staff, issue_token, revoke_token
+from gateway.staff.accounts import InvalidStaff, NewStaff, add_staff, issue_token, revoke_token
+from gateway.storage.models import ApiToken, AuditRecord, StaffRole
 
 
 async def make_token(client: TestClient[Any, Any], **fields: Any) -> str:

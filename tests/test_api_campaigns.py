@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.models import AuditRecord, Campaign, CampaignStatus, ComplaintStatus, StaffRole
+from gateway.storage.models import AuditRecord, Campaign, CampaignStatus, ComplaintStatus, StaffRole
 from tests.conftest import AppFactory
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_campaigns import (

@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import COMPLAINTS, CONFIG, LIFECYCLE
-from gateway.complaints import NewComplaint
-from gateway.db import tortoise_config
-from gateway.models import (
+from gateway.complaints.registration import NewComplaint
+from gateway.storage.db import tortoise_config
+from gateway.storage.models import (
     Channel,
     Complaint,
     ComplaintEvent,

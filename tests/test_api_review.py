@@ -16,7 +16,7 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Config
-from gateway.models import AuditRecord, StaffRole
+from gateway.storage.models import AuditRecord, StaffRole
 from tests.conftest import ROOT, SHIPPED_CONFIG, AppFactory, make_config
 from tests.review_data import build_october
 from tests.staff_helpers import ROLES, auth, make_staff_token

@@ -25,8 +25,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG, REDIS, create_app, worker_context
 from gateway.config import ENV_OVERRIDES, Config
-from gateway.models import OutboundMessage
-from gateway.worker import build_bulk_worker, health_check_key, stop_worker
+from gateway.jobs.worker import build_bulk_worker, health_check_key, stop_worker
+from gateway.storage.models import OutboundMessage
 from tests.conftest import ROOT, AppFactory, Phone, run_worker
 
 ENGLISH = "2"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.callbacks import SessionRecorder
-from gateway.logsafe import BAD_REQUEST_BODY, RedactSecrets, redact
-from gateway.models import (
+from gateway.channels.base import CALLBACKS, UssdHop
+from gateway.ops.logsafe import BAD_REQUEST_BODY, RedactSecrets, redact
+from gateway.storage.models import (
     Complaint,
     InboundMessage,
     MessageStatus,
@@ -25,7 +25,7 @@ from gateway.models import (
     StaffRole,
     UssdSession,
 )
-from gateway.providers.base import CALLBACKS, UssdHop
+from gateway.web.callbacks import SessionRecorder
 from tests.conftest import Phone
 from tests.staff_helpers import auth, make_staff_token
 
@@ -419,12 +419,12 @@ async def test_one_row_the_database_refuses_takes_no_other_with_it(
         recorder.started(UssdHop(f"ATUid_good{n}", "*1100#", PHONE, "40445", ""), "en_IN")
     # What no parser lets through, as a provider of tomorrow might: a code past its column.
     recorder.started(UssdHop("ATUid_bad", "*1100#" * 10, PHONE, "40445", ""), "en_IN")
-    with caplog.at_level(logging.ERROR, logger="gateway.callbacks"):
+    with caplog.at_level(logging.ERROR, logger="gateway.web.callbacks"):
         await recorder.flush()
     assert await UssdSession.filter(session_id__startswith="ATUid_good").count() == 20
     assert not await UssdSession.exists(session_id="ATUid_bad")
     assert recorder.set_aside == 1
-    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.callbacks"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.web.callbacks"]
     assert len(lines) == 1 and "refused 1 of 21" in lines[0] and "ATUid_bad" in lines[0]
     assert PHONE not in lines[0]
     await recorder.close()

@@ -21,10 +21,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, worker_context
-from gateway.campaigns import Campaigns, ComplaintFilter, in_quiet_hours, progress
-from gateway.complaints import NewComplaint
+from gateway.campaigns.service import Campaigns, ComplaintFilter, in_quiet_hours, progress
+from gateway.cli.notify import progress_bar
+from gateway.complaints.registration import NewComplaint
+from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config
-from gateway.models import (
+from gateway.jobs.worker import BULK_QUEUE, build_bulk_worker, stop_worker
+from gateway.staff.accounts import NewStaff, add_staff, issue_token
+from gateway.storage.models import (
     AuditRecord,
     Campaign,
     CampaignStatus,
@@ -37,10 +41,6 @@ from gateway.models import (
     StaffMember,
     StaffRole,
 )
-from gateway.notify_cli import progress_bar
-from gateway.scope import Scope, scope_of
-from gateway.staff import NewStaff, add_staff, issue_token
-from gateway.worker import BULK_QUEUE, build_bulk_worker, stop_worker
 from tests.conftest import (
     AT_API_KEY,
     AT_USERNAME,

@@ -19,8 +19,8 @@ from babel.messages.frontend import parse_keywords, parse_mapping_cfg
 from babel.messages.pofile import read_po, write_po
 
 from gateway.config import load_config
-from gateway.i18n import DOMAIN, Catalogs, compile_catalogs
-from gateway.names import NAME_CONTEXTS, message_id, name_entries
+from gateway.text.i18n import DOMAIN, Catalogs, compile_catalogs
+from gateway.text.names import NAME_CONTEXTS, message_id, name_entries
 from tests.conftest import ROOT, SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
@@ -328,7 +328,8 @@ def test_ngettext_follows_cldr(locales: Path, lang: str) -> None:
 
 
 def test_configured_names_are_in_the_template_with_what_they_name() -> None:
-    """config.yaml's names are extracted (gateway.names) with their kind as msgctxt, once each."""
+    """config.yaml's names are extracted (gateway.text.names) with their kind as msgctxt,
+    once each."""
     entries = {(m.context, m.id) for m in read(POT) if m.context}
     raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
     wanted = {

@@ -13,7 +13,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
 from gateway.config import Config, ConfigError, load_config
-from gateway.names import name_entries
+from gateway.text.names import name_entries
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -353,7 +353,7 @@ def test_environment_overrides_fill_sections_the_file_leaves_out(tmp_path: Path)
     assert config.sms.africastalking.username == "hpgrievance"
     assert config.sms.africastalking.resolved_base_url == "https://api.africastalking.com"
     assert config.redis.url == "unix:///run/r.sock"
-    assert config.database.url == "sqlite:///var/gateway.db"
+    assert config.database.url == "sqlite:///var/gateway.storage.db"
 
 
 def test_empty_environment_variable_does_not_override() -> None:
@@ -408,7 +408,7 @@ def test_due_dates_are_digits_in_every_shipped_language(shipped: Config) -> None
     ``2026 এপ্ৰিল 10`` and cut it off the screen); the shipped pattern cannot."""
     from datetime import date
 
-    from gateway.i18n import catalogs_for
+    from gateway.text.i18n import catalogs_for
 
     catalogs = catalogs_for(shipped)
     for lang in shipped.languages:
@@ -418,7 +418,7 @@ def test_due_dates_are_digits_in_every_shipped_language(shipped: Config) -> None
 def test_a_language_can_choose_its_date_pattern(tmp_path: Path) -> None:
     from datetime import date
 
-    from gateway.i18n import catalogs_for
+    from gateway.text.i18n import catalogs_for
 
     def alter(raw: dict[str, Any]) -> None:
         raw["languages"][1]["date_format"] = "d MMM y"

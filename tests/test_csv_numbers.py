@@ -1,11 +1,11 @@
-"""Reading a CSV of phone numbers as a stream (gateway/csv_numbers.py): the same answer
+"""Reading a CSV of phone numbers as a stream (gateway/text/csv_numbers.py): the same answer
 however the file arrives in pieces, a stray quote costing one row, a bounded report."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.csv_numbers import REFUSED_ROWS_LISTED, CsvReport, NumberReader, parse_numbers
+from gateway.text.csv_numbers import REFUSED_ROWS_LISTED, CsvReport, NumberReader, parse_numbers
 from tests.test_api_campaigns import CSV_FILES
 
 

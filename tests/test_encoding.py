@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gateway.encoding import (
+from gateway.text.encoding import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     USSD_GSM7_BUDGET,

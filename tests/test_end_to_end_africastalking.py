@@ -16,8 +16,8 @@ from arq.jobs import Job, JobStatus
 
 from gateway.app import REDIS
 from gateway.config import Config
-from gateway.models import Citizen, ComplaintEvent, OutboundMessage
-from gateway.worker import QUEUE
+from gateway.jobs.worker import QUEUE
+from gateway.storage.models import Citizen, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking, RecordedRequest
 

@@ -25,9 +25,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from gateway.callbacks import GatewayCallbacks
-from gateway.models import MessageStatus, OutboundMessage, StaffRole
-from gateway.providers.base import CALLBACKS
+from gateway.channels.base import CALLBACKS
+from gateway.storage.models import MessageStatus, OutboundMessage, StaffRole
+from gateway.web.callbacks import GatewayCallbacks
 from tests.conftest import Phone
 from tests.staff_helpers import make_staff_token
 

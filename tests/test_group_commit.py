@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.group_commit import GroupWriter
+from gateway.storage.group_commit import GroupWriter
 
 
 class Ledger:

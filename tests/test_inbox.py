@@ -16,12 +16,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE, REDIS
-from gateway.callbacks import GatewayCallbacks
-from gateway.inbox import Inbox
-from gateway.lifecycle import Change, Lifecycle
-from gateway.models import Complaint, ComplaintEvent, InboundMessage, OutboundMessage
-from gateway.providers.base import CALLBACKS
-from gateway.worker import ArqDispatcher
+from gateway.channels.base import CALLBACKS
+from gateway.complaints.inbox import Inbox
+from gateway.complaints.lifecycle import Change, Lifecycle
+from gateway.jobs.worker import ArqDispatcher
+from gateway.storage.models import Complaint, ComplaintEvent, InboundMessage, OutboundMessage
+from gateway.web.callbacks import GatewayCallbacks
 from tests.conftest import ROOT, run_worker
 from tests.test_lifecycle import OFFICER_L1, register, sms, texts_to
 
@@ -214,7 +214,7 @@ MIGRATE_OVER_AN_OLD_MESSAGE = """
 import asyncio, sqlite3, sys
 from tortoise import Tortoise
 from tortoise.migrations.api.migrate import migrate
-from gateway.db import MIGRATIONS_TORTOISE_ORM
+from gateway.storage.db import MIGRATIONS_TORTOISE_ORM
 
 async def main(path):
     config = {**MIGRATIONS_TORTOISE_ORM, "connections": {"default": f"sqlite://{path}"}}

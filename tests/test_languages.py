@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient
 from babel.messages.pofile import read_po
 
 from gateway.config import Config, load_config
-from gateway.encoding import Encoding, detect_encoding
-from gateway.i18n import Catalogs
-from gateway.models import Citizen, Complaint, OutboundMessage
-from gateway.notices import STATUS_WORDS
-from gateway.templates import TemplateBook
+from gateway.sms.notices import STATUS_WORDS
+from gateway.sms.templates import TemplateBook
+from gateway.storage.models import Citizen, Complaint, OutboundMessage
+from gateway.text.encoding import Encoding, detect_encoding
+from gateway.text.i18n import Catalogs
 from tests.conftest import SHIPPED_CONFIG, Phone
 
 SHIPPED = load_config(SHIPPED_CONFIG, environ={})

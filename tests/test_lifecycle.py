@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE
-from gateway.lifecycle import IllegalTransition, InvalidTransfer
-from gateway.models import Complaint, ComplaintEvent, OutboundMessage
+from gateway.complaints.lifecycle import IllegalTransition, InvalidTransfer
+from gateway.storage.models import Complaint, ComplaintEvent, OutboundMessage
 from tests.conftest import Clock, Phone, run_worker
 
 OFFICER_L1 = "+919800100001"  # Jal Shakti, Theog (config.yaml)
@@ -246,7 +246,7 @@ async def test_failed_acknowledgement_gets_one_later_try_then_flags_the_complain
     from arq.jobs import Job, JobStatus
 
     from gateway.app import REDIS, worker_context
-    from gateway.models import Citizen
+    from gateway.storage.models import Citizen
 
     client = app_client
     number = "+919999999406"  # the simulator answers 406 UserInBlacklist for it

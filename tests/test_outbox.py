@@ -24,20 +24,11 @@ from arq.jobs import Job, JobStatus
 from tortoise.transactions import in_transaction
 
 from gateway.app import COMPLAINTS, CONFIG, REDIS, TEMPLATES, create_app, worker_context
-from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
+from gateway.channels.base import DeliveryReport, DeliveryState
+from gateway.channels.simulator.provider import FAILING_NUMBERS
+from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
-from gateway.models import Channel, Citizen, ComplaintEvent, OutboundMessage
-from gateway.outbox import (
-    MessageDraft,
-    Outbox,
-    TransientSendFailure,
-    queue_messages,
-    record_delivery_report,
-)
-from gateway.providers.base import DeliveryReport, DeliveryState
-from gateway.providers.simulator import FAILING_NUMBERS
-from gateway.templates import RenderedSms
-from gateway.worker import (
+from gateway.jobs.worker import (
     QUEUE,
     STUCK_AFTER,
     ArqDispatcher,
@@ -45,6 +36,15 @@ from gateway.worker import (
     resend_unanswered,
     send_sms_job_id,
 )
+from gateway.sms.outbox import (
+    MessageDraft,
+    Outbox,
+    TransientSendFailure,
+    queue_messages,
+    record_delivery_report,
+)
+from gateway.sms.templates import RenderedSms
+from gateway.storage.models import Channel, Citizen, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
@@ -462,7 +462,7 @@ async def test_a_message_never_dispatched_is_requeued_and_sent(
 async def test_a_message_whose_job_id_another_database_used_is_sent_once_stuck(
     at_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:
-    """A Redis that outlived its database (restored, or var/gateway.db deleted) keeps the
+    """A Redis that outlived its database (restored, or var/gateway.storage.db deleted) keeps the
     result of a job ``sms:<id>`` for a message of the old database with the same ID: arq
     refuses that job ID for the new message, and so does each sweep. Past STUCK_AFTER the
     sweep queues it under a job ID of its own; the row still lets it be sent once."""

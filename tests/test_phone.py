@@ -1,4 +1,4 @@
-"""Phone numbers (gateway/phone.py): read in the configured region with phonenumbers,
+"""Phone numbers (gateway/text/phone.py): read in the configured region with phonenumbers,
 refused with a reason when they cannot receive an SMS, masked for logs."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import phonenumbers
 import pytest
 
-from gateway.phone import InvalidPhoneNumber, PhoneProblem, mask_phone, normalize_phone
+from gateway.text.phone import InvalidPhoneNumber, PhoneProblem, mask_phone, normalize_phone
 
 MOBILE = "+919812345678"
 

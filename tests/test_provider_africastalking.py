@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp.plugin import AiohttpClient
 
-from gateway.providers.africastalking import (
+from gateway.channels.africastalking.provider import (
     AfricasTalking,
     format_ussd_reply,
     outcome_for_status_code,
@@ -27,7 +27,7 @@ from gateway.providers.africastalking import (
     parse_ussd_hop,
     parse_ussd_session_end,
 )
-from gateway.providers.base import (
+from gateway.channels.base import (
     CALLBACKS,
     DeliveryReport,
     DeliveryState,
@@ -920,7 +920,7 @@ async def test_send_logs_mask_numbers_and_omit_text(
     fake_at: FakeAfricasTalking, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_at.outcomes[PHONE] = 406
-    with caplog.at_level(logging.DEBUG, logger="gateway.providers.africastalking"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking.provider"):
         await make_provider(fake_at.base_url).send(
             OutgoingSms("Gopniya shikayat", (PHONE,)), session=http
         )
@@ -1104,7 +1104,7 @@ async def test_routes_never_500_on_bad_bodies(
 async def test_routes_log_masked_numbers_and_no_text(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="gateway.providers.africastalking"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking.provider"):
         await client.post("/ussd/africastalking", data=USSD_HOP)
         await client.post("/sms/africastalking/inbound", data=INBOUND)
         await client.post("/sms/africastalking/delivery", data=DLR)

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from tortoise.connection import get_connection
 
 from gateway.app import COMPLAINTS
-from gateway.models import OutboundMessage
+from gateway.storage.models import OutboundMessage
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SAMPARK_TEST_DATABASE") == "postgres",

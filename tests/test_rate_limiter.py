@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway.campaigns import RateLimiter
+from gateway.campaigns.service import RateLimiter
 
 
 class Seconds:

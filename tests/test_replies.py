@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from gateway.replies import Intent, Understood, understand
+from gateway.text.replies import Intent, Understood, understand
 
 T = "436805396"  # tickets are not validated here, so any digits do
 T13 = "1234567890123"

@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.complaints.scope import Scope
 from gateway.config import Config
-from gateway.review import Figures, InvalidMonth, MonthlyReview, month_bounds, monthly_review
-from gateway.scope import Scope
+from gateway.reports.review import (
+    Figures,
+    InvalidMonth,
+    MonthlyReview,
+    month_bounds,
+    monthly_review,
+)
 from tests.conftest import AppFactory, make_config
 from tests.review_data import build_october
 
@@ -252,7 +258,7 @@ async def test_lifecycle_events_record_the_officer_level_and_deadline(
     """What the review counts per officer comes from these fields, written by the real
     registration and lifecycle (USSD, officers' and citizens' SMS, the deadline job)."""
     from gateway.app import LIFECYCLE
-    from gateway.models import Complaint, ComplaintEvent
+    from gateway.storage.models import Complaint, ComplaintEvent
     from tests.test_lifecycle import OFFICER_L2, Clock, register, sms
 
     clock = Clock()

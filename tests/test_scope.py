@@ -1,4 +1,4 @@
-"""The scope rule (gateway/scope.py) on every path: every kind of account against every
+"""The scope rule (gateway/complaints/scope.py) on every path: every kind of account against every
 staff endpoint and by SMS, for a complaint at the block level and for one the citizen sent
 back up to the tehsil level by answering "not solved"."""
 
@@ -12,9 +12,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG, LIFECYCLE
+from gateway.complaints.scope import OutOfScope, Scope, scope_of
 from gateway.config import Config
-from gateway.models import Complaint, ComplaintEvent, OutboundMessage, StaffMember, StaffRole
-from gateway.scope import OutOfScope, Scope, scope_of
+from gateway.storage.models import (
+    Complaint,
+    ComplaintEvent,
+    OutboundMessage,
+    StaffMember,
+    StaffRole,
+)
 
 from .staff_helpers import ROLES, auth, make_staff_token
 from .test_api_complaints import REGISTER_BODY, complaint, next_phone

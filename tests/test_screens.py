@@ -27,9 +27,9 @@ from aiohttp.test_utils import TestClient
 from babel.messages.pofile import read_po
 
 from gateway.config import Config, load_config
-from gateway.encoding import measure_screen
-from gateway.i18n import Catalogs, catalogs_for
-from gateway.notices import STATUS_WORDS
+from gateway.sms.notices import STATUS_WORDS
+from gateway.text.encoding import measure_screen
+from gateway.text.i18n import Catalogs, catalogs_for
 from gateway.ussd.engine import UssdEngine
 from gateway.ussd.menu import (
     BACK,

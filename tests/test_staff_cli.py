@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG
-from gateway.models import ApiToken, AuditRecord, StaffMember
-from gateway.staff_cli import add_arguments, staff_command
+from gateway.cli.staff import add_arguments, staff_command
+from gateway.storage.models import ApiToken, AuditRecord, StaffMember
 
 from .conftest import ROOT
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from gateway.config import load_config
-from gateway.encoding import Encoding, measure_sms
-from gateway.i18n import Catalogs
-from gateway.notices import STATUS_WORDS
-from gateway.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook, TemplateError
+from gateway.sms.notices import STATUS_WORDS
+from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook, TemplateError
+from gateway.text.encoding import Encoding, measure_sms
+from gateway.text.i18n import Catalogs
 from tests.conftest import SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
@@ -316,9 +316,9 @@ def test_the_linter_passes_on_the_shipped_templates() -> None:
 
 def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
     from gateway.config import load_config
-    from gateway.i18n import Catalogs
-    from gateway.template_check import check_templates
-    from gateway.templates import TemplateBook
+    from gateway.sms.template_check import check_templates
+    from gateway.sms.templates import TemplateBook
+    from gateway.text.i18n import Catalogs
 
     root = Path(__file__).resolve().parent.parent
     two = [{"code": "en_IN", "name": "English", "latin": True}, {"code": "hi", "name": "हिन्दी"}]
@@ -340,9 +340,9 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
 def test_the_readme_shows_the_linters_current_table() -> None:
     """The README's table of SMS per template and language is what the linter says now."""
     from gateway.config import load_config
-    from gateway.i18n import catalogs_for
-    from gateway.template_check import check_templates, format_matrix
-    from gateway.templates import TemplateBook
+    from gateway.sms.template_check import check_templates, format_matrix
+    from gateway.sms.templates import TemplateBook
+    from gateway.text.i18n import catalogs_for
 
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "config.yaml", environ={})

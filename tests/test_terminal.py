@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from wcwidth import wcswidth
 
-from gateway.campaigns import Progress
-from gateway.notify_cli import CampaignBar
-from gateway.simulate import _box
+from gateway.campaigns.service import Progress
+from gateway.cli.notify import CampaignBar
+from gateway.cli.simulate import _box
 from tests.conftest import Phone
 
 

@@ -15,11 +15,11 @@ from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 from gateway.app import COMPLAINTS, create_app
-from gateway.complaints import NewComplaint
+from gateway.complaints.registration import NewComplaint
 from gateway.config import SAMPLE_TICKET_KEY, Config, ConfigError, load_config
-from gateway.db import close_database, tortoise_config
-from gateway.models import Channel, Citizen, Complaint, Setting
-from gateway.tickets import TicketCodec
+from gateway.storage.db import close_database, tortoise_config
+from gateway.storage.models import Channel, Citizen, Complaint, Setting
+from gateway.text.tickets import TicketCodec
 from tests.conftest import SHIPPED_CONFIG, make_config
 
 Install = Callable[..., Any]

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from gateway.tickets import InvalidTicket, TicketCodec, verhoeff_check_digit, verhoeff_is_valid
+from gateway.text.tickets import InvalidTicket, TicketCodec, verhoeff_check_digit, verhoeff_is_valid
 
 KEY = b"sampark-test-key-000001"
 OTHER_KEY = b"sampark-test-key-000002"

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Config
-from gateway.models import Complaint
+from gateway.storage.models import Complaint
 from tests.conftest import AppFactory, Phone, make_config
 
 ENGLISH, HINDI = "2", "1"

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CALLBACKS
-from gateway.models import Citizen, Complaint, ComplaintEvent, OutboundMessage, UssdSession
-from gateway.tickets import verhoeff_is_valid
+from gateway.storage.models import Citizen, Complaint, ComplaintEvent, OutboundMessage, UssdSession
+from gateway.text.tickets import verhoeff_is_valid
 from tests.conftest import Phone, run_worker
 
 # Sample config: 2 Jal Shakti, 9 Shimla, 2 Theog, 1 "No water supply"; hi is the default.

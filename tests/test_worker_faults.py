@@ -28,11 +28,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
-from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
+from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
-from gateway.models import Channel, ComplaintEvent, OutboundMessage
-from gateway.outbox import STALE_SENDING
-from gateway.worker import QUEUE, build_worker, send_sms_job_id, stop_worker
+from gateway.jobs.worker import QUEUE, build_worker, send_sms_job_id, stop_worker
+from gateway.sms.outbox import STALE_SENDING
+from gateway.storage.models import Channel, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, ROOT, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_app import ENGLISH, clean_env, free_port
@@ -124,7 +124,7 @@ async def test_the_embedded_worker_outlives_a_redis_restart(
     """Redis killed and started again, empty: the worker loops, which end at the first
     Redis error, are started again; /healthz says so; the next SMS is sent. The failure is
     logged once per worker however often the restart fails meanwhile."""
-    caplog.set_level(logging.DEBUG, logger="gateway.worker")
+    caplog.set_level(logging.DEBUG, logger="gateway.jobs.worker")
     config = make_config(tmp_path, database_url, redis_server.url)
     first = await start_app(config)  # empties the tables and this Redis
     await first.close()
@@ -184,7 +184,7 @@ async def test_a_gateway_stops_cleanly_while_redis_is_away(
     redis_server: RedisServer,
 ) -> None:
     """Stopping while the workers wait to be started again ends their waiting at once."""
-    caplog.set_level(logging.DEBUG, logger="gateway.worker")
+    caplog.set_level(logging.DEBUG, logger="gateway.jobs.worker")
     config = make_config(tmp_path, database_url, redis_server.url)
     first = await start_app(config)
     await first.close()

@@ -11,12 +11,17 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from gateway.complaints import ComplaintView, InvalidComplaint, NewComplaint, Registration
+from gateway.complaints.registration import (
+    ComplaintView,
+    InvalidComplaint,
+    NewComplaint,
+    Registration,
+)
 from gateway.config import Config
-from gateway.i18n import N_
-from gateway.models import Channel
-from gateway.notices import STATUS_WORDS
-from gateway.tickets import InvalidTicket
+from gateway.sms.notices import STATUS_WORDS
+from gateway.storage.models import Channel
+from gateway.text.i18n import N_
+from gateway.text.tickets import InvalidTicket
 from gateway.ussd.menu import (
     Action,
     Choice,

@@ -26,9 +26,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from gateway.channels.base import UssdHop, UssdReply
 from gateway.config import Config
-from gateway.i18n import Catalogs
-from gateway.providers.base import UssdHop, UssdReply
+from gateway.text.i18n import Catalogs
 from gateway.ussd.menu import (
     NAV_BACK,
     NAV_MAIN,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.config import Config
-from gateway.i18n import N_, Catalogs
+from gateway.text.i18n import N_, Catalogs
 from gateway.ussd.screen import Budget, compose, paginate, shorten_to_fit
 
 __all__ = [

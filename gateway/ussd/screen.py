@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.encoding import measure_screen
+from gateway.text.encoding import measure_screen
 
 __all__ = ["Budget", "Page", "compose", "paginate", "shorten_to_fit"]
 

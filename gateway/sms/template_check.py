@@ -1,0 +1,141 @@
+"""The SMS template linter: ``python -m gateway templates check``.
+
+For every template in every language it renders the longest values the system can put in
+each variable and checks what an operator's DLT scrubbing and the citizen's bill care
+about: each value within DLT's 30 characters, the text within 2 SMS segments, the text
+matching its registered pattern (each variable written ``{#var#}``), a template ID given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from gateway.config import Config
+from gateway.sms.notices import STATUS_WORDS
+from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook
+from gateway.text.encoding import measure_sms
+from gateway.text.i18n import Catalogs
+
+__all__ = [
+    "MAX_SEGMENTS",
+    "Row",
+    "check_templates",
+    "format_matrix",
+    "format_table",
+    "longest_values",
+]
+
+MAX_SEGMENTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    template: str
+    language: str
+    encoding: str
+    units: int
+    segments: int
+    problems: tuple[str, ...]
+
+
+def longest_values(config: Config, catalogs: Catalogs, language: str) -> dict[str, str]:
+    """The longest value the system can produce for each variable, in ``language``."""
+
+    def longest(texts: list[str]) -> str:
+        return max(texts, key=len) if texts else ""
+
+    def named(items: list[dict[str, str]]) -> str:
+        return longest([n.get(language) or n[config.service.default_language] for n in items])
+
+    days = [date(2026, 1, 1) + timedelta(days=d) for d in range(365)]
+    return {
+        "ticket": "9" * (config.tickets.digits + 1),
+        "department": named([d.name for d in config.departments]),
+        "due_date": longest([catalogs.format_date(language, d) for d in days]),
+        "service_code": config.service.service_code,
+        "level": named([lv.name for lv in config.levels]),
+        "issue": "x" * DLT_VARIABLE_MAX,  # an issue type's name, or the citizen's own words
+        "place": named([b.name for d in config.districts for b in d.blocks]),
+        "remark": "x" * DLT_VARIABLE_MAX,
+        "status": longest([catalogs.gettext(language, w) for w in STATUS_WORDS.values()]),
+    }
+
+
+def _check(template: SmsTemplate, language: str, values: dict[str, str], config: Config) -> Row:
+    problems = []
+    text = template.texts[language]
+    wanted = {v: values.get(v, "x" * DLT_VARIABLE_MAX) for v in template.variables}
+    for name, value in wanted.items():
+        if len(value) > DLT_VARIABLE_MAX:
+            problems.append(
+                f"{name} can be {len(value)} characters (DLT allows {DLT_VARIABLE_MAX})"
+            )
+    rendered = template.render(language, wanted, fallback=config.service.default_language)
+    if rendered.segments > MAX_SEGMENTS:
+        problems.append(f"{rendered.segments} segments (at most {MAX_SEGMENTS})")
+    pattern = "".join(
+        f".{{1,{DLT_VARIABLE_MAX}}}" if part == "{#var#}" else re.escape(part)
+        for part in re.split(r"(\{#var#\})", text.dlt_pattern)
+    )
+    if not re.fullmatch(pattern, rendered.text, flags=re.DOTALL):
+        problems.append("the rendered text does not match its DLT pattern")
+    if not text.dlt_template_id:
+        problems.append("no dlt_template_id")
+    units = measure_sms(rendered.text).units
+    return Row(
+        template.name, language, rendered.encoding.value, units, rendered.segments, tuple(problems)
+    )
+
+
+def check_templates(config: Config, catalogs: Catalogs, book: TemplateBook) -> list[Row]:
+    """One row per template and language, with what is wrong in it (nothing, ideally)."""
+    rows = []
+    for language in (lang.code for lang in config.languages):
+        values = longest_values(config, catalogs, language)
+        for name in book.names:
+            rows.append(_check(book[name], language, values, config))
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table: template, language, encoding, characters, segments, result."""
+    head = ("template", "lang", "enc", "chars", "SMS", "result")
+    body = [
+        (
+            r.template,
+            r.language,
+            r.encoding,
+            str(r.units),
+            str(r.segments),
+            "ok" if not r.problems else "; ".join(r.problems),
+        )
+        for r in rows
+    ]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [head, *body]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_matrix(rows: list[Row]) -> str:
+    """A Markdown table: one line per template, one column per language, each cell the SMS
+    the longest rendering costs and its encoding (``1g``: one GSM-7 SMS, ``2u``: two UCS-2
+    segments), with ``!`` where the template has a problem."""
+    languages = list(dict.fromkeys(r.language for r in rows))
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        mark = "!" if r.problems else ""
+        cells.setdefault(r.template, {})[r.language] = f"{r.segments}{r.encoding[0]}{mark}"
+    lines = [
+        "| template | " + " | ".join(languages) + " |",
+        "|---|" + "---|" * len(languages),
+    ]
+    for template, by_lang in cells.items():
+        row = " | ".join(by_lang.get(lang, "-") for lang in languages)
+        lines.append(f"| {template} | {row} |")
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from gateway.storage.models import Channel, ComplaintStatus, EventKind, MessageStatus
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    initial = True
+
+    operations = [
+        ops.CreateModel(
+            name='Citizen',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('phone', fields.CharField(unique=True, description='E.164 with +', max_length=16)),
+                ('language', fields.CharField(null=True, max_length=12)),
+                ('opted_out', fields.BooleanField(default=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'citizen', 'app': 'models', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Complaint',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('ticket', fields.CharField(null=True, unique=True, max_length=16)),
+                ('citizen', fields.ForeignKeyField('models.Citizen', source_field='citizen_id', db_constraint=True, to_field='id', related_name='complaints', on_delete=OnDelete.RESTRICT)),
+                ('language', fields.CharField(max_length=12)),
+                ('department', fields.CharField(max_length=40)),
+                ('issue_type', fields.CharField(null=True, max_length=40)),
+                ('description', fields.TextField(null=True, unique=False)),
+                ('district', fields.CharField(max_length=40)),
+                ('tehsil', fields.CharField(max_length=40)),
+                ('block', fields.CharField(max_length=40)),
+                ('channel', fields.CharEnumField(description='USSD: ussd\nSMS: sms\nPHONE_CALL: phone_call\nWEB: web', enum_type=Channel, max_length=12)),
+                ('status', fields.CharEnumField(default=ComplaintStatus.REGISTERED, description='REGISTERED: registered\nASSIGNED: assigned\nIN_PROGRESS: in_progress\nRESOLVED: resolved\nCLOSED: closed\nREOPENED: reopened\nCLOSED_NO_RESPONSE: closed_no_response\nTRANSFERRED: transferred', enum_type=ComplaintStatus, max_length=20)),
+                ('level', fields.SmallIntField(default=1)),
+                ('due_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('source_key', fields.CharField(unique=True, max_length=160)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'complaint', 'app': 'models', 'indexes': [Index(fields=['status', 'due_at']), Index(fields=['department', 'district', 'block'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ComplaintEvent',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(description='REGISTERED: registered\nSTATUS_CHANGED: status_changed\nNOTE: note\nMESSAGE_FAILED: message_failed', enum_type=EventKind, max_length=20)),
+                ('actor', fields.CharField(description='citizen, system, officer:<id>, ...', max_length=64)),
+                ('from_status', fields.CharField(null=True, max_length=20)),
+                ('to_status', fields.CharField(null=True, max_length=20)),
+                ('remark', fields.TextField(null=True, unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'complaint_event', 'app': 'models', 'pk_attr': 'id', 'table_description': "The complaint's audit trail: kept forever."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='OutboundMessage',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', null=True, db_constraint=True, to_field='id', related_name='messages', on_delete=OnDelete.RESTRICT)),
+                ('recipient', fields.CharField(max_length=16)),
+                ('template', fields.CharField(max_length=60)),
+                ('language', fields.CharField(max_length=12)),
+                ('text', fields.TextField(unique=False)),
+                ('encoding', fields.CharField(max_length=8)),
+                ('segments', fields.SmallIntField()),
+                ('dlt_template_id', fields.CharField(null=True, max_length=40)),
+                ('provider', fields.CharField(max_length=30)),
+                ('provider_message_id', fields.CharField(null=True, db_index=True, max_length=100)),
+                ('provider_status', fields.CharField(null=True, max_length=60)),
+                ('status', fields.CharEnumField(default=MessageStatus.QUEUED, description='QUEUED: queued\nSENDING: sending\nRETRYING: retrying\nSENT: sent\nDELIVERED: delivered\nFAILED: failed', enum_type=MessageStatus, max_length=12)),
+                ('attempts', fields.SmallIntField(default=0)),
+                ('last_error', fields.TextField(null=True, unique=False)),
+                ('idempotency_key', fields.CharField(unique=True, max_length=160)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+                ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('delivered_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'outbound_message', 'app': 'models', 'indexes': [Index(fields=['status', 'created_at'])], 'pk_attr': 'id', 'table_description': 'An SMS the system decided to send: written with the decision, delivered by the worker.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='UssdSession',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('session_id', fields.CharField(unique=True, max_length=128)),
+                ('phone', fields.CharField(max_length=16)),
+                ('service_code', fields.CharField(max_length=32)),
+                ('network_code', fields.CharField(null=True, max_length=16)),
+                ('language', fields.CharField(null=True, max_length=12)),
+                ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('ended_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('outcome', fields.CharField(null=True, description='what the session achieved', max_length=30)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
+                ('end_status', fields.CharField(null=True, description='network: Success, ...', max_length=30)),
+                ('duration_ms', fields.IntField(null=True)),
+                ('hops', fields.SmallIntField(null=True)),
+                ('last_input', fields.TextField(null=True, unique=False)),
+                ('last_response', fields.TextField(null=True, unique=False)),
+                ('error_message', fields.TextField(null=True, unique=False)),
+                ('cost', fields.CharField(null=True, max_length=40)),
+            ],
+            options={'table': 'ussd_session', 'app': 'models', 'pk_attr': 'id', 'table_description': "What is known of one USSD session, from its hops and the network's end notice."},
+            bases=['Model'],
+        ),
+    ]
