@@ -53,7 +53,6 @@ from gateway.models import (
 from gateway.notices import ESSENTIAL
 from gateway.outbox import (
     NEW_MESSAGE_COLUMNS,
-    STALE_SENDING,
     SentRow,
     claim_messages,
     new_message_row,
@@ -823,6 +822,7 @@ class CampaignRunner:
             redis, provider=provider.name, per_second=config.bulk.segments_per_second
         )
         self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
+        self._lease = timedelta(seconds=config.worker.send_lease_seconds)
 
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
@@ -1034,7 +1034,7 @@ class CampaignRunner:
             # message already sent, batch after batch).
             rows += (
                 await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
-                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
+                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
                 .exclude(id__in=list(held))
                 .order_by("id")
                 .limit(size - len(rows))
@@ -1078,7 +1078,7 @@ class CampaignRunner:
         claimed = {phone: mid for mid, phone, _ in chunk if mid in held}
         attempts = {mid: 1 for mid in claimed.values()}
         others = [mid for mid, _, _ in chunk if mid not in held]
-        for m in await claim_messages(others) if others else []:
+        for m in await claim_messages(others, lease=self._lease) if others else []:
             if m is not None:
                 claimed[m.recipient] = m.id
                 attempts[m.id] = m.attempts

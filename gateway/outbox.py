@@ -11,6 +11,7 @@ settles it (:func:`record_delivery_report`); with none after a wait it is sent o
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,10 +69,11 @@ log = logging.getLogger(__name__)
 
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 STALE_SENDING = timedelta(minutes=2)
-"""The lease of a claim: a message "sending" for longer than this was left by a worker that
-died mid-send (the send job's timeout is 60 s), and is taken again (:func:`claim_messages`,
-and the sweep's :func:`stranded_messages`). Independent of arq's own in-progress timeout,
-which follows the longest job a worker has (ten minutes)."""
+"""The lease of a claim by default (``worker.send_lease_seconds``): a message "sending" for
+longer than this was left by a worker that died mid-send (the send job's timeout is 60 s),
+and is taken again (:func:`claim_messages`, and the sweep's :func:`stranded_messages`).
+Independent of arq's own in-progress timeout, which follows the longest job a worker has
+(ten minutes)."""
 
 
 class Dispatcher(Protocol):
@@ -329,12 +331,15 @@ class ClaimedMessage:
 
 
 async def claim_messages(
-    message_ids: Sequence[int], *, conn: BaseDBAsyncClient | None = None
+    message_ids: Sequence[int],
+    *,
+    conn: BaseDBAsyncClient | None = None,
+    lease: timedelta = STALE_SENDING,
 ) -> list[ClaimedMessage | None]:
     """Move each message to "sending" if it may be sent now; one result per ID, in order.
 
-    Only one delivery at a time: a "sending" message is taken only when left stale
-    (:data:`STALE_SENDING`). An ID given twice is claimed once (the first).
+    Only one delivery at a time: a "sending" message is taken only when left stale (held
+    longer than ``lease``). An ID given twice is claimed once (the first).
     """
     if not message_ids:
         return []
@@ -355,7 +360,7 @@ async def claim_messages(
             now,
             MessageStatus.QUEUED.value,
             MessageStatus.RETRYING.value,
-            now - STALE_SENDING,
+            now - lease,
             *ids,
         ],
     )
@@ -388,12 +393,16 @@ class Outbox:
         session: aiohttp.ClientSession,
         sender_id: str | None,
         second_chance: SecondChance | None = None,
+        lease: timedelta = STALE_SENDING,
     ) -> None:
+        """``lease``: how long a claim holds a message (``worker.send_lease_seconds``)."""
         self.provider = provider
         self.session = session
         self.sender_id = sender_id
         self.second_chance = second_chance
-        self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(claim_messages)
+        self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(
+            functools.partial(claim_messages, lease=lease)
+        )
         self._results: GroupWriter[SentRow, None] = GroupWriter(_record_sent_now)
 
     async def deliver(
@@ -635,11 +644,13 @@ class StrandedMessage:
     lease over (sending)."""
 
 
-async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[StrandedMessage]:
+async def stranded_messages(
+    *, grace: timedelta, lease: timedelta = STALE_SENDING, limit: int = 500
+) -> list[StrandedMessage]:
     """Messages no job is moving, oldest first: queued more than ``grace`` ago (a crash
     between commit and enqueue), retrying more than ``grace`` past their due time (the
-    job that was to retry them lost with Redis), and sending past their lease
-    (:data:`STALE_SENDING`: the worker died mid-send).
+    job that was to retry them lost with Redis), and sending past their ``lease`` (the
+    worker died mid-send).
 
     A campaign's messages are not among them: the campaign's own job sends them, at its
     rate and only while the campaign is sending."""
@@ -650,7 +661,7 @@ async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[Stran
         .filter(
             Q(status=MessageStatus.QUEUED, created_at__lt=cutoff)
             | Q(status=MessageStatus.RETRYING, next_attempt_at__lt=cutoff)
-            | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
+            | Q(status=MessageStatus.SENDING, updated_at__lt=now - lease)
         )
         .order_by("id")
         .limit(limit)
@@ -662,7 +673,7 @@ async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[Stran
         when = {
             MessageStatus.QUEUED: written,
             MessageStatus.RETRYING: due,
-            MessageStatus.SENDING: claimed + STALE_SENDING,
+            MessageStatus.SENDING: claimed + lease,
         }[state]
         stranded.append(StrandedMessage(int(str(message_id)), state, when))
     return stranded

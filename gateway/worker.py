@@ -167,8 +167,10 @@ async def requeue_stranded(ctx: dict[str, Any]) -> int:
     (:func:`~gateway.outbox.stranded_messages`): written but never queued (the process
     stopped between the two), a retry whose job was lost with Redis, a send whose worker
     died. The row lets one delivery send each, however many jobs there are."""
+    config: Config = ctx["config"]
     dispatcher: ArqDispatcher = ctx["dispatcher"]
-    stranded = await stranded_messages(grace=STRANDED_GRACE)
+    lease = timedelta(seconds=config.worker.send_lease_seconds)
+    stranded = await stranded_messages(grace=STRANDED_GRACE, lease=lease)
     now = datetime.now(UTC)
     queued = [m.id for m in stranded if m.status is MessageStatus.QUEUED]
     if queued:

@@ -63,6 +63,7 @@ def bulk_config(
     fake: FakeAfricasTalking,
     *,
     at_timeout: float = 10.0,
+    worker: dict[str, Any] | None = None,
     **bulk: Any,
 ) -> Config:
     assert fake.base_url is not None
@@ -76,7 +77,12 @@ def bulk_config(
             "AT_API_KEY": AT_API_KEY,
             "AT_BASE_URL": fake.base_url,
         },
-        worker={"max_tries": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.1},
+        worker={
+            "max_tries": 3,
+            "retry_base_seconds": 0.05,
+            "retry_max_seconds": 0.1,
+            **(worker or {}),
+        },
         bulk={"segments_per_second": 1000, "batch_size": 50, "quiet_hours": None, **bulk},
         sms={"africastalking": {"timeout_seconds": at_timeout}},
     )
@@ -447,16 +453,22 @@ async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeatin
     assert await OutboundMessage.filter(campaign_id=campaign.id).count() == 30
 
 
+@pytest.mark.parametrize("lease", [None, 20], ids=["default lease", "lease 20 s"])
 async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_once(
     start_app: AppFactory,
     tmp_path: Path,
     database_url: str,
     redis_url: str,
     fake: FakeAfricasTalking,
+    lease: int | None,
 ) -> None:
     """A runner writes its batch already held ("sending") and sends it next; one killed in
-    between (no chance to hand it back) leaves it held until it is stale, then it goes."""
-    client = await start_app(bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5))
+    between (no chance to hand it back) leaves it held until it is stale (past
+    ``worker.send_lease_seconds``), then it goes."""
+    worker = {"send_lease_seconds": lease} if lease is not None else {}
+    config = bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5, worker=worker)
+    client = await start_app(config)
+    stale = timedelta(seconds=config.worker.send_lease_seconds + 1)
     for i in range(1, 13):
         await complaint(number(i), language="en_IN")
     campaigns, campaign = await theog_draft(client)
@@ -476,7 +488,7 @@ async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_o
     assert await OutboundMessage.filter(status=MessageStatus.SENDING).count() == 5
     assert (await campaign_status(campaign)) is CampaignStatus.SENDING
     await OutboundMessage.filter(status=MessageStatus.SENDING).update(
-        updated_at=datetime.now(UTC) - timedelta(minutes=3)
+        updated_at=datetime.now(UTC) - stale
     )
     await client.app[REDIS].delete(BULK_QUEUE)
     await run_bulk(client)

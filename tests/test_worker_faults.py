@@ -376,6 +376,35 @@ async def test_a_send_left_by_a_killed_worker_goes_again_after_the_lease_once(
     assert await redis.zcard(QUEUE) == 0
 
 
+async def test_a_send_is_taken_again_only_past_the_configured_lease(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """``worker.send_lease_seconds`` is the lease the sweep and the claim both go by: with
+    20 s, a message left "sending" 21 s ago is sent again, one left 19 s ago is not."""
+    config = at_config(tmp_path, database_url, redis_url, fake, worker={"send_lease_seconds": 20})
+    client = await start_app(config)
+    ack = await register(client)
+    officer = await officer_notice(ack)
+    now = datetime.now(UTC)
+    await OutboundMessage.filter(id=ack.id).update(
+        status="sending", attempts=1, updated_at=now - timedelta(seconds=19)
+    )
+    await OutboundMessage.filter(id=officer.id).update(
+        status="sending", attempts=1, updated_at=now - timedelta(seconds=21)
+    )
+    await client.app[REDIS].flushdb()  # their jobs gone with the dead worker's Redis
+    await run_worker(client.app)  # the sweep runs at start-up
+    await ack.refresh_from_db()
+    await officer.refresh_from_db()
+    assert (ack.status, ack.attempts) == ("sending", 1)
+    assert (officer.status, officer.attempts) == ("sent", 2)
+    assert requests_to(fake, CITIZEN) == 0 and requests_to(fake, OFFICER) == 1
+
+
 # --------------------------------------------------------------------------- standalone
 
 
