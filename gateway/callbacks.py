@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from gateway.inbox import InboundInProgress, Inbox
 from gateway.models import Complaint, UssdSession
-from gateway.outbox import SecondChance, record_delivery_report
+from gateway.outbox import ReportTooEarly, SecondChance, record_delivery_report
 from gateway.providers.base import (
     DeliveryReport,
     InboundSms,
@@ -93,9 +93,12 @@ class GatewayCallbacks:
             await UssdSession.filter(session_id=end.session_id).update(**fields)
 
     async def delivery_report(self, report: DeliveryReport) -> None:
-        found = await record_delivery_report(
-            report, second_chance=self.second_chance, answer_window=self.answer_window
-        )
+        try:
+            found = await record_delivery_report(
+                report, second_chance=self.second_chance, answer_window=self.answer_window
+            )
+        except ReportTooEarly as exc:
+            raise RetryLater(str(exc)) from None
         if not found:
             log.info(
                 "delivery report for unknown message %s (%s) acknowledged",

@@ -52,6 +52,7 @@ __all__ = [
     "Dispatcher",
     "MessageDraft",
     "Outbox",
+    "ReportTooEarly",
     "StrandedMessage",
     "TransientSendFailure",
     "adopt_unanswered",
@@ -84,6 +85,11 @@ class Dispatcher(Protocol):
 
 class TransientSendFailure(Exception):
     """The provider may take the message later: the job should be retried."""
+
+
+class ReportTooEarly(Exception):
+    """A delivery report whose ID is none of ours, to a number with a send still waiting
+    for its answer: it may be that send's. Take it again later (a callback answers 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,11 +550,17 @@ async def record_delivery_report(
 
     A report whose ID is unknown (the send's answer, which held it, was lost) settles a
     message to its number in "unknown" state sent within ``answer_window``
-    (:func:`adopt_unanswered`).
+    (:func:`adopt_unanswered`). One that comes while a send to its number still waits for
+    its answer raises :class:`ReportTooEarly`: the provider delivered, and reported, before
+    the gateway had its answer (or gave up on it), and the report, sent again, will find
+    the message by its ID or "unknown". Dropped, it would leave that message to be sent
+    a second time after the wait.
     """
     msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
     if msg is None and answer_window is not None:
         msg = await adopt_unanswered(report, window=answer_window, now=now)
+        if msg is None and await _send_in_flight(report.phone):
+            raise ReportTooEarly(f"a send to {mask_phone(report.phone)} awaits its answer")
     if msg is None:
         return False
     if report.state is DeliveryState.IN_FLIGHT:
@@ -576,6 +588,13 @@ async def record_delivery_report(
             await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, second_chance)
     return True
+
+
+async def _send_in_flight(phone: str | None) -> bool:
+    """Whether a message to ``phone`` is being sent (claimed, its answer not recorded)."""
+    if phone is None:
+        return False
+    return await OutboundMessage.filter(recipient=phone, status=MessageStatus.SENDING).exists()
 
 
 async def adopt_unanswered(
