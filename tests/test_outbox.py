@@ -36,7 +36,6 @@ from gateway.outbox import (
     record_delivery_report,
     record_unanswered,
 )
-from gateway.providers.africastalking import DELIVERY_PATH
 from gateway.providers.base import DeliveryReport, DeliveryState
 from gateway.providers.simulator import FAILING_NUMBERS
 from gateway.templates import RenderedSms
