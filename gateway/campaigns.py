@@ -915,8 +915,9 @@ class CampaignRunner:
                     wait=self._answer_wait, campaign_id=campaign_id
                 )
                 if answer_due is not None:
-                    # Answers lost: a report may settle them; else their one more try then.
-                    return "waiting", (True, max(soon, answer_due))
+                    # Answers lost: their reports may settle them any moment (look again
+                    # soon, to be done then), else their one more try is due then.
+                    return "waiting", (True, min(soon, answer_due))
                 await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
                     status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
                 )
