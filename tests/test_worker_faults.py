@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
 from gateway.complaints import ACKNOWLEDGEMENT, NewComplaint
@@ -172,6 +173,45 @@ async def test_the_embedded_worker_outlives_a_redis_restart(
     assert any("campaign worker stopped" in m for m in stopped), stopped
     again = [r.getMessage() for r in caplog.records if "running again" in r.getMessage()]
     assert len(again) == 2, again
+    await gateway.close()
+
+
+async def test_messages_whose_jobs_went_with_redis_are_queued_again_once_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+    start_app: AppFactory,
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    redis_server: RedisServer,
+) -> None:
+    """A complaint registered while Redis is down is written, its messages' jobs are not
+    (nor are jobs queued just before a Redis that restarts empty). The worker, back after
+    the outage, queues every message that should be moving at once, not when the sweep
+    next finds it late (here the sweep runs hourly)."""
+    config = make_config(
+        tmp_path, database_url, redis_server.url, worker={"sweep_interval_seconds": 3600}
+    )
+    first = await start_app(config)
+    await first.close()
+    gateway = await aiohttp_client(create_app(config, with_worker=True))
+    await eventually(lambda: ok(gateway), "/healthz ok with the worker running")
+
+    await redis_server.kill()
+
+    async def worker_stopped() -> bool:
+        return any("message worker stopped" in r.getMessage() for r in caplog.records)
+
+    await eventually(worker_stopped, "the message worker's loop ended with Redis")
+    with pytest.raises(RedisConnectionError):
+        await gateway.app[COMPLAINTS].register(new_complaint())  # written, not queued
+    ack = await OutboundMessage.get(template=ACKNOWLEDGEMENT)
+    assert ack.status == "queued"
+    await redis_server.start()  # empty
+
+    async def sent() -> bool:  # the simulator: delivered at once
+        return await OutboundMessage.filter(status="delivered").count() == 2
+
+    await eventually(sent, "the acknowledgement and the officer's notice sent")
     await gateway.close()
 
 
