@@ -17,7 +17,7 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
@@ -108,6 +108,17 @@ class ArqDispatcher:
                 )
             await pipe.execute()
 
+    async def started(self, message_ids: Sequence[int]) -> list[int]:
+        """Those of ``message_ids`` whose ``send_sms`` job a worker has started (arq's
+        in-progress key, held for arq's in-progress timeout)."""
+        if not message_ids:
+            return []
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.exists(in_progress_key_prefix + send_sms_job_id(message_id))
+            held = await pipe.execute()
+        return [m for m, n in zip(message_ids, held, strict=True) if n]
+
 
 class ArqSecondChance:
     """Queues the one later retry of an essential message that finally failed."""
@@ -179,6 +190,13 @@ async def requeue_stranded(ctx: dict[str, Any], *, grace: timedelta = STRANDED_G
     if queued:
         log.warning("re-queueing %d stranded message(s)", len(queued))
         await dispatcher.dispatch(queued)
+    # A job started by a worker that died before the job claimed its message: arq holds
+    # the job ID "in progress" for ten minutes (the longest job's timeout). A job of its
+    # own now; were the worker alive and about to claim, one of the two finds it sent.
+    left = await dispatcher.started(queued)
+    if left:
+        log.warning("%d queued message(s) whose job a worker started and left", len(left))
+        await dispatcher.dispatch(left, tag=f"left{int(now.timestamp())}")
     # Their plain job IDs are taken (by the retry's job, the dead worker's, or a result
     # kept), or may be: job IDs of their own.
     late = [m.id for m in stranded if m.status is not MessageStatus.QUEUED]

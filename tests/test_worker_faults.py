@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from arq.constants import in_progress_key_prefix
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
@@ -413,6 +414,32 @@ async def test_a_send_left_by_a_killed_worker_goes_again_after_the_lease_once(
     await redis.delete(*in_progress)
     await run_worker(at_client.app)
     assert requests_to(fake, CITIZEN) == 2 and requests_to(fake, OFFICER) == 2
+    assert await redis.zcard(QUEUE) == 0
+
+
+async def test_a_message_whose_job_a_killed_worker_had_started_goes_without_waiting_for_arq(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """A worker killed after arq started a message's job, before the job claimed the
+    message, leaves it queued and its job "in progress" in arq for ten minutes (the
+    longest job's timeout): the sweep gives it a job of its own, and it is sent once."""
+    ack = await register(at_client)
+    officer = await officer_notice(ack)
+    redis = at_client.app[REDIS]
+    left = in_progress_key_prefix + send_sms_job_id(ack.id)
+    await redis.psetex(left, 600_000, b"1")  # the dead worker's: started, never claimed
+    await OutboundMessage.filter(id=ack.id).update(
+        created_at=datetime.now(UTC) - timedelta(minutes=1)  # past the sweep's grace
+    )
+    await run_worker(at_client.app)  # the sweep runs at start-up
+    for msg in (ack, officer):
+        await msg.refresh_from_db()
+        assert (msg.status, msg.attempts) == ("sent", 1)
+    assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
+
+    await redis.delete(left)  # arq's ten minutes are over: its own job finds it sent
+    await run_worker(at_client.app)
+    assert requests_to(fake, CITIZEN) == 1
     assert await redis.zcard(QUEUE) == 0
 
 
