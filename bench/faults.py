@@ -45,7 +45,15 @@ async def run(name: str, size: Size) -> Figures:
 
 
 def table(results: list[Figures]) -> str:
-    head = ("scenario", "messages", "delivered", "lost", "duplicated", "allowed by", "drain")
+    head = (
+        "scenario",
+        "messages",
+        "delivered",
+        "lost",
+        "duplicated",
+        "allowed by",
+        "drain (single SMS)",
+    )
     rows = [head]
     for f in results:
         rules = ", ".join(f"{r} ({n})" for r, n in sorted(f.by_rule.items())) or "-"
@@ -57,7 +65,7 @@ def table(results: list[Figures]) -> str:
                 str(f.lost),
                 str(f.duplicated),
                 rules,
-                f"{f.drain_seconds:.1f} s",
+                f"{f.drain_seconds:.1f} s ({f.single_drain_seconds:.1f} s)",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

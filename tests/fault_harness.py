@@ -125,6 +125,8 @@ class Figures:
     """Copies beyond the first that reached a phone."""
     drain_seconds: float
     """From the end of the fault to the last message settled."""
+    single_drain_seconds: float
+    """From the end of the fault to the last message of no campaign settled."""
     requests: int
     answers_lost: int
     """Messages whose provider answer the fault lost (the fake's count)."""
@@ -145,7 +147,8 @@ class Figures:
         return (
             f"{self.scenario}: {self.expected} expected, {self.delivered} delivered, "
             f"{self.lost} lost, {self.duplicated} duplicated ({rules}); drained in "
-            f"{self.drain_seconds:.1f} s; {self.requests} provider requests, "
+            f"{self.drain_seconds:.1f} s (single SMS {self.single_drain_seconds:.1f} s); "
+            f"{self.requests} provider requests, "
             f"{self.answers_lost} answers lost ({self.settled_by_report} settled by their "
             f"report, {self.sent_again_unanswered} sent once more)"
             + (f"; {self.sending_at_fault} sending when killed" if self.sending_at_fault else "")
@@ -470,30 +473,43 @@ class Rig:
     async def sending_now(self) -> set[int]:
         return {int(r["id"]) for r in await self._outbox() if r["status"] == "sending"}
 
-    async def settled(self) -> bool:
-        """Nothing left to move: no message queued, retrying, sending or waiting for its
-        lost answer's report or one more try; no campaign sending; no report on its way."""
+    async def _left(self) -> tuple[int, int]:
+        """What is left to move: everything (messages queued, retrying, sending or waiting
+        for their lost answer's report or one more try; campaigns sending; reports on
+        their way), and the messages of no campaign among it."""
         self._check_alive("fake", "web", "worker")
         conn = await asyncpg.connect(self.database_url)
         try:
-            moving = await conn.fetchval(
-                "SELECT count(*) FROM outbound_message WHERE status IN "
-                "('queued', 'retrying', 'sending') OR (status = 'unknown' AND lost_answers <= 1)"
+            moving = await conn.fetchrow(
+                "SELECT count(*) AS all, count(*) FILTER (WHERE campaign_id IS NULL) AS single "
+                "FROM outbound_message WHERE status IN ('queued', 'retrying', 'sending') "
+                "OR (status = 'unknown' AND lost_answers <= 1)"
             )
             campaigns = await conn.fetchval(
                 "SELECT count(*) FROM campaign WHERE status = 'sending'"
             )
         finally:
             await conn.close()
-        reports = (await self.stats())["reports"]
-        return moving == 0 and campaigns == 0 and int(reports.get("pending", 0)) == 0
+        reports = int((await self.stats())["reports"].get("pending", 0))
+        return int(moving["all"]) + int(campaigns) + reports, int(moving["single"])
 
-    async def drain(self, since: float) -> float:
-        """Wait until :meth:`settled`; the seconds from ``since`` (monotonic)."""
-        await until(self.settled, "every message settled", within=self.size.deadline)
-        return time.monotonic() - since
+    async def drain(self, since: float) -> tuple[float, float]:
+        """Wait until nothing is left to move; the seconds from ``since`` (monotonic) to
+        then, and to the moment the messages of no campaign had all settled."""
+        singles_done: float | None = None
 
-    async def measure(self, scenario: str, *, drain_seconds: float) -> Figures:
+        async def settled() -> bool:
+            nonlocal singles_done
+            left, singles = await self._left()
+            if singles == 0 and singles_done is None:
+                singles_done = time.monotonic()
+            return left == 0
+
+        await until(settled, "every message settled", within=self.size.deadline)
+        end = time.monotonic()
+        return end - since, (singles_done or end) - since
+
+    async def measure(self, scenario: str, *, drained: tuple[float, float]) -> Figures:
         rows = await self._outbox()
         stats = await self.stats()
         received: Counter[tuple[str, str]] = Counter(
@@ -509,7 +525,8 @@ class Rig:
             delivered=sum(min(n, received[k]) for k, n in expected.items()),
             lost=sum(max(0, n - received[k]) for k, n in expected.items()),
             duplicated=sum(max(0, received[k] - n) for k, n in expected.items()),
-            drain_seconds=drain_seconds,
+            drain_seconds=drained[0],
+            single_drain_seconds=drained[1],
             requests=int(stats["requests"]),
             answers_lost=sum(int(v) for v in stats["lost_answers"].values()),
             settled_by_report=sum(
@@ -640,7 +657,7 @@ async def redis_restart(rig: Rig) -> Figures:
         await traffic
     finally:
         traffic.cancel()
-    return await rig.measure("redis restarted empty", drain_seconds=await rig.drain(over))
+    return await rig.measure("redis restarted empty", drained=await rig.drain(over))
 
 
 async def worker_kill(rig: Rig) -> Figures:
@@ -663,7 +680,7 @@ async def worker_kill(rig: Rig) -> Figures:
         await traffic
     finally:
         traffic.cancel()
-    return await rig.measure("worker killed mid-send", drain_seconds=await rig.drain(over))
+    return await rig.measure("worker killed mid-send", drained=await rig.drain(over))
 
 
 PROVIDER_FAULTS = {"slow": 0.1, "reset": 0.1, "garbage": 0.1}
@@ -675,7 +692,7 @@ async def _lossy_provider(rig: Rig, scenario: str, **control: Any) -> Figures:
     messages sent once more meet them too); the drain counts from the end of the traffic."""
     await rig.control(faults=PROVIDER_FAULTS, slow_seconds=5.0, **control)
     await rig.traffic()
-    figures = await rig.measure(scenario, drain_seconds=await rig.drain(time.monotonic()))
+    figures = await rig.measure(scenario, drained=await rig.drain(time.monotonic()))
     await rig.control(faults={})
     return figures
 
