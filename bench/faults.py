@@ -88,7 +88,12 @@ async def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown scenario(s) {unknown}: choose from {list(SCENARIOS)}", file=sys.stderr)
         return 2
-    size = Size(citizens=args.citizens, campaign=args.campaign, segments_per_second=args.rate)
+    size = Size(
+        citizens=args.citizens,
+        campaign=args.campaign,
+        segments_per_second=args.rate,
+        deadline=args.deadline,
+    )
     started = time.perf_counter()
     results = [await run(name, size) for name in args.scenarios or list(SCENARIOS)]
     print(f"\nSampark under faults, {machine()}, {time.perf_counter() - started:.0f} s")
@@ -107,4 +112,7 @@ if __name__ == "__main__":
     parser.add_argument("--citizens", type=int, default=30, help="USSD registrations")
     parser.add_argument("--campaign", type=int, default=500, help="campaign recipients")
     parser.add_argument("--rate", type=float, default=200.0, help="campaign segments a second")
+    parser.add_argument(
+        "--deadline", type=float, default=300.0, help="seconds any one wait may take"
+    )
     raise SystemExit(asyncio.run(main(parser.parse_args())))
