@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-sqlite test-postgres lint bench translations migrations lock clean
+.PHONY: run test test-sqlite test-postgres lint bench faults translations migrations lock clean
 
 # Every install takes the versions pinned in constraints.txt, so a new machine runs what CI
 # tested (babel's CLDR data, say, changes what citizens see). `make lock` moves them.
@@ -39,6 +39,13 @@ lint: $(STAMP)
 ## table against the targets. DATABASE_URL and REDIS_URL point them at PostgreSQL and a Redis.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## Faults under traffic (bench/faults.py): Redis restarted empty, the worker killed mid-send,
+## the provider losing answers; each part its own process, on a scratch PostgreSQL database
+## (DATABASE_URL, else TEST_POSTGRES_URL, names the server). Prints messages, delivered,
+## lost and duplicated for each.
+faults: $(STAMP)
+	$(BIN)/python bench/faults.py
 
 ## Extract citizen-facing text, update every language's catalog, compile.
 translations: $(STAMP)

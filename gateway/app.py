@@ -292,6 +292,7 @@ def jobs_context(
             session=session,
             sender_id=sender_id,
             second_chance=second_chance(config, redis),
+            lease=timedelta(seconds=config.worker.send_lease_seconds),
         ),
         "dispatcher": ArqDispatcher(redis),
         "lifecycle": lifecycle,

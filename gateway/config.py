@@ -205,7 +205,7 @@ class ServerSettings(_Model):
 
 
 class DatabaseSettings(_Model):
-    url: str = "sqlite:///var/gateway.storage.db"
+    url: str = "sqlite:///var/gateway.db"
 
     @field_validator("url")
     @classmethod
@@ -238,6 +238,10 @@ class WorkerSettings(_Model):
     unknown_answer_retry_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
     """A message whose send's answer was lost (it may have been sent) waits this long for a
     delivery report to its number; with none, it is sent once more."""
+    send_lease_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
+    """How long a send holds its message ("sending"): past it, the message was left by a
+    worker that died mid-send and is taken again. At least twice the provider's timeout
+    (checked), so that a send still waiting for its answer is never taken."""
 
     @model_validator(mode="after")
     def _retry_order(self) -> WorkerSettings:
@@ -367,6 +371,13 @@ class Config(_Model):
         _unique("districts: block", [b.code for d in self.districts for b in d.blocks])
         self._check_names(codes)
         self._check_officers()
+        timeout = self.sms.africastalking.timeout_seconds
+        if self.worker.send_lease_seconds < 2 * timeout:
+            raise ValueError(
+                f"worker.send_lease_seconds: {self.worker.send_lease_seconds} is less than twice "
+                f"sms.africastalking.timeout_seconds ({timeout:g}): a send still waiting for its "
+                "answer would be taken again"
+            )
         for i, lang in enumerate(self.languages):
             alt = lang.latin_alternative
             target = self.language(alt) if alt is not None else None

@@ -63,6 +63,7 @@ def bulk_config(
     fake: FakeAfricasTalking,
     *,
     at_timeout: float = 10.0,
+    worker: dict[str, Any] | None = None,
     **bulk: Any,
 ) -> Config:
     assert fake.base_url is not None
@@ -76,7 +77,12 @@ def bulk_config(
             "AT_API_KEY": AT_API_KEY,
             "AT_BASE_URL": fake.base_url,
         },
-        worker={"max_tries": 3, "retry_base_seconds": 0.05, "retry_max_seconds": 0.1},
+        worker={
+            "max_tries": 3,
+            "retry_base_seconds": 0.05,
+            "retry_max_seconds": 0.1,
+            **(worker or {}),
+        },
         bulk={"segments_per_second": 1000, "batch_size": 50, "quiet_hours": None, **bulk},
         sms={"africastalking": {"timeout_seconds": at_timeout}},
     )
@@ -375,6 +381,48 @@ async def test_a_request_whose_answer_is_lost_is_not_sent_again(
     assert (got.status, got.sent, got.delivered, got.unknown) == ("done", 7, 3, 0)
 
 
+async def test_a_campaign_whose_lost_answers_are_reported_is_done_soon_after(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """A campaign waiting only for lost answers looks again within 15 s, not only when
+    their one more try is due (half an hour): reports that settle them make it done."""
+    client = await start_app(bulk_config(tmp_path, database_url, redis_url, fake, at_timeout=0.2))
+    for i in range(1, 4):
+        await complaint(number(i), language="en_IN")
+    fake.faults[number(1)] = Fault.RESET  # one request for the three: every answer lost
+    campaigns, campaign = await theog_draft(client)
+    await campaigns.start(campaign, actor="t")
+
+    redis = client.app[REDIS]
+
+    async def next_run() -> list[tuple[bytes, float]]:
+        jobs = await redis.zrange(BULK_QUEUE, 0, -1, withscores=True)
+        return [(j, d) for j, d in jobs if j.startswith(f"campaign:{campaign.id}:at:".encode())]
+
+    async def waiting() -> bool:
+        return (await progress(campaign)).unknown == 3 and bool(await next_run())
+
+    await run_bulk(client, until=waiting)
+    [(job, due)] = await next_run()
+    assert due / 1000 - time.time() <= 15, (
+        f"{job!r} looks again only in {due / 1000 - time.time():.0f} s"
+    )
+
+    url = str(client.make_url(DELIVERY_PATH))
+    for n in (number(i) for i in range(1, 4)):
+        status, _ = await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
+        assert status == 200
+    await redis.zadd(BULK_QUEUE, {job: time.time() * 1000})  # its 15 s are over
+    await run_bulk(client)
+    got = await progress(campaign)
+    assert (got.status, got.delivered, got.unknown) == ("done", 3, 0)
+    assert len(fake.requests) == 1, "nothing sent again"
+
+
 async def test_pause_resume_and_cancel(
     bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:
@@ -447,16 +495,22 @@ async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeatin
     assert await OutboundMessage.filter(campaign_id=campaign.id).count() == 30
 
 
+@pytest.mark.parametrize("lease", [None, 20], ids=["default lease", "lease 20 s"])
 async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_once(
     start_app: AppFactory,
     tmp_path: Path,
     database_url: str,
     redis_url: str,
     fake: FakeAfricasTalking,
+    lease: int | None,
 ) -> None:
     """A runner writes its batch already held ("sending") and sends it next; one killed in
-    between (no chance to hand it back) leaves it held until it is stale, then it goes."""
-    client = await start_app(bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5))
+    between (no chance to hand it back) leaves it held until it is stale (past
+    ``worker.send_lease_seconds``), then it goes."""
+    worker = {"send_lease_seconds": lease} if lease is not None else {}
+    config = bulk_config(tmp_path, database_url, redis_url, fake, batch_size=5, worker=worker)
+    client = await start_app(config)
+    stale = timedelta(seconds=config.worker.send_lease_seconds + 1)
     for i in range(1, 13):
         await complaint(number(i), language="en_IN")
     campaigns, campaign = await theog_draft(client)
@@ -476,7 +530,7 @@ async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_o
     assert await OutboundMessage.filter(status=MessageStatus.SENDING).count() == 5
     assert (await campaign_status(campaign)) is CampaignStatus.SENDING
     await OutboundMessage.filter(status=MessageStatus.SENDING).update(
-        updated_at=datetime.now(UTC) - timedelta(minutes=3)
+        updated_at=datetime.now(UTC) - stale
     )
     await client.app[REDIS].delete(BULK_QUEUE)
     await run_bulk(client)

@@ -198,6 +198,27 @@ def test_port_out_of_range_is_refused() -> None:
     assert "server.port" in str(excinfo.value)
 
 
+def test_a_send_lease_shorter_than_twice_the_provider_timeout_is_refused(
+    tmp_path: Path,
+) -> None:
+    def alter(raw: dict[str, Any]) -> None:
+        raw["worker"]["send_lease_seconds"] = 15
+        raw["sms"]["africastalking"]["timeout_seconds"] = 8
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, alter)
+    assert "worker.send_lease_seconds: 15 is less than twice" in str(excinfo.value)
+    with pytest.raises(ConfigError) as excinfo:
+        load_altered(tmp_path, lambda raw: raw["worker"].update(send_lease_seconds=5))
+    assert "worker.send_lease_seconds" in str(excinfo.value)
+
+    def short(raw: dict[str, Any]) -> None:
+        raw["worker"]["send_lease_seconds"] = 10
+        raw["sms"]["africastalking"]["timeout_seconds"] = 5
+
+    assert load_altered(tmp_path, short).worker.send_lease_seconds == 10
+
+
 def test_unknown_sms_provider_in_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
         load_altered(tmp_path, lambda raw: raw["sms"].update(provider="nokia"))
@@ -353,7 +374,7 @@ def test_environment_overrides_fill_sections_the_file_leaves_out(tmp_path: Path)
     assert config.sms.africastalking.username == "hpgrievance"
     assert config.sms.africastalking.resolved_base_url == "https://api.africastalking.com"
     assert config.redis.url == "unix:///run/r.sock"
-    assert config.database.url == "sqlite:///var/gateway.storage.db"
+    assert config.database.url == "sqlite:///var/gateway.db"
 
 
 def test_empty_environment_variable_does_not_override() -> None:

@@ -40,8 +40,10 @@ from gateway.sms.outbox import (
     MessageDraft,
     Outbox,
     TransientSendFailure,
+    claim_messages,
     queue_messages,
     record_delivery_report,
+    record_unanswered,
 )
 from gateway.sms.templates import RenderedSms
 from gateway.storage.models import Channel, Citizen, ComplaintEvent, OutboundMessage
@@ -462,7 +464,7 @@ async def test_a_message_never_dispatched_is_requeued_and_sent(
 async def test_a_message_whose_job_id_another_database_used_is_sent_once_stuck(
     at_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:
-    """A Redis that outlived its database (restored, or var/gateway.storage.db deleted) keeps the
+    """A Redis that outlived its database (restored, or var/gateway.db deleted) keeps the
     result of a job ``sms:<id>`` for a message of the old database with the same ID: arq
     refuses that job ID for the new message, and so does each sweep. Past STUCK_AFTER the
     sweep queues it under a job ID of its own; the row still lets it be sent once."""
@@ -742,6 +744,34 @@ async def test_a_delivery_report_settles_a_message_whose_answer_was_lost(
     assert await resend_unanswered_at(lossy_client, datetime.now(UTC) + 2 * WAIT) == 0
     await run_worker(lossy_client.app)
     assert fake.received(CITIZEN) == 1
+
+
+async def test_a_report_that_comes_before_its_send_gave_up_on_the_answer_is_taken_later(
+    lossy_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """AT may deliver a message, and report it, while the gateway still waits for the
+    answer of the request that sent it (a slow answer: the report comes before the
+    timeout). Its ID is none of ours yet: the callback answers 503, and AT's report sent
+    again settles the message once its answer is lost. Taken and dropped at once, the
+    report was gone, and the message sent a second time after the wait."""
+    ack = await register(lossy_client)
+    [claimed] = await claim_messages([ack.id])  # a worker's send, waiting for its answer
+    assert claimed is not None
+    url = str(lossy_client.make_url(DELIVERY_PATH))
+    status, body = await fake.send_delivery_report(url, "ATXid_early", "Success", phone=CITIZEN)
+    assert status == 503, body
+    # Another number's report, or one with an ID of ours, is taken as ever.
+    status, _ = await fake.send_delivery_report(url, "ATXid_other", "Success", phone=OFFICER)
+    assert status == 200
+    await ack.refresh_from_db()
+    assert ack.status == "sending" and ack.provider_message_id is None
+
+    async with in_transaction() as conn:  # the send's answer is lost (its timeout)
+        await record_unanswered(conn, [ack.id], how="timeout", at=datetime.now(UTC))
+    await report(lossy_client, fake, "ATXid_early", "Success", CITIZEN)  # AT's retry
+    await ack.refresh_from_db()
+    assert (ack.status, ack.provider_message_id) == ("delivered", "ATXid_early")
+    assert await resend_unanswered_at(lossy_client, datetime.now(UTC) + 2 * WAIT) == 0
 
 
 async def test_two_lost_answers_to_one_number_are_settled_in_order(

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from arq.constants import in_progress_key_prefix
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
 from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
@@ -172,6 +174,45 @@ async def test_the_embedded_worker_outlives_a_redis_restart(
     assert any("campaign worker stopped" in m for m in stopped), stopped
     again = [r.getMessage() for r in caplog.records if "running again" in r.getMessage()]
     assert len(again) == 2, again
+    await gateway.close()
+
+
+async def test_messages_whose_jobs_went_with_redis_are_queued_again_once_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+    start_app: AppFactory,
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    redis_server: RedisServer,
+) -> None:
+    """A complaint registered while Redis is down is written, its messages' jobs are not
+    (nor are jobs queued just before a Redis that restarts empty). The worker, back after
+    the outage, queues every message that should be moving at once, not when the sweep
+    next finds it late (here the sweep runs hourly)."""
+    config = make_config(
+        tmp_path, database_url, redis_server.url, worker={"sweep_interval_seconds": 3600}
+    )
+    first = await start_app(config)
+    await first.close()
+    gateway = await aiohttp_client(create_app(config, with_worker=True))
+    await eventually(lambda: ok(gateway), "/healthz ok with the worker running")
+
+    await redis_server.kill()
+
+    async def worker_stopped() -> bool:
+        return any("message worker stopped" in r.getMessage() for r in caplog.records)
+
+    await eventually(worker_stopped, "the message worker's loop ended with Redis")
+    with pytest.raises(RedisConnectionError):
+        await gateway.app[COMPLAINTS].register(new_complaint())  # written, not queued
+    ack = await OutboundMessage.get(template=ACKNOWLEDGEMENT)
+    assert ack.status == "queued"
+    await redis_server.start()  # empty
+
+    async def sent() -> bool:  # the simulator: delivered at once
+        return await OutboundMessage.filter(status="delivered").count() == 2
+
+    await eventually(sent, "the acknowledgement and the officer's notice sent")
     await gateway.close()
 
 
@@ -374,6 +415,61 @@ async def test_a_send_left_by_a_killed_worker_goes_again_after_the_lease_once(
     await run_worker(at_client.app)
     assert requests_to(fake, CITIZEN) == 2 and requests_to(fake, OFFICER) == 2
     assert await redis.zcard(QUEUE) == 0
+
+
+async def test_a_message_whose_job_a_killed_worker_had_started_goes_without_waiting_for_arq(
+    at_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """A worker killed after arq started a message's job, before the job claimed the
+    message, leaves it queued and its job "in progress" in arq for ten minutes (the
+    longest job's timeout): the sweep gives it a job of its own, and it is sent once."""
+    ack = await register(at_client)
+    officer = await officer_notice(ack)
+    redis = at_client.app[REDIS]
+    left = in_progress_key_prefix + send_sms_job_id(ack.id)
+    await redis.psetex(left, 600_000, b"1")  # the dead worker's: started, never claimed
+    await OutboundMessage.filter(id=ack.id).update(
+        created_at=datetime.now(UTC) - timedelta(minutes=1)  # past the sweep's grace
+    )
+    await run_worker(at_client.app)  # the sweep runs at start-up
+    for msg in (ack, officer):
+        await msg.refresh_from_db()
+        assert (msg.status, msg.attempts) == ("sent", 1)
+    assert requests_to(fake, CITIZEN) == 1 and requests_to(fake, OFFICER) == 1
+
+    await redis.delete(left)  # arq's ten minutes are over: its own job finds it sent
+    await run_worker(at_client.app)
+    assert requests_to(fake, CITIZEN) == 1
+    assert await redis.zcard(QUEUE) == 0
+
+
+async def test_a_send_is_taken_again_only_past_the_configured_lease(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """``worker.send_lease_seconds`` is the lease the sweep and the claim both go by: with
+    20 s, a message left "sending" 21 s ago is sent again, one left 19 s ago is not."""
+    config = at_config(tmp_path, database_url, redis_url, fake, worker={"send_lease_seconds": 20})
+    client = await start_app(config)
+    ack = await register(client)
+    officer = await officer_notice(ack)
+    now = datetime.now(UTC)
+    await OutboundMessage.filter(id=ack.id).update(
+        status="sending", attempts=1, updated_at=now - timedelta(seconds=19)
+    )
+    await OutboundMessage.filter(id=officer.id).update(
+        status="sending", attempts=1, updated_at=now - timedelta(seconds=21)
+    )
+    await client.app[REDIS].flushdb()  # their jobs gone with the dead worker's Redis
+    await run_worker(client.app)  # the sweep runs at start-up
+    await ack.refresh_from_db()
+    await officer.refresh_from_db()
+    assert (ack.status, ack.attempts) == ("sending", 1)
+    assert (officer.status, officer.attempts) == ("sent", 2)
+    assert requests_to(fake, CITIZEN) == 0 and requests_to(fake, OFFICER) == 1
 
 
 # --------------------------------------------------------------------------- standalone

@@ -43,7 +43,6 @@ from gateway.jobs.worker import backoff
 from gateway.sms.notices import ESSENTIAL
 from gateway.sms.outbox import (
     NEW_MESSAGE_COLUMNS,
-    STALE_SENDING,
     SentRow,
     claim_messages,
     new_message_row,
@@ -830,6 +829,7 @@ class CampaignRunner:
             redis, provider=provider.name, per_second=config.bulk.segments_per_second
         )
         self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
+        self._lease = timedelta(seconds=config.worker.send_lease_seconds)
 
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
@@ -922,8 +922,9 @@ class CampaignRunner:
                     wait=self._answer_wait, campaign_id=campaign_id
                 )
                 if answer_due is not None:
-                    # Answers lost: a report may settle them; else their one more try then.
-                    return "waiting", (True, max(soon, answer_due))
+                    # Answers lost: their reports may settle them any moment (look again
+                    # soon, to be done then), else their one more try is due then.
+                    return "waiting", (True, min(soon, answer_due))
                 await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
                     status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
                 )
@@ -1041,7 +1042,7 @@ class CampaignRunner:
             # message already sent, batch after batch).
             rows += (
                 await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
-                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - STALE_SENDING))
+                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
                 .exclude(id__in=list(held))
                 .order_by("id")
                 .limit(size - len(rows))
@@ -1085,7 +1086,7 @@ class CampaignRunner:
         claimed = {phone: mid for mid, phone, _ in chunk if mid in held}
         attempts = {mid: 1 for mid in claimed.values()}
         others = [mid for mid, _, _ in chunk if mid not in held]
-        for m in await claim_messages(others) if others else []:
+        for m in await claim_messages(others, lease=self._lease) if others else []:
             if m is not None:
                 claimed[m.recipient] = m.id
                 attempts[m.id] = m.attempts

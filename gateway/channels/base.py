@@ -169,7 +169,10 @@ class Callbacks(Protocol):
 
     async def ussd_session_ended(self, end: UssdSessionEnd) -> None: ...
 
-    async def delivery_report(self, report: DeliveryReport) -> None: ...
+    async def delivery_report(self, report: DeliveryReport) -> None:
+        """Apply a delivery report; raises :class:`RetryLater` when it cannot be placed
+        yet, for the route to answer so that the provider sends it again."""
+        ...
 
     async def inbound_sms(self, sms: InboundSms) -> None:
         """Act on an incoming SMS; raises (:class:`RetryLater` or any error) when it was not

@@ -10,14 +10,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry, cron
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
@@ -108,6 +108,17 @@ class ArqDispatcher:
                 )
             await pipe.execute()
 
+    async def started(self, message_ids: Sequence[int]) -> list[int]:
+        """Those of ``message_ids`` whose ``send_sms`` job a worker has started (arq's
+        in-progress key, held for arq's in-progress timeout)."""
+        if not message_ids:
+            return []
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.exists(in_progress_key_prefix + send_sms_job_id(message_id))
+            held = await pipe.execute()
+        return [m for m, n in zip(message_ids, held, strict=True) if n]
+
 
 class ArqSecondChance:
     """Queues the one later retry of an essential message that finally failed."""
@@ -155,25 +166,37 @@ async def send_sms(ctx: dict[str, Any], message_id: int) -> str:
 STUCK_AFTER = timedelta(minutes=10)
 """A message still queued this long after it was written has no job that will run: its
 job ID is held by a job or result of another database's message with the same ID (a
-Redis that outlived its database: the database restored, or ``var/gateway.storage.db`` deleted
+Redis that outlived its database: the database restored, or ``var/gateway.db`` deleted
 while the embedded Redis kept its jobs). Far beyond any queue's wait at this worker's rate."""
 
 STRANDED_GRACE = timedelta(seconds=30)
 """How late a queued message or a due retry may be before the sweep queues it again."""
 
 
-async def requeue_stranded(ctx: dict[str, Any]) -> int:
+async def requeue_stranded(ctx: dict[str, Any], *, grace: timedelta = STRANDED_GRACE) -> int:
     """Queue again every message that should be moving and is not
     (:func:`~gateway.sms.outbox.stranded_messages`): written but never queued (the process
     stopped between the two), a retry whose job was lost with Redis, a send whose worker
-    died. The row lets one delivery send each, however many jobs there are."""
+    died. The row lets one delivery send each, however many jobs there are.
+
+    ``grace``: how late a queued message or a due retry must be; none after an outage,
+    when their jobs may all have gone with Redis (:func:`sweep_after_outage`)."""
+    config: Config = ctx["config"]
     dispatcher: ArqDispatcher = ctx["dispatcher"]
-    stranded = await stranded_messages(grace=STRANDED_GRACE)
+    lease = timedelta(seconds=config.worker.send_lease_seconds)
+    stranded = await stranded_messages(grace=grace, lease=lease)
     now = datetime.now(UTC)
     queued = [m.id for m in stranded if m.status is MessageStatus.QUEUED]
     if queued:
         log.warning("re-queueing %d stranded message(s)", len(queued))
         await dispatcher.dispatch(queued)
+    # A job started by a worker that died before the job claimed its message: arq holds
+    # the job ID "in progress" for ten minutes (the longest job's timeout). A job of its
+    # own now; were the worker alive and about to claim, one of the two finds it sent.
+    left = await dispatcher.started(queued)
+    if left:
+        log.warning("%d queued message(s) whose job a worker started and left", len(left))
+        await dispatcher.dispatch(left, tag=f"left{int(now.timestamp())}")
     # Their plain job IDs are taken (by the retry's job, the dead worker's, or a result
     # kept), or may be: job IDs of their own.
     late = [m.id for m in stranded if m.status is not MessageStatus.QUEUED]
@@ -187,6 +210,14 @@ async def requeue_stranded(ctx: dict[str, Any]) -> int:
         log.warning("%d message(s) queued for over %s: new job IDs", len(stuck), STUCK_AFTER)
         await dispatcher.dispatch(stuck, tag=f"stuck{int(now.timestamp())}")
     return len(stranded)
+
+
+async def sweep_after_outage(ctx: dict[str, Any]) -> int:
+    """The message worker back after an outage: Redis may have restarted empty, taking
+    every job queued in it, so every message that should be moving is queued again now
+    (a job still there is not doubled: a queued message keeps its job ID), not once it is
+    late by the sweep's grace."""
+    return await requeue_stranded(ctx, grace=timedelta(0))
 
 
 async def resend_unanswered(ctx: dict[str, Any], *, now: datetime | None = None) -> int:
@@ -393,14 +424,16 @@ async def supervise(
     name: str,
     first_delay: float = RESTART_FIRST_DELAY,
     max_delay: float = RESTART_MAX_DELAY,
+    recovered: Callable[[dict[str, Any]], Awaitable[object]] | None = None,
 ) -> None:
     """Run ``worker`` until cancelled (or, in burst mode, done), starting it again whenever
     its loop dies.
 
     arq's loop ends at the first Redis error (a restart, a network cut), and nothing in
     arq starts it again. The failure is logged at once, and once per outage: the
-    restarts that follow are quiet until one gets through to Redis, which is logged too.
-    The jobs under way are tasks of their own and carry on meanwhile. Cancel the task
+    restarts that follow are quiet until one gets through to Redis, which is logged too,
+    and ``recovered(ctx)`` is run (what the jobs lost with Redis would have done). The
+    jobs under way are tasks of their own and carry on meanwhile. Cancel the task
     running this, then :func:`stop_worker`, to stop."""
     outage_since: float | None = None
     restarts = 0
@@ -420,6 +453,12 @@ async def supervise(
             outage_since, restarts, delay = None, 0, first_delay
             # Its health record (gone with Redis, or expiring) now, not at the next interval.
             worker._last_health_check = 0
+            if recovered is not None:
+                try:
+                    await recovered(ctx)
+                except Exception:
+                    # The database may be down too: the crons take it from there.
+                    log.exception("the %s worker's recovery after the outage failed", name)
         if own_startup is not None:
             await own_startup(ctx)
 
@@ -462,8 +501,12 @@ async def running_workers(
     ``ctx`` must hold what both need (:func:`build_worker`, :func:`build_bulk_worker`)."""
     worker = build_worker(config, pool=pool, ctx=ctx)
     bulk = build_bulk_worker(config, pool=pool, ctx=ctx)
-    task = asyncio.create_task(supervise(worker, name="message"), name="arq-worker")
-    bulk_task = asyncio.create_task(supervise(bulk, name="campaign"), name="arq-bulk-worker")
+    task = asyncio.create_task(
+        supervise(worker, name="message", recovered=sweep_after_outage), name="arq-worker"
+    )
+    bulk_task = asyncio.create_task(
+        supervise(bulk, name="campaign", recovered=resume_campaigns), name="arq-bulk-worker"
+    )
     try:
         yield worker, bulk
     finally:

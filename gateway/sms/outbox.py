@@ -11,6 +11,7 @@ settles it (:func:`record_delivery_report`); with none after a wait it is sent o
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = [
     "Dispatcher",
     "MessageDraft",
     "Outbox",
+    "ReportTooEarly",
     "StrandedMessage",
     "TransientSendFailure",
     "adopt_unanswered",
@@ -68,10 +70,11 @@ log = logging.getLogger(__name__)
 
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 STALE_SENDING = timedelta(minutes=2)
-"""The lease of a claim: a message "sending" for longer than this was left by a worker that
-died mid-send (the send job's timeout is 60 s), and is taken again (:func:`claim_messages`,
-and the sweep's :func:`stranded_messages`). Independent of arq's own in-progress timeout,
-which follows the longest job a worker has (ten minutes)."""
+"""The lease of a claim by default (``worker.send_lease_seconds``): a message "sending" for
+longer than this was left by a worker that died mid-send (the send job's timeout is 60 s),
+and is taken again (:func:`claim_messages`, and the sweep's :func:`stranded_messages`).
+Independent of arq's own in-progress timeout, which follows the longest job a worker has
+(ten minutes)."""
 
 
 class Dispatcher(Protocol):
@@ -82,6 +85,11 @@ class Dispatcher(Protocol):
 
 class TransientSendFailure(Exception):
     """The provider may take the message later: the job should be retried."""
+
+
+class ReportTooEarly(Exception):
+    """A delivery report whose ID is none of ours, to a number with a send still waiting
+    for its answer: it may be that send's. Take it again later (a callback answers 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,12 +337,15 @@ class ClaimedMessage:
 
 
 async def claim_messages(
-    message_ids: Sequence[int], *, conn: BaseDBAsyncClient | None = None
+    message_ids: Sequence[int],
+    *,
+    conn: BaseDBAsyncClient | None = None,
+    lease: timedelta = STALE_SENDING,
 ) -> list[ClaimedMessage | None]:
     """Move each message to "sending" if it may be sent now; one result per ID, in order.
 
-    Only one delivery at a time: a "sending" message is taken only when left stale
-    (:data:`STALE_SENDING`). An ID given twice is claimed once (the first).
+    Only one delivery at a time: a "sending" message is taken only when left stale (held
+    longer than ``lease``). An ID given twice is claimed once (the first).
     """
     if not message_ids:
         return []
@@ -355,7 +366,7 @@ async def claim_messages(
             now,
             MessageStatus.QUEUED.value,
             MessageStatus.RETRYING.value,
-            now - STALE_SENDING,
+            now - lease,
             *ids,
         ],
     )
@@ -388,12 +399,16 @@ class Outbox:
         session: aiohttp.ClientSession,
         sender_id: str | None,
         second_chance: SecondChance | None = None,
+        lease: timedelta = STALE_SENDING,
     ) -> None:
+        """``lease``: how long a claim holds a message (``worker.send_lease_seconds``)."""
         self.provider = provider
         self.session = session
         self.sender_id = sender_id
         self.second_chance = second_chance
-        self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(claim_messages)
+        self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(
+            functools.partial(claim_messages, lease=lease)
+        )
         self._results: GroupWriter[SentRow, None] = GroupWriter(_record_sent_now)
 
     async def deliver(
@@ -535,11 +550,17 @@ async def record_delivery_report(
 
     A report whose ID is unknown (the send's answer, which held it, was lost) settles a
     message to its number in "unknown" state sent within ``answer_window``
-    (:func:`adopt_unanswered`).
+    (:func:`adopt_unanswered`). One that comes while a send to its number still waits for
+    its answer raises :class:`ReportTooEarly`: the provider delivered, and reported, before
+    the gateway had its answer (or gave up on it), and the report, sent again, will find
+    the message by its ID or "unknown". Dropped, it would leave that message to be sent
+    a second time after the wait.
     """
     msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
     if msg is None and answer_window is not None:
         msg = await adopt_unanswered(report, window=answer_window, now=now)
+        if msg is None and await _send_in_flight(report.phone):
+            raise ReportTooEarly(f"a send to {mask_phone(report.phone)} awaits its answer")
     if msg is None:
         return False
     if report.state is DeliveryState.IN_FLIGHT:
@@ -567,6 +588,13 @@ async def record_delivery_report(
             await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, second_chance)
     return True
+
+
+async def _send_in_flight(phone: str | None) -> bool:
+    """Whether a message to ``phone`` is being sent (claimed, its answer not recorded)."""
+    if phone is None:
+        return False
+    return await OutboundMessage.filter(recipient=phone, status=MessageStatus.SENDING).exists()
 
 
 async def adopt_unanswered(
@@ -635,11 +663,13 @@ class StrandedMessage:
     lease over (sending)."""
 
 
-async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[StrandedMessage]:
+async def stranded_messages(
+    *, grace: timedelta, lease: timedelta = STALE_SENDING, limit: int = 500
+) -> list[StrandedMessage]:
     """Messages no job is moving, oldest first: queued more than ``grace`` ago (a crash
     between commit and enqueue), retrying more than ``grace`` past their due time (the
-    job that was to retry them lost with Redis), and sending past their lease
-    (:data:`STALE_SENDING`: the worker died mid-send).
+    job that was to retry them lost with Redis), and sending past their ``lease`` (the
+    worker died mid-send).
 
     A campaign's messages are not among them: the campaign's own job sends them, at its
     rate and only while the campaign is sending."""
@@ -650,7 +680,7 @@ async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[Stran
         .filter(
             Q(status=MessageStatus.QUEUED, created_at__lt=cutoff)
             | Q(status=MessageStatus.RETRYING, next_attempt_at__lt=cutoff)
-            | Q(status=MessageStatus.SENDING, updated_at__lt=now - STALE_SENDING)
+            | Q(status=MessageStatus.SENDING, updated_at__lt=now - lease)
         )
         .order_by("id")
         .limit(limit)
@@ -662,7 +692,7 @@ async def stranded_messages(*, grace: timedelta, limit: int = 500) -> list[Stran
         when = {
             MessageStatus.QUEUED: written,
             MessageStatus.RETRYING: due,
-            MessageStatus.SENDING: claimed + STALE_SENDING,
+            MessageStatus.SENDING: claimed + lease,
         }[state]
         stranded.append(StrandedMessage(int(str(message_id)), state, when))
     return stranded

@@ -44,8 +44,8 @@ MIGRATIONS_MODULE = "gateway.storage.migrations"
 def tortoise_config(config: Config) -> dict[str, Any]:
     """The tortoise-orm configuration for ``config.database.url``.
 
-    ``sqlite:///var/gateway.storage.db`` is relative to the config file's directory,
-    ``sqlite:////srv/gateway.storage.db`` absolute (SQLAlchemy's convention).
+    ``sqlite:///var/gateway.db`` is relative to the config file's directory,
+    ``sqlite:////srv/gateway.db`` absolute (SQLAlchemy's convention).
     """
     url = config.database.url
     connection: str | dict[str, Any]

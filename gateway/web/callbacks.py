@@ -23,7 +23,7 @@ from gateway.channels.base import (
     UssdSessionEnd,
 )
 from gateway.complaints.inbox import InboundInProgress, Inbox
-from gateway.sms.outbox import SecondChance, record_delivery_report
+from gateway.sms.outbox import ReportTooEarly, SecondChance, record_delivery_report
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
 from gateway.storage.sql import param
@@ -95,9 +95,12 @@ class GatewayCallbacks:
             await UssdSession.filter(session_id=end.session_id).update(**fields)
 
     async def delivery_report(self, report: DeliveryReport) -> None:
-        found = await record_delivery_report(
-            report, second_chance=self.second_chance, answer_window=self.answer_window
-        )
+        try:
+            found = await record_delivery_report(
+                report, second_chance=self.second_chance, answer_window=self.answer_window
+            )
+        except ReportTooEarly as exc:
+            raise RetryLater(str(exc)) from None
         if not found:
             log.info(
                 "delivery report for unknown message %s (%s) acknowledged",

@@ -426,7 +426,11 @@ async def _delivery_report(request: web.Request, *, region: str) -> web.Response
         report.failure_reason,
         mask_phone(report.phone),
     )
-    await request.app[CALLBACKS].delivery_report(report)
+    try:
+        await request.app[CALLBACKS].delivery_report(report)
+    except RetryLater as exc:
+        log.info("africastalking: delivery report id=%s: %s; 503", report.provider_message_id, exc)
+        return _retry_later()
     return _text("OK")
 
 
