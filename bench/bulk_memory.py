@@ -138,7 +138,6 @@ async def main(n: int) -> None:
             templates=templates,
             provider=provider,
             session=session,
-            sender_id=None,
             redis=pool,
             scheduler=NoScheduler(),
             clock=lambda: datetime.now(UTC),

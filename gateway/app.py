@@ -18,7 +18,7 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from gateway.campaigns.service import CampaignRunner, Campaigns
-from gateway.channels.base import CALLBACKS, Provider
+from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
 from gateway.channels.registry import build_providers
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
@@ -36,6 +36,7 @@ from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Outbox
 from gateway.sms.templates import TemplateBook
+from gateway.storage import limits
 from gateway.storage.db import close_database, database_ok, open_database
 from gateway.storage.embedded_redis import EmbeddedRedis
 from gateway.storage.ticket_key import ticket_codec
@@ -74,6 +75,7 @@ __all__ = [
     "TEMPLATES",
     "WORKER",
     "Static",
+    "callback_limits",
     "create_app",
 ]
 
@@ -164,9 +166,25 @@ def setup_database(app: web.Application) -> None:
     app.cleanup_ctx.append(database_ctx)
 
 
+def callback_limits() -> CallbackLimits:
+    """What the database keeps of what providers' callbacks name: the lengths the providers
+    enforce, read from the columns (:mod:`gateway.storage.limits`), which they do not know."""
+    return CallbackLimits(
+        ussd_session_id=limits.USSD_SESSION_ID,
+        ussd_service_code=limits.USSD_SERVICE_CODE,
+        ussd_network_code=limits.USSD_NETWORK_CODE,
+        ussd_end_status=limits.USSD_END_STATUS,
+        ussd_cost=limits.USSD_COST,
+        ussd_hops=limits.USSD_HOPS,
+        ussd_duration_ms=limits.USSD_DURATION_MS,
+        outbound_message_id=limits.OUTBOUND_MESSAGE_ID,
+        inbound_message_id=limits.INBOUND_MESSAGE_ID,
+    )
+
+
 def setup_providers(app: web.Application) -> None:
     config = app[CONFIG]
-    providers = build_providers(config)
+    providers = build_providers(config, limits=callback_limits())
     app[PROVIDERS] = providers
     for name, provider in providers.items():
         # The simulator's listing of what it "sent" is for trying the gateway out only.
@@ -273,7 +291,6 @@ def jobs_context(
     """What the workers' jobs need: the outbox (provider, HTTP client, second chance), the
     dispatcher, the lifecycle and the campaign runner. One function for the server's
     embedded workers and ``python -m gateway worker``, so that the two cannot differ."""
-    sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
     scheduler = ArqRunScheduler(redis)
     return {
         "campaign_scheduler": scheduler,
@@ -282,7 +299,6 @@ def jobs_context(
             templates=templates,
             provider=provider,
             session=session,
-            sender_id=sender_id,
             redis=redis,
             scheduler=scheduler,
             clock=clock,
@@ -290,7 +306,7 @@ def jobs_context(
         "outbox": Outbox(
             provider=provider,
             session=session,
-            sender_id=sender_id,
+            dlt_entity_id=config.sms.dlt_entity_id,
             second_chance=second_chance(config, redis),
             lease=timedelta(seconds=config.worker.send_lease_seconds),
         ),

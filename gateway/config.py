@@ -11,19 +11,27 @@ import re
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from gateway.channels.registry import PROVIDERS
 from gateway.text.i18n import DATE_FORMAT, Catalogs
 from gateway.text.names import fill_names
 from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
 
 __all__ = [
     "SAMPLE_TICKET_KEY",
-    "AfricasTalkingSettings",
     "Config",
     "ConfigError",
     "Department",
@@ -270,34 +278,48 @@ class BulkSettings(_Model):
     """No bulk SMS in this window (null: none)."""
 
 
-class AfricasTalkingSettings(_Model):
-    username: str = "sandbox"
-    api_key: str = ""
-    sender_id: str | None = None
-    base_url: str | None = None
-    """SMS API base; defaults to the live URL, or the sandbox one when username is ``sandbox``."""
-    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+class _SmsSettings(_Model):
+    """What the ``sms`` section holds besides each provider's settings, which are added from
+    :data:`gateway.channels.registry.PROVIDERS` (:data:`SmsSettings`)."""
 
-    @property
-    def resolved_base_url(self) -> str:
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        if self.username == "sandbox":
-            return "https://api.sandbox.africastalking.com"
-        return "https://api.africastalking.com"
+    provider: str = next(iter(PROVIDERS))
+    """The provider that sends the gateway's SMS (every provider's callbacks are served)."""
+    dlt_entity_id: Annotated[str, Field(pattern=r"^[0-9]{1,30}$")] | None = None
+    """The sender's principal entity ID on India's DLT platform, handed to the provider with
+    each SMS (and the template's own DLT ID), for a provider whose API takes it."""
 
-
-class SmsSettings(_Model):
-    provider: Literal["simulator", "africastalking"] = "simulator"
-    africastalking: AfricasTalkingSettings = AfricasTalkingSettings()
+    def settings_of(self, provider: str) -> Any:
+        """``provider``'s settings (its model from the registry), or None when it has none."""
+        return getattr(self, provider, None)
 
     @model_validator(mode="after")
-    def _credentials(self) -> SmsSettings:
-        if self.provider == "africastalking" and not self.africastalking.api_key:
-            raise ValueError(
-                "africastalking.api_key is required when provider is africastalking (AT_API_KEY)"
-            )
+    def _ready_to_send(self) -> _SmsSettings:
+        entry = PROVIDERS[self.provider]
+        settings = self.settings_of(self.provider)
+        by_setting = {setting: variable for variable, setting in entry.env.items()}
+        for name in entry.required:
+            if not getattr(settings, name):
+                variable = f" ({by_setting[name]})" if name in by_setting else ""
+                raise ValueError(
+                    f"{entry.name}.{name} is required when provider is {entry.name}{variable}"
+                )
         return self
+
+
+if TYPE_CHECKING:
+    SmsSettings = _SmsSettings
+else:
+    SmsSettings = create_model(
+        "SmsSettings",
+        __base__=_SmsSettings,
+        __doc__="The ``sms`` section: which provider sends, and each provider's settings.",
+        provider=(Literal[tuple(PROVIDERS)], next(iter(PROVIDERS))),
+        **{
+            name: (entry.settings, entry.settings())
+            for name, entry in PROVIDERS.items()
+            if entry.settings is not None
+        },
+    )
 
 
 class UssdSettings(_Model):
@@ -371,13 +393,7 @@ class Config(_Model):
         _unique("districts: block", [b.code for d in self.districts for b in d.blocks])
         self._check_names(codes)
         self._check_officers()
-        timeout = self.sms.africastalking.timeout_seconds
-        if self.worker.send_lease_seconds < 2 * timeout:
-            raise ValueError(
-                f"worker.send_lease_seconds: {self.worker.send_lease_seconds} is less than twice "
-                f"sms.africastalking.timeout_seconds ({timeout:g}): a send still waiting for its "
-                "answer would be taken again"
-            )
+        self._check_lease()
         for i, lang in enumerate(self.languages):
             alt = lang.latin_alternative
             target = self.language(alt) if alt is not None else None
@@ -398,6 +414,17 @@ class Config(_Model):
                 "generated key, one with complaints keeps the key its tickets were made with)"
             )
         return self
+
+    def _check_lease(self) -> None:
+        """A send still waiting for the provider's answer must not be taken again."""
+        provider = self.sms.provider
+        timeout = getattr(self.sms.settings_of(provider), "timeout_seconds", None)
+        if isinstance(timeout, int | float) and self.worker.send_lease_seconds < 2 * timeout:
+            raise ValueError(
+                f"worker.send_lease_seconds: {self.worker.send_lease_seconds} is less than twice "
+                f"sms.{provider}.timeout_seconds ({timeout:g}): a send still waiting for its "
+                "answer would be taken again"
+            )
 
     def _check_officers(self) -> None:
         _unique("officers", [o.code for o in self.officers])
@@ -495,11 +522,14 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "PORT": (("server", "port"), int),
     "HOST": (("server", "host"), str),
     "SMS_PROVIDER": (("sms", "provider"), str),
+    "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),
-    "AT_USERNAME": (("sms", "africastalking", "username"), str),
-    "AT_API_KEY": (("sms", "africastalking", "api_key"), str),
-    "AT_SENDER_ID": (("sms", "africastalking", "sender_id"), str),
-    "AT_BASE_URL": (("sms", "africastalking", "base_url"), str),
+    # Each provider's own (AT_USERNAME ...), as its registry entry names them.
+    **{
+        variable: (("sms", name, setting), str)
+        for name, entry in PROVIDERS.items()
+        for variable, setting in entry.env.items()
+    },
 }
 
 

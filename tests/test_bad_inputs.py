@@ -416,9 +416,11 @@ async def test_one_row_the_database_refuses_takes_no_other_with_it(
 ) -> None:
     recorder = SessionRecorder(delay=3600)  # flushed by hand
     for n in range(20):
-        recorder.started(UssdHop(f"ATUid_good{n}", "*1100#", PHONE, "40445", ""), "en_IN")
+        hop = UssdHop(f"ATUid_good{n}", "*1100#", PHONE, "40445", "", provider="africastalking")
+        recorder.started(hop, "en_IN")
     # What no parser lets through, as a provider of tomorrow might: a code past its column.
-    recorder.started(UssdHop("ATUid_bad", "*1100#" * 10, PHONE, "40445", ""), "en_IN")
+    bad = UssdHop("ATUid_bad", "*1100#" * 10, PHONE, "40445", "", provider="africastalking")
+    recorder.started(bad, "en_IN")
     with caplog.at_level(logging.ERROR, logger="gateway.web.callbacks"):
         await recorder.flush()
     assert await UssdSession.filter(session_id__startswith="ATUid_good").count() == 20

@@ -203,7 +203,8 @@ def test_a_send_lease_shorter_than_twice_the_provider_timeout_is_refused(
 ) -> None:
     def alter(raw: dict[str, Any]) -> None:
         raw["worker"]["send_lease_seconds"] = 15
-        raw["sms"]["africastalking"]["timeout_seconds"] = 8
+        raw["sms"]["provider"] = "africastalking"  # the provider that sends: its timeout
+        raw["sms"]["africastalking"].update(timeout_seconds=8, api_key="k")
 
     with pytest.raises(ConfigError) as excinfo:
         load_altered(tmp_path, alter)

@@ -812,7 +812,9 @@ async def test_a_lost_answer_with_no_report_is_sent_once_more_after_the_wait(
 
     assert await resend_unanswered_at(lossy_client, lost_at + WAIT - timedelta(minutes=1)) == 0
     # A report after the wait is not matched by number (the message may be sent again).
-    late = DeliveryReport("ATXid_late", DeliveryState.DELIVERED, "Success", phone=CITIZEN)
+    late = DeliveryReport(
+        "ATXid_late", DeliveryState.DELIVERED, "Success", phone=CITIZEN, provider="africastalking"
+    )
     after_the_wait = lost_at + WAIT + timedelta(seconds=1)
     assert not await record_delivery_report(late, answer_window=WAIT, now=after_the_wait)
     del fake.faults[CITIZEN]

@@ -1,9 +1,11 @@
-"""Africa's Talking provider: parsers fed AT's real payloads, send() against a fake AT on
-loopback, the callback routes, and wire compatibility with the official SDK."""
+"""Africa's Talking provider: parsers fed AT's real payloads, its status tables (outcome
+and opt-out), send() against a fake AT on loopback, the callback routes, and wire
+compatibility with the official SDK."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
@@ -18,17 +20,15 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp.plugin import AiohttpClient
 
-from gateway.channels.africastalking.provider import (
-    AfricasTalking,
-    format_ussd_reply,
-    outcome_for_status_code,
-    parse_delivery_report,
-    parse_inbound_sms,
-    parse_ussd_hop,
-    parse_ussd_session_end,
-)
+from gateway.app import callback_limits
+from gateway.channels.africastalking import parse
+from gateway.channels.africastalking.parse import format_ussd_reply
+from gateway.channels.africastalking.provider import AfricasTalking
+from gateway.channels.africastalking.settings import AfricasTalkingSettings
+from gateway.channels.africastalking.statuses import outcome_for_status_code
 from gateway.channels.base import (
     CALLBACKS,
+    CallbackLimits,
     DeliveryReport,
     DeliveryState,
     InboundSms,
@@ -46,6 +46,14 @@ USERNAME = "sampark"
 API_KEY = "atsk_4f1c0a9e7b2d48c6a1e3f5b7d9c2e4a6"
 PHONE = "+919812345678"
 SESSION_ID = "ATUid_0e8c5b7a4f2d4c1e9b3a6d8f0c2e4a61"
+AT = "africastalking"
+
+LIMITS = callback_limits()
+"""What the gateway's columns keep, as the wiring hands them to the provider."""
+parse_ussd_hop = functools.partial(parse.parse_ussd_hop, limits=LIMITS)
+parse_ussd_session_end = functools.partial(parse.parse_ussd_session_end, limits=LIMITS)
+parse_delivery_report = functools.partial(parse.parse_delivery_report, limits=LIMITS)
+parse_inbound_sms = functools.partial(parse.parse_inbound_sms, limits=LIMITS)
 
 # ------------------------------------------------------------- payloads as AT sends them
 
@@ -107,42 +115,42 @@ def having(payload: dict[str, str], **changes: str) -> dict[str, str]:
     [
         pytest.param(
             USSD_HOP,
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata"),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata", provider=AT),
             id="later-hop",
         ),
         pytest.param(
             having(USSD_HOP, text=""),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", ""),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "", provider=AT),
             id="first-hop-empty-text",
         ),
         pytest.param(
             without(USSD_HOP, "text"),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", ""),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "", provider=AT),
             id="first-hop-no-text",
         ),
         pytest.param(
             without(USSD_HOP, "networkCode"),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "", "1*2*Paani nahi aata"),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "", "1*2*Paani nahi aata", provider=AT),
             id="no-network-code",
         ),
         pytest.param(
             having(USSD_HOP, phoneNumber="919812345678"),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata"),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata", provider=AT),
             id="phone-without-plus",
         ),
         pytest.param(
             having(USSD_HOP, phoneNumber="09812345678", text="1*2*पानी नहीं आता"),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*पानी नहीं आता"),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*पानी नहीं आता", provider=AT),
             id="trunk-prefix-and-devanagari",
         ),
         pytest.param(
             having(USSD_HOP, hopsCount="3", carrier="Airtel", sessionType="SIM"),
-            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata"),
+            UssdHop(SESSION_ID, "*384*1100#", PHONE, "40445", "1*2*Paani nahi aata", provider=AT),
             id="extra-fields-ignored",
         ),
         pytest.param(
             having(USSD_HOP, sessionId="A" * 128, text="9" * 1000),
-            UssdHop("A" * 128, "*384*1100#", PHONE, "40445", "9" * 1000),
+            UssdHop("A" * 128, "*384*1100#", PHONE, "40445", "9" * 1000, provider=AT),
             id="at-the-length-limits",
         ),
     ],
@@ -215,12 +223,13 @@ def test_payload_error_for_a_phone_does_not_echo_the_number() -> None:
                 last_response="END Shikayat darj: HP-2026-000123",
                 error_message=None,
                 cost="INR 0.0200",
+                provider=AT,
             ),
             id="full",
         ),
         pytest.param(
             {"sessionId": SESSION_ID, "status": "Incomplete"},
-            UssdSessionEnd(session_id=SESSION_ID, status="Incomplete"),
+            UssdSessionEnd(session_id=SESSION_ID, status="Incomplete", provider=AT),
             id="only-required",
         ),
         pytest.param(
@@ -245,6 +254,7 @@ def test_payload_error_for_a_phone_does_not_echo_the_number() -> None:
                 last_response="END Shikayat darj: HP-2026-000123",
                 error_message="Timeout waiting for app response",
                 cost="INR 0.0200",
+                provider=AT,
             ),
             id="failed-with-garbled-optionals",
         ),
@@ -261,6 +271,7 @@ def test_payload_error_for_a_phone_does_not_echo_the_number() -> None:
                 last_input="1",
                 last_response="END Shikayat darj: HP-2026-000123",
                 cost="INR 0.0200",
+                provider=AT,
             ),
             id="float-duration",
         ),
@@ -304,6 +315,36 @@ def test_parse_delivery_report_status(status: str, state: DeliveryState) -> None
     report = parse_delivery_report(having(DLR, status=status))
     assert report.state is state
     assert report.provider_status == status
+    assert report.opted_out is False
+
+
+# Every failureReason AT documents for a failed report; only a blacklisting is an opt-out.
+@pytest.mark.parametrize(
+    ("status", "reason", "opted_out"),
+    [
+        ("Rejected", "UserInBlackList", True),
+        ("Failed", "UserInBlackList", True),
+        ("Failed", "UserInBlacklist", True),  # the spelling of the send answer's status
+        ("Expired", "userinblacklist", True),
+        ("Rejected", "InsufficientCredit", False),
+        ("Rejected", "InvalidLinkId", False),
+        ("Failed", "UserIsInactive", False),
+        ("Failed", "UserAccountSuspended", False),
+        ("Failed", "NotNetworkSubscriber", False),
+        ("Failed", "UserNotSubscribedToProduct", False),
+        ("Failed", "UserDoesNotExist", False),
+        ("Failed", "DeliveryFailure", False),
+        ("Rejected", "DoNotDisturbRejection", False),
+        ("AbsentSubscriber", "", False),
+        ("Failed", "UserInBlackListed", False),
+        ("Success", "UserInBlackList", False),  # delivered after all: nothing refused
+        ("Buffered", "UserInBlackList", False),
+    ],
+)
+def test_parse_delivery_report_opted_out(status: str, reason: str, opted_out: bool) -> None:
+    report = parse_delivery_report(having(DLR, status=status, failureReason=reason))
+    assert report.opted_out is opted_out
+    assert report.failure_reason == (reason or None)
 
 
 @pytest.mark.parametrize(
@@ -318,6 +359,7 @@ def test_parse_delivery_report_status(status: str, state: DeliveryState) -> None
                 phone=PHONE,
                 network_code="40445",
                 retry_count=0,
+                provider=AT,
             ),
             id="delivered",
         ),
@@ -331,6 +373,8 @@ def test_parse_delivery_report_status(status: str, state: DeliveryState) -> None
                 phone=PHONE,
                 network_code="40445",
                 retry_count=2,
+                opted_out=True,
+                provider=AT,
             ),
             id="rejected-with-reason",
         ),
@@ -340,6 +384,7 @@ def test_parse_delivery_report_status(status: str, state: DeliveryState) -> None
                 provider_message_id=DLR["id"],
                 state=DeliveryState.IN_FLIGHT,
                 provider_status="Buffered",
+                provider=AT,
             ),
             id="minimal-plus-extras",
         ),
@@ -350,6 +395,7 @@ def test_parse_delivery_report_status(status: str, state: DeliveryState) -> None
                 state=DeliveryState.DELIVERED,
                 provider_status="Success",
                 network_code="40445",
+                provider=AT,
             ),
             id="garbled-optionals",
         ),
@@ -393,6 +439,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
                 received_at=datetime(2026, 11, 23, 10, 15, 2, tzinfo=UTC),
                 link_id="SampleLinkId123",
                 network_code="40445",
+                provider=AT,
             ),
             id="full",
         ),
@@ -403,6 +450,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
                 sender=PHONE,
                 recipient="56263",
                 text="SHIKAYAT Paani nahi aata ward 7",
+                provider=AT,
             ),
             id="only-required",
         ),
@@ -416,6 +464,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
                 received_at=datetime(2026, 11, 23, 10, 15, 2, tzinfo=UTC),
                 link_id="SampleLinkId123",
                 network_code="40445",
+                provider=AT,
             ),
             id="empty-text-iso-z-date",
         ),
@@ -435,6 +484,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
                 received_at=datetime(2026, 11, 23, 15, 45, 2, tzinfo=_IST),
                 link_id="SampleLinkId123",
                 network_code="40445",
+                provider=AT,
             ),
             id="ten-digit-sender-offset-date-extra-field",
         ),
@@ -448,6 +498,7 @@ _IST = timezone(timedelta(hours=5, minutes=30))
                 received_at=None,
                 link_id="SampleLinkId123",
                 network_code="40445",
+                provider=AT,
             ),
             id="unparseable-date",
         ),
@@ -496,28 +547,29 @@ def test_format_ussd_reply(reply: UssdReply, body: str) -> None:
     assert format_ussd_reply(reply) == body
 
 
-# The expectation is written out here, not derived from the module's own table.
+# The expectation is written out here, not derived from the module's own table:
+# (statusCode, status, outcome, opted out).
 STATUS_CODE_OUTCOMES = [
-    (100, "Processed", SendOutcome.ACCEPTED),
-    (101, "Success", SendOutcome.ACCEPTED),
-    (102, "Queued", SendOutcome.ACCEPTED),
-    (401, "RiskHold", SendOutcome.PERMANENT_FAILURE),
-    (402, "InvalidSenderId", SendOutcome.PERMANENT_FAILURE),
-    (403, "InvalidPhoneNumber", SendOutcome.PERMANENT_FAILURE),
-    (404, "UnsupportedNumberType", SendOutcome.PERMANENT_FAILURE),
-    (405, "InsufficientBalance", SendOutcome.PERMANENT_FAILURE),
-    (406, "UserInBlacklist", SendOutcome.PERMANENT_FAILURE),
-    (407, "CouldNotRoute", SendOutcome.PERMANENT_FAILURE),
-    (409, "DoNotDisturbRejection", SendOutcome.PERMANENT_FAILURE),
-    (500, "InternalServerError", SendOutcome.TRANSIENT_FAILURE),
-    (501, "GatewayError", SendOutcome.TRANSIENT_FAILURE),
-    (502, "RejectedByGateway", SendOutcome.TRANSIENT_FAILURE),
+    (100, "Processed", SendOutcome.ACCEPTED, False),
+    (101, "Success", SendOutcome.ACCEPTED, False),
+    (102, "Queued", SendOutcome.ACCEPTED, False),
+    (401, "RiskHold", SendOutcome.PERMANENT_FAILURE, False),
+    (402, "InvalidSenderId", SendOutcome.PERMANENT_FAILURE, False),
+    (403, "InvalidPhoneNumber", SendOutcome.PERMANENT_FAILURE, False),
+    (404, "UnsupportedNumberType", SendOutcome.PERMANENT_FAILURE, False),
+    (405, "InsufficientBalance", SendOutcome.PERMANENT_FAILURE, False),
+    (406, "UserInBlacklist", SendOutcome.PERMANENT_FAILURE, True),
+    (407, "CouldNotRoute", SendOutcome.PERMANENT_FAILURE, False),
+    (409, "DoNotDisturbRejection", SendOutcome.PERMANENT_FAILURE, False),
+    (500, "InternalServerError", SendOutcome.TRANSIENT_FAILURE, False),
+    (501, "GatewayError", SendOutcome.TRANSIENT_FAILURE, False),
+    (502, "RejectedByGateway", SendOutcome.TRANSIENT_FAILURE, False),
 ]
 
 
 @pytest.mark.parametrize(
     ("code", "outcome"),
-    [(code, outcome) for code, _, outcome in STATUS_CODE_OUTCOMES]
+    [(code, outcome) for code, _, outcome, _ in STATUS_CODE_OUTCOMES]
     + [
         (103, SendOutcome.PERMANENT_FAILURE),
         (408, SendOutcome.PERMANENT_FAILURE),
@@ -553,16 +605,17 @@ def make_provider(
     api_key: str = API_KEY,
     sender_id: str | None = None,
     timeout: float = 5.0,
+    limits: CallbackLimits = LIMITS,
 ) -> AfricasTalking:
     assert base_url is not None
-    return AfricasTalking(
+    settings = AfricasTalkingSettings(
         username=USERNAME,
         api_key=api_key,
         base_url=base_url,
         sender_id=sender_id,
-        timeout=timeout,
-        region="IN",
+        timeout_seconds=timeout,
     )
+    return AfricasTalking(settings, region="IN", limits=limits)
 
 
 async def test_send_one_recipient(fake_at: FakeAfricasTalking, http: aiohttp.ClientSession) -> None:
@@ -594,13 +647,14 @@ async def test_send_one_recipient(fake_at: FakeAfricasTalking, http: aiohttp.Cli
     }
 
 
-@pytest.mark.parametrize(("code", "status", "outcome"), STATUS_CODE_OUTCOMES)
+@pytest.mark.parametrize(("code", "status", "outcome", "opted_out"), STATUS_CODE_OUTCOMES)
 async def test_send_maps_each_recipient_status_code(
     fake_at: FakeAfricasTalking,
     http: aiohttp.ClientSession,
     code: int,
     status: str,
     outcome: SendOutcome,
+    opted_out: bool,
 ) -> None:
     fake_at.outcomes[PHONE] = code
     (result,) = await make_provider(fake_at.base_url).send(
@@ -609,6 +663,7 @@ async def test_send_maps_each_recipient_status_code(
     assert result.outcome is outcome
     assert result.status_code == code
     assert result.provider_status == status
+    assert result.opted_out is opted_out
     if outcome is SendOutcome.ACCEPTED:
         assert result.provider_message_id is not None
     else:
@@ -705,25 +760,25 @@ async def test_send_with_only_malformed_recipients_makes_no_request(
 
 
 @pytest.mark.parametrize(
-    ("provider_sender", "sms_sender", "bulk", "expected_from", "expected_enqueue"),
+    ("provider_sender", "bulk", "expected_from", "expected_enqueue"),
     [
-        pytest.param(None, None, False, None, None, id="no-sender"),
-        pytest.param("HPGOVT", None, False, "HPGOVT", None, id="provider-sender"),
-        pytest.param("HPGOVT", "CMHELP", False, "CMHELP", None, id="message-sender-wins"),
-        pytest.param(None, None, True, None, "1", id="bulk-enqueues"),
+        pytest.param(None, False, None, None, id="no-sender"),
+        pytest.param("HPGOVT", False, "HPGOVT", None, id="provider-sender"),
+        pytest.param("HPGOVT", True, "HPGOVT", "1", id="provider-sender-in-bulk"),
+        pytest.param(None, True, None, "1", id="bulk-enqueues"),
     ],
 )
 async def test_send_sender_id_and_enqueue(
     fake_at: FakeAfricasTalking,
     http: aiohttp.ClientSession,
     provider_sender: str | None,
-    sms_sender: str | None,
     bulk: bool,
     expected_from: str | None,
     expected_enqueue: str | None,
 ) -> None:
+    """The sender ID is the account's setting (``sms.africastalking.sender_id``)."""
     at = make_provider(fake_at.base_url, sender_id=provider_sender)
-    await at.send(OutgoingSms("Namaste", (PHONE,), sender_id=sms_sender, bulk=bulk), session=http)
+    await at.send(OutgoingSms("Namaste", (PHONE,), bulk=bulk), session=http)
     form = fake_at.requests[0].form
     assert form.get("from") == expected_from
     assert form.get("enqueue") == expected_enqueue
@@ -745,14 +800,10 @@ async def test_send_with_wrong_api_key_is_a_permanent_error(
 async def test_send_with_wrong_username_is_a_permanent_error(
     fake_at: FakeAfricasTalking, http: aiohttp.ClientSession
 ) -> None:
-    at = AfricasTalking(
-        username="someone-else",
-        api_key=API_KEY,
-        base_url=str(fake_at.base_url),
-        sender_id=None,
-        timeout=5,
-        region="IN",
+    settings = AfricasTalkingSettings(
+        username="someone-else", api_key=API_KEY, base_url=str(fake_at.base_url)
     )
+    at = AfricasTalking(settings, region="IN", limits=LIMITS)
     with pytest.raises(ProviderError) as raised:
         await at.send(OutgoingSms("Namaste", (PHONE,)), session=http)
     assert (raised.value.transient, raised.value.status) == (False, 401)
@@ -920,7 +971,7 @@ async def test_send_logs_mask_numbers_and_omit_text(
     fake_at: FakeAfricasTalking, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_at.outcomes[PHONE] = 406
-    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking.provider"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking"):
         await make_provider(fake_at.base_url).send(
             OutgoingSms("Gopniya shikayat", (PHONE,)), session=http
         )
@@ -1104,7 +1155,7 @@ async def test_routes_never_500_on_bad_bodies(
 async def test_routes_log_masked_numbers_and_no_text(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking.provider"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking"):
         await client.post("/ussd/africastalking", data=USSD_HOP)
         await client.post("/sms/africastalking/inbound", data=INBOUND)
         await client.post("/sms/africastalking/delivery", data=DLR)
@@ -1138,6 +1189,8 @@ async def test_fake_drives_our_delivery_endpoint_end_to_end(
             phone=PHONE,
             network_code="40445",
             retry_count=1,
+            opted_out=True,
+            provider=AT,
         )
     ]
 
@@ -1178,8 +1231,8 @@ async def test_wire_compatible_with_official_sdk(
     sdk_answer = await asyncio.to_thread(
         sdk_sms.send, text, list(recipients), sender_id=sender_id, enqueue=bulk
     )
-    ours = await make_provider(fake_at.base_url).send(
-        OutgoingSms(text, recipients, sender_id=sender_id, bulk=bulk), session=http
+    ours = await make_provider(fake_at.base_url, sender_id=sender_id).send(
+        OutgoingSms(text, recipients, bulk=bulk), session=http
     )
 
     assert len(fake_at.requests) == 2

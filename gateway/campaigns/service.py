@@ -24,7 +24,7 @@ import logging
 import time as _time
 import uuid
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -94,8 +94,25 @@ OPEN_STATUSES = (
     ComplaintStatus.TRANSFERRED,
 )
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
-_Pending = tuple[int, str, str, int]
-"""A message to send: (id, recipient, text, segments)."""
+_Pending = tuple[int, str, str, int, str | None]
+"""A message to send: (id, recipient, text, segments, DLT template ID)."""
+_PENDING_COLUMNS = ("id", "recipient", "text", "segments", "dlt_template_id")
+"""A :data:`_Pending`'s columns of the message's row."""
+
+
+def _pending(
+    message_id: object, recipient: object, text: object, segments: object, dlt: object
+) -> _Pending:
+    """A :data:`_Pending` from the row's values (as the database driver gives them)."""
+    return (
+        int(str(message_id)),
+        str(recipient),
+        str(text),
+        int(str(segments)),
+        None if dlt is None else str(dlt),
+    )
+
+
 _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 CANCELLED_REASON = "campaign cancelled"
 
@@ -812,7 +829,6 @@ class CampaignRunner:
         templates: TemplateBook,
         provider: Provider,
         session: aiohttp.ClientSession,
-        sender_id: str | None,
         redis: Any,
         scheduler: RunScheduler,
         clock: Callable[[], datetime],
@@ -821,7 +837,6 @@ class CampaignRunner:
         self.templates = templates
         self.provider = provider
         self.session = session
-        self.sender_id = sender_id
         self.redis = redis
         self.scheduler = scheduler
         self.clock = clock
@@ -1013,7 +1028,7 @@ class CampaignRunner:
                 OutboundMessage._meta.db_table,
                 NEW_MESSAGE_COLUMNS,
                 messages,
-                returning=("id", "recipient", "text", "segments"),
+                returning=_PENDING_COLUMNS,
                 skip_conflicts_on="idempotency_key",
             )
             await (
@@ -1022,9 +1037,7 @@ class CampaignRunner:
                 .update(cursor=cursor, skipped=F("skipped") + skipped)
             )
         campaign.cursor = cursor
-        return [
-            (int(r["id"]), str(r["recipient"]), str(r["text"]), int(r["segments"])) for r in written
-        ]
+        return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
 
     async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
         """Send ``fresh`` (taken from the list as they go to the provider), then the next of
@@ -1035,32 +1048,37 @@ class CampaignRunner:
         await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
         rows: list[_Pending] = list(fresh)
         mine = OutboundMessage.filter(campaign_id=campaign.id)
-        columns = ("id", "recipient", "text", "segments")
+        columns = _PENDING_COLUMNS
         if len(rows) < size:
             # Retried and stale ones, then queued ones: each query a range of the
             # (campaign_id, status) index (one OR over all the statuses walked every
             # message already sent, batch after batch).
-            rows += (
-                await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
+            rows += [
+                _pending(*row)
+                for row in await mine.filter(
+                    status__in=[MessageStatus.RETRYING, MessageStatus.SENDING]
+                )
                 .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
                 .exclude(id__in=list(held))
                 .order_by("id")
                 .limit(size - len(rows))
                 .values_list(*columns)
-            )
+            ]
         if len(rows) < size:
-            rows += (
-                await mine.filter(status=MessageStatus.QUEUED)
+            rows += [
+                _pending(*row)
+                for row in await mine.filter(status=MessageStatus.QUEUED)
                 .order_by("id")
                 .limit(size - len(rows))
                 .values_list(*columns)
-            )
-        by_text: dict[str, list[tuple[int, str, int]]] = {}
-        for mid, recipient, text, segments in rows:
-            by_text.setdefault(str(text), []).append((int(mid), str(recipient), int(segments)))
+            ]
+        # One request per text (and its DLT template: one per language of the template).
+        by_text: dict[tuple[str, str | None], list[tuple[int, str, int]]] = {}
+        for mid, recipient, text, segments, dlt_template_id in rows:
+            by_text.setdefault((text, dlt_template_id), []).append((mid, recipient, segments))
         accepted = 0
         transient = False
-        for text, group in by_text.items():
+        for (text, dlt_template_id), group in by_text.items():
             segments = group[0][2]
             per_request = max(1, int(self.limiter.capacity) // max(1, segments))
             for i in range(0, len(group), per_request):
@@ -1072,14 +1090,22 @@ class CampaignRunner:
                 ids = {mid for mid, _, _ in chunk}
                 fresh[:] = [p for p in fresh if p[0] not in ids]
                 # Shielded: a worker stopped mid-request still records what the provider took.
-                a, t = await asyncio.shield(self._send_one_request(text, chunk, held))
+                sms = OutgoingSms(
+                    text=text,
+                    recipients=(),
+                    dlt_template_id=dlt_template_id,
+                    dlt_entity_id=self.config.sms.dlt_entity_id,
+                )
+                a, t = await asyncio.shield(self._send_one_request(sms, chunk, held))
                 accepted += a
                 transient = transient or t
         return accepted, transient
 
     async def _send_one_request(
-        self, text: str, chunk: list[tuple[int, str, int]], held: set[int]
+        self, sms: OutgoingSms, chunk: list[tuple[int, str, int]], held: set[int]
     ) -> tuple[int, bool]:
+        """Send ``sms`` (its text and DLT IDs) to the messages of ``chunk`` this runner holds
+        or can claim; (messages accepted, any transient failure)."""
         # Messages this runner wrote are held already (first attempt); the others are
         # claimed in one statement: a row another worker holds (sending, not stale), or one
         # already sent, is left alone.
@@ -1092,9 +1118,7 @@ class CampaignRunner:
                 attempts[m.id] = m.attempts
         if not claimed:
             return 0, False
-        sms = OutgoingSms(
-            text=text, recipients=tuple(claimed), sender_id=self.sender_id, bulk=len(claimed) > 1
-        )
+        sms = replace(sms, recipients=tuple(claimed), bulk=len(claimed) > 1)
         requested_at = datetime.now(UTC)
         try:
             results = await self.provider.send(sms, session=self.session)
@@ -1153,7 +1177,7 @@ class CampaignRunner:
                     transient=is_transient,
                     conn=conn,
                 )
-                if result.status_code == 406:
+                if result.opted_out:
                     await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
             await record_sent(conn, sent)
         accepted = len(sent)

@@ -2,7 +2,13 @@
 
 A provider (a "transport" in vumi's words) turns its callbacks into the plain dataclasses
 below and hands them to :class:`Callbacks`; it sends SMS given an :class:`OutgoingSms`.
-It knows nothing of complaints, menus or the database.
+It knows nothing of complaints, menus or the database: what it must know of the gateway
+(the region numbers are read in, how long an identifier may be) it is given at
+construction (:class:`ProviderContext`, :class:`CallbackLimits`).
+
+Its own words stay inside it: a status code or string is mapped by the provider to a
+:class:`DeliveryState` or :class:`SendOutcome`, and to ``opted_out`` when it means that the
+recipient refused messages; the gateway acts on those alone.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 import aiohttp
@@ -17,6 +24,7 @@ from aiohttp import web
 
 __all__ = [
     "CALLBACKS",
+    "CallbackLimits",
     "Callbacks",
     "DeliveryReport",
     "DeliveryState",
@@ -24,6 +32,7 @@ __all__ = [
     "OutgoingSms",
     "PayloadError",
     "Provider",
+    "ProviderContext",
     "ProviderError",
     "RecipientResult",
     "RetryLater",
@@ -59,6 +68,8 @@ class UssdHop:
     network_code: str
     text: str
     """Everything typed in the session so far, inputs joined by ``*`` (empty on the first hop)."""
+    provider: str = field(kw_only=True)
+    """The name of the provider whose callback brought it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class UssdSessionEnd:
     last_response: str | None = None
     error_message: str | None = None
     cost: str | None = None
+    provider: str = field(kw_only=True)
+    """The name of the provider whose callback brought it."""
 
 
 class DeliveryState(enum.StrEnum):
@@ -101,6 +114,11 @@ class DeliveryReport:
     phone: str | None = None
     network_code: str | None = None
     retry_count: int | None = None
+    opted_out: bool = False
+    """The recipient refused messages (the provider says so in its own words, e.g. a
+    failure reason): what is optional is no longer sent to the number."""
+    provider: str = field(kw_only=True)
+    """The name of the provider whose callback brought it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,9 @@ class InboundSms:
     received_at: datetime | None = None
     link_id: str | None = None
     network_code: str | None = None
+    provider: str = field(kw_only=True)
+    """The name of the provider that received it: with ``provider_message_id``, what makes
+    a retried callback a no-op."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +141,13 @@ class OutgoingSms:
 
     text: str
     recipients: tuple[str, ...]
-    sender_id: str | None = None
     bulk: bool = False
     """A large batch: the provider may queue it on its side (AT's ``enqueue=1``)."""
+    dlt_template_id: str | None = None
+    """The text's template as registered on India's DLT platform (from its SMS template),
+    for a provider whose API takes it; the sender ID is the provider's own setting."""
+    dlt_entity_id: str | None = None
+    """The sender's principal entity on DLT (``sms.dlt_entity_id``), likewise."""
 
 
 class SendOutcome(enum.StrEnum):
@@ -148,6 +173,40 @@ class RecipientResult:
     provider_message_id: str | None = None
     status_code: int | None = None
     cost: str | None = None
+    opted_out: bool = False
+    """The recipient refused messages (the provider's own status says so): what is optional
+    is no longer sent to the number."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackLimits:
+    """How long what a callback names may be for the gateway to keep it: a provider refuses
+    an identifier longer than its limit (it could name nothing of ours) and drops an
+    informational field that does not fit. Built by the wiring from the database's columns
+    (:mod:`gateway.storage.limits`), so that a provider knows nothing of the database."""
+
+    ussd_session_id: int
+    ussd_service_code: int
+    ussd_network_code: int
+    ussd_end_status: int
+    ussd_cost: int
+    ussd_hops: tuple[int, int]
+    """The smallest and largest hop count kept."""
+    ussd_duration_ms: tuple[int, int]
+    outbound_message_id: int
+    """A delivery report's message ID (looked up among the messages sent)."""
+    inbound_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """What the gateway gives each provider it builds, besides the provider's own settings."""
+
+    region: str
+    """The ISO 3166 region a number without a country code is read in (``service.country``)."""
+    data_dir: Path
+    """Where a provider may keep files of its own (the simulator's messages)."""
+    limits: CallbackLimits
 
 
 class ProviderError(Exception):

@@ -1,44 +1,87 @@
-"""SMS and USSD providers, one module each, and the registry that picks them by name."""
+"""Every provider the gateway knows, in one explicit table: its name, its settings and their
+environment variables, and how it is built.
+
+:mod:`gateway.config` builds the ``sms`` section from this table (a key per provider with
+settings, ``sms.provider`` one of the names), so adding a provider is a folder under
+``gateway/channels/`` and an entry here. The configuration reads this module, so it imports
+only the providers' settings (pydantic): a provider itself, with its HTTP client, is
+imported when it is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from gateway.channels.africastalking.provider import AfricasTalking
-from gateway.channels.base import Provider
-from gateway.channels.simulator.provider import Simulator
-from gateway.config import Config
+from pydantic import BaseModel
 
-__all__ = ["REGISTRY", "build_providers"]
+from gateway.channels.africastalking import settings as africastalking
+
+if TYPE_CHECKING:
+    from gateway.channels.base import CallbackLimits, Provider, ProviderContext
+    from gateway.config import Config
+
+__all__ = ["PROVIDERS", "ProviderEntry", "build_providers"]
 
 
-def _simulator(config: Config) -> Provider:
-    return Simulator(
-        store=config.path(config.paths.data_dir) / "simulator" / "sms.jsonl",
-        region=config.service.country,
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One provider: how to build it, and its settings."""
+
+    name: str
+    build: Callable[[Any, ProviderContext], Provider]
+    """Builds the provider from its settings (None when it has none) and the context."""
+    settings: type[BaseModel] | None = None
+    """Its settings' model: ``sms.<name>`` in ``config.yaml``, every setting defaulted."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variable -> the setting it overrides."""
+    required: tuple[str, ...] = ()
+    """Settings that must be given when it sends the gateway's SMS (``sms.provider``)."""
+
+
+def _simulator(settings: None, context: ProviderContext) -> Provider:
+    from gateway.channels.simulator.provider import Simulator
+
+    return Simulator.in_context(context)
+
+
+def _africastalking(
+    settings: africastalking.AfricasTalkingSettings, context: ProviderContext
+) -> Provider:
+    from gateway.channels.africastalking.provider import AfricasTalking
+
+    return AfricasTalking(settings, region=context.region, limits=context.limits)
+
+
+PROVIDERS: Mapping[str, ProviderEntry] = {
+    entry.name: entry
+    for entry in (
+        ProviderEntry("simulator", _simulator),
+        ProviderEntry(
+            africastalking.NAME,
+            _africastalking,
+            settings=africastalking.AfricasTalkingSettings,
+            env=africastalking.ENV_VARIABLES,
+            required=africastalking.REQUIRED_TO_SEND,
+        ),
     )
-
-
-def _africastalking(config: Config) -> Provider:
-    at = config.sms.africastalking
-    return AfricasTalking(
-        username=at.username,
-        api_key=at.api_key,
-        base_url=at.resolved_base_url,
-        sender_id=at.sender_id,
-        timeout=at.timeout_seconds,
-        region=config.service.country,
-    )
-
-
-REGISTRY: dict[str, Callable[[Config], Provider]] = {
-    Simulator.name: _simulator,
-    AfricasTalking.name: _africastalking,
 }
-"""Every provider the gateway knows, by the name ``sms.provider`` uses."""
+"""Every provider, by the name ``sms.provider`` uses; the first is the default."""
 
 
-def build_providers(config: Config) -> dict[str, Provider]:
+def build_providers(config: Config, *, limits: CallbackLimits) -> dict[str, Provider]:
     """Every known provider: all their callback routes are served (a USSD callback from
-    Africa's Talking works whichever provider sends SMS); ``config.sms.provider`` sends."""
-    return {name: build(config) for name, build in REGISTRY.items()}
+    Africa's Talking works whichever provider sends SMS); ``config.sms.provider`` sends.
+    ``limits`` are the lengths the database keeps of what callbacks name."""
+    from gateway.channels.base import ProviderContext
+
+    context = ProviderContext(
+        region=config.service.country,
+        data_dir=config.path(config.paths.data_dir),
+        limits=limits,
+    )
+    return {
+        name: entry.build(config.sms.settings_of(name), context)
+        for name, entry in PROVIDERS.items()
+    }

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from gateway.app import jobs_context, load_static
+from gateway.app import callback_limits, jobs_context, load_static
 from gateway.channels.registry import build_providers
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config, ConfigError
@@ -44,7 +44,7 @@ async def run_worker(config: Config) -> None:
         ctx = jobs_context(
             config,
             redis=pool,
-            provider=build_providers(config)[config.sms.provider],
+            provider=build_providers(config, limits=callback_limits())[config.sms.provider],
             session=session,
             templates=static.templates,
             lifecycle=lifecycle,

@@ -73,8 +73,10 @@ class Inbox:
         self.dispatcher = dispatcher
         self._officers = {o.phone: o for o in config.officers}
 
-    async def receive(self, sms: InboundSms, *, provider: str) -> str:
+    async def receive(self, sms: InboundSms) -> str:
         """Handle one inbound SMS; returns what it was understood as (or ``duplicate``).
+
+        It is recorded under the provider that received it and that provider's ID for it.
 
         The SMS is recorded and claimed (:data:`CLAIM`), acted on, answered, and only then
         marked handled. A failure on the way raises, leaving it unhandled for the
@@ -82,7 +84,7 @@ class Inbox:
         are keyed by the message, its action is found by its event's ``source_key``.
         Raises :class:`InboundInProgress` while another request holds the SMS.
         """
-        claimed = await self._claim(sms, provider=provider)
+        claimed = await self._claim(sms)
         if claimed is None:
             return "duplicate"
         record, retried = claimed
@@ -102,13 +104,13 @@ class Inbox:
         )
         return intent
 
-    async def _claim(self, sms: InboundSms, *, provider: str) -> tuple[InboundMessage, bool] | None:
+    async def _claim(self, sms: InboundSms) -> tuple[InboundMessage, bool] | None:
         """The SMS's record, held by this request, and whether it was received before;
         None when it has been handled already."""
         now = datetime.now(UTC)
         try:
             record = await InboundMessage.create(
-                provider=provider,
+                provider=sms.provider,
                 provider_message_id=sms.provider_message_id,
                 sender=sms.sender,
                 text=sms.text,
@@ -118,7 +120,7 @@ class Inbox:
         except IntegrityError:
             pass
         record = await InboundMessage.get(
-            provider=provider, provider_message_id=sms.provider_message_id
+            provider=sms.provider, provider_message_id=sms.provider_message_id
         )
         if record.handled_at is None:
             # Conditional: of two retries arriving together, one takes it.

@@ -334,6 +334,7 @@ class ClaimedMessage:
     text: str
     attempts: int
     """Attempts so far, this one included."""
+    dlt_template_id: str | None = None
 
 
 async def claim_messages(
@@ -360,7 +361,7 @@ async def claim_messages(
         f'"updated_at" = {param(conn, 2)} '
         f'WHERE "id" IN ({marks}) AND ("status" IN ({param(conn, 3)}, {param(conn, 4)}) '
         f'OR ("status" = {param(conn, 1)} AND "updated_at" < {param(conn, 5)})) '
-        'RETURNING "id", "recipient", "text", "attempts"',
+        'RETURNING "id", "recipient", "text", "attempts", "dlt_template_id"',
         [
             MessageStatus.SENDING.value,
             now,
@@ -372,7 +373,11 @@ async def claim_messages(
     )
     claimed = {
         int(r["id"]): ClaimedMessage(
-            int(r["id"]), str(r["recipient"]), str(r["text"]), int(r["attempts"])
+            int(r["id"]),
+            str(r["recipient"]),
+            str(r["text"]),
+            int(r["attempts"]),
+            r["dlt_template_id"],
         )
         for r in rows
     }
@@ -388,8 +393,10 @@ async def _record_sent_now(rows: Sequence[SentRow]) -> list[None]:
 class Outbox:
     """Delivers queued messages through one provider and records what becomes of them.
 
-    Claims and results of the messages being sent at once are written together
-    (:class:`~gateway.storage.group_commit.GroupWriter`): one statement for many messages.
+    Each goes with its template's DLT ID and ``dlt_entity_id`` (``sms.dlt_entity_id``), for
+    a provider that sends them. Claims and results of the messages being sent at once are
+    written together (:class:`~gateway.storage.group_commit.GroupWriter`): one statement
+    for many messages.
     """
 
     def __init__(
@@ -397,14 +404,14 @@ class Outbox:
         *,
         provider: Provider,
         session: aiohttp.ClientSession,
-        sender_id: str | None,
+        dlt_entity_id: str | None = None,
         second_chance: SecondChance | None = None,
         lease: timedelta = STALE_SENDING,
     ) -> None:
         """``lease``: how long a claim holds a message (``worker.send_lease_seconds``)."""
         self.provider = provider
         self.session = session
-        self.sender_id = sender_id
+        self.dlt_entity_id = dlt_entity_id
         self.second_chance = second_chance
         self._claims: GroupWriter[int, ClaimedMessage | None] = GroupWriter(
             functools.partial(claim_messages, lease=lease)
@@ -428,7 +435,12 @@ class Outbox:
             # Sent, delivered or failed already (or held by another delivery): a re-run
             # job must not send it again.
             return DeliveryResult(MessageStatus(str(found[0])), "already handled")
-        sms = OutgoingSms(text=msg.text, recipients=(msg.recipient,), sender_id=self.sender_id)
+        sms = OutgoingSms(
+            text=msg.text,
+            recipients=(msg.recipient,),
+            dlt_template_id=msg.dlt_template_id,
+            dlt_entity_id=self.dlt_entity_id,
+        )
         requested_at = datetime.now(UTC)
         try:
             results = await self.provider.send(sms, session=self.session)
@@ -465,6 +477,7 @@ class Outbox:
             transient=result.outcome is SendOutcome.TRANSIENT_FAILURE,
             final=final_attempt,
             retry_in=retry_in,
+            opted_out=result.opted_out,
         )
 
     async def _failed(
@@ -475,6 +488,7 @@ class Outbox:
         transient: bool,
         final: bool,
         retry_in: timedelta,
+        opted_out: bool = False,
     ) -> DeliveryResult:
         if transient and not final:
             # When the retry is due: past it (and a grace), the sweep knows its job is lost.
@@ -489,8 +503,8 @@ class Outbox:
             status=MessageStatus.FAILED, last_error=reason
         )
         log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
-        if reason.startswith("UserInBlacklist"):
-            # The number opted out with the operator (AT status 406): stop what is optional.
+        if opted_out:
+            # The provider says the number refused messages: stop what is optional.
             await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, self.second_chance)
         return DeliveryResult(MessageStatus.FAILED, reason)
@@ -584,7 +598,7 @@ async def record_delivery_report(
         last_error=report.failure_reason or report.provider_status,
     )
     if failed:
-        if (report.failure_reason or "").lower() == "userinblacklist":
+        if report.opted_out:
             await mark_opted_out(msg.recipient)
         await after_final_failure(msg.id, second_chance)
     return True

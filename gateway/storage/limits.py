@@ -3,14 +3,16 @@ an input is measured against before it reaches a column.
 
 Lengths are the ``max_length`` of CharFields and ranges the bounds of the integer fields,
 so a column that grows in :mod:`gateway.storage.models` (and its migration) moves the check with
-it. Two things no column holds whatever its size: a NUL (PostgreSQL refuses it in text)
-and a lone surrogate (not encodable as UTF-8, so neither driver can send it). An
-identifier carrying either is refused; free text has them taken out (:func:`storable`).
+it. What no column holds whatever its size (a NUL, a lone surrogate) is told by
+:mod:`gateway.text.storable`, whose checks are named here too: an identifier carrying
+either is refused; free text has them taken out (:func:`storable`).
+
+Providers are not given this module: the wiring (:mod:`gateway.app`) hands them these
+lengths as a :class:`gateway.channels.base.CallbackLimits`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Final
 
@@ -18,6 +20,7 @@ from tortoise.fields import CharField
 from tortoise.models import Model
 
 from gateway.storage.models import InboundMessage, OutboundMessage, UssdSession
+from gateway.text.storable import is_identifier, storable, unstorable
 
 __all__ = [
     "EARLIEST_DATE",
@@ -70,23 +73,3 @@ EARLIEST_DATE: Final = date(2000, 1, 1)
 LATEST_DATE: Final = date(2100, 12, 31)
 """The dates the staff API and the review accept: no complaint lies outside them, and at
 the ends of Python's calendar a time zone's offset overflows (year 1, year 9999)."""
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def unstorable(text: str) -> bool:
-    """True when ``text`` holds a NUL or a lone surrogate, which no text column takes."""
-    return _UNSTORABLE.search(text) is not None
-
-
-def storable(text: str) -> str:
-    """Free text as a column takes it: NULs dropped, lone surrogates made U+FFFD."""
-    if not unstorable(text):
-        return text
-    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
-
-
-def is_identifier(value: str, limit: int) -> bool:
-    """An identifier we store or look up: at most ``limit`` characters, all printable
-    (no control character, NUL, lone surrogate or line break)."""
-    return len(value) <= limit and value.isprintable()

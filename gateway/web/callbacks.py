@@ -110,7 +110,7 @@ class GatewayCallbacks:
 
     async def inbound_sms(self, sms: InboundSms) -> None:
         try:
-            await self.inbox.receive(sms, provider="africastalking")
+            await self.inbox.receive(sms)
         except InboundInProgress as exc:
             raise RetryLater(str(exc)) from None
 
