@@ -24,13 +24,14 @@ from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.complaints.registration import ComplaintService
 from gateway.config import Config
-from gateway.jobs.worker import (
+from gateway.jobs.dispatch import (
     ArqDispatcher,
     ArqRunScheduler,
     ArqSecondChance,
     health_check_key,
-    running_workers,
 )
+from gateway.jobs.tasks import JobContext
+from gateway.jobs.worker import running_workers
 from gateway.ops import logsafe
 from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
@@ -239,14 +240,14 @@ def setup_services(app: web.Application) -> None:
 
 def setup_worker(app: web.Application) -> None:
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-        workers = running_workers(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+        workers = running_workers(worker_context(app), pool=app[REDIS])
         async with workers as (app[WORKER], app[BULK_WORKER]):
             yield
 
     app.cleanup_ctx.append(worker_ctx)
 
 
-def worker_context(app: web.Application) -> dict[str, object]:
+def worker_context(app: web.Application) -> JobContext:
     """What the app's workers' jobs need (:func:`jobs_context` on the app's parts)."""
     config = app[CONFIG]
     return jobs_context(
@@ -269,13 +270,14 @@ def jobs_context(
     templates: TemplateBook,
     lifecycle: Lifecycle,
     clock: Callable[[], datetime],
-) -> dict[str, object]:
+) -> JobContext:
     """What the workers' jobs need: the outbox (provider, HTTP client, second chance), the
     dispatcher, the lifecycle and the campaign runner. One function for the server's
     embedded workers and ``python -m gateway worker``, so that the two cannot differ."""
     sender_id = config.sms.africastalking.sender_id if provider.name == "africastalking" else None
     scheduler = ArqRunScheduler(redis)
     return {
+        "config": config,
         "campaign_scheduler": scheduler,
         "campaign_runner": CampaignRunner(
             config=config,

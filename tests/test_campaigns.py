@@ -26,7 +26,8 @@ from gateway.cli.notify import progress_bar
 from gateway.complaints.registration import NewComplaint
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config
-from gateway.jobs.worker import BULK_QUEUE, build_bulk_worker, stop_worker
+from gateway.jobs.dispatch import BULK_QUEUE
+from gateway.jobs.worker import build_bulk_worker, stop_worker
 from gateway.staff.accounts import NewStaff, add_staff, issue_token
 from gateway.storage.models import (
     AuditRecord,
@@ -178,7 +179,7 @@ async def run_bulk(
     """Run the real bulk worker until every campaign has settled (or ``until()`` holds);
     ``kill`` stops it then without letting its jobs finish."""
     app = client.app
-    worker = build_bulk_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+    worker = build_bulk_worker(worker_context(app), pool=app[REDIS])
     task = asyncio.create_task(worker.async_run())
     deadline = time.monotonic() + limit
     try:

@@ -29,7 +29,7 @@ from gateway.campaigns.service import (
 )
 from gateway.complaints.scope import scope_of
 from gateway.config import Config
-from gateway.jobs.worker import ArqRunScheduler
+from gateway.jobs.dispatch import ArqRunScheduler
 from gateway.ops.startup import open_redis
 from gateway.staff.audit import actor_of
 from gateway.storage.db import close_database, open_database

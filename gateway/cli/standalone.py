@@ -13,7 +13,8 @@ from gateway.app import jobs_context, load_static
 from gateway.channels.registry import build_providers
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config, ConfigError
-from gateway.jobs.worker import ArqDispatcher, running_workers
+from gateway.jobs.dispatch import ArqDispatcher
+from gateway.jobs.worker import running_workers
 from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
 from gateway.storage.db import close_database, open_database
@@ -54,7 +55,7 @@ async def run_worker(config: Config) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with running_workers(config, pool=pool, ctx=ctx):
+        async with running_workers(ctx, pool=pool):
             await stop.wait()
     await pool.aclose()
     await close_database(opened)
