@@ -33,6 +33,7 @@ __all__ = [
     "open_database",
     "sqlite_file",
     "tortoise_config",
+    "using_database",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,16 @@ async def close_database(opened: list[BaseDBAsyncClient] | None = None) -> None:
     for conn in opened or []:
         await conn.close()
     await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def using_database(config: Config) -> AsyncIterator[None]:
+    """The database open (and migrated) for the ``async with`` block: a command's."""
+    opened = await open_database(config)
+    try:
+        yield
+    finally:
+        await close_database(opened)
 
 
 DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
