@@ -41,7 +41,7 @@ from gateway.sms.templates import TemplateBook
 from gateway.storage.db import close_database, open_database, using_database
 from gateway.storage.embedded_redis import EmbeddedRedis
 from gateway.storage.ticket_key import ticket_codec
-from gateway.text.i18n import Catalogs, catalogs_for, compile_catalogs
+from gateway.text.i18n import Catalogs, compile_catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
@@ -78,7 +78,9 @@ __all__ = [
     "Clock",
     "Services",
     "Static",
+    "build_campaigns",
     "build_services",
+    "catalogs_for",
     "create_app",
     "job_context",
     "load_static",
@@ -102,6 +104,15 @@ class Static:
 
     catalogs: Catalogs
     templates: TemplateBook
+
+
+def catalogs_for(config: Config) -> Catalogs:
+    """The catalogs of every language ``config`` offers, with each language's date pattern."""
+    return Catalogs(
+        config.path(config.paths.locales),
+        [lang.code for lang in config.languages],
+        date_formats={lang.code: lang.date_format for lang in config.languages},
+    )
 
 
 def load_static(config: Config) -> Static:
