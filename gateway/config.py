@@ -205,7 +205,7 @@ class ServerSettings(_Model):
 
 
 class DatabaseSettings(_Model):
-    url: str = "sqlite:///var/gateway.storage.db"
+    url: str = "sqlite:///var/gateway.db"
 
     @field_validator("url")
     @classmethod

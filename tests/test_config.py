@@ -353,7 +353,7 @@ def test_environment_overrides_fill_sections_the_file_leaves_out(tmp_path: Path)
     assert config.sms.africastalking.username == "hpgrievance"
     assert config.sms.africastalking.resolved_base_url == "https://api.africastalking.com"
     assert config.redis.url == "unix:///run/r.sock"
-    assert config.database.url == "sqlite:///var/gateway.storage.db"
+    assert config.database.url == "sqlite:///var/gateway.db"
 
 
 def test_empty_environment_variable_does_not_override() -> None:

@@ -458,7 +458,7 @@ async def test_a_message_never_dispatched_is_requeued_and_sent(
 async def test_a_message_whose_job_id_another_database_used_is_sent_once_stuck(
     at_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:
-    """A Redis that outlived its database (restored, or var/gateway.storage.db deleted) keeps the
+    """A Redis that outlived its database (restored, or var/gateway.db deleted) keeps the
     result of a job ``sms:<id>`` for a message of the old database with the same ID: arq
     refuses that job ID for the new message, and so does each sweep. Past STUCK_AFTER the
     sweep queues it under a job ID of its own; the row still lets it be sent once."""

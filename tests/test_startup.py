@@ -116,7 +116,7 @@ def assert_one_line(returncode: int, stderr: str, *expected: str) -> str:
 
 
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'gateway.storage.db'}"
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
 def test_a_port_in_use_is_one_line_and_sampark_on_is_never_logged(
@@ -190,7 +190,7 @@ def test_a_database_host_that_does_not_resolve_is_one_line() -> None:
 
 def test_a_sqlite_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
-    url = f"sqlite:///{tmp_path / 'a-file' / 'var' / 'gateway.storage.db'}"
+    url = f"sqlite:///{tmp_path / 'a-file' / 'var' / 'gateway.db'}"
     assert_one_line(
         *run_cli("staff", "list", DATABASE_URL=url),
         f"DATABASE_URL: cannot create {tmp_path / 'a-file' / 'var'}",
@@ -199,10 +199,10 @@ def test_a_sqlite_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -
 
 
 def test_a_sqlite_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "gateway.storage.db").mkdir()  # tortoise alone waited for ever on this one
+    (tmp_path / "gateway.db").mkdir()  # tortoise alone waited for ever on this one
     assert_one_line(
         *run_cli("staff", "list", DATABASE_URL=sqlite_url(tmp_path)),
-        f"DATABASE_URL: cannot open the SQLite database {tmp_path / 'gateway.storage.db'}",
+        f"DATABASE_URL: cannot open the SQLite database {tmp_path / 'gateway.db'}",
     )
 
 
@@ -255,7 +255,7 @@ def test_a_bad_argument_is_one_line(tmp_path: Path, args: tuple[str, ...], expec
     line = assert_one_line(returncode, stderr, expected)
     assert line.endswith("--help)")
     assert stderr.strip() == line, "no usage block: the line says where help is"
-    assert not (tmp_path / "gateway.storage.db").exists(), "refused before opening the database"
+    assert not (tmp_path / "gateway.db").exists(), "refused before opening the database"
 
 
 def test_the_sample_ticket_key_with_a_real_provider_is_one_line(tmp_path: Path) -> None:

@@ -45,8 +45,8 @@ MIGRATIONS_MODULE = "gateway.storage.migrations"
 def tortoise_config(config: Config) -> dict[str, Any]:
     """The tortoise-orm configuration for ``config.database.url``.
 
-    ``sqlite:///var/gateway.storage.db`` is relative to the config file's directory,
-    ``sqlite:////srv/gateway.storage.db`` absolute (SQLAlchemy's convention).
+    ``sqlite:///var/gateway.db`` is relative to the config file's directory,
+    ``sqlite:////srv/gateway.db`` absolute (SQLAlchemy's convention).
     """
     url = config.database.url
     connection: str | dict[str, Any]
@@ -146,7 +146,7 @@ async def migration_lock(config: Config) -> AsyncIterator[None]:
     (``pg_type_typname_nsp_index``), and both see SQLite's tables missing.
 
     PostgreSQL: an advisory lock on a connection of its own. SQLite: ``flock`` on a file
-    beside the database (``gateway.storage.db.lock``). An in-memory SQLite database is private to
+    beside the database (``gateway.db.lock``). An in-memory SQLite database is private to
     its process and needs none.
     """
     file = sqlite_file(config)
