@@ -206,9 +206,6 @@ async def build_services(
         services=complaints,
         hooks=session_hooks(sessions),
     )
-    apology = static.catalogs.gettext(
-        config.service.default_language, "Sorry, the service is busy. Please dial again."
-    )
     return Services(
         config=config,
         clock=clock,
@@ -238,14 +235,28 @@ async def build_services(
         ),
         sessions=sessions,
         engine=engine,
-        callbacks=GatewayCallbacks(
-            engine=engine,
-            apology=apology,
-            inbox=inbox,
-            second_chance=second_chance,
-            sessions=sessions,
-            answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
+        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions),
+    )
+
+
+def _callbacks(
+    config: Config,
+    static: Static,
+    engine: UssdEngine[CitizenServices],
+    inbox: Inbox,
+    second_chance: ArqSecondChance,
+    sessions: SessionRecorder,
+) -> GatewayCallbacks:
+    """What the providers' callback routes hand hops, reports and inbound SMS to."""
+    return GatewayCallbacks(
+        engine=engine,
+        apology=static.catalogs.gettext(
+            config.service.default_language, "Sorry, the service is busy. Please dial again."
         ),
+        inbox=inbox,
+        second_chance=second_chance,
+        sessions=sessions,
+        answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
     )
 
 

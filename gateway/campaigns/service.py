@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from redis.asyncio import Redis
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.expressions import F, Q, Subquery
@@ -782,7 +783,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        redis: Any,
+        redis: Redis,
         *,
         provider: str,
         per_second: float,
@@ -824,7 +825,7 @@ class CampaignRunner:
         provider: Provider,
         session: aiohttp.ClientSession,
         sender_id: str | None,
-        redis: Any,
+        redis: Redis,
         scheduler: RunScheduler,
         clock: Callable[[], datetime],
     ) -> None:
