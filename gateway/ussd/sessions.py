@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-__all__ = ["Frame", "SessionState", "SessionStore"]
+__all__ = ["Frame", "Locked", "SessionState", "SessionStore"]
 
 SESSION_KEY = "ussd:session:{}"
 LOCK_KEY = "ussd:lock:{}"
