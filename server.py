@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from gateway.__main__ import CommandParser
 from gateway.__main__ import main as gateway_main
+from gateway.cli.base import CommandParser
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,9 +36,10 @@ from fake_provider import API_KEY, USERNAME
 from scratch import scratch_config
 from ussd_hops import free_port, start, stop, wait_ready
 
-from gateway.app import CONFIG, REDIS, create_app, worker_context
+from gateway.app import REDIS, create_app, worker_context
 from gateway.config import Config
-from gateway.jobs.worker import ArqDispatcher, build_worker
+from gateway.jobs.dispatch import ArqDispatcher
+from gateway.jobs.worker import build_worker
 from gateway.storage.models import OutboundMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +117,7 @@ async def gateway(app: web.Application, count: int) -> float:
     # run's messages (another database), which a burst worker would wait for.
     queue = f"bench:sms:{uuid.uuid4().hex[:8]}"
     await ArqDispatcher(app[REDIS], queue=queue).dispatch([int(str(i)) for i in ids])
-    worker = build_worker(
-        app[CONFIG], pool=app[REDIS], ctx=worker_context(app), burst=True, queue=queue
-    )
+    worker = build_worker(worker_context(app), pool=app[REDIS], burst=True, queue=queue)
     t0 = time.perf_counter()
     await worker.async_run()
     elapsed = time.perf_counter() - t0

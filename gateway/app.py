@@ -1,15 +1,21 @@
-"""Assembling the gateway: ``create_app(config)`` from ``setup_*`` steps.
+"""The one place the gateway is wired.
 
-Each resource lives in one ``cleanup_ctx`` generator (opened at start-up, closed at
-shut-down, in reverse order): Redis, the database, the HTTP client, the services built on
-them, and the in-process worker.
+:func:`build_services` builds every service from what they stand on (the configuration,
+Redis, an HTTP client, the clock). The web server (:func:`create_app`), the worker run
+alone and every command that needs services (:func:`open_services`) take them from it, so
+that no two of them can build a service differently.
+
+:func:`create_app` assembles the web application from ``setup_*`` steps. Each resource
+lives in one ``cleanup_ctx`` generator (opened at start-up, closed at shut-down, in reverse
+order): Redis, the database, the HTTP client, the services built on them, and the
+in-process worker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,33 +23,30 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from gateway.campaigns.service import CampaignRunner, Campaigns
+from gateway.campaigns.service import CampaignRunner, Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
 from gateway.channels.registry import build_providers
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.complaints.registration import ComplaintService
-from gateway.config import Config
-from gateway.jobs.worker import (
-    ArqDispatcher,
-    ArqRunScheduler,
-    ArqSecondChance,
-    health_check_key,
-    running_workers,
-)
+from gateway.config import Config, ConfigError
+from gateway.jobs.dispatch import ArqDispatcher, ArqRunScheduler, ArqSecondChance
+from gateway.jobs.tasks import JobContext
+from gateway.jobs.worker import running_workers
 from gateway.ops import logsafe
 from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Outbox
 from gateway.sms.templates import TemplateBook
 from gateway.storage import limits
-from gateway.storage.db import close_database, database_ok, open_database
+from gateway.storage.db import close_database, open_database, using_database
 from gateway.storage.embedded_redis import EmbeddedRedis
 from gateway.storage.ticket_key import ticket_codec
-from gateway.text.i18n import Catalogs, catalogs_for, compile_catalogs
+from gateway.text.i18n import Catalogs, compile_catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
+from gateway.web.health import healthz
 from gateway.web.keys import (
     BULK_WORKER,
     CAMPAIGNS,
@@ -51,7 +54,6 @@ from gateway.web.keys import (
     CLOCK,
     COMPLAINTS,
     CONFIG,
-    ENGINE,
     HTTP,
     LIFECYCLE,
     PROVIDERS,
@@ -59,7 +61,7 @@ from gateway.web.keys import (
     TEMPLATES,
     WORKER,
 )
-from ussd_menus.citizen import build_menu
+from ussd_menus.citizen import CitizenServices, build_menu
 
 __all__ = [
     "BULK_WORKER",
@@ -68,18 +70,34 @@ __all__ = [
     "CLOCK",
     "COMPLAINTS",
     "CONFIG",
-    "ENGINE",
     "LIFECYCLE",
     "PROVIDERS",
     "REDIS",
+    "SERVICES",
     "TEMPLATES",
     "WORKER",
+    "Clock",
+    "Services",
     "Static",
+    "build_campaigns",
+    "build_services",
     "callback_limits",
+    "catalogs_for",
     "create_app",
+    "job_context",
+    "load_static",
+    "open_services",
+    "worker_context",
 ]
 
 log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    """The time now, in UTC: every service's clock but in tests."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,15 @@ class Static:
 
     catalogs: Catalogs
     templates: TemplateBook
+
+
+def catalogs_for(config: Config) -> Catalogs:
+    """The catalogs of every language ``config`` offers, with each language's date pattern."""
+    return Catalogs(
+        config.path(config.paths.locales),
+        [lang.code for lang in config.languages],
+        date_formats={lang.code: lang.date_format for lang in config.languages},
+    )
 
 
 def load_static(config: Config) -> Static:
@@ -103,11 +130,202 @@ def load_static(config: Config) -> Static:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """The gateway's services, built once by :func:`build_services`, on one Redis, one HTTP
+    client and one clock."""
+
+    config: Config
+    clock: Clock
+    static: Static
+    provider: Provider
+    """The provider SMS are sent through (``sms.provider``)."""
+    redis: ArqRedis
+    notices: Notices
+    dispatcher: ArqDispatcher
+    second_chance: ArqSecondChance
+    """The one later try of an essential message that failed
+    (``lifecycle.failed_message_retry_minutes``)."""
+    lifecycle: Lifecycle
+    complaints: ComplaintService
+    inbox: Inbox
+    campaign_scheduler: ArqRunScheduler
+    campaigns: Campaigns
+    campaign_runner: CampaignRunner
+    outbox: Outbox
+    sessions: SessionRecorder
+    engine: UssdEngine[CitizenServices]
+    callbacks: GatewayCallbacks
+
+    async def close(self) -> None:
+        """Write what is still waiting to be written (the USSD sessions' records)."""
+        await self.sessions.close()
+
+
+async def build_services(
+    config: Config,
+    *,
+    redis: ArqRedis,
+    http: aiohttp.ClientSession,
+    clock: Clock = wall_clock,
+    static: Static | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Services:
+    """Every service of the gateway, on an open database (the ticket key is read from it).
+
+    ``static`` and ``providers`` are loaded and built from ``config`` unless given (the web
+    application has them before it starts, for its routes). Call :meth:`Services.close`
+    before closing the database.
+    """
+    static = static or load_static(config)
+    provider = (providers or build_providers(config, limits=callback_limits()))[
+        config.sms.provider
+    ]
+    notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
+    tickets = await ticket_codec(config)
+    dispatcher = ArqDispatcher(redis)
+    second_chance = ArqSecondChance(
+        redis, delay=timedelta(minutes=config.lifecycle.failed_message_retry_minutes)
+    )
+    lifecycle = Lifecycle(config=config, notices=notices, dispatcher=dispatcher, clock=clock)
+    complaints = ComplaintService(
+        config=config,
+        notices=notices,
+        tickets=tickets,
+        dispatcher=dispatcher,
+        lifecycle=lifecycle,
+        clock=clock,
+    )
+    inbox = Inbox(
+        config=config, notices=notices, lifecycle=lifecycle, tickets=tickets, dispatcher=dispatcher
+    )
+    scheduler = ArqRunScheduler(redis)
+    sessions = SessionRecorder()
+    engine = UssdEngine(
+        menu=build_menu(config),
+        redis=redis,
+        config=config,
+        catalogs=static.catalogs,
+        services=complaints,
+        hooks=session_hooks(sessions),
+    )
+    return Services(
+        config=config,
+        clock=clock,
+        static=static,
+        provider=provider,
+        redis=redis,
+        notices=notices,
+        dispatcher=dispatcher,
+        second_chance=second_chance,
+        lifecycle=lifecycle,
+        complaints=complaints,
+        inbox=inbox,
+        campaign_scheduler=scheduler,
+        campaigns=build_campaigns(config, static=static, scheduler=scheduler, clock=clock),
+        campaign_runner=CampaignRunner(
+            config=config,
+            templates=static.templates,
+            provider=provider,
+            session=http,
+            redis=redis,
+            scheduler=scheduler,
+            clock=clock,
+        ),
+        outbox=Outbox(
+            provider=provider,
+            session=http,
+            dlt_entity_id=config.sms.dlt_entity_id,
+            second_chance=second_chance,
+            lease=timedelta(seconds=config.worker.send_lease_seconds),
+        ),
+        sessions=sessions,
+        engine=engine,
+        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions),
+    )
+
+
+def _callbacks(
+    config: Config,
+    static: Static,
+    engine: UssdEngine[CitizenServices],
+    inbox: Inbox,
+    second_chance: ArqSecondChance,
+    sessions: SessionRecorder,
+) -> GatewayCallbacks:
+    """What the providers' callback routes hand hops, reports and inbound SMS to."""
+    return GatewayCallbacks(
+        engine=engine,
+        apology=static.catalogs.gettext(
+            config.service.default_language, "Sorry, the service is busy. Please dial again."
+        ),
+        inbox=inbox,
+        second_chance=second_chance,
+        sessions=sessions,
+        answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
+    )
+
+
+def build_campaigns(
+    config: Config, *, static: Static, scheduler: RunScheduler, clock: Clock = wall_clock
+) -> Campaigns:
+    """Bulk notifications, their runs queued by ``scheduler``: :func:`build_services`'s,
+    and ``notify``'s beside a server whose Redis is its own (embedded)."""
+    return Campaigns(config=config, templates=static.templates, scheduler=scheduler, clock=clock)
+
+
+def job_context(services: Services) -> JobContext:
+    """What the workers' jobs need, from ``services``: the server's embedded workers and
+    ``python -m gateway worker`` alike."""
+    return {
+        "config": services.config,
+        "outbox": services.outbox,
+        "dispatcher": services.dispatcher,
+        "lifecycle": services.lifecycle,
+        "campaign_runner": services.campaign_runner,
+        "campaign_scheduler": services.campaign_scheduler,
+    }
+
+
+@asynccontextmanager
+async def open_services(config: Config, *, clock: Clock = wall_clock) -> AsyncIterator[Services]:
+    """The services for a command run beside the server (``python -m gateway worker``,
+    ``notify``): the catalogs and templates loaded, then the database, Redis and an HTTP
+    client opened, in the server's order, and closed in reverse after the block.
+
+    The Redis must be one the server shares (``REDIS_URL``): the embedded one is private to
+    the server's process."""
+    if config.redis.url == "embedded":
+        raise ConfigError(
+            "redis.url: this command needs a Redis it can share with the server; "
+            "set REDIS_URL (the embedded Redis lives inside `serve`)"
+        )
+    static = load_static(config)
+    async with using_database(config):
+        redis = await open_redis(config.redis.url)
+        try:
+            async with aiohttp.ClientSession() as http:
+                services = await build_services(
+                    config, redis=redis, http=http, clock=clock, static=static
+                )
+                try:
+                    yield services
+                finally:
+                    await services.close()
+        finally:
+            await redis.aclose()
+
+
+# --------------------------------------------------------------------------- the web app
+
+SERVICES = web.AppKey("services", Services)
+
+
 def create_app(
     config: Config,
     *,
     with_worker: bool | None = None,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
     """The gateway as an aiohttp application.
 
@@ -117,7 +335,7 @@ def create_app(
     logsafe.install()  # before the first request: no secret in a log line or a 400 body
     app = web.Application(client_max_size=64 * 1024)
     app[CONFIG] = config
-    app[CLOCK] = clock or (lambda: datetime.now(UTC))
+    app[CLOCK] = clock or wall_clock
     setup_static(app, config)
     setup_redis(app)
     setup_database(app)
@@ -201,146 +419,40 @@ def setup_providers(app: web.Application) -> None:
 
 def setup_services(app: web.Application) -> None:
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        config = app[CONFIG]
-        catalogs = app[CATALOGS]
-        notices = Notices(config=config, catalogs=catalogs, templates=app[TEMPLATES])
-        tickets = await ticket_codec(config)
-        dispatcher = ArqDispatcher(app[REDIS])
-        app[LIFECYCLE] = Lifecycle(
-            config=config, notices=notices, dispatcher=dispatcher, clock=app[CLOCK]
-        )
-        app[COMPLAINTS] = ComplaintService(
-            config=config,
-            notices=notices,
-            tickets=tickets,
-            dispatcher=dispatcher,
-            lifecycle=app[LIFECYCLE],
-            clock=app[CLOCK],
-        )
-        app[CAMPAIGNS] = Campaigns(
-            config=config,
-            templates=app[TEMPLATES],
-            scheduler=ArqRunScheduler(app[REDIS]),
-            clock=app[CLOCK],
-        )
-        sessions = SessionRecorder()
-        app[ENGINE] = UssdEngine(
-            menu=build_menu(config),
+        services = await build_services(
+            app[CONFIG],
             redis=app[REDIS],
-            config=config,
-            catalogs=catalogs,
-            services=app[COMPLAINTS],
-            hooks=session_hooks(sessions),
+            http=app[HTTP],
+            clock=app[CLOCK],
+            static=Static(catalogs=app[CATALOGS], templates=app[TEMPLATES]),
+            providers=app[PROVIDERS],
         )
-        apology = catalogs.gettext(
-            config.service.default_language, "Sorry, the service is busy. Please dial again."
-        )
-        app[CALLBACKS] = GatewayCallbacks(
-            engine=app[ENGINE],
-            apology=apology,
-            inbox=Inbox(
-                config=config,
-                notices=notices,
-                lifecycle=app[LIFECYCLE],
-                tickets=tickets,
-                dispatcher=dispatcher,
-            ),
-            second_chance=second_chance(config, app[REDIS]),
-            sessions=sessions,
-            answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
-        )
+        app[SERVICES] = services
+        # The keys the staff API and the providers' routes read.
+        app[LIFECYCLE] = services.lifecycle
+        app[COMPLAINTS] = services.complaints
+        app[CAMPAIGNS] = services.campaigns
+        app[CALLBACKS] = services.callbacks
         yield
-        await sessions.close()
+        await services.close()
 
     app.cleanup_ctx.append(services_ctx)
 
 
 def setup_worker(app: web.Application) -> None:
     async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-        workers = running_workers(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+        workers = running_workers(worker_context(app), pool=app[REDIS])
         async with workers as (app[WORKER], app[BULK_WORKER]):
             yield
 
     app.cleanup_ctx.append(worker_ctx)
 
 
-def worker_context(app: web.Application) -> dict[str, object]:
-    """What the app's workers' jobs need (:func:`jobs_context` on the app's parts)."""
-    config = app[CONFIG]
-    return jobs_context(
-        config,
-        redis=app[REDIS],
-        provider=app[PROVIDERS][config.sms.provider],
-        session=app[HTTP],
-        templates=app[TEMPLATES],
-        lifecycle=app[LIFECYCLE],
-        clock=app[CLOCK],
-    )
-
-
-def jobs_context(
-    config: Config,
-    *,
-    redis: ArqRedis,
-    provider: Provider,
-    session: aiohttp.ClientSession,
-    templates: TemplateBook,
-    lifecycle: Lifecycle,
-    clock: Callable[[], datetime],
-) -> dict[str, object]:
-    """What the workers' jobs need: the outbox (provider, HTTP client, second chance), the
-    dispatcher, the lifecycle and the campaign runner. One function for the server's
-    embedded workers and ``python -m gateway worker``, so that the two cannot differ."""
-    scheduler = ArqRunScheduler(redis)
-    return {
-        "campaign_scheduler": scheduler,
-        "campaign_runner": CampaignRunner(
-            config=config,
-            templates=templates,
-            provider=provider,
-            session=session,
-            redis=redis,
-            scheduler=scheduler,
-            clock=clock,
-        ),
-        "outbox": Outbox(
-            provider=provider,
-            session=session,
-            dlt_entity_id=config.sms.dlt_entity_id,
-            second_chance=second_chance(config, redis),
-            lease=timedelta(seconds=config.worker.send_lease_seconds),
-        ),
-        "dispatcher": ArqDispatcher(redis),
-        "lifecycle": lifecycle,
-    }
-
-
-def second_chance(config: Config, redis: ArqRedis) -> ArqSecondChance:
-    """The one later try of an essential message that failed
-    (``lifecycle.failed_message_retry_minutes``)."""
-    delay = timedelta(minutes=config.lifecycle.failed_message_retry_minutes)
-    return ArqSecondChance(redis, delay=delay)
+def worker_context(app: web.Application) -> JobContext:
+    """What the app's workers' jobs need (:func:`job_context` of the app's services)."""
+    return job_context(app[SERVICES])
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.add_subapp(API_PREFIX, create_api())
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the database, Redis and a worker are all up; 503 naming what is down."""
-    app = request.app
-    checks: dict[str, str] = {}
-    checks["database"] = "ok" if await database_ok() else "down"
-    try:
-        await asyncio.wait_for(app[REDIS].ping(), timeout=2)
-        checks["redis"] = "ok"
-        alive = await app[REDIS].exists(health_check_key())
-        checks["worker"] = "ok" if alive else "down"
-    except Exception:
-        checks["redis"] = "down"
-        checks["worker"] = "unknown"
-    healthy = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
-    )

@@ -30,9 +30,10 @@ from aiohttp.test_utils import TestClient
 from arq.constants import in_progress_key_prefix
 from tortoise.connection import get_connection
 
-from gateway.app import CONFIG, REDIS, create_app, worker_context
+from gateway.app import REDIS, create_app, worker_context
 from gateway.config import Config, load_config
-from gateway.jobs.worker import QUEUE, build_worker, health_check_key, stop_worker
+from gateway.jobs.dispatch import QUEUE, health_check_key
+from gateway.jobs.worker import build_worker, stop_worker
 from tests.fakes.africastalking import FakeAfricasTalking
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +201,7 @@ async def run_worker(app: web.Application, *, horizon: float = 5.0) -> None:
     Nor is a job another (dead) worker holds "in progress" waited for.
     """
     redis = app[REDIS]
-    worker = build_worker(app[CONFIG], pool=redis, ctx=worker_context(app), burst=True)
+    worker = build_worker(worker_context(app), pool=redis, burst=True)
     task = asyncio.create_task(worker.async_run())
     deadline = time.monotonic() + 20
     quiet = 0

@@ -23,9 +23,10 @@ import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CONFIG, REDIS, create_app, worker_context
+from gateway.app import REDIS, create_app, worker_context
 from gateway.config import ENV_OVERRIDES, Config
-from gateway.jobs.worker import build_bulk_worker, health_check_key, stop_worker
+from gateway.jobs.dispatch import health_check_key
+from gateway.jobs.worker import build_bulk_worker, stop_worker
 from gateway.storage.models import OutboundMessage
 from tests.conftest import ROOT, AppFactory, Phone, run_worker
 
@@ -83,7 +84,7 @@ async def test_stopping_one_worker_leaves_the_shared_redis_to_the_other(
     disconnect a command another job has under way (arq's own close() does)."""
     app = client.app
     redis = app[REDIS]
-    worker = build_bulk_worker(app[CONFIG], pool=redis, ctx=worker_context(app))
+    worker = build_bulk_worker(worker_context(app), pool=redis)
     task = asyncio.create_task(worker.async_run())
     deadline = time.monotonic() + 5
     while not await redis.exists(worker.health_check_key):

@@ -26,7 +26,8 @@ from gateway.cli.notify import progress_bar
 from gateway.complaints.registration import NewComplaint
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config
-from gateway.jobs.worker import BULK_QUEUE, build_bulk_worker, stop_worker
+from gateway.jobs.dispatch import BULK_QUEUE
+from gateway.jobs.worker import build_bulk_worker, stop_worker
 from gateway.staff.accounts import NewStaff, add_staff, issue_token
 from gateway.storage.models import (
     AuditRecord,
@@ -184,7 +185,7 @@ async def run_bulk(
     """Run the real bulk worker until every campaign has settled (or ``until()`` holds);
     ``kill`` stops it then without letting its jobs finish."""
     app = client.app
-    worker = build_bulk_worker(app[CONFIG], pool=app[REDIS], ctx=worker_context(app))
+    worker = build_bulk_worker(worker_context(app), pool=app[REDIS])
     task = asyncio.create_task(worker.async_run())
     deadline = time.monotonic() + limit
     try:
@@ -592,12 +593,13 @@ async def test_a_campaign_started_in_quiet_hours_waits_for_the_morning(
     assert (await progress(campaign, config=config, now=morning)).waiting_until is None
 
 
-async def notify_cli(config: Config, *args: str) -> tuple[int, str]:
-    """Run ``python -m gateway notify ...`` in a child process on the test's DB and Redis."""
+async def notify_cli(config: Config, *args: str, redis_url: str | None = None) -> tuple[int, str]:
+    """Run ``python -m gateway notify ...`` in a child process on the test's DB and Redis
+    (or ``redis_url``)."""
     env = {
         **os.environ,
         "DATABASE_URL": config.database.url,
-        "REDIS_URL": config.redis.url,
+        "REDIS_URL": redis_url or config.redis.url,
     }
     env.pop("SMS_PROVIDER", None)  # the CLI sends nothing itself: the shipped simulator will do
     proc = await asyncio.create_subprocess_exec(
@@ -653,6 +655,8 @@ async def test_the_notify_command_previews_sends_and_follows(
     code, out = await notify_cli(config, "send", "--as", "je_theog", "--yes", *audience)
     assert code == 0, out
     campaign = await Campaign.get(status=CampaignStatus.SENDING)
+    queued = await bulk_client.app[REDIS].zrange(BULK_QUEUE, 0, -1)
+    assert [job.decode().split(":")[:2] for job in queued] == [["campaign", str(campaign.id)]]
     await run_bulk(bulk_client)
     code, out = await notify_cli(config, "status", "--as", "je_theog", str(campaign.id))
     assert code == 0, out
@@ -667,6 +671,31 @@ async def test_the_notify_command_previews_sends_and_follows(
     assert code == 1 and "cannot pause" in out
     code, out = await notify_cli(config, "status", "--as", "je_theog", "999")
     assert code == 1 and "no campaign 999" in out
+
+
+async def test_notify_beside_a_server_on_its_embedded_redis_leaves_the_run_to_it(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    """The embedded Redis is the server's own: ``notify send`` marks the campaign sending
+    and queues nothing (the server's bulk worker finds it within a minute)."""
+    config = bulk_client.app[CONFIG]
+    await complaint(number(1), language="en_IN")
+    await staff(bulk_client, "je_theog", StaffRole.OFFICER, level="state")
+    code, out = await notify_cli(
+        config,
+        "send",
+        "--as",
+        "je_theog",
+        "--yes",
+        "--template",
+        "area_update",
+        *("--var", "service=Water supply", "--var", "place=Theog", "--var", "update=restored"),
+        redis_url="embedded",
+    )
+    assert code == 0, out
+    campaign = await Campaign.get(status=CampaignStatus.SENDING)
+    assert f"campaign {campaign.id}: the gateway's worker will pick it up within a minute" in out
+    assert await bulk_client.app[REDIS].zcard(BULK_QUEUE) == 0
 
 
 async def test_the_notify_command_lists_the_csv_rows_it_refused(

@@ -430,7 +430,7 @@ def test_due_dates_are_digits_in_every_shipped_language(shipped: Config) -> None
     ``2026 এপ্ৰিল 10`` and cut it off the screen); the shipped pattern cannot."""
     from datetime import date
 
-    from gateway.text.i18n import catalogs_for
+    from gateway.app import catalogs_for
 
     catalogs = catalogs_for(shipped)
     for lang in shipped.languages:
@@ -440,7 +440,7 @@ def test_due_dates_are_digits_in_every_shipped_language(shipped: Config) -> None
 def test_a_language_can_choose_its_date_pattern(tmp_path: Path) -> None:
     from datetime import date
 
-    from gateway.text.i18n import catalogs_for
+    from gateway.app import catalogs_for
 
     def alter(raw: dict[str, Any]) -> None:
         raw["languages"][1]["date_format"] = "d MMM y"

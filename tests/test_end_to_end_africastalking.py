@@ -16,7 +16,7 @@ from arq.jobs import Job, JobStatus
 
 from gateway.app import REDIS
 from gateway.config import Config
-from gateway.jobs.worker import QUEUE
+from gateway.jobs.dispatch import QUEUE
 from gateway.storage.models import Citizen, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking, RecordedRequest

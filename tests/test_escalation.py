@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from gateway.app import LIFECYCLE, REDIS
-from gateway.jobs.worker import QUEUE, ArqDispatcher, send_sms_job_id
+from gateway.jobs.dispatch import QUEUE, ArqDispatcher, send_sms_job_id
 from gateway.storage.models import Channel, Citizen, Complaint, ComplaintEvent, OutboundMessage
 from tests.conftest import Clock
 from tests.test_lifecycle import OFFICER_L2

@@ -19,7 +19,7 @@ from gateway.app import LIFECYCLE, REDIS
 from gateway.channels.base import CALLBACKS
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Change, Lifecycle
-from gateway.jobs.worker import ArqDispatcher
+from gateway.jobs.dispatch import ArqDispatcher
 from gateway.storage.models import Complaint, ComplaintEvent, InboundMessage, OutboundMessage
 from gateway.web.callbacks import GatewayCallbacks
 from tests.conftest import ROOT, run_worker

@@ -23,19 +23,13 @@ from aiohttp.test_utils import TestClient
 from arq.jobs import Job, JobStatus
 from tortoise.transactions import in_transaction
 
-from gateway.app import COMPLAINTS, CONFIG, REDIS, TEMPLATES, create_app, worker_context
+from gateway.app import COMPLAINTS, REDIS, TEMPLATES, create_app, worker_context
 from gateway.channels.base import DeliveryReport, DeliveryState
 from gateway.channels.simulator.provider import FAILING_NUMBERS
 from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
-from gateway.jobs.worker import (
-    QUEUE,
-    STUCK_AFTER,
-    ArqDispatcher,
-    backoff,
-    resend_unanswered,
-    send_sms_job_id,
-)
+from gateway.jobs.dispatch import QUEUE, ArqDispatcher, send_sms_job_id
+from gateway.jobs.tasks import resend_unanswered
 from gateway.sms.outbox import (
     MessageDraft,
     Outbox,
@@ -45,6 +39,8 @@ from gateway.sms.outbox import (
     record_delivery_report,
     record_unanswered,
 )
+from gateway.sms.retry import backoff
+from gateway.sms.sweep import STUCK_AFTER
 from gateway.sms.templates import RenderedSms
 from gateway.storage.models import Channel, Citizen, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
@@ -666,9 +662,7 @@ async def lossy_client(
 
 async def resend_unanswered_at(client: TestClient[Any, Any], now: datetime) -> int:
     """The worker's cron job, run as if at ``now``."""
-    return await resend_unanswered(
-        {"config": client.app[CONFIG], **worker_context(client.app)}, now=now
-    )
+    return await resend_unanswered(worker_context(client.app), now=now)
 
 
 async def report(

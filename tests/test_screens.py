@@ -26,10 +26,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from babel.messages.pofile import read_po
 
+from gateway.app import catalogs_for
 from gateway.config import Config, load_config
 from gateway.sms.notices import STATUS_WORDS
 from gateway.text.encoding import measure_screen
-from gateway.text.i18n import Catalogs, catalogs_for
+from gateway.text.i18n import Catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.ussd.menu import (
     BACK,

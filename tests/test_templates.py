@@ -339,10 +339,10 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
 
 def test_the_readme_shows_the_linters_current_table() -> None:
     """The README's table of SMS per template and language is what the linter says now."""
+    from gateway.app import catalogs_for
     from gateway.config import load_config
     from gateway.sms.template_check import check_templates, format_matrix
     from gateway.sms.templates import TemplateBook
-    from gateway.text.i18n import catalogs_for
 
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "config.yaml", environ={})

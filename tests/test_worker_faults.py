@@ -32,7 +32,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gateway.app import COMPLAINTS, CONFIG, REDIS, create_app, worker_context
 from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
-from gateway.jobs.worker import QUEUE, build_worker, send_sms_job_id, stop_worker
+from gateway.jobs.dispatch import QUEUE, send_sms_job_id
+from gateway.jobs.worker import build_worker, stop_worker
 from gateway.sms.outbox import STALE_SENDING
 from gateway.storage.models import Channel, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, ROOT, AppFactory, Phone, make_config, run_worker
@@ -630,7 +631,7 @@ async def test_the_worker_outlives_a_database_outage_and_sends_after_it(
     client = await start_app(config)
     ack = await register(client)  # the acknowledgement and the officer's notice, queued
     await proxy.cut()
-    worker = build_worker(config, pool=client.app[REDIS], ctx=worker_context(client.app))
+    worker = build_worker(worker_context(client.app), pool=client.app[REDIS])
     task = asyncio.create_task(worker.async_run())
     try:
 

@@ -64,9 +64,8 @@ class CitizenServices(Protocol):
     async def rate(self, ticket: str, *, phone: str, satisfied: bool) -> bool: ...
 
 
-def _services(ctx: Context) -> CitizenServices:
-    services: CitizenServices = ctx.services
-    return services
+Ctx = Context[CitizenServices]
+"""What this menu's nodes see."""
 
 
 OPEN_STATUSES = ("registered", "assigned", "in_progress", "reopened", "transferred")
@@ -81,24 +80,24 @@ DEPARTMENT, DISTRICT, BLOCK, ISSUE, DESCRIPTION = (
 )
 
 
-async def start(ctx: Context) -> str:
-    language = await _services(ctx).language_of(ctx.phone)
+async def start(ctx: Ctx) -> str:
+    language = await ctx.services.language_of(ctx.phone)
     if language is None:
         return "language"
     ctx.language = language
     return "main"
 
 
-def language_title(ctx: Context) -> str:
+def language_title(ctx: Ctx) -> str:
     # Shown before the citizen has a language: the word in the default language and English.
     default = ctx.catalogs.gettext(ctx.config.service.default_language, "Language")
     return default if default == "Language" else f"{default}/Language"
 
 
-def language_options(ctx: Context) -> Sequence[Option]:
-    def choose(code: str) -> Action:
-        async def action(c: Context) -> Transition:
-            await _services(c).set_language(c.phone, code)
+def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
+    def choose(code: str) -> Action[CitizenServices]:
+        async def action(c: Ctx) -> Transition:
+            await c.services.set_language(c.phone, code)
             c.language = code
             return Restart("main")
 
@@ -113,13 +112,13 @@ def language_options(ctx: Context) -> Sequence[Option]:
     ]
 
 
-def main_title(ctx: Context) -> str:
+def main_title(ctx: Ctx) -> str:
     return ctx.name(ctx.config.service.name)
 
 
-async def new_complaint(ctx: Context) -> Transition:
+async def new_complaint(ctx: Ctx) -> Transition:
     ctx.data.clear()
-    if not await _services(ctx).may_register(ctx.phone):
+    if not await ctx.services.may_register(ctx.phone):
         limit = ctx.config.lifecycle.monthly_limit_per_number
         text = ctx.t(
             "You have registered {limit} complaints this month, the most allowed. "
@@ -135,15 +134,15 @@ NO_COMPLAINTS = N_("You have no complaints yet.")
 NOT_FOUND = N_("No complaint has that number. Type it again:")
 
 
-async def my_complaints(ctx: Context) -> Transition:
-    views = await _services(ctx).recent(ctx.phone)
+async def my_complaints(ctx: Ctx) -> Transition:
+    views = await ctx.services.recent(ctx.phone)
     if not views:
         return Reject(ctx.t(NO_COMPLAINTS))
     ctx.data[MINE] = ";".join(f"{v.ticket}:{v.status}" for v in views)
     return Goto("mine")
 
 
-def mine_options(ctx: Context) -> Sequence[Option]:
+def mine_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     entries = [e.split(":") for e in ctx.data.get(MINE, "").split(";") if e]
     return [
         Option(
@@ -154,15 +153,15 @@ def mine_options(ctx: Context) -> Sequence[Option]:
     ]
 
 
-def _show(ticket: str) -> Action:
-    async def show(ctx: Context) -> Transition:
+def _show(ticket: str) -> Action[CitizenServices]:
+    async def show(ctx: Ctx) -> Transition:
         return await _show_complaint(ctx, ticket)
 
     return show
 
 
-async def _show_complaint(ctx: Context, ticket: str) -> Transition:
-    view = await _services(ctx).find(ticket, phone=ctx.phone)
+async def _show_complaint(ctx: Ctx, ticket: str) -> Transition:
+    view = await ctx.services.find(ticket, phone=ctx.phone)
     if view is None:
         return Reject(ctx.t(NOT_FOUND))
     ctx.data[SHOWN] = "|".join(
@@ -177,15 +176,15 @@ async def _show_complaint(ctx: Context, ticket: str) -> Transition:
     return Goto("complaint")
 
 
-async def check_ticket(ctx: Context) -> Transition:
+async def check_ticket(ctx: Ctx) -> Transition:
     try:
-        ticket = _services(ctx).parse_ticket(ctx.data.pop("typed_ticket", ""))
+        ticket = ctx.services.parse_ticket(ctx.data.pop("typed_ticket", ""))
     except InvalidTicket:
         return Reject(ctx.t("That number is not right. Check it and type again:"))
     return await _show_complaint(ctx, ticket)
 
 
-def complaint_title(ctx: Context) -> str:
+def complaint_title(ctx: Ctx) -> str:
     ticket, status, department, due, _owned = ctx.data.get(SHOWN, "||||").split("|")
     dept = ctx.config.department(department)
     ticket_word = ctx.t("Ticket")
@@ -201,7 +200,7 @@ def complaint_title(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def complaint_options(ctx: Context) -> Sequence[Option]:
+def complaint_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     _ticket, status, _dept, _due, owned = ctx.data.get(SHOWN, "||||").split("|")
     if status != "resolved" or not owned:
         return []
@@ -211,10 +210,10 @@ def complaint_options(ctx: Context) -> Sequence[Option]:
     ]
 
 
-def _rate(*, satisfied: bool) -> Action:
-    async def rate(ctx: Context) -> Transition:
+def _rate(*, satisfied: bool) -> Action[CitizenServices]:
+    async def rate(ctx: Ctx) -> Transition:
         ticket = ctx.data.get(SHOWN, "").split("|")[0]
-        await _services(ctx).rate(ticket, phone=ctx.phone, satisfied=satisfied)
+        await ctx.services.rate(ticket, phone=ctx.phone, satisfied=satisfied)
         if satisfied:
             return End(ctx.t("Thank you. Your complaint is closed."), outcome="rated")
         return End(
@@ -225,32 +224,32 @@ def _rate(*, satisfied: bool) -> Action:
     return rate
 
 
-def department_options(ctx: Context) -> Sequence[Option]:
+def department_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     return [Option(label=localized(d.name), value=d.code) for d in ctx.config.departments]
 
 
-def district_options(ctx: Context) -> Sequence[Option]:
+def district_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     return [Option(label=localized(d.name), value=d.code) for d in ctx.config.districts]
 
 
-def block_options(ctx: Context) -> Sequence[Option]:
+def block_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     district = ctx.config.district(ctx.data.get(DISTRICT, ""))
     if district is None:
         return []
     return [Option(label=localized(b.name), value=b.code) for b in district.blocks]
 
 
-async def _chose_issue(ctx: Context) -> Transition:
+async def _chose_issue(ctx: Ctx) -> Transition:
     ctx.data.pop(DESCRIPTION, None)
     return Goto("confirm")
 
 
-async def _other_issue(ctx: Context) -> Transition:
+async def _other_issue(ctx: Ctx) -> Transition:
     ctx.data.pop(ISSUE, None)
     return Goto("description")
 
 
-def issue_options(ctx: Context) -> Sequence[Option]:
+def issue_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     dept = ctx.config.department(ctx.data.get(DEPARTMENT, ""))
     issues = dept.issues if dept is not None else []
     options = [Option(label=localized(i.name), value=i.code, action=_chose_issue) for i in issues]
@@ -258,7 +257,7 @@ def issue_options(ctx: Context) -> Sequence[Option]:
     return options
 
 
-def confirm_title(ctx: Context) -> str:
+def confirm_title(ctx: Ctx) -> str:
     cfg = ctx.config
     dept = cfg.department(ctx.data.get(DEPARTMENT, ""))
     district = cfg.district(ctx.data.get(DISTRICT, ""))
@@ -275,10 +274,10 @@ def confirm_title(ctx: Context) -> str:
     return f"{heading}\n{dept_name}: {what}\n{where}"
 
 
-async def submit(ctx: Context) -> Transition:
+async def submit(ctx: Ctx) -> Transition:
     data = ctx.data
     try:
-        registration = await _services(ctx).register(
+        registration = await ctx.services.register(
             NewComplaint(
                 phone=ctx.phone,
                 language=ctx.language,
@@ -300,9 +299,9 @@ async def submit(ctx: Context) -> Transition:
     )
 
 
-def build_menu(config: Config) -> Menu:
+def build_menu(config: Config) -> Menu[CitizenServices]:
     """The citizen menu, as the gateway runs it."""
-    nodes: list[Node] = [
+    nodes: list[Node[CitizenServices]] = [
         Choice("language", title=language_title, options=language_options),
         Choice(
             "main",
@@ -375,9 +374,9 @@ def build_menu(config: Config) -> Menu:
     )
 
 
-async def _resume(ctx: Context) -> Transition:
+async def _resume(ctx: Ctx) -> Transition:
     return Resume()
 
 
-async def _discard(ctx: Context) -> Transition:
+async def _discard(ctx: Ctx) -> Transition:
     return Discard("main")

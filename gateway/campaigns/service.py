@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from redis.asyncio import Redis
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.expressions import F, Q, Subquery
@@ -39,7 +40,6 @@ from tortoise.transactions import in_transaction
 from gateway.channels.base import OutgoingSms, Provider, ProviderError, SendOutcome
 from gateway.complaints.scope import Scope
 from gateway.config import Config
-from gateway.jobs.worker import backoff
 from gateway.sms.notices import ESSENTIAL
 from gateway.sms.outbox import (
     NEW_MESSAGE_COLUMNS,
@@ -52,6 +52,7 @@ from gateway.sms.outbox import (
     retry_unanswered,
     sent_row,
 )
+from gateway.sms.retry import backoff
 from gateway.sms.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.staff.audit import audit
 from gateway.storage.models import (
@@ -81,6 +82,7 @@ __all__ = [
     "campaign_scope",
     "in_quiet_hours",
     "progress",
+    "resume_sending",
 ]
 
 log = logging.getLogger(__name__)
@@ -252,6 +254,15 @@ class RunScheduler(Protocol):
     """Queues a campaign's sending job (on the bulk queue)."""
 
     async def schedule(self, campaign_id: int, *, at: datetime | None = None) -> None: ...
+
+
+async def resume_sending(scheduler: RunScheduler) -> int:
+    """Queue every campaign marked sending (after a restart, or a job lost with a worker);
+    how many."""
+    ids = await Campaign.filter(status=CampaignStatus.SENDING).values_list("id", flat=True)
+    for campaign_id in ids:
+        await scheduler.schedule(int(str(campaign_id)))
+    return len(ids)
 
 
 def campaign_scope(scope: Scope, config: Config) -> Scope:
@@ -788,7 +799,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        redis: Any,
+        redis: Redis,
         *,
         provider: str,
         per_second: float,
@@ -829,7 +840,7 @@ class CampaignRunner:
         templates: TemplateBook,
         provider: Provider,
         session: aiohttp.ClientSession,
-        redis: Any,
+        redis: Redis,
         scheduler: RunScheduler,
         clock: Callable[[], datetime],
     ) -> None:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
-from gateway.app import load_static
+from gateway.app import build_campaigns, load_static, open_services
 from gateway.campaigns.service import (
     CampaignError,
     Campaigns,
@@ -27,16 +28,17 @@ from gateway.campaigns.service import (
     campaign_scope,
     progress,
 )
-from gateway.complaints.scope import scope_of
-from gateway.config import Config
-from gateway.jobs.worker import ArqRunScheduler
-from gateway.ops.startup import open_redis
+from gateway.complaints.scope import Scope, scope_of
+from gateway.config import Config, load_config
 from gateway.staff.audit import actor_of
-from gateway.storage.db import close_database, open_database
+from gateway.storage.db import using_database
 from gateway.storage.models import Campaign, CampaignStatus, StaffMember, StaffRole
 from gateway.text.csv_numbers import CsvReport, parse_numbers
 
-__all__ = ["CampaignBar", "add_parser", "progress_bar", "run_notify"]
+if TYPE_CHECKING:
+    from gateway.cli.base import Commands
+
+__all__ = ["CampaignBar", "add_parser", "progress_bar", "run", "run_notify"]
 
 SENDERS = (StaffRole.OFFICER, StaffRole.DISTRICT_ADMIN, StaffRole.STATE_ADMIN)
 
@@ -178,48 +180,50 @@ async def _follow(campaign: Campaign, config: Config, *, interval: float = 1.0) 
         bar.close()
 
 
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(run_notify(config, args))
+
+
 async def run_notify(config: Config, args: argparse.Namespace) -> int:
-    """Run one ``notify`` command; the exit status (0 ok, 1 refused, 2 bad input)."""
-    opened = await open_database(config)
-    pool = None
+    """Run one ``notify`` command; the exit status (0 ok, 1 refused, 2 bad input).
+
+    On the gateway's services (:func:`gateway.app.open_services`); beside a server whose
+    Redis is its own (embedded), on the database alone, the campaign left to the server's
+    worker to find."""
+    if config.redis.url == "embedded":
+        static = load_static(config)
+        async with using_database(config):
+            return await _notify(
+                build_campaigns(config, static=static, scheduler=_SweepScheduler()), args
+            )
+    async with open_services(config) as services:
+        return await _notify(services.campaigns, args)
+
+
+async def _notify(campaigns: Campaigns, args: argparse.Namespace) -> int:
+    staff = await StaffMember.get_or_none(username=args.as_user, active=True)
+    if staff is None:
+        print(f"no active staff member {args.as_user!r}", file=sys.stderr)
+        return 1
+    writes = args.action != "status"
+    allowed = SENDERS if writes else (*SENDERS, StaffRole.STATE_REVIEWER)
+    if StaffRole(staff.role) not in allowed:
+        print(f"{staff.username} ({staff.role}) may not do this", file=sys.stderr)
+        return 1
+    scope = scope_of(staff, campaigns.config)
+    actor = actor_of(staff)
     try:
-        scheduler: Any
-        if config.redis.url == "embedded":
-            scheduler = _SweepScheduler()
-        else:
-            pool = await open_redis(config.redis.url)
-            scheduler = ArqRunScheduler(pool)
-        campaigns = Campaigns(
-            config=config,
-            templates=load_static(config).templates,
-            scheduler=scheduler,
-            clock=lambda: datetime.now(UTC),
-        )
-        staff = await StaffMember.get_or_none(username=args.as_user, active=True)
-        if staff is None:
-            print(f"no active staff member {args.as_user!r}", file=sys.stderr)
-            return 1
-        writes = args.action != "status"
-        allowed = SENDERS if writes else (*SENDERS, StaffRole.STATE_REVIEWER)
-        if StaffRole(staff.role) not in allowed:
-            print(f"{staff.username} ({staff.role}) may not do this", file=sys.stderr)
-            return 1
-        scope = scope_of(staff, config)
-        actor = actor_of(staff)
-        try:
-            return await _act(campaigns, staff, scope, actor, args)
-        except CampaignError as e:
-            where = f"{e.field}: " if e.field else ""
-            print(f"{where}{e.message}", file=sys.stderr)
-            return 1 if e.conflict else 2
-    finally:
-        if pool is not None:
-            await pool.aclose()
-        await close_database(opened)
+        return await _act(campaigns, staff, scope, actor, args)
+    except CampaignError as e:
+        where = f"{e.field}: " if e.field else ""
+        print(f"{where}{e.message}", file=sys.stderr)
+        return 1 if e.conflict else 2
 
 
 async def _act(
-    campaigns: Campaigns, staff: StaffMember, scope: Any, actor: str, args: argparse.Namespace
+    campaigns: Campaigns, staff: StaffMember, scope: Scope, actor: str, args: argparse.Namespace
 ) -> int:
     config = campaigns.config
     if args.action in ("preview", "send"):
@@ -278,7 +282,7 @@ async def _act(
         else:
             print(progress_bar(await _progress(campaign, config)))
         return 0
-    step: Callable[..., Any] = getattr(campaigns, args.action)
+    step: Callable[..., Awaitable[Campaign]] = getattr(campaigns, args.action)
     campaign = await step(campaign, actor=actor)
     print(progress_bar(await _progress(campaign, config)))
     if args.action in ("start", "resume") and args.follow:
@@ -298,9 +302,9 @@ def readable_file(text: str) -> str:
     return text
 
 
-def add_parser(sub: Any, run: Callable[[argparse.Namespace], None]) -> None:
+def add_parser(commands: Commands) -> None:
     """The ``notify`` subcommand and its actions."""
-    p = sub.add_parser("notify", help="bulk notifications: preview, send, status, pause ...")
+    p = commands.add_parser("notify", help="bulk notifications: preview, send, status, pause ...")
     actions = p.add_subparsers(dest="action", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:

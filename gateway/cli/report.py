@@ -3,18 +3,50 @@ optionally narrowed to a district and/or department), audited as ``cli``."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gateway.complaints.scope import Scope
-from gateway.config import Config
+from gateway.config import Config, load_config
 from gateway.reports.render import review_csv, review_html
 from gateway.reports.review import InvalidMonth, month_bounds, monthly_review
 from gateway.staff.audit import audit
-from gateway.storage.db import close_database, open_database
+from gateway.storage.db import using_database
 
-__all__ = ["run_report"]
+if TYPE_CHECKING:
+    from gateway.cli.base import Commands
+
+__all__ = ["add_parser", "run", "run_report"]
+
+
+def add_parser(commands: Commands) -> None:
+    p = commands.add_parser("report", help="the monthly review (JSON, --csv or --html) to stdout")
+    p.add_argument("--month", required=True, help="YYYY-MM, a calendar month in service.timezone")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--csv", action="store_true", help="CSV: a row per department, district, officer"
+    )
+    fmt.add_argument("--html", action="store_true", help="a printable HTML page")
+    p.add_argument("--district", help="only this district")
+    p.add_argument("--department", help="only this department")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    form = "csv" if args.csv else "html" if args.html else "json"
+    return asyncio.run(
+        run_report(
+            config,
+            month=args.month,
+            form=form,
+            district=args.district,
+            department=args.department,
+        )
+    )
 
 
 async def run_report(
@@ -40,8 +72,7 @@ async def run_report(
     if department is not None and config.department(department) is None:
         print(f"sampark: --department: unknown department {department!r}", file=err)
         return 2
-    opened = await open_database(config)
-    try:
+    async with using_database(config):
         review = await monthly_review(
             month=month,
             scope=Scope(),
@@ -56,8 +87,6 @@ async def run_report(
             target=month,
             detail={"format": form, "district": district, "department": department},
         )
-    finally:
-        await close_database(opened)
     if form == "csv":
         out.write(review_csv(review))
     elif form == "html":

@@ -3,25 +3,43 @@ callback, exactly as the network would, and shows the SMS the phone receives."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import textwrap
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import aiohttp
 from wcwidth import wcswidth
 
-from gateway.config import Config
+from gateway.config import Config, load_config
 from gateway.text.encoding import measure_screen
 
-__all__ = ["run_simulator"]
+if TYPE_CHECKING:
+    from gateway.cli.base import Commands
+
+__all__ = ["add_parser", "run", "run_simulator"]
 
 HELP = """\
 Type a reply and press Enter, as on a keypad (0 back, 98 more, 00 main menu).
 Commands: /drop  lose the network mid-session (dial again to resume)
           /quit  hang up and leave"""
+
+
+def add_parser(commands: Commands) -> None:
+    p = commands.add_parser("simulate", help="dial the service from a phone on this terminal")
+    p.add_argument("--url", help="the running gateway (default: http://127.0.0.1:PORT)")
+    p.add_argument("--phone", default="+919812345678", help="the caller's number")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    url = args.url or f"http://127.0.0.1:{config.server.port}"
+    return asyncio.run(run_simulator(config, base_url=url, phone=args.phone))
 
 
 def _columns(line: str) -> int:

@@ -7,11 +7,13 @@ is worth knowing). A token is printed once, when issued; listings show its prefi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from gateway.config import Config
+from gateway.config import Config, load_config
 from gateway.staff.accounts import (
     InvalidStaff,
     NewStaff,
@@ -23,10 +25,14 @@ from gateway.staff.accounts import (
     revoke_token,
 )
 from gateway.staff.audit import audit
+from gateway.storage.db import using_database
 from gateway.storage.models import ApiToken, StaffMember, StaffRole
 from gateway.text.phone import mask_phone
 
-__all__ = ["ACTOR", "add_arguments", "staff_command"]
+if TYPE_CHECKING:
+    from gateway.cli.base import Commands
+
+__all__ = ["ACTOR", "add_arguments", "add_parser", "run", "staff_command"]
 
 ACTOR = "cli"
 
@@ -35,6 +41,22 @@ Print = Callable[[str], None]
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def add_parser(commands: Commands) -> None:
+    p = commands.add_parser("staff", help="staff accounts and their API tokens")
+    add_arguments(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+
+    async def on_the_database() -> int:
+        async with using_database(config):
+            return await staff_command(config, args)
+
+    return asyncio.run(on_the_database())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

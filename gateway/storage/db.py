@@ -33,6 +33,7 @@ __all__ = [
     "open_database",
     "sqlite_file",
     "tortoise_config",
+    "using_database",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ async def migration_lock(config: Config) -> AsyncIterator[None]:
     (``pg_type_typname_nsp_index``), and both see SQLite's tables missing.
 
     PostgreSQL: an advisory lock on a connection of its own. SQLite: ``flock`` on a file
-    beside the database (``gateway.storage.db.lock``). An in-memory SQLite database is private to
+    beside the database (``gateway.db.lock``). An in-memory SQLite database is private to
     its process and needs none.
     """
     file = sqlite_file(config)
@@ -205,6 +206,16 @@ async def close_database(opened: list[BaseDBAsyncClient] | None = None) -> None:
     for conn in opened or []:
         await conn.close()
     await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def using_database(config: Config) -> AsyncIterator[None]:
+    """The database open (and migrated) for the ``async with`` block: a command's."""
+    opened = await open_database(config)
+    try:
+        yield
+    finally:
+        await close_database(opened)
 
 
 DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from babel import Locale
 from babel.dates import format_date
@@ -21,10 +20,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
-if TYPE_CHECKING:
-    from gateway.config import Config
-
-__all__ = ["DATE_FORMAT", "DOMAIN", "N_", "Catalogs", "catalogs_for", "compile_catalogs"]
+__all__ = ["DATE_FORMAT", "DOMAIN", "N_", "Catalogs", "compile_catalogs"]
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +139,6 @@ class Catalogs:
 
     def format_number(self, lang: str, value: int | float) -> str:
         return format_decimal(value, locale=self.locale(lang))
-
-
-def catalogs_for(config: Config) -> Catalogs:
-    """The catalogs of every language ``config`` offers, with each language's date pattern."""
-    return Catalogs(
-        config.path(config.paths.locales),
-        [lang.code for lang in config.languages],
-        date_formats={lang.code: lang.date_format for lang in config.languages},
-    )
 
 
 def _babel_locale(lang: str) -> Locale:

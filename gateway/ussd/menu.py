@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from gateway.config import Config
 from gateway.text.i18n import N_, Catalogs
@@ -38,6 +38,9 @@ __all__ = [
     "verbatim",
 ]
 
+S = TypeVar("S")
+"""The application's services a menu uses: each menu states their shape as a Protocol."""
+
 NAV_BACK = "0"
 NAV_MORE = "98"
 NAV_MAIN = "00"
@@ -46,7 +49,7 @@ BACK = N_("Back")
 
 
 @dataclass
-class Context:
+class Context(Generic[S]):
     """What a node sees: who is calling, in which language, and the answers so far."""
 
     phone: str
@@ -55,8 +58,8 @@ class Context:
     data: dict[str, str]
     config: Config
     catalogs: Catalogs
-    services: Any
-    """The application's services; each menu module states the shape it needs as a Protocol."""
+    services: S
+    """The application's services, of the shape the menu states."""
     budget: Budget
 
     def t(self, message: str) -> str:
@@ -110,21 +113,21 @@ class Discard:
 
 
 Transition = Goto | Restart | Reject | End | Resume | Discard
-Text = str | Callable[[Context], str]
+Text = str | Callable[[Context[S]], str]
 """A message id to translate, or a function composing the text (for dynamic content)."""
-Action = Callable[[Context], Awaitable[Transition]]
+Action = Callable[[Context[S]], Awaitable[Transition]]
 
 
-def _text(ctx: Context, text: Text) -> str:
+def _text(ctx: Context[S], text: Text[S]) -> str:
     return text(ctx) if callable(text) else ctx.t(text)
 
 
-def localized(texts: Mapping[str, str]) -> Callable[[Context], str]:
+def localized(texts: Mapping[str, str]) -> Callable[[Context[S]], str]:
     """A label taken from configuration (a name per language), not from the catalogs."""
     return lambda ctx: ctx.name(texts)
 
 
-def verbatim(text: str) -> Callable[[Context], str]:
+def verbatim(text: str) -> Callable[[Context[S]], str]:
     """A label shown as written, in every language (a language's own name)."""
     return lambda ctx: text
 
@@ -137,34 +140,34 @@ class Rendered:
     """Dynamic text had to be cut to fit (never expected of a static screen)."""
 
 
-class Node(Protocol):
+class Node(Protocol[S]):
     @property
     def name(self) -> str: ...
 
     def render(
-        self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool
+        self, ctx: Context[S], *, page: int, hint: str | None, can_go_back: bool
     ) -> Rendered: ...
 
-    async def handle(self, ctx: Context, value: str, *, page: int) -> Transition: ...
+    async def handle(self, ctx: Context[S], value: str, *, page: int) -> Transition: ...
 
 
 @dataclass(frozen=True, slots=True)
-class Option:
-    label: Text
+class Option(Generic[S]):
+    label: Text[S]
     next: str | None = None
     value: str | None = None
     """Stored under the choice's ``store`` key when chosen."""
-    action: Action | None = None
+    action: Action[S] | None = None
     """Runs when chosen, after storing ``value``; its transition wins over ``next``."""
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(Generic[S]):
     """A numbered list (options may depend on earlier answers); paginated to fit."""
 
     name: str
-    title: Text
-    options: Sequence[Option] | Callable[[Context], Sequence[Option]]
+    title: Text[S]
+    options: Sequence[Option[S]] | Callable[[Context[S]], Sequence[Option[S]]]
     store: str | None = None
     next: str | None = None
     invalid: str = N_("Wrong choice. Try again:")
@@ -175,10 +178,12 @@ class Choice:
     hints: tuple[str, ...] = ()
     """Other hints this node's actions may show (message ids): pages leave room for them."""
 
-    def option_list(self, ctx: Context) -> Sequence[Option]:
+    def option_list(self, ctx: Context[S]) -> Sequence[Option[S]]:
         return self.options(ctx) if callable(self.options) else self.options
 
-    def render(self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool) -> Rendered:
+    def render(
+        self, ctx: Context[S], *, page: int, hint: str | None, can_go_back: bool
+    ) -> Rendered:
         options = self.option_list(ctx)
         items = [f"{i} {_text(ctx, o.label)}" for i, o in enumerate(options, start=1)]
         title = _text(ctx, self.title)
@@ -209,7 +214,7 @@ class Choice:
             return Rendered(shown.text(fitted), pages=len(pages), shortened=shortened)
         return Rendered(shown.text(header), pages=len(pages), shortened=shortened)
 
-    async def handle(self, ctx: Context, value: str, *, page: int) -> Transition:
+    async def handle(self, ctx: Context[S], value: str, *, page: int) -> Transition:
         options = self.option_list(ctx)
         if not value.isdigit() or not 1 <= int(value) <= len(options):
             return Reject(ctx.t(self.invalid))
@@ -225,26 +230,28 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class TextInput:
+class TextInput(Generic[S]):
     """Free text typed on the keypad (it may contain ``*``)."""
 
     name: str
-    prompt: Text
+    prompt: Text[S]
     store: str
     next: str | None = None
     min_length: int = 1
     max_length: int = 160
     too_short: str = N_("Too short. Please type a few words:")
-    action: Action | None = None
+    action: Action[S] | None = None
     """Runs after the text is stored (to check it); its transition wins over ``next``."""
 
-    def render(self, ctx: Context, *, page: int, hint: str | None, can_go_back: bool) -> Rendered:
+    def render(
+        self, ctx: Context[S], *, page: int, hint: str | None, can_go_back: bool
+    ) -> Rendered:
         prompt = hint if hint else _text(ctx, self.prompt)
         footer = f"{NAV_BACK} {ctx.t(BACK)}" if can_go_back else ""
         fitted = shorten_to_fit(prompt, lambda p: ctx.budget.fits(compose(p, [], footer)))
         return Rendered(compose(fitted, [], footer), shortened=fitted != prompt)
 
-    async def handle(self, ctx: Context, value: str, *, page: int) -> Transition:
+    async def handle(self, ctx: Context[S], value: str, *, page: int) -> Transition:
         text = " ".join(value.split())
         if len(text) < self.min_length:
             return Reject(ctx.t(self.too_short))
@@ -257,15 +264,15 @@ class TextInput:
         return Goto(self.next)
 
 
-StartFn = Callable[[Context], Awaitable[str]]
+StartFn = Callable[[Context[S]], Awaitable[str]]
 
 
 @dataclass(frozen=True)
-class Menu:
+class Menu(Generic[S]):
     """A whole menu: its nodes, how a session starts, and which nodes can be resumed."""
 
-    nodes: Mapping[str, Node]
-    start: StartFn
+    nodes: Mapping[str, Node[S]]
+    start: StartFn[S]
     """Chooses the first node for a new session (and may set ``ctx.language``)."""
     main: str
     """Where ``00`` leads."""

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
@@ -27,12 +27,19 @@ from gateway.sms.outbox import ReportTooEarly, SecondChance, record_delivery_rep
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
 from gateway.storage.sql import param
-from gateway.ussd.engine import SessionHooks, UssdEngine
+from gateway.ussd.engine import SessionHooks
 from gateway.ussd.menu import End
 
 __all__ = ["GatewayCallbacks", "SessionRecorder", "session_hooks"]
 
 log = logging.getLogger(__name__)
+
+
+class UssdHandler(Protocol):
+    """What answers a USSD hop (the :class:`~gateway.ussd.engine.UssdEngine`, whatever
+    services its menu uses)."""
+
+    async def handle(self, hop: UssdHop) -> UssdReply: ...
 
 
 class GatewayCallbacks:
@@ -41,7 +48,7 @@ class GatewayCallbacks:
     def __init__(
         self,
         *,
-        engine: UssdEngine,
+        engine: UssdHandler,
         apology: str,
         inbox: Inbox,
         second_chance: SecondChance | None = None,

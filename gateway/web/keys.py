@@ -18,7 +18,6 @@ from gateway.complaints.registration import ComplaintService
 from gateway.config import Config
 from gateway.sms.templates import TemplateBook
 from gateway.text.i18n import Catalogs
-from gateway.ussd.engine import UssdEngine
 
 __all__ = [
     "BULK_WORKER",
@@ -27,7 +26,6 @@ __all__ = [
     "CLOCK",
     "COMPLAINTS",
     "CONFIG",
-    "ENGINE",
     "HTTP",
     "LIFECYCLE",
     "PROVIDERS",
@@ -45,7 +43,6 @@ REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 COMPLAINTS = web.AppKey("complaints", ComplaintService)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
-ENGINE = web.AppKey("engine", UssdEngine)
 WORKER = web.AppKey("worker", Worker)
 BULK_WORKER = web.AppKey("bulk_worker", Worker)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)

@@ -1,0 +1,74 @@
+"""``python -m gateway serve``: the gateway (what ``server.py`` runs): the web server, with
+the worker and an embedded Redis in the same process unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.cli.base import setup_logging
+from gateway.config import Config, load_config
+from gateway.ops.startup import listen_problem
+
+if TYPE_CHECKING:
+    from gateway.cli.base import Commands
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Commands) -> None:
+    p = commands.add_parser("serve", help="run the gateway (web server, worker, embedded Redis)")
+    p.add_argument("--no-worker", action="store_true", help="do not run the worker in-process")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    setup_logging(args.verbose)
+    app = create_app(config, with_worker=False if args.no_worker else None)
+    with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
+        asyncio.run(serve(app, config))
+    return 0
+
+
+async def serve(app: web.Application, config: Config) -> None:
+    """Start ``app``, listen, and run until SIGINT or SIGTERM.
+
+    aiohttp's runner and site rather than ``run_app``: a port that cannot be bound is told
+    apart from the other start-up failures, and "Sampark on" is logged once it is bound.
+    """
+    host, port = config.server.host, config.server.port
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as e:
+            problem = listen_problem(e, host, port)
+            if problem is None:
+                raise
+            raise problem from e
+        logging.getLogger("gateway").info(
+            "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
+            host,
+            port,
+            config.service.service_code,
+            config.sms.provider,
+            config.database.url.split("://", 1)[0],
+            "embedded" if config.redis.url == "embedded" else "external",
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
