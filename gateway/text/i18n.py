@@ -18,7 +18,6 @@ from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 if TYPE_CHECKING:
@@ -140,9 +139,6 @@ class Catalogs:
         ``30-11-2026``), never CLDR's "medium", which moves between CLDR releases."""
         pattern = self._date_formats.get(lang, DATE_FORMAT)
         return format_date(value, format=pattern, locale=self.locale(lang))
-
-    def format_number(self, lang: str, value: int | float) -> str:
-        return format_decimal(value, locale=self.locale(lang))
 
 
 def catalogs_for(config: Config) -> Catalogs:
