@@ -8,12 +8,14 @@ It knows nothing of complaints, menus or the database.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 import aiohttp
 from aiohttp import web
+
+from gateway.errors import FieldError
 
 __all__ = [
     "CALLBACKS",
@@ -34,13 +36,8 @@ __all__ = [
 ]
 
 
-class PayloadError(ValueError):
+class PayloadError(FieldError):
     """A callback payload is missing a field or has a malformed one (answered with a 400)."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field_name = field_name
-        self.problem = problem
 
 
 class RetryLater(Exception):
@@ -201,15 +198,3 @@ class Provider(Protocol):
         results (the provider, not its caller, tells the two apart).
         """
         ...
-
-
-@dataclass
-class SentRecord:
-    """What the simulator keeps of a message it 'sent'."""
-
-    to: str
-    text: str
-    message_id: str
-    sender_id: str | None
-    sent_at: str
-    extra: dict[str, str] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gateway.app import load_static
 from gateway.campaigns.service import (
-    CampaignError,
+    CampaignConflict,
     Campaigns,
     ComplaintFilter,
     Preview,
@@ -29,6 +29,7 @@ from gateway.campaigns.service import (
 )
 from gateway.complaints.scope import scope_of
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.jobs.worker import ArqRunScheduler
 from gateway.ops.startup import open_redis
 from gateway.staff.audit import actor_of
@@ -134,7 +135,7 @@ def _variables(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
-            raise CampaignError(f"--var {pair!r}: write NAME=VALUE", field="variables")
+            raise FieldError("variables", f"--var {pair!r}: write NAME=VALUE")
         out[name.strip()] = value
     return out
 
@@ -208,10 +209,12 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
         actor = actor_of(staff)
         try:
             return await _act(campaigns, staff, scope, actor, args)
-        except CampaignError as e:
-            where = f"{e.field}: " if e.field else ""
-            print(f"{where}{e.message}", file=sys.stderr)
-            return 1 if e.conflict else 2
+        except FieldError as e:
+            print(e, file=sys.stderr)
+            return 2
+        except CampaignConflict as e:
+            print(e, file=sys.stderr)
+            return 1
     finally:
         if pool is not None:
             await pool.aclose()
