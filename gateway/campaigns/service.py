@@ -1022,7 +1022,7 @@ class CampaignRunner:
         columns = ("id", "recipient", "text", "segments")
         if len(rows) < size:
             # Retried and stale ones, then queued ones: each query a range of the
-            # (campaign_id, status) index (one OR over all the statuses walked every
+            # (campaign_id, status) index (one OR over all the statuses would walk every
             # message already sent, batch after batch).
             rows += (
                 await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
