@@ -6,8 +6,11 @@ definition, so that a second copy written somewhere and drifting apart fails.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +36,7 @@ from gateway.storage.models import (
 from gateway.web.keys import CAMPAIGNS, CONFIG, LIFECYCLE, TEMPLATES
 from ussd_menus.citizen import OPEN_STATUSES
 
+from .conftest import ROOT
 from .staff_helpers import ROLES, auth, make_staff_token
 from .test_campaigns import VARIABLES
 from .test_campaigns import complaint as stored_complaint
@@ -151,6 +155,61 @@ async def test_a_failed_message_gets_a_second_chance_when_essential_and_about_a_
     expected = [i for i, d in zip(ids, drafts, strict=True) if d.sms.essential and d.complaint_id]
     assert expected and recorder.scheduled == expected
     assert {m.essential for m in await OutboundMessage.filter(id__in=ids)} == {True, False}
+
+
+MIGRATE_OVER_OLD_MESSAGES = """
+import asyncio, sqlite3, sys
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate
+from gateway.storage.db import MIGRATIONS_TORTOISE_ORM
+
+async def main(path):
+    config = {**MIGRATIONS_TORTOISE_ORM, "connections": {"default": f"sqlite://{path}"}}
+    await migrate(config=config, target="models.0015_settings")
+    await Tortoise.close_connections()
+    with sqlite3.connect(path) as db:
+        for template in sys.argv[2:]:
+            db.execute(
+                "INSERT INTO outbound_message (recipient, template, language, text, encoding, "
+                "segments, provider, status, attempts, second_chance, idempotency_key, "
+                "created_at, updated_at) VALUES ('+919800000001', ?, 'en_IN', 'x', 'gsm7', 1, "
+                "'simulator', 'retrying', 1, 0, ?, '2026-11-01 10:00:00+00:00', "
+                "'2026-11-01 10:00:00+00:00')",
+                (template, f"old:{template}"),
+            )
+    await migrate(config=config)
+    await Tortoise.close_connections()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT template FROM outbound_message WHERE essential").fetchall()
+        print(sorted(r[0] for r in rows))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_messages_written_before_the_essential_column_keep_their_templates_word(
+    tmp_path: Path,
+) -> None:
+    """A message in flight across the upgrade keeps its second chance: the migration marks
+    essential those whose template's file said so when the column came."""
+    essential_then = [
+        "complaint_registered",
+        "complaint_resolved",
+        "feedback_reminder",
+        "help_reply",
+        "not_understood",
+        "status_reply",
+        "ticket_not_found",
+    ]
+    templates = [*essential_then, "complaint_closed", "officer_new_complaint", "area_update"]
+    done = subprocess.run(
+        [sys.executable, "-c", MIGRATE_OVER_OLD_MESSAGES, str(tmp_path / "old.db"), *templates],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == str(essential_then)
 
 
 # A level's area field ------------------------------------------------------------------
