@@ -31,6 +31,7 @@ from gateway.text.names import fill_names
 from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
 
 __all__ = [
+    "AREA_FIELDS",
     "SAMPLE_TICKET_KEY",
     "Config",
     "ConfigError",
@@ -39,12 +40,25 @@ __all__ = [
     "IssueType",
     "Language",
     "Level",
+    "area_field",
     "load_config",
 ]
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 # A text per language code, e.g. {"en_IN": "Revenue", "hi": "राजस्व"}.
 LocalizedText = dict[str, Annotated[str, Field(min_length=1, max_length=60)]]
+
+
+AREA_FIELDS = ("block", "tehsil", "district")
+"""The areas the first levels are divided into, smallest first: the officers of level ``n``
+cover areas of the kind ``AREA_FIELDS[n - 1]``, which is also the complaint field holding
+it (:func:`area_field`). A level past these (the state) covers every area."""
+
+
+def area_field(level: int) -> str | None:
+    """The kind of area level ``level`` (1-based) is divided into, and the complaint field
+    holding a complaint's area of that kind; None for a level covering every area."""
+    return AREA_FIELDS[level - 1] if 1 <= level <= len(AREA_FIELDS) else None
 
 
 class ConfigError(Exception):
@@ -140,8 +154,9 @@ class District(_Model):
 class Officer(_Model):
     """An officer who receives complaints of a department at one level, in some areas.
 
-    ``areas`` holds block codes at the first level, tehsil codes at the second, district
-    codes at the third; ``all`` covers every area (and is the only choice at state level).
+    ``areas`` holds codes of the kind of area the level is divided into (:func:`area_field`:
+    blocks at the first level, tehsils at the second, districts at the third); ``all``
+    covers every area (and is the only choice at state level).
     """
 
     code: Code
@@ -435,22 +450,18 @@ class Config(_Model):
                 raise ValueError(f"officers[{i}].phone: {o.phone!r}: {e.reason}") from None
             self.officers[i] = o.model_copy(update={"phone": phone})
         levels = [lv.code for lv in self.levels]
-        areas_by_level: list[set[str]] = [
-            {b.code for d in self.districts for b in d.blocks},
-            {t.code for d in self.districts for t in d.tehsils},
-            {d.code for d in self.districts},
-        ]
         for i, o in enumerate(self.officers):
             where = f"officers[{i}]"
             if o.department != "all" and self.department(o.department) is None:
                 raise ValueError(f"{where}.department: unknown department {o.department!r}")
             if o.level not in levels:
                 raise ValueError(f"{where}.level: {o.level!r} is not one of {levels}")
-            index = levels.index(o.level)
+            level = levels.index(o.level) + 1
             if o.areas != "all":
-                if index >= len(areas_by_level):
+                if area_field(level) is None:
                     raise ValueError(f"{where}.areas: the {o.level} level covers all areas")
-                unknown = [a for a in o.areas if a not in areas_by_level[index]]
+                areas = self.areas_at(level)
+                unknown = [a for a in o.areas if a not in areas]
                 if unknown:
                     raise ValueError(f"{where}.areas: not areas of level {o.level}: {unknown}")
 
@@ -501,6 +512,18 @@ class Config(_Model):
 
     def district(self, code: str) -> District | None:
         return next((d for d in self.districts if d.code == code), None)
+
+    def areas_at(self, level: int) -> set[str]:
+        """The codes of the areas level ``level`` (1-based) is divided into (blocks,
+        tehsils or districts: :func:`area_field`); none for a level covering every area."""
+        field = area_field(level)
+        if field == "district":
+            return {d.code for d in self.districts}
+        if field == "tehsil":
+            return {t.code for d in self.districts for t in d.tehsils}
+        if field == "block":
+            return {b.code for d in self.districts for b in d.blocks}
+        return set()
 
     def path(self, relative: str) -> Path:
         p = Path(relative)

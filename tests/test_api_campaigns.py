@@ -35,10 +35,6 @@ async def bulk_client(
     return await start_app(bulk_config(tmp_path, database_url, redis_url, fake))
 
 
-async def call(client: TestClient[Any, Any], headers: dict[str, str], cid: int, action: str) -> int:
-    return (await client.post(f"/api/v1/campaigns/{cid}/{action}", headers=headers)).status
-
-
 FILTER_BODY = {
     "template": "area_update",
     "variables": VARIABLES,

@@ -54,7 +54,6 @@ from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
 VARIABLES = {"service": "Water supply", "place": "Theog", "update": "restored"}
 DELIVERY_PATH = "/sms/africastalking/delivery"
-NOON_IST = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
 
 
 def bulk_config(

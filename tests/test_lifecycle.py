@@ -236,7 +236,7 @@ async def test_a_bad_transfer_target_is_a_typed_error_naming_the_field(
     c = await register(app_client, "+919811120001", "2")
     with pytest.raises(InvalidTransfer) as refused:
         await app_client.app[LIFECYCLE].transfer(c.id, actor="system", remark="x", **target)
-    assert refused.value.field_name == field and refused.value.problem.startswith(problem)
+    assert refused.value.field == field and refused.value.problem.startswith(problem)
     assert await ComplaintEvent.filter(complaint_id=c.id, kind="transferred").count() == 0
 
 

@@ -176,7 +176,7 @@ def test_parse_ussd_hop(fields: dict[str, str], expected: UssdHop) -> None:
 def test_parse_ussd_hop_rejects(fields: dict[str, str], field_name: str) -> None:
     with pytest.raises(PayloadError) as raised:
         parse_ussd_hop(fields)
-    assert raised.value.field_name == field_name
+    assert raised.value.field == field_name
     assert str(raised.value).startswith(f"{field_name}: ")
 
 
@@ -292,7 +292,7 @@ def test_parse_ussd_session_end(fields: dict[str, str], expected: UssdSessionEnd
 def test_parse_ussd_session_end_rejects(fields: dict[str, str], field_name: str) -> None:
     with pytest.raises(PayloadError) as raised:
         parse_ussd_session_end(fields)
-    assert raised.value.field_name == field_name
+    assert raised.value.field == field_name
 
 
 # --------------------------------------------------------------------------- parse_delivery_report
@@ -418,7 +418,7 @@ def test_parse_delivery_report(fields: dict[str, str], expected: DeliveryReport)
 def test_parse_delivery_report_rejects(fields: dict[str, str], field_name: str) -> None:
     with pytest.raises(PayloadError) as raised:
         parse_delivery_report(fields)
-    assert raised.value.field_name == field_name
+    assert raised.value.field == field_name
 
 
 # --------------------------------------------------------------------------- parse_inbound_sms
@@ -525,7 +525,7 @@ def test_parse_inbound_sms(fields: dict[str, str], expected: InboundSms) -> None
 def test_parse_inbound_sms_rejects(fields: dict[str, str], field_name: str) -> None:
     with pytest.raises(PayloadError) as raised:
         parse_inbound_sms(fields)
-    assert raised.value.field_name == field_name
+    assert raised.value.field == field_name
 
 
 def test_inbound_text_of_exactly_2000_chars_is_accepted() -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from gateway.complaints.lifecycle import OPEN
 from gateway.complaints.registration import (
     ComplaintView,
     InvalidComplaint,
@@ -68,7 +69,8 @@ Ctx = Context[CitizenServices]
 """What this menu's nodes see."""
 
 
-OPEN_STATUSES = ("registered", "assigned", "in_progress", "reopened", "transferred")
+OPEN_STATUSES = frozenset(s.value for s in OPEN)
+"""The statuses whose complaint shows its due date (with an officer, on a deadline)."""
 
 # Flow answers kept in ctx.data.
 DEPARTMENT, DISTRICT, BLOCK, ISSUE, DESCRIPTION = (

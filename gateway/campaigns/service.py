@@ -38,9 +38,10 @@ from tortoise.functions import Count, Min
 from tortoise.transactions import in_transaction
 
 from gateway.channels.base import OutgoingSms, Provider, ProviderError, SendOutcome
+from gateway.complaints.lifecycle import OPEN
 from gateway.complaints.scope import Scope
 from gateway.config import Config
-from gateway.sms.notices import ESSENTIAL
+from gateway.errors import FieldError
 from gateway.sms.outbox import (
     NEW_MESSAGE_COLUMNS,
     SentRow,
@@ -71,11 +72,11 @@ from gateway.text.csv_numbers import CsvReport, NumberReader
 from gateway.text.phone import mask_phone
 
 __all__ = [
-    "OPEN_STATUSES",
-    "CampaignError",
+    "CampaignConflict",
     "CampaignRunner",
     "Campaigns",
     "ComplaintFilter",
+    "InvalidCampaign",
     "Preview",
     "Progress",
     "RunScheduler",
@@ -88,13 +89,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DONE_CURSOR = "done"
-OPEN_STATUSES = (
-    ComplaintStatus.REGISTERED,
-    ComplaintStatus.ASSIGNED,
-    ComplaintStatus.IN_PROGRESS,
-    ComplaintStatus.REOPENED,
-    ComplaintStatus.TRANSFERRED,
-)
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 _Pending = tuple[int, str, str, int, str | None]
 """A message to send: (id, recipient, text, segments, DLT template ID)."""
@@ -119,14 +113,13 @@ _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
 CANCELLED_REASON = "campaign cancelled"
 
 
-class CampaignError(Exception):
-    """A campaign request that cannot be done as asked: names the field, or the conflict."""
+class InvalidCampaign(FieldError):
+    """A campaign asked for with a value that cannot be taken (names the field)."""
 
-    def __init__(self, message: str, *, field: str | None = None, conflict: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.conflict = conflict
+
+class CampaignConflict(Exception):
+    """The campaign as it is now does not allow the request (its status, or its kind of
+    audience): nothing was done."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +132,7 @@ class ComplaintFilter:
     block: str | None = None
     statuses: tuple[str, ...] = ()
     open_only: bool = False
-    """Only complaints not yet resolved or closed (:data:`OPEN_STATUSES`)."""
+    """Only complaints not yet resolved or closed (:data:`~gateway.complaints.lifecycle.OPEN`)."""
 
     def q(self) -> Q:
         conditions: dict[str, Any] = {
@@ -156,7 +149,7 @@ class ComplaintFilter:
             conditions["status__in"] = list(self.statuses)
         q = Q(**conditions)
         if self.open_only:
-            q &= Q(status__in=[s.value for s in OPEN_STATUSES])
+            q &= Q(status__in=[s.value for s in OPEN])
         return q
 
     def as_json(self) -> dict[str, Any]:
@@ -346,37 +339,32 @@ class Campaigns:
 
     # ------------------------------------------------------------------ validation
 
-    def is_essential(self, template: str) -> bool:
-        """Essential messages go to opted-out citizens too: those the citizen asked for
-        (:data:`gateway.sms.notices.ESSENTIAL`) and DLT-transactional ones."""
-        return template in ESSENTIAL or self.templates[template].category == "transactional"
-
     def render_all(self, template: str, variables: Mapping[str, str]) -> dict[str, RenderedSms]:
-        """The message in every configured language; raises CampaignError naming the field."""
+        """The message in every configured language; raises :class:`InvalidCampaign`."""
         try:
             tpl = self.templates[template]
         except TemplateError:
-            raise CampaignError(f"no SMS template named {template!r}", field="template") from None
+            raise InvalidCampaign("template", f"no SMS template named {template!r}") from None
         if not tpl.bulk:
             # A lifecycle message (a ticket's acknowledgement, a resolution...) sent in bulk
             # would tell citizens untrue things about their complaints, opted out or not.
-            raise CampaignError(
+            raise InvalidCampaign(
+                "template",
                 f"{template!r} is not a bulk template (its file does not say 'bulk: true')",
-                field="template",
             )
         for name in tpl.variables:
             value = variables.get(name)
             if value is None or not str(value).strip():
-                raise CampaignError(f"{name} is missing", field=f"variables.{name}")
+                raise InvalidCampaign(f"variables.{name}", f"{name} is missing")
             if len(str(value)) > DLT_VARIABLE_MAX:
-                raise CampaignError(
+                raise InvalidCampaign(
+                    f"variables.{name}",
                     f"{name} is longer than {DLT_VARIABLE_MAX} characters (DLT's limit)",
-                    field=f"variables.{name}",
                 )
         extra = sorted(set(variables) - set(tpl.variables))
         if extra:
-            raise CampaignError(
-                f"the template has no variable {extra[0]!r}", field=f"variables.{extra[0]}"
+            raise InvalidCampaign(
+                f"variables.{extra[0]}", f"the template has no variable {extra[0]!r}"
             )
         fallback = self.config.service.default_language
         return {
@@ -385,21 +373,21 @@ class Campaigns:
         }
 
     def check_filter(self, f: ComplaintFilter) -> None:
-        """Raise CampaignError naming a code the configuration does not know."""
+        """:class:`InvalidCampaign` for a code the configuration does not know."""
         if f.department is not None and self.config.department(f.department) is None:
-            raise CampaignError("unknown department", field="audience.filter.department")
+            raise InvalidCampaign("audience.filter.department", "unknown department")
         if f.district is not None and self.config.district(f.district) is None:
-            raise CampaignError("unknown district", field="audience.filter.district")
+            raise InvalidCampaign("audience.filter.district", "unknown district")
         tehsils = {t.code for d in self.config.districts for t in d.tehsils}
         if f.tehsil is not None and f.tehsil not in tehsils:
-            raise CampaignError("unknown tehsil", field="audience.filter.tehsil")
+            raise InvalidCampaign("audience.filter.tehsil", "unknown tehsil")
         blocks = {b.code for d in self.config.districts for b in d.blocks}
         if f.block is not None and f.block not in blocks:
-            raise CampaignError("unknown block", field="audience.filter.block")
+            raise InvalidCampaign("audience.filter.block", "unknown block")
         known = {s.value for s in ComplaintStatus}
         for s in f.statuses:
             if s not in known:
-                raise CampaignError(f"unknown status {s!r}", field="audience.filter.statuses")
+                raise InvalidCampaign("audience.filter.statuses", f"unknown status {s!r}")
 
     # ------------------------------------------------------------------ preview
 
@@ -500,7 +488,7 @@ class Campaigns:
         *,
         outside: int = 0,
     ) -> Preview:
-        essential = self.is_essential(template)
+        essential = self.templates[template].essential
         fallback = self.config.service.default_language
         languages: dict[str, int] = {}
         skipped = 0
@@ -551,7 +539,7 @@ class Campaigns:
                 variables=dict(variables),
                 audience=aud,
                 scope=stored_scope.as_json(),
-                essential=self.is_essential(template),
+                essential=self.templates[template].essential,
                 using_db=conn,
             )
             await audit(
@@ -571,11 +559,9 @@ class Campaigns:
         pieces of any size) to a draft campaign with a CSV audience, in batches: the file
         is never held whole."""
         if "csv" not in campaign.audience:
-            raise CampaignError(
-                "this campaign's audience is a filter", field="audience", conflict=True
-            )
+            raise CampaignConflict("audience: this campaign's audience is a filter")
         if campaign.status is not CampaignStatus.DRAFT:
-            raise CampaignError(f"the campaign is {campaign.status.value}", conflict=True)
+            raise CampaignConflict(f"the campaign is {campaign.status.value}")
         before = await CampaignContact.filter(campaign_id=campaign.id).count()
         reader = NumberReader(region=self.config.service.country)
         batch: list[str] = []
@@ -654,9 +640,8 @@ class Campaigns:
             )
             if not moved:
                 current = await Campaign.get(id=campaign.id, using_db=conn)
-                raise CampaignError(
-                    f"the campaign is {current.status.value}; cannot {action.split('.')[-1]} it",
-                    conflict=True,
+                raise CampaignConflict(
+                    f"the campaign is {current.status.value}; cannot {action.split('.')[-1]} it"
                 )
             await audit(actor, action, target=f"campaign:{campaign.id}", conn=conn)
         await campaign.refresh_from_db()
@@ -667,7 +652,7 @@ class Campaigns:
         if campaign.status is CampaignStatus.DRAFT:
             preview = await self.refresh_totals(campaign)
             if preview.recipients == 0:
-                raise CampaignError("the campaign has no recipients", field="audience")
+                raise InvalidCampaign("audience", "the campaign has no recipients")
         campaign = await self._move(
             campaign,
             from_=[CampaignStatus.DRAFT],
@@ -1062,7 +1047,7 @@ class CampaignRunner:
         columns = _PENDING_COLUMNS
         if len(rows) < size:
             # Retried and stale ones, then queued ones: each query a range of the
-            # (campaign_id, status) index (one OR over all the statuses walked every
+            # (campaign_id, status) index (one OR over all the statuses would walk every
             # message already sent, batch after batch).
             rows += [
                 _pending(*row)

@@ -22,6 +22,8 @@ from typing import ClassVar, Protocol
 import aiohttp
 from aiohttp import web
 
+from gateway.errors import FieldError
+
 __all__ = [
     "CALLBACKS",
     "CallbackLimits",
@@ -43,13 +45,8 @@ __all__ = [
 ]
 
 
-class PayloadError(ValueError):
+class PayloadError(FieldError):
     """A callback payload is missing a field or has a malformed one (answered with a 400)."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field_name = field_name
-        self.problem = problem
 
 
 class RetryLater(Exception):
@@ -263,15 +260,3 @@ class Provider(Protocol):
         results (the provider, not its caller, tells the two apart).
         """
         ...
-
-
-@dataclass
-class SentRecord:
-    """What the simulator keeps of a message it 'sent'."""
-
-    to: str
-    text: str
-    message_id: str
-    sender_id: str | None
-    sent_at: str
-    extra: dict[str, str] = field(default_factory=dict)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from gateway.app import build_campaigns, load_static, open_services
 from gateway.campaigns.service import (
-    CampaignError,
+    CampaignConflict,
     Campaigns,
     ComplaintFilter,
     Preview,
@@ -30,6 +30,7 @@ from gateway.campaigns.service import (
 )
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config, load_config
+from gateway.errors import FieldError
 from gateway.staff.audit import actor_of
 from gateway.storage.db import using_database
 from gateway.storage.models import Campaign, CampaignStatus, StaffMember, StaffRole
@@ -136,7 +137,7 @@ def _variables(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
-            raise CampaignError(f"--var {pair!r}: write NAME=VALUE", field="variables")
+            raise FieldError("variables", f"--var {pair!r}: write NAME=VALUE")
         out[name.strip()] = value
     return out
 
@@ -216,10 +217,12 @@ async def _notify(campaigns: Campaigns, args: argparse.Namespace) -> int:
     actor = actor_of(staff)
     try:
         return await _act(campaigns, staff, scope, actor, args)
-    except CampaignError as e:
-        where = f"{e.field}: " if e.field else ""
-        print(f"{where}{e.message}", file=sys.stderr)
-        return 1 if e.conflict else 2
+    except FieldError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except CampaignConflict as e:
+        print(e, file=sys.stderr)
+        return 1
 
 
 async def _act(

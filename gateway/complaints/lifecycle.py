@@ -12,9 +12,10 @@ inside it (locked, on PostgreSQL) and moves only those still due.
 A staff member or officer acts within their :class:`~gateway.complaints.scope.Scope`, checked on the
 row the action read and locked, so a complaint escalated a moment before is refused
 (:class:`~gateway.complaints.scope.OutOfScope`). Refusals are typed: :class:`IllegalTransition` (the
-status forbids it), :class:`InvalidAction` (a transfer target or officer that cannot take
-it, naming the field), :class:`ConcurrentChange` (another process changed the complaint
-between this action's read and its write: nothing was done, the caller may try again).
+status forbids it), :class:`InvalidTransfer` and :class:`InvalidReassignment` (a transfer
+target or officer that cannot take it: a :class:`~gateway.errors.FieldError` naming the
+field), :class:`ConcurrentChange` (another process changed the complaint between this
+action's read and its write: nothing was done, the caller may try again).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
+from gateway.complaints.routing import district_level, officer_for, officer_refusal
 from gateway.complaints.scope import OutOfScope, Scope
 from gateway.config import Config, Officer
+from gateway.errors import FieldError
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, MessageDraft, queue_messages
 from gateway.storage.models import (
@@ -48,11 +51,9 @@ __all__ = [
     "Change",
     "ConcurrentChange",
     "IllegalTransition",
-    "InvalidAction",
     "InvalidReassignment",
     "InvalidTransfer",
     "Lifecycle",
-    "officer_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,11 @@ class IllegalTransition(Exception):
         self.status = status
 
 
-class InvalidAction(ValueError):
-    """What an action asks for cannot be done to the complaint (names the field)."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field_name = field_name
-        self.problem = problem
-
-
-class InvalidReassignment(InvalidAction):
+class InvalidReassignment(FieldError):
     """The officer asked for cannot take the complaint (field ``officer``)."""
 
 
-class InvalidTransfer(InvalidAction):
+class InvalidTransfer(FieldError):
     """The transfer target is unknown, or where the complaint already is (field
     ``department`` or ``block``)."""
 
@@ -110,26 +102,6 @@ class ConcurrentChange(Exception):
         super().__init__(f"the complaint changed while trying to {action} it: try again")
         self.action = action
         self.complaint_id = complaint_id
-
-
-def officer_for(
-    config: Config, *, department: str, level: int, district: str, tehsil: str, block: str
-) -> Officer | None:
-    """The officer for a complaint at ``level`` (1-based): the most specific match wins."""
-    if not 1 <= level <= len(config.levels):
-        return None
-    level_code = config.levels[level - 1].code
-    area = (block, tehsil, district)[level - 1] if level <= 3 else None
-    best: tuple[int, Officer] | None = None
-    for o in config.officers:
-        if o.level != level_code or o.department not in (department, "all"):
-            continue
-        if o.areas != "all" and (area is None or area not in o.areas):
-            continue
-        score = (2 if o.department == department else 0) + (1 if o.areas != "all" else 0)
-        if best is None or score > best[0]:
-            best = (score, o)
-    return best[1] if best else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,14 +476,7 @@ class Lifecycle:
     def _assign(self, c: Complaint, now: datetime) -> Officer | None:
         """Give ``c`` the officer and the deadline of its (new) level and area."""
         c.due_at = now + timedelta(days=self.config.levels[c.level - 1].days)
-        officer = officer_for(
-            self.config,
-            department=c.department,
-            level=c.level,
-            district=c.district,
-            tehsil=c.tehsil,
-            block=c.block,
-        )
+        officer = officer_for(self.config, c)
         c.officer = officer.code if officer else None
         return officer
 
@@ -531,16 +496,9 @@ class Lifecycle:
             raise InvalidReassignment("officer", f"no officer {code!r} in the configuration")
         if officer.code == c.officer:
             raise InvalidReassignment("officer", f"{code} has the complaint already")
-        level = self.config.levels[c.level - 1].code
-        if officer.level != level:
-            raise InvalidReassignment(
-                "officer", f"{code} works at the {officer.level} level, the complaint is at {level}"
-            )
-        if officer.department not in (c.department, "all"):
-            raise InvalidReassignment("officer", f"{code} is not an officer of {c.department}")
-        area = (c.block, c.tehsil, c.district)[c.level - 1] if c.level <= 3 else None
-        if officer.areas != "all" and (area is None or area not in officer.areas):
-            raise InvalidReassignment("officer", f"{code} does not cover {area}")
+        why_not = officer_refusal(self.config, officer, c)
+        if why_not is not None:
+            raise InvalidReassignment("officer", why_not)
         return officer
 
     async def _count_events(self, c: Complaint, conn: BaseDBAsyncClient) -> int:
@@ -588,7 +546,7 @@ class Lifecycle:
             c.department = department
         if c.transfers >= cfg.lifecycle.max_transfers:
             # Passed around too often: the district level takes it.
-            c.level = max(c.level, min(3, len(cfg.levels)))
+            c.level = max(c.level, district_level(cfg))
         else:
             c.transfers += 1
             c.level = 1

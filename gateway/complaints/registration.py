@@ -17,8 +17,10 @@ from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from gateway.complaints.lifecycle import IllegalTransition, Lifecycle, officer_for
+from gateway.complaints.lifecycle import IllegalTransition, Lifecycle
+from gateway.complaints.routing import officer_for
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, queue_messages
 from gateway.storage.models import (
@@ -67,12 +69,8 @@ class ComplaintView:
     """The asking number registered it (only the owner may rate it)."""
 
 
-class InvalidComplaint(ValueError):
+class InvalidComplaint(FieldError):
     """A complaint names something the configuration does not have (names the field)."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field_name = field_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,14 +277,7 @@ class ComplaintService:
             )
             # The ticket comes from the row's id: unique however many gateways write.
             complaint.ticket = self.tickets.encode(complaint.id)
-            officer = officer_for(
-                self.config,
-                department=new.department,
-                level=1,
-                district=new.district,
-                tehsil=tehsil,
-                block=new.block,
-            )
+            officer = officer_for(self.config, complaint)
             events = [
                 ComplaintEvent(
                     complaint=complaint,

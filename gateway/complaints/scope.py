@@ -15,7 +15,7 @@
 
 Both halves are written once, as lookups on :class:`Complaint` fields
 (:meth:`Scope.reading`, :meth:`Scope.acting`): the database applies them to every staff
-query (lists, counts, campaign audiences, the monthly review), and :meth:`Scope.may_act`
+query (lists, counts, campaign audiences, the monthly review), and :meth:`Scope.refusal`
 applies the same lookups to the complaint an action has just read and locked, in the
 lifecycle's transaction, for the staff API and SMS alike. A complaint outside the reading
 scope is never read, counted or notified, and a request naming one answers as if it did
@@ -30,14 +30,10 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from gateway.config import Config, Officer
+from gateway.config import Config, Officer, area_field
 from gateway.storage.models import Complaint, StaffMember, StaffRole
 
-__all__ = ["AREA_FIELDS", "OutOfScope", "Scope", "level_number", "officer_scope", "scope_of"]
-
-AREA_FIELDS = ("block", "tehsil", "district")
-"""The complaint field holding the area of level ``n`` (1-based) is ``AREA_FIELDS[n - 1]``;
-the levels past the third (the state) cover every area."""
+__all__ = ["OutOfScope", "Scope", "level_number", "officer_scope", "scope_of"]
 
 _NOTHING = 0
 """The level of an account whose level the config no longer knows: it matches nothing."""
@@ -69,10 +65,6 @@ class Scope:
     level: int | None = None
     officer: str | None = None
     writable: bool = True
-
-    @property
-    def is_everything(self) -> bool:
-        return not self.reading()
 
     def _area(self) -> dict[str, Any]:
         return {
@@ -110,18 +102,6 @@ class Scope:
     def complaints(self) -> QuerySet[Complaint]:
         """Every complaint in scope."""
         return Complaint.filter(self.q())
-
-    def filter(self, query: QuerySet[Complaint]) -> QuerySet[Complaint]:
-        """``query`` narrowed to the scope."""
-        return query.filter(self.q())
-
-    def may_read(self, complaint: Complaint) -> bool:
-        """Whether an already loaded complaint is in the reading scope."""
-        return _refusal(complaint, self.reading()) is None
-
-    def may_act(self, complaint: Complaint) -> bool:
-        """Whether an action on an already loaded complaint is allowed."""
-        return self.refusal(complaint) is None
 
     def refusal(self, complaint: Complaint) -> str | None:
         """Why an action on ``complaint`` is not allowed, or None when it is."""
@@ -165,8 +145,9 @@ def scope_of(staff: StaffMember, config: Config) -> Scope:
         return Scope(district=staff.district)
     level = level_number(config, staff.level)
     area: dict[str, Any] = {}
-    if 1 <= level <= len(AREA_FIELDS) and staff.area:
-        area[AREA_FIELDS[level - 1]] = staff.area
+    field = area_field(level)
+    if field is not None and staff.area:
+        area[field] = staff.area
     return Scope(department=staff.department, level=level, officer=staff.officer_code, **area)
 
 

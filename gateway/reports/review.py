@@ -57,6 +57,7 @@ from tortoise.connection import get_connection
 from gateway.complaints.lifecycle import OPEN
 from gateway.complaints.scope import Scope
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.storage.limits import EARLIEST_DATE, LATEST_DATE
 from gateway.storage.models import ComplaintStatus, EventKind
 
@@ -77,8 +78,11 @@ DIMENSIONS: tuple[Dimension, ...] = ("department", "district", "officer")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
-class InvalidMonth(ValueError):
+class InvalidMonth(FieldError):
     """The month is not ``YYYY-MM``, or is outside the years the review covers."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("month", problem)
 
 
 class Figures(BaseModel):
@@ -147,11 +151,11 @@ def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
     """The UTC instants where calendar month ``YYYY-MM`` in ``timezone`` starts and ends."""
     m = _MONTH.match(month)
     if m is None:
-        raise InvalidMonth(f"month: {month!r} is not a month like 2026-10")
+        raise InvalidMonth(f"{month!r} is not a month like 2026-10")
     year, mon = int(m.group(1)), int(m.group(2))
     if not EARLIEST_DATE.year <= year <= LATEST_DATE.year:
         raise InvalidMonth(
-            f"month: {month!r} is not between {EARLIEST_DATE:%Y-%m} and {LATEST_DATE:%Y-%m}"
+            f"{month!r} is not between {EARLIEST_DATE:%Y-%m} and {LATEST_DATE:%Y-%m}"
         )
     zone = ZoneInfo(timezone)
     start = datetime(year, mon, 1, tzinfo=zone)

@@ -13,21 +13,7 @@ from gateway.sms.templates import TemplateBook
 from gateway.storage.models import Complaint
 from gateway.text.i18n import N_, Catalogs
 
-__all__ = ["ESSENTIAL", "Notices"]
-
-ESSENTIAL = frozenset(
-    {
-        "complaint_registered",
-        "complaint_resolved",
-        "feedback_reminder",
-        "status_reply",
-        "help_reply",
-        "not_understood",
-        "ticket_not_found",
-    }
-)
-"""Messages sent even to a citizen who opted out: they answer the citizen's own action or
-ask for the feedback that closes the complaint."""
+__all__ = ["Notices"]
 
 
 class Notices:
@@ -68,12 +54,11 @@ class Notices:
         opted_out: bool = False,
     ) -> MessageDraft | None:
         """``template`` rendered for ``to``, to be written with idempotency key ``key``
-        (``None`` when an opted-out citizen should not get it)."""
-        if opted_out and template not in ESSENTIAL:
+        (``None`` for a citizen who ``opted_out``, unless the template is essential)."""
+        tpl = self.templates[template]
+        if opted_out and not tpl.essential:
             return None
-        sms = self.templates[template].render(
-            language, values, fallback=self.config.service.default_language
-        )
+        sms = tpl.render(language, values, fallback=self.config.service.default_language)
         return MessageDraft(
             sms=sms,
             recipient=to,

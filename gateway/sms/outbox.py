@@ -68,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 STALE_SENDING = timedelta(minutes=2)
 """The lease of a claim by default (``worker.send_lease_seconds``): a message "sending" for
 longer than this was left by a worker that died mid-send (the send job's timeout is 60 s),
@@ -164,6 +163,7 @@ NEW_MESSAGE_COLUMNS = (
     "status",
     "attempts",
     "second_chance",
+    "essential",
     "created_at",
     "updated_at",
 )
@@ -199,6 +199,7 @@ def new_message_row(
         (MessageStatus.SENDING if held else MessageStatus.QUEUED).value,
         1 if held else 0,
         False,
+        sms.essential,
         at,
         at,
     )
@@ -510,12 +511,6 @@ class Outbox:
         return DeliveryResult(MessageStatus.FAILED, reason)
 
 
-SECOND_CHANCE_TEMPLATES = frozenset(
-    {"complaint_registered", "complaint_resolved", "feedback_reminder"}
-)
-"""Messages a complaint cannot do without: tried once more, later, when they finally fail."""
-
-
 class SecondChance(Protocol):
     """Schedules the one later retry of a failed essential message, :attr:`delay` later."""
 
@@ -526,10 +521,11 @@ class SecondChance(Protocol):
 
 
 async def after_final_failure(message_id: int, second_chance: SecondChance | None) -> None:
-    """An essential message that failed gets one more try later; failing that, the
-    complaint is flagged so that staff can reach the citizen another way."""
+    """An essential message about a complaint (its acknowledgement, its feedback question:
+    the complaint cannot do without them) that failed gets one more try later; failing
+    that, the complaint is flagged so that staff can reach the citizen another way."""
     msg = await OutboundMessage.get_or_none(id=message_id)
-    if msg is None or msg.template not in SECOND_CHANCE_TEMPLATES or msg.complaint_id is None:  # type: ignore[attr-defined]
+    if msg is None or not msg.essential or msg.complaint_id is None:  # type: ignore[attr-defined]
         return
     if not msg.second_chance and second_chance is not None:
         claimed = await OutboundMessage.filter(id=msg.id, second_chance=False).update(

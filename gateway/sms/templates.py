@@ -4,6 +4,13 @@ Indian operators drop a commercial SMS whose text does not match a template regi
 their DLT platform for the sender, so each language's text carries its DLT template ID and
 is sent exactly as written, with only its ``{variables}`` filled in (each at most 30
 characters, DLT's limit).
+
+A template's file says whether it is **essential**: sent to a citizen who opted out (STOP)
+too, because it answers the citizen's own action or asks the question whose answer closes
+their complaint; written on each message (``OutboundMessage.essential``), so that one about
+a complaint that finally fails is tried once more. A DLT ``transactional`` template is
+essential unless its file says otherwise. Every other message is optional: an opted-out
+citizen does not get it, from the lifecycle or from a campaign.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ __all__ = [
 DLT_VARIABLE_MAX = 30
 _VARIABLE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _CATEGORIES = ("transactional", "service_implicit", "service_explicit", "promotional")
+_KEYS = {"name", "category", "variables", "languages", "description", "bulk", "essential"}
 
 
 class TemplateError(Exception):
@@ -42,6 +50,8 @@ class RenderedSms:
     dlt_template_id: str | None
     encoding: Encoding
     segments: int
+    essential: bool = False
+    """Its template's: sent to a citizen who opted out too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,8 @@ class SmsTemplate:
     texts: Mapping[str, TemplateText]
     bulk: bool = False
     """May be sent by staff in a campaign (lifecycle messages never are)."""
+    essential: bool = False
+    """Sent to a citizen who opted out too (see the module's description)."""
 
     def render(self, language: str, values: Mapping[str, str], *, fallback: str) -> RenderedSms:
         """Fill in ``values`` in ``language``'s text (or ``fallback``'s, if it has none)."""
@@ -80,7 +92,9 @@ class SmsTemplate:
 
         text = _VARIABLE.sub(fill, tt.text)
         m = measure_sms(text)
-        return RenderedSms(self.name, lang, text, tt.dlt_template_id, m.encoding, m.segments)
+        return RenderedSms(
+            self.name, lang, text, tt.dlt_template_id, m.encoding, m.segments, self.essential
+        )
 
 
 class TemplateBook:
@@ -120,7 +134,7 @@ def _load_one(file: Path, languages: list[str]) -> SmsTemplate:
         raise TemplateError(f"{where}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise TemplateError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"name", "category", "variables", "languages", "description", "bulk"}
+    unknown = set(raw) - _KEYS
     if unknown:
         raise TemplateError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     name = raw.get("name")
@@ -156,4 +170,7 @@ def _load_one(file: Path, languages: list[str]) -> SmsTemplate:
     bulk = raw.get("bulk", False)
     if not isinstance(bulk, bool):
         raise TemplateError(f"{where}: bulk must be true or false")
-    return SmsTemplate(name, category, tuple(variables), texts, bulk=bulk)
+    essential = raw.get("essential", category == "transactional")
+    if not isinstance(essential, bool):
+        raise TemplateError(f"{where}: essential must be true or false")
+    return SmsTemplate(name, category, tuple(variables), texts, bulk=bulk, essential=essential)

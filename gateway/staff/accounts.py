@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from gateway.complaints.scope import AREA_FIELDS, level_number
+from gateway.complaints.scope import level_number
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.staff.audit import audit
 from gateway.storage.models import ApiToken, StaffMember, StaffRole
 from gateway.text.phone import InvalidPhoneNumber, normalize_phone
@@ -42,13 +43,8 @@ LAST_USED_EVERY = timedelta(minutes=1)
 """How stale a token's ``last_used_at`` may get: one write a minute, not one a request."""
 
 
-class InvalidStaff(ValueError):
+class InvalidStaff(FieldError):
     """A staff account that cannot be created as asked (names the field)."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,18 +58,6 @@ class NewStaff:
     district: str | None = None
     officer_code: str | None = None
     phone: str | None = None
-
-
-def _areas_at(config: Config, level: str) -> set[str]:
-    """The area codes of ``level``: blocks, tehsils or districts, by its place (as scopes
-    and officers' areas read them, :data:`~gateway.complaints.scope.AREA_FIELDS`)."""
-    areas = (
-        {b.code for d in config.districts for b in d.blocks},
-        {t.code for d in config.districts for t in d.tehsils},
-        {d.code for d in config.districts},
-    )
-    n = level_number(config, level)
-    return areas[n - 1] if 1 <= n <= len(AREA_FIELDS) else set()
 
 
 def validate_staff(config: Config, new: NewStaff) -> NewStaff:
@@ -98,10 +82,11 @@ def validate_staff(config: Config, new: NewStaff) -> NewStaff:
     if new.role is StaffRole.OFFICER:
         if new.level not in levels:
             raise InvalidStaff("level", f"an officer needs a level, one of {levels}")
-        if new.level != levels[-1]:
+        areas = config.areas_at(level_number(config, new.level))
+        if areas:
             if new.area is None:
                 raise InvalidStaff("area", f"an officer at level {new.level} needs an area")
-            if new.area not in _areas_at(config, new.level):
+            if new.area not in areas:
                 raise InvalidStaff("area", f"{new.area!r} is not a {new.level} code")
         elif new.area is not None:
             raise InvalidStaff("area", f"the {new.level} level covers everything: give no area")

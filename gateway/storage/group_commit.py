@@ -1,8 +1,8 @@
 """Group commit: many concurrent callers' small writes run as one statement.
 
-The worker sends up to 50 messages at once, and each used to claim its row and record the
-provider's answer in statements of its own. On SQLite every statement queues for the one
-connection, so the 50 jobs waited on each other (``make bench``, py-spy). A
+The worker sends up to 50 messages at once. Were each to claim its row and record the
+provider's answer in statements of its own, on SQLite every statement would queue for the
+one connection and the 50 jobs wait on each other (``make bench``, py-spy). A
 :class:`GroupWriter` collects what callers submit while its previous write runs, and
 writes all of it together: under load a write serves dozens of callers, when idle it
 serves one with no added delay.

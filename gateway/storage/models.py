@@ -227,6 +227,9 @@ class OutboundMessage(Model):
     status = fields.CharEnumField(MessageStatus, max_length=12, default=MessageStatus.QUEUED)
     attempts = fields.SmallIntField(default=0)
     second_chance = fields.BooleanField(default=False, description="retried once after failing")
+    essential = fields.BooleanField(
+        default=False, db_default=False, description="sent to opted-out citizens too"
+    )
     # db_default: rows written before it, and by raw inserts, count none.
     lost_answers = fields.SmallIntField(
         default=0, db_default=0, description="sends whose answer was lost (status unknown)"

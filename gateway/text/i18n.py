@@ -17,7 +17,6 @@ from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 __all__ = ["DATE_FORMAT", "DOMAIN", "N_", "Catalogs", "compile_catalogs"]
@@ -136,9 +135,6 @@ class Catalogs:
         ``30-11-2026``), never CLDR's "medium", which moves between CLDR releases."""
         pattern = self._date_formats.get(lang, DATE_FORMAT)
         return format_date(value, format=pattern, locale=self.locale(lang))
-
-    def format_number(self, lang: str, value: int | float) -> str:
-        return format_decimal(value, locale=self.locale(lang))
 
 
 def _babel_locale(lang: str) -> Locale:

@@ -25,9 +25,6 @@ class Budget:
     def fits(self, text: str) -> bool:
         return measure_screen(text, ucs2_budget=self.ucs2, gsm7_budget=self.gsm7).fits
 
-    def over(self, text: str) -> int:
-        return measure_screen(text, ucs2_budget=self.ucs2, gsm7_budget=self.gsm7).over
-
 
 @dataclass(frozen=True, slots=True)
 class Page:

@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from gateway.campaigns.service import (
-    CampaignError,
+    CampaignConflict,
     Campaigns,
     ComplaintFilter,
     campaign_scope,
@@ -29,9 +29,9 @@ from gateway.storage.models import Campaign, ComplaintStatus, StaffRole
 from gateway.text.csv_numbers import parse_numbers
 from gateway.web.api.common import (
     ApiError,
-    parse_body,
+    request_body,
     request_scope,
-    require_role,
+    request_staff,
 )
 from gateway.web.api.openapi import operation
 from gateway.web.keys import CAMPAIGNS, CLOCK, CONFIG
@@ -42,8 +42,6 @@ routes = web.RouteTableDef()
 
 SENDERS = (StaffRole.OFFICER, StaffRole.DISTRICT_ADMIN, StaffRole.STATE_ADMIN)
 READERS = (*SENDERS, StaffRole.STATE_REVIEWER)
-_SENDER_NAMES = tuple(r.value for r in SENDERS)
-_READER_NAMES = tuple(r.value for r in READERS)
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 """A CSV upload's limit (some 1,000,000 numbers); read as a stream, never held whole."""
 
@@ -154,10 +152,8 @@ def _filter(f: FilterIn) -> ComplaintFilter:
     )
 
 
-def _api_error(e: CampaignError) -> ApiError:
-    if e.conflict:
-        return ApiError(409, "conflict", e.message, field=e.field)
-    return ApiError(400, "invalid", e.message, field=e.field)
+def _conflict(e: CampaignConflict) -> ApiError:
+    return ApiError(409, "conflict", str(e))
 
 
 async def _out(
@@ -203,32 +199,28 @@ async def _campaign(request: web.Request) -> Campaign:
     "POST",
     "/campaigns/preview",
     summary="What a campaign would send: audience size, languages, segments, total cost",
-    roles=_SENDER_NAMES,
+    roles=SENDERS,
     body=CampaignIn,
     response=PreviewOut,
     status=200,
 )
 async def preview(request: web.Request) -> web.Response:
-    staff = require_role(request, *SENDERS)
-    body = await parse_body(request, CampaignIn)
+    body = request_body(request, CampaignIn)
     campaigns = _service(request)
     scope = campaign_scope(request_scope(request), campaigns.config)
     csv: dict[str, Any] | None = None
-    try:
-        if body.audience.filter is not None:
-            result = await campaigns.preview_filter(
-                scope, body.template, body.variables, _filter(body.audience.filter)
-            )
-        else:
-            numbers, report = await asyncio.to_thread(
-                parse_numbers, body.audience.csv or "", region=campaigns.config.service.country
-            )
-            result = await campaigns.preview_numbers(scope, body.template, body.variables, numbers)
-            csv = report.as_json()
-    except CampaignError as e:
-        raise _api_error(e) from None
+    if body.audience.filter is not None:
+        result = await campaigns.preview_filter(
+            scope, body.template, body.variables, _filter(body.audience.filter)
+        )
+    else:
+        numbers, report = await asyncio.to_thread(
+            parse_numbers, body.audience.csv or "", region=campaigns.config.service.country
+        )
+        result = await campaigns.preview_numbers(scope, body.template, body.variables, numbers)
+        csv = report.as_json()
     await audit(
-        actor_of(staff),
+        actor_of(request_staff(request)),
         "campaign.preview",
         detail={"template": body.template, "recipients": result.recipients},
     )
@@ -245,13 +237,13 @@ async def _text_of(text: str) -> AsyncIterator[str]:
     "POST",
     "/campaigns",
     summary="Create a draft campaign (a filter audience, or CSV numbers inline or uploaded)",
-    roles=_SENDER_NAMES,
+    roles=SENDERS,
     body=CampaignIn,
     response=CampaignOut,
 )
 async def create(request: web.Request) -> web.Response:
-    staff = require_role(request, *SENDERS)
-    body = await parse_body(request, CampaignIn)
+    staff = request_staff(request)
+    body = request_body(request, CampaignIn)
     campaigns = _service(request)
     actor = actor_of(staff)
     audience = body.audience.filter
@@ -268,8 +260,8 @@ async def create(request: web.Request) -> web.Response:
         if body.audience.csv:
             report = await campaigns.add_numbers(campaign, _text_of(body.audience.csv), actor=actor)
             csv = report.as_json()
-    except CampaignError as e:
-        raise _api_error(e) from None
+    except CampaignConflict as e:
+        raise _conflict(e) from None
     await campaign.refresh_from_db()
     return web.json_response(await _out(request, campaign, csv), status=201)
 
@@ -279,11 +271,10 @@ async def create(request: web.Request) -> web.Response:
     "GET",
     "/campaigns",
     summary="Campaigns in the caller's scope, newest first (at most 100)",
-    roles=_READER_NAMES,
+    roles=READERS,
     response=CampaignList,
 )
 async def list_campaigns(request: web.Request) -> web.Response:
-    require_role(request, *READERS)
     campaigns = _service(request)
     scope = request_scope(request)
     found: list[dict[str, Any]] = []
@@ -301,11 +292,10 @@ async def list_campaigns(request: web.Request) -> web.Response:
     "GET",
     "/campaigns/{id}",
     summary="A campaign and its progress (queued, sent, delivered, failed)",
-    roles=_READER_NAMES,
+    roles=READERS,
     response=CampaignOut,
 )
 async def detail(request: web.Request) -> web.Response:
-    require_role(request, *READERS)
     return web.json_response(await _out(request, await _campaign(request)))
 
 
@@ -330,12 +320,12 @@ async def _body_text(request: web.Request) -> AsyncIterator[str]:
     "POST",
     "/campaigns/{id}/numbers",
     summary="Upload phone numbers (text/csv, first column) to a draft CSV campaign",
-    roles=_SENDER_NAMES,
+    roles=SENDERS,
     response=CampaignOut,
     body_media_type="text/csv",
 )
 async def upload(request: web.Request) -> web.Response:
-    staff = require_role(request, *SENDERS)
+    staff = request_staff(request)
     campaign = await _campaign(request)
     if request.content_type not in ("text/csv", "text/plain"):
         raise ApiError(415, "unsupported_media_type", "send the numbers as text/csv", field="body")
@@ -343,21 +333,22 @@ async def upload(request: web.Request) -> web.Response:
         report = await _service(request).add_numbers(
             campaign, _body_text(request), actor=actor_of(staff)
         )
-    except CampaignError as e:
-        raise _api_error(e) from None
+    except CampaignConflict as e:
+        raise _conflict(e) from None
     await campaign.refresh_from_db()
     return web.json_response(await _out(request, campaign, report.as_json()))
 
 
 def _action(name: str, summary: str) -> None:
     async def handler(request: web.Request) -> web.Response:
-        staff = require_role(request, *SENDERS)
         campaign = await _campaign(request)
         campaigns = _service(request)
         try:
-            campaign = await getattr(campaigns, name)(campaign, actor=actor_of(staff))
-        except CampaignError as e:
-            raise _api_error(e) from None
+            campaign = await getattr(campaigns, name)(
+                campaign, actor=actor_of(request_staff(request))
+            )
+        except CampaignConflict as e:
+            raise _conflict(e) from None
         return web.json_response(await _out(request, campaign))
 
     handler.__name__ = name
@@ -366,7 +357,7 @@ def _action(name: str, summary: str) -> None:
         "POST",
         f"/campaigns/{{id}}/{name}",
         summary=summary,
-        roles=_SENDER_NAMES,
+        roles=SENDERS,
         response=CampaignOut,
         extra_responses={409: "The campaign's status does not allow it"},
     )(handler)

@@ -4,7 +4,9 @@ Errors are JSON ``{"error": {"code": ..., "message": ..., "field": ...}}``. A co
 (or campaign) outside what the caller may read answers 404 exactly like one that does not
 exist, so that ticket numbers cannot be probed; a role that may never do an action gets 403
 (``forbidden``), and so does an action on a complaint the caller may read but not act on
-(``out_of_scope``).
+(``out_of_scope``). A :class:`~gateway.errors.FieldError` raised anywhere below a handler
+(the domain refusing a value, or the body or query failing its model) answers 400
+(``invalid``) naming the field, here and nowhere else.
 
 A body must be UTF-8 JSON nested at most :data:`MAX_JSON_DEPTH` deep, and no string in a
 body or the query may hold a NUL or a lone surrogate (no column takes them): a 400 names
@@ -23,9 +25,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from gateway.complaints.scope import Scope, scope_of
+from gateway.errors import FieldError
 from gateway.staff.accounts import staff_for_token
 from gateway.storage.limits import unstorable
-from gateway.storage.models import StaffMember, StaffRole
+from gateway.storage.models import StaffMember
 from gateway.web.keys import CONFIG
 
 __all__ = [
@@ -35,10 +38,10 @@ __all__ = [
     "error_response",
     "parse_body",
     "parse_query",
+    "request_body",
+    "request_query",
     "request_scope",
     "request_staff",
-    "require_role",
-    "require_writable",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ MAX_JSON_DEPTH = 16
 
 _STAFF = web.RequestKey("staff", StaffMember)
 _SCOPE = web.RequestKey("scope", Scope)
+_BODY = web.RequestKey("body", BaseModel)
+_QUERY = web.RequestKey("query", BaseModel)
 
 
 class ApiError(Exception):
@@ -89,6 +94,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.message, field=e.field)
+    except FieldError as e:
+        return error_response(400, "invalid", str(e), field=e.field)
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -123,30 +130,35 @@ def request_scope(request: web.Request) -> Scope:
     return request[_SCOPE]
 
 
-def require_role(request: web.Request, *roles: StaffRole) -> StaffMember:
-    """403 unless the caller holds one of ``roles``."""
-    staff = request_staff(request)
-    if StaffRole(staff.role) not in roles:
-        allowed = ", ".join(r.value for r in roles)
-        raise ApiError(403, "forbidden", f"this needs one of the roles: {allowed}")
-    return staff
+def request_body(request: web.Request, model: type[M]) -> M:
+    """The body of ``request``, parsed as its operation declares (``body=model``)."""
+    return _parsed(request, _BODY, model)
 
 
-def require_writable(request: web.Request) -> StaffMember:
-    """403 for read-only roles (state reviewers)."""
-    if not request_scope(request).writable:
-        raise ApiError(403, "forbidden", "this role can read but not change")
-    return request_staff(request)
+def request_query(request: web.Request, model: type[M]) -> M:
+    """The query of ``request``, parsed as its operation declares (``query=model``)."""
+    return _parsed(request, _QUERY, model)
 
 
-def _first_error(e: ValidationError) -> tuple[str, str]:
-    err = e.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "body"
-    return field, f"{field}: {err['msg']}"
+def _parsed(request: web.Request, key: web.RequestKey[BaseModel], model: type[M]) -> M:
+    parsed = request.get(key)
+    if not isinstance(parsed, model):  # the handler asks for what its operation did not declare
+        raise TypeError(f"{request.method} {request.path}: nothing parsed as {model.__name__}")
+    return parsed
+
+
+def _validated(model: type[M], raw: dict[str, Any]) -> M:
+    """``raw`` as ``model``; a :class:`FieldError` naming the first field that is wrong."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from None
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body as ``model``; 400 naming the field that is wrong."""
+    """The JSON body as ``model``, kept for :func:`request_body`; 400 naming the field that
+    is wrong."""
     body = await request.read()  # at most the application's client_max_size: else 413
     try:
         # JSON between systems is UTF-8 (RFC 8259), whatever charset the header names.
@@ -156,11 +168,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     _check_json(raw)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        field, message = _first_error(e)
-        raise ApiError(400, "invalid", message, field=field) from None
+    parsed: BaseModel = _validated(model, raw)
+    request[_BODY] = parsed
+    return request_body(request, model)
 
 
 def _check_json(raw: dict[str, Any]) -> None:
@@ -185,17 +195,16 @@ def _check_json(raw: dict[str, Any]) -> None:
 
 def _unstorable(field: str) -> NoReturn:
     field = repr(field)[1:-1]  # the name itself may hold what is refused
-    raise ApiError(400, "invalid", f"{field}: contains a NUL or an invalid character", field=field)
+    raise FieldError(field, "contains a NUL or an invalid character")
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
-    """The query string as ``model``; 400 naming the parameter that is wrong."""
+    """The query string as ``model``, kept for :func:`request_query`; 400 naming the
+    parameter that is wrong."""
     query = dict(request.query)
     for name, value in query.items():
         if unstorable(name) or unstorable(value):
             _unstorable(name)
-    try:
-        return model.model_validate(query)
-    except ValidationError as e:
-        field, message = _first_error(e)
-        raise ApiError(400, "invalid", message, field=field) from None
+    parsed: BaseModel = _validated(model, query)
+    request[_QUERY] = parsed
+    return request_query(request, model)

@@ -31,17 +31,16 @@ from gateway.complaints.lifecycle import (
     Change,
     ConcurrentChange,
     IllegalTransition,
-    InvalidAction,
     Lifecycle,
 )
 from gateway.complaints.registration import (
     ComplaintService,
-    InvalidComplaint,
     MonthlyLimitReached,
     NewComplaint,
 )
 from gateway.complaints.scope import OutOfScope
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.staff.audit import actor_of
 from gateway.storage.limits import EARLIEST_DATE, LATEST_DATE, is_identifier, max_length
 from gateway.storage.models import (
@@ -55,12 +54,10 @@ from gateway.storage.models import (
 from gateway.text.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.web.api.common import (
     ApiError,
-    parse_body,
-    parse_query,
+    request_body,
+    request_query,
     request_scope,
     request_staff,
-    require_role,
-    require_writable,
 )
 from gateway.web.api.openapi import operation
 from gateway.web.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
@@ -283,22 +280,18 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         if not isinstance(ident, int) or when.tzinfo is None:
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(
-            400, "invalid", "cursor: not a next_cursor from this API", field="cursor"
-        ) from None
+        raise FieldError("cursor", "not a next_cursor from this API") from None
     return when, ident
 
 
 def _check_codes(config: Config, query: ListQuery) -> int | None:
     """400 for a code the config does not know; the level filter as a number."""
     if query.department is not None and config.department(query.department) is None:
-        raise ApiError(
-            400, "invalid", f"department: unknown {query.department!r}", field="department"
-        )
+        raise FieldError("department", f"unknown {query.department!r}")
     if query.district is not None and config.district(query.district) is None:
-        raise ApiError(400, "invalid", f"district: unknown {query.district!r}", field="district")
+        raise FieldError("district", f"unknown {query.district!r}")
     if query.block is not None and not any(d.tehsil_of(query.block) for d in config.districts):
-        raise ApiError(400, "invalid", f"block: unknown {query.block!r}", field="block")
+        raise FieldError("block", f"unknown {query.block!r}")
     if query.level is None:
         return None
     codes = [lv.code for lv in config.levels]
@@ -306,9 +299,7 @@ def _check_codes(config: Config, query: ListQuery) -> int | None:
         return codes.index(query.level) + 1
     if query.level.isdigit() and 1 <= int(query.level) <= len(codes):
         return int(query.level)
-    raise ApiError(
-        400, "invalid", f"level: 1 to {len(codes)}, or one of {', '.join(codes)}", field="level"
-    )
+    raise FieldError("level", f"1 to {len(codes)}, or one of {', '.join(codes)}")
 
 
 def _filtered(
@@ -349,7 +340,8 @@ async def _act(
     **kwargs: Any,
 ) -> web.Response:
     """Run a lifecycle ``action`` on ``complaint`` as the caller, within their scope; its
-    refusals as API errors; the complaint as it is now."""
+    refusals as API errors (a value it refuses is a :class:`FieldError`, answered by the
+    middleware); the complaint as it is now."""
     staff = request_staff(request)
     try:
         await action(
@@ -361,8 +353,6 @@ async def _act(
         raise ApiError(409, "illegal_transition", str(e)) from None
     except ConcurrentChange as e:
         raise ApiError(409, "concurrent_change", str(e)) from None
-    except InvalidAction as e:
-        raise ApiError(400, "invalid", str(e), field=e.field_name) from None
     return await _answer(request, complaint.id)
 
 
@@ -372,12 +362,12 @@ async def _act(
     "GET",
     "/complaints",
     summary="Complaints in the caller's scope, newest first (cursor pagination)",
-    roles=tuple(EVERYONE),
+    roles=EVERYONE,
     query=ListQuery,
     response=ComplaintPage,
 )
 async def list_complaints(request: web.Request) -> web.Response:
-    query = parse_query(request, ListQuery)
+    query = request_query(request, ListQuery)
     config = _services(request).config
     level = _check_codes(config, query)
     now = _services(request).clock()
@@ -406,7 +396,7 @@ async def list_complaints(request: web.Request) -> web.Response:
     "GET",
     "/complaints/{ticket}",
     summary="One complaint: its full event history and the messages sent",
-    roles=tuple(EVERYONE),
+    roles=EVERYONE,
     response=ComplaintDetail,
 )
 async def complaint_detail(request: web.Request) -> web.Response:
@@ -462,17 +452,15 @@ ACTION_ERRORS = {
     "POST",
     "/complaints/{ticket}/notes",
     summary="Add a status update (the citizen is told by SMS)",
-    roles=tuple(ACTING),
+    roles=ACTING,
     body=RemarkIn,
     response=ComplaintOut,
     extra_responses=ACTION_ERRORS,
     status=200,
 )
 async def add_note(request: web.Request) -> web.Response:
-    require_role(request, *ACTING)
-    require_writable(request)
     c = await _in_scope(request)
-    body = await parse_body(request, RemarkIn)
+    body = request_body(request, RemarkIn)
     return await _act(request, c, _services(request).lifecycle.add_note, body.remark)
 
 
@@ -481,16 +469,15 @@ async def add_note(request: web.Request) -> web.Response:
     "POST",
     "/complaints/{ticket}/resolve",
     summary="Resolve with a remark (the citizen is asked whether it is solved)",
-    roles=tuple(DECIDING),
+    roles=DECIDING,
     body=RemarkIn,
     response=ComplaintOut,
     extra_responses=ACTION_ERRORS,
     status=200,
 )
 async def resolve(request: web.Request) -> web.Response:
-    require_role(request, *DECIDING)
     c = await _in_scope(request)
-    body = await parse_body(request, RemarkIn)
+    body = request_body(request, RemarkIn)
     return await _act(request, c, _services(request).lifecycle.resolve, body.remark)
 
 
@@ -499,16 +486,15 @@ async def resolve(request: web.Request) -> web.Response:
     "POST",
     "/complaints/{ticket}/transfer",
     summary="Transfer to another department and/or block (citizen and new officer told)",
-    roles=tuple(DECIDING),
+    roles=DECIDING,
     body=TransferIn,
     response=ComplaintOut,
     extra_responses=ACTION_ERRORS,
     status=200,
 )
 async def transfer(request: web.Request) -> web.Response:
-    require_role(request, *DECIDING)
     c = await _in_scope(request)
-    body = await parse_body(request, TransferIn)
+    body = request_body(request, TransferIn)
     return await _act(
         request,
         c,
@@ -524,16 +510,15 @@ async def transfer(request: web.Request) -> web.Response:
     "POST",
     "/complaints/{ticket}/reassign",
     summary="Give it to another officer of its current level (the officer is told by SMS)",
-    roles=tuple(DECIDING),
+    roles=DECIDING,
     body=ReassignIn,
     response=ComplaintOut,
     extra_responses=ACTION_ERRORS,
     status=200,
 )
 async def reassign(request: web.Request) -> web.Response:
-    require_role(request, *DECIDING)
     c = await _in_scope(request)
-    body = await parse_body(request, ReassignIn)
+    body = request_body(request, ReassignIn)
     return await _act(
         request, c, _services(request).lifecycle.reassign, body.officer, remark=body.remark
     )
@@ -563,7 +548,7 @@ async def _same_registration(complaint_id: int, new: NewComplaint) -> None:
     "POST",
     "/complaints",
     summary="Register a complaint for a caller (channel phone_call; the caller gets the SMS)",
-    roles=tuple(REGISTERING),
+    roles=REGISTERING,
     body=RegisterIn,
     response=Registered,
     extra_responses={
@@ -573,8 +558,8 @@ async def _same_registration(complaint_id: int, new: NewComplaint) -> None:
     },
 )
 async def register(request: web.Request) -> web.Response:
-    staff = require_role(request, *REGISTERING)
-    body = await parse_body(request, RegisterIn)
+    staff = request_staff(request)
+    body = request_body(request, RegisterIn)
     scope = request_scope(request)
     if scope.district is not None and body.district != scope.district:
         raise ApiError(
@@ -587,13 +572,10 @@ async def register(request: web.Request) -> web.Response:
             body.phone, region=_services(request).config.service.country, sms=True
         )
     except InvalidPhoneNumber as e:
-        raise ApiError(400, "invalid", f"phone: {e.reason}", field="phone") from None
+        raise FieldError("phone", e.reason) from None
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > 100 or not key.isprintable():
-        raise ApiError(
-            400, "invalid", "Idempotency-Key: at most 100 printable characters",
-            field="Idempotency-Key",
-        )  # fmt: skip
+        raise FieldError("Idempotency-Key", "at most 100 printable characters")
     service = _services(request).complaints
     new = NewComplaint(
         phone=phone,
@@ -610,8 +592,6 @@ async def register(request: web.Request) -> web.Response:
     )
     try:
         registration = await service.register(new)
-    except InvalidComplaint as e:
-        raise ApiError(400, "invalid", str(e), field=e.field_name) from None
     except MonthlyLimitReached as e:
         raise ApiError(429, "monthly_limit", str(e), field="phone") from None
     if not registration.created:

@@ -1,12 +1,17 @@
-"""The staff API's OpenAPI document, built from the operations as they are declared.
+"""The staff API's operations as they are declared, and the OpenAPI document built from them.
 
-Each handler is declared with :func:`operation`, which adds its route and records its
-summary, roles, query parameters and body and response models (pydantic): the document at
-``/api/v1/openapi.json`` is therefore always the API that runs.
+Each handler is declared with :func:`operation`: its route, summary, roles, query
+parameters and body and response models (pydantic). The declaration is also what runs
+before the handler: a caller without one of the roles gets 403, and the query and the body
+are parsed as their models (400 naming the field), the handler reading them with
+:func:`~gateway.web.api.common.request_query` and
+:func:`~gateway.web.api.common.request_body`. The document at ``/api/v1/openapi.json`` is
+therefore always the API that runs.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +19,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from gateway.web.api.common import Handler
+from gateway.storage.models import StaffRole
+from gateway.web.api.common import ApiError, Handler, parse_body, parse_query, request_staff
 
-__all__ = ["OPERATIONS", "Operation", "document", "operation"]
+__all__ = ["OPERATIONS", "Operation", "declared", "document", "operation"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,8 @@ class Operation:
     path: str
     """Relative to ``/api/v1``, with ``{name}`` path parameters."""
     summary: str
-    roles: tuple[str, ...]
+    roles: tuple[StaffRole, ...]
+    """Who may call it (403 for any other role); empty: every staff member."""
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
@@ -46,7 +53,7 @@ def operation(
     path: str,
     *,
     summary: str,
-    roles: tuple[str, ...] = (),
+    roles: tuple[StaffRole, ...] = (),
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
     response: type[BaseModel] | None = None,
@@ -55,28 +62,47 @@ def operation(
     status: int | None = None,
     body_media_type: str | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Declare a staff API handler: its route in ``routes`` and its entry in the document."""
+    """Declare a staff API handler: its route in ``routes``, run behind the checks the
+    declaration makes (:func:`declared`), and its entry in the document."""
 
     def register(handler: Handler) -> Handler:
-        OPERATIONS.append(
-            Operation(
-                method=method.upper(),
-                path=path,
-                summary=summary,
-                roles=roles,
-                query=query,
-                body=body,
-                response=response,
-                content_types=content_types,
-                extra_responses=dict(extra_responses or {}),
-                status=status,
-                body_media_type=body_media_type,
-            )
+        op = Operation(
+            method=method.upper(),
+            path=path,
+            summary=summary,
+            roles=roles,
+            query=query,
+            body=body,
+            response=response,
+            content_types=content_types,
+            extra_responses=dict(extra_responses or {}),
+            status=status,
+            body_media_type=body_media_type,
         )
-        routes.route(method.upper(), path)(handler)
-        return handler
+        OPERATIONS.append(op)
+        checked = declared(op, handler)
+        routes.route(op.method, path)(checked)
+        return checked
 
     return register
+
+
+def declared(op: Operation, handler: Handler) -> Handler:
+    """``handler`` behind what ``op`` declares: the role, then the query, then the body."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        staff = request_staff(request)
+        if op.roles and StaffRole(staff.role) not in op.roles:
+            allowed = ", ".join(r.value for r in op.roles)
+            raise ApiError(403, "forbidden", f"this needs one of the roles: {allowed}")
+        if op.query is not None:
+            parse_query(request, op.query)
+        if op.body is not None:
+            await parse_body(request, op.body)
+        return await handler(request)
+
+    return checked
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -111,7 +137,7 @@ def document(*, title: str, version: str) -> dict[str, Any]:
     for op in sorted(OPERATIONS, key=lambda o: (o.path, o.method)):
         entry: dict[str, Any] = {"summary": op.summary, "responses": {}}
         if op.roles:
-            entry["description"] = "Roles: " + ", ".join(op.roles)
+            entry["description"] = "Roles: " + ", ".join(r.value for r in op.roles)
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _path_params(op.path)

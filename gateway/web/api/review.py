@@ -7,16 +7,12 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from gateway.config import Config
+from gateway.errors import FieldError
 from gateway.reports.render import review_csv, review_html
-from gateway.reports.review import InvalidMonth, MonthlyReview, monthly_review
+from gateway.reports.review import MonthlyReview, monthly_review
 from gateway.staff.audit import actor_of, audit
 from gateway.storage.models import StaffRole
-from gateway.web.api.common import (
-    ApiError,
-    parse_query,
-    request_scope,
-    require_role,
-)
+from gateway.web.api.common import request_query, request_scope, request_staff
 from gateway.web.api.openapi import operation
 from gateway.web.keys import CLOCK, CONFIG
 
@@ -32,8 +28,6 @@ REVIEW_ROLES = (
 )
 """Who may read the review (each within their scope); call-centre agents may not."""
 
-_ROLE_NAMES = tuple(r.value for r in REVIEW_ROLES)
-
 
 class MonthlyQuery(BaseModel):
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
@@ -46,34 +40,23 @@ def _config(request: web.Request) -> Config:
 
 
 async def _review(request: web.Request, form: str) -> MonthlyReview:
-    staff = require_role(request, *REVIEW_ROLES)
-    query = parse_query(request, MonthlyQuery)
+    query = request_query(request, MonthlyQuery)
     config = _config(request)
     if query.district is not None and config.district(query.district) is None:
-        raise ApiError(
-            400, "invalid", f"district: unknown district {query.district!r}", field="district"
-        )
+        raise FieldError("district", f"unknown district {query.district!r}")
     if query.department is not None and config.department(query.department) is None:
-        raise ApiError(
-            400,
-            "invalid",
-            f"department: unknown department {query.department!r}",
-            field="department",
-        )
+        raise FieldError("department", f"unknown department {query.department!r}")
     scope = request_scope(request)
-    try:
-        review = await monthly_review(
-            month=query.month,
-            scope=scope,
-            config=config,
-            now=request.config_dict[CLOCK](),
-            district=query.district,
-            department=query.department,
-        )
-    except InvalidMonth as e:
-        raise ApiError(400, "invalid", str(e), field="month") from None
+    review = await monthly_review(
+        month=query.month,
+        scope=scope,
+        config=config,
+        now=request.config_dict[CLOCK](),
+        district=query.district,
+        department=query.department,
+    )
     await audit(
-        actor_of(staff),
+        actor_of(request_staff(request)),
         "report.monthly",
         target=query.month,
         detail={
@@ -91,7 +74,7 @@ async def _review(request: web.Request, form: str) -> MonthlyReview:
     "GET",
     "/reports/monthly",
     summary="The monthly review for the caller's scope",
-    roles=_ROLE_NAMES,
+    roles=REVIEW_ROLES,
     query=MonthlyQuery,
     response=MonthlyReview,
 )
@@ -105,7 +88,7 @@ async def monthly_json(request: web.Request) -> web.Response:
     "GET",
     "/reports/monthly.csv",
     summary="The monthly review as CSV (a row per department, district and officer)",
-    roles=_ROLE_NAMES,
+    roles=REVIEW_ROLES,
     query=MonthlyQuery,
     content_types=("text/csv",),
 )
@@ -124,7 +107,7 @@ async def monthly_csv(request: web.Request) -> web.Response:
     "GET",
     "/reports/monthly.html",
     summary="The monthly review as a printable page",
-    roles=_ROLE_NAMES,
+    roles=REVIEW_ROLES,
     query=MonthlyQuery,
     content_types=("text/html",),
 )
