@@ -17,6 +17,7 @@ from gateway.sms.notices import STATUS_WORDS
 from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook, TemplateError
 from gateway.text.encoding import Encoding, measure_sms
 from gateway.text.i18n import Catalogs
+from gateway.text.reply_words import Vocabulary
 from tests.conftest import SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
@@ -72,6 +73,8 @@ def realistic_values(lang: str) -> dict[str, str]:
         "status": longest([catalogs.gettext(lang, word) for word in STATUS_WORDS.values()]),
         "remark": free_text(lang),
         "description": free_text(lang),
+        # The reply words the "not understood" and help SMS name (locales/<lang>/replies.yaml).
+        **Vocabulary.load(config.path(config.paths.locales), [lang]).words_to_send(lang),
     }
     return values
 
