@@ -47,11 +47,24 @@ bench: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py
 
-## Extract citizen-facing text, update every language's catalog, compile.
+## Extract citizen-facing text, update every language's catalog, compile. A file whose
+## messages did not change is left alone (no new POT-Creation-Date, no rewrite), so the diff
+## a translator reviews is only what changed (docs/translating.md).
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
-		--sort-output --project Sampark -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
+		--sort-output --project Sampark -o locales/messages.pot.new .
+	@if [ -f locales/messages.pot ] && [ "$$(grep -v '^"POT-Creation-Date' locales/messages.pot.new)" \
+		= "$$(grep -v '^"POT-Creation-Date' locales/messages.pot)" ]; then \
+		rm locales/messages.pot.new; echo "locales/messages.pot: unchanged"; \
+	else mv locales/messages.pot.new locales/messages.pot; echo "locales/messages.pot: updated"; fi
+	@for po in locales/*/LC_MESSAGES/messages.po; do \
+		lang=$$(basename $$(dirname $$(dirname $$po))); \
+		if $(BIN)/pybabel -q update -i locales/messages.pot -d locales -D messages -l $$lang \
+			--no-fuzzy-matching --ignore-pot-creation-date --check 2>/dev/null; then \
+			echo "$$po: unchanged"; \
+		else $(BIN)/pybabel -q update -i locales/messages.pot -d locales -D messages -l $$lang \
+			--no-fuzzy-matching --ignore-pot-creation-date && echo "$$po: updated"; fi; \
+	done
 	$(BIN)/pybabel compile -d locales -D messages --statistics
 
 ## After changing gateway/storage/models.py: write the next schema migration.
