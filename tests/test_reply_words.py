@@ -49,9 +49,11 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["സ്ഥിതി", "sthithi"], ["സഹായം", "sahayam"]),
     "ur": (["ہاں", "haan", "ہان", "جی ہاں"], ["نہیں", "nahin", "نهیں"], ["حالت", "halat"],
            ["مدد", "madad"]),
+    "ne": (["हो", "ho", "भयो", "bhayo", "हजुर हो"], ["होइन", "hoina", "छैन", "chhaina", "भएन"],
+           ["स्थिति", "sthiti"], ["सहायता", "maddat"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
-OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ"}
+OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
 
 # Each language's digits 0 to 9, as its citizens' keypads type them.
 DIGITS = {
@@ -69,6 +71,7 @@ DIGITS = {
     "kn": "೦೧೨೩೪೫೬೭೮೯",
     "ml": "൦൧൨൩൪൫൬൭൮൯",
     "ur": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
+    "ne": "०१२३४५६७८९",
 }
 
 

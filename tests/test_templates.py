@@ -325,7 +325,8 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parent.parent
     two = [{"code": "en_IN", "name": "English", "latin": True}, {"code": "hi", "name": "हिन्दी"}]
-    config = load_config(root / "config.yaml", environ={}, overrides={"languages": two})
+    overrides = {"languages": two, "language_menu": {"first": []}}
+    config = load_config(root / "config.yaml", environ={}, overrides=overrides)
     (tmp_path / "long_one.yaml").write_text(
         "name: long_one\ncategory: service_implicit\nvariables: [remark]\nlanguages:\n"
         "  en_IN: {text: 'Update: {remark}. " + "Please read this. " * 20 + "'}\n"
