@@ -51,6 +51,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["مدد", "madad"]),
     "ne": (["हो", "ho", "भयो", "bhayo", "हजुर हो"], ["होइन", "hoina", "छैन", "chhaina", "भएन"],
            ["स्थिति", "sthiti"], ["सहायता", "maddat"]),
+    "mai": (["हँ", "han", "भ गेल", "हल भ गेल"], ["नहि", "nahi", "नै", "नहि भेल", "nahi bhel"],
+            ["स्थिति", "sthiti"], ["मदति", "sahayata"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -72,6 +74,7 @@ DIGITS = {
     "ml": "൦൧൨൩൪൫൬൭൮൯",
     "ur": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
     "ne": "०१२३४५६७८९",
+    "mai": "०१२३४५६७८९",
 }
 
 
