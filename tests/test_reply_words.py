@@ -53,6 +53,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["स्थिति", "sthiti"], ["सहायता", "maddat"]),
     "mai": (["हँ", "han", "भ गेल", "हल भ गेल"], ["नहि", "nahi", "नै", "नहि भेल", "nahi bhel"],
             ["स्थिति", "sthiti"], ["मदति", "sahayata"]),
+    "sa": (["आम्", "aam", "समाहितम्"], ["न", "na", "नहि", "न समाहितम्"], ["स्थितिः", "sthiti"],
+           ["साहाय्यम्", "sahayata"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -75,6 +77,7 @@ DIGITS = {
     "ur": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
     "ne": "०१२३४५६७८९",
     "mai": "०१२३४५६७८९",
+    "sa": "०१२३४५६७८९",
 }
 
 
