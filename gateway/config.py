@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from gateway.channels.registry import PROVIDERS
+from gateway.text import yamltext
 from gateway.text.i18n import DATE_FORMAT, Catalogs
 from gateway.text.names import fill_names
 from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
@@ -569,7 +570,7 @@ def load_config(
     env = os.environ if environ is None else environ
     file = Path(path if path is not None else env.get("SAMPARK_CONFIG", "config.yaml"))
     try:
-        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        raw = yamltext.load_strict(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {file} not found") from None
     except yaml.YAMLError as e:
@@ -623,25 +624,6 @@ def _translate_names(raw: dict[str, Any]) -> None:
         default_language=default if isinstance(default, str) else "",
         pgettext=catalogs.pgettext,
     )
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice (PyYAML keeps the last one silently)."""
-
-
-def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice", key_node.start_mark
-            )
-        keys.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def _set(tree: dict[str, Any], keys: tuple[str, ...], value: Any, *, source: str) -> None:
