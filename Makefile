@@ -24,11 +24,15 @@ test: $(STAMP) lint test-sqlite
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
 	else echo "TEST_POSTGRES_URL is not set: PostgreSQL run skipped"; fi
 
+# Two test processes (pytest-xdist): the tests wait on sockets and subprocesses about half
+# the time, so two share a 2-CPU machine well. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 test-postgres: $(STAMP)
-	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider
+	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -53,11 +53,25 @@ TABLES = (
 )
 
 
+def _worker_database(url: str) -> str:
+    """``url`` for this test process: under pytest-xdist, worker N takes the database N
+    numbers past ``url``'s, since each test flushes its database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    if index == 0:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    if base + index > 15:
+        pytest.exit(f"TEST_REDIS_URL database {base} + worker {index} is past Redis's 15")
+    return parts._replace(path=f"/{base + index}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        yield url
+        yield _worker_database(url)
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
