@@ -37,6 +37,7 @@ from gateway.config import Config, Officer
 from gateway.errors import FieldError
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, MessageDraft, queue_messages
+from gateway.sms.templates import RenderedSms
 from gateway.storage.models import (
     Citizen,
     Complaint,
@@ -597,6 +598,18 @@ class Lifecycle:
         return self.config.sms_language(
             citizen.language or c.language, latin_only=citizen.latin_only
         )
+
+    async def citizen_preview(
+        self, complaint_id: int, action: str, remark: str
+    ) -> RenderedSms | None:
+        """The SMS ``action`` (``note`` or ``resolve``) with ``remark`` would send the
+        citizen, rendered as :meth:`add_note` and :meth:`resolve` render it (their language,
+        their handset's script); None when they would get none (opted out)."""
+        template = {"note": "complaint_status_update", "resolve": "complaint_resolved"}[action]
+        c = await Complaint.get(id=complaint_id)
+        citizen = await Citizen.get(id=c.citizen_id)  # type: ignore[attr-defined]
+        draft = self._tell_citizen(c, citizen, template, remark=remark)
+        return draft.sms if draft is not None else None
 
     def _tell_citizen(
         self, c: Complaint, citizen: Citizen, template: str, *, key: str = "", **values: str

@@ -327,6 +327,16 @@ class StaffMember(Model):
     phone = fields.CharField(max_length=16, null=True)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    password_hash = fields.CharField(
+        max_length=200, null=True, description="argon2id, for the console; null: cannot sign in"
+    )
+    console_language = fields.CharField(
+        max_length=10, null=True, description="the console's language the member chose"
+    )
+    password_link_hash = fields.CharField(
+        max_length=64, null=True, description="SHA-256 of a one-time set-password link's secret"
+    )
+    password_link_expires_at = fields.DatetimeField(null=True)
 
     tokens: fields.ReverseRelation[ApiToken]
 
