@@ -11,12 +11,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='StaffMember',
             name='console_language',
-            field=fields.CharField(null=True, description="the console's language the member chose", max_length=10),
+            field=fields.CharField(null=True, description="the console language chosen by the member", max_length=10),
         ),
         ops.AddField(
             model_name='StaffMember',
             name='password_hash',
-            field=fields.CharField(null=True, description='argon2id, for the console; null: cannot sign in', max_length=200),
+            field=fields.CharField(null=True, description='argon2id hash for the console (null: cannot sign in)', max_length=200),
         ),
         ops.AddField(
             model_name='StaffMember',
@@ -26,6 +26,6 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='StaffMember',
             name='password_link_hash',
-            field=fields.CharField(null=True, description="SHA-256 of a one-time set-password link's secret", max_length=64),
+            field=fields.CharField(null=True, description="SHA-256 of the secret of a one-time set-password link", max_length=64),
         ),
     ]

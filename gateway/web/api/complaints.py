@@ -67,6 +67,7 @@ __all__ = [
     "DECIDING",
     "REGISTERING",
     "ListQuery",
+    "RegisterIn",
     "check_codes",
     "filtered",
     "routes",
@@ -293,7 +294,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def check_codes(config: Config, query: ListQuery) -> int | None:
-    """(Shared with the console.) 400 for a code the config does not know; the level filter as a number."""
+    """400 for a code the config does not know; the level filter as a number (shared
+    with the console)."""
     if query.department is not None and config.department(query.department) is None:
         raise FieldError("department", f"unknown {query.department!r}")
     if query.district is not None and config.district(query.district) is None:
