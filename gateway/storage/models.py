@@ -328,13 +328,17 @@ class StaffMember(Model):
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     password_hash = fields.CharField(
-        max_length=200, null=True, description="argon2id hash for the console (null: cannot sign in)"
+        max_length=200,
+        null=True,
+        description="argon2id hash for the console (null: cannot sign in)",
     )
     console_language = fields.CharField(
         max_length=10, null=True, description="the console language chosen by the member"
     )
     password_link_hash = fields.CharField(
-        max_length=64, null=True, description="SHA-256 of the secret of a one-time set-password link"
+        max_length=64,
+        null=True,
+        description="SHA-256 of the secret of a one-time set-password link",
     )
     password_link_expires_at = fields.DatetimeField(null=True)
 

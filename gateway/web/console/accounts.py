@@ -28,6 +28,7 @@ from gateway.storage.models import StaffMember, StaffRole
 from gateway.text.phone import mask_phone
 from gateway.web.console.pages import render
 from gateway.web.console.session import current_staff, flash
+from gateway.web.console.text import C_
 from gateway.web.keys import CLOCK, CONFIG
 
 __all__ = ["routes"]
@@ -133,7 +134,7 @@ async def add(request: web.Request) -> web.StreamResponse:
         staff = await add_staff(config, new, actor=actor_of(admin))
     except FieldError as e:
         return await _page(request, values=values, error=str(e), status=400)
-    await flash(request, "Account {username} added.", username=staff.username)
+    await flash(request, C_("Account {username} added."), username=staff.username)
     raise web.HTTPSeeOther("/console/accounts")
 
 
@@ -153,7 +154,7 @@ async def deactivate(request: web.Request) -> web.StreamResponse:
     if staff.id == admin.id:
         return await _page(request, error="You cannot deactivate yourself.", status=400)
     await deactivate_staff(staff.username, actor=actor_of(admin))
-    await flash(request, "Account {username} deactivated.", username=staff.username)
+    await flash(request, C_("Account {username} deactivated."), username=staff.username)
     raise web.HTTPSeeOther("/console/accounts")
 
 
@@ -179,7 +180,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     if not any(t.prefix == prefix and t.staff.id in ids for t in await list_tokens()):
         raise web.HTTPNotFound()
     await revoke_token(prefix, actor=actor_of(admin))
-    await flash(request, "Token {prefix} revoked.", prefix=prefix)
+    await flash(request, C_("Token {prefix} revoked."), prefix=prefix)
     raise web.HTTPSeeOther("/console/accounts")
 
 

@@ -44,6 +44,7 @@ from gateway.text.tickets import InvalidTicket
 from gateway.web.api.complaints import ACTING, DECIDING, ListQuery, check_codes, filtered
 from gateway.web.console.pages import render
 from gateway.web.console.session import current_scope, current_staff, flash
+from gateway.web.console.text import C_
 from gateway.web.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
 
 __all__ = ["PAGE_SIZE", "routes"]
@@ -111,16 +112,16 @@ async def _ticket_search(request: web.Request, raw: str) -> str | None:
         ticket = request.config_dict[COMPLAINTS].parse_ticket(raw)
     except InvalidTicket as e:
         if e.reason == "check_digit":
-            return (
+            return C_(
                 "That is not a ticket number: the check digit does not match, "
                 "a digit is mistyped."
             )
         if e.reason == "wrong_length":
-            return "A ticket number has a different number of digits."
+            return C_("A ticket number has a different number of digits.")
         return None  # not a ticket: searched as text
     if await current_scope(request).complaints().filter(ticket=ticket).exists():
         raise web.HTTPSeeOther(f"/console/complaints/{ticket}")
-    return "No complaint with this ticket in your work."
+    return C_("No complaint with this ticket in your work.")
 
 
 @routes.get("/")
@@ -339,5 +340,5 @@ async def _act(request: web.Request, c: Complaint, action: Any) -> web.StreamRes
         return await _complaint_page(request, c, error=str(e), status=409)
     except FieldError as e:
         return await _complaint_page(request, c, error=str(e), status=400)
-    await flash(request, "Done. The SMS is on its way.")
+    await flash(request, C_("Done. The SMS is on its way."))
     raise web.HTTPSeeOther(f"/console/complaints/{c.ticket}")

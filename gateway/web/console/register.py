@@ -23,6 +23,7 @@ from gateway.text.phone import InvalidPhoneNumber, normalize_phone
 from gateway.web.api.complaints import REGISTERING, RegisterIn
 from gateway.web.console.pages import render
 from gateway.web.console.session import current_scope, current_staff, flash
+from gateway.web.console.text import C_
 from gateway.web.keys import COMPLAINTS, CONFIG
 
 __all__ = ["routes"]
@@ -123,7 +124,7 @@ async def register(request: web.Request) -> web.StreamResponse:
         return await _form(request, values, error=str(e), status=400)
     await flash(
         request,
-        "Registered: ticket {ticket}. The caller's acknowledgement SMS is below.",
+        C_("Registered: ticket {ticket}. The caller's acknowledgement SMS is below."),
         ticket=registration.ticket,
     )
     raise web.HTTPSeeOther(f"/console/complaints/{registration.ticket}")

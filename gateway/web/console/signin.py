@@ -25,6 +25,7 @@ from gateway.web.console.session import (
     sign_out_session,
     signed_in_staff,
 )
+from gateway.web.console.text import C_
 from gateway.web.keys import CLOCK, CONFIG, REDIS
 
 __all__ = ["routes"]
@@ -58,8 +59,8 @@ async def _count_failure(request: web.Request, username: str) -> None:
     redis = request.config_dict[REDIS]
     for key in _keys(username, _address(request)):
         async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
             pipe.incr(key)
-            pipe.expire(key, window, nx=True)
             await pipe.execute()
 
 
@@ -87,7 +88,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
             "signin.html",
             status=429,
             username=username,
-            error=say("Too many failed sign-ins. Wait 15 minutes and try again."),
+            error=say(C_("Too many failed sign-ins. Wait 15 minutes and try again.")),
         )
     staff = await check_sign_in(username, password) if username and password else None
     if staff is None:
@@ -103,7 +104,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
             "signin.html",
             status=401,
             username=username,
-            error=say("Wrong username or password."),
+            error=say(C_("Wrong username or password.")),
         )
     await sign_in_session(request, staff)
     await audit(actor_of(staff), "console.signin", detail={"address": _address(request)})
@@ -165,5 +166,5 @@ async def password_set(request: web.Request) -> web.StreamResponse:
         return await render(
             request, "password.html", status=400, staff_for_link=staff, error=e.problem
         )
-    await flash(request, "Password set. Sign in with it.")
+    await flash(request, C_("Password set. Sign in with it."))
     raise web.HTTPSeeOther("/console/signin")
