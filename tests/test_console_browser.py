@@ -222,3 +222,39 @@ def test_a_form_without_its_csrf_token_is_refused(page: Any, site: Site) -> None
     page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
     page.click("text=Sign out")
     assert "403" in page.content()
+
+
+@pytest.mark.skipif(not SHOTS, reason="CONSOLE_SHOTS=<dir> saves screenshots of every page")
+def test_screenshots_of_every_page(browser: Any, site: Site) -> None:
+    """Each page at 1280 and 360 pixels, in English and Hindi, for a person to look at."""
+    assert SHOTS is not None
+    pages = {
+        "list": "/console/",
+        "complaint": f"/console/complaints/{site.tickets['kangra']}",
+        "register": "/console/register",
+        "accounts": "/console/accounts",
+    }
+    for width in (1280, 360):
+        for lang in ("en", "hi"):
+            context = browser.new_context(viewport={"width": width, "height": 800})
+            page = context.new_page()
+            try:
+                page.goto(f"{site.url}/console/signin")
+                if lang == "hi":
+                    page.click("button:has-text('हिन्दी')")
+                page.screenshot(path=f"{SHOTS}/signin-{width}-{lang}.png", full_page=True)
+                page.fill("#username", "state_admin")
+                page.fill("#password", PASSWORD)
+                page.click("main button[type=submit]")
+                current = page.evaluate("document.documentElement.lang")
+                if current != lang:
+                    page.click(f"button[name=lang][value={'hi' if lang == 'hi' else 'en_IN'}]")
+                for name, path in pages.items():
+                    page.goto(f"{site.url}{path}")
+                    page.screenshot(path=f"{SHOTS}/{name}-{width}-{lang}.png", full_page=True)
+                page.goto(f"{site.url}{pages['complaint']}")
+                page.fill("#note-remark", "Engineer visits tomorrow")
+                page.click("form[action$='/note'] button")
+                page.screenshot(path=f"{SHOTS}/preview-{width}-{lang}.png", full_page=True)
+            finally:
+                context.close()

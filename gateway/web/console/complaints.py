@@ -27,6 +27,7 @@ from gateway.complaints.lifecycle import (
     ConcurrentChange,
     IllegalTransition,
 )
+from gateway.complaints.routing import officer_refusal
 from gateway.complaints.scope import OutOfScope, Scope
 from gateway.errors import FieldError
 from gateway.staff.audit import actor_of
@@ -234,7 +235,6 @@ async def _complaint_page(
     config = request.config_dict[CONFIG]
     now = request.config_dict[CLOCK]()
     refusal = scope.refusal(c)
-    level_code = config.levels[min(c.level, len(config.levels)) - 1].code
     actions = {
         name: refusal is None and _may(staff, roles) and c.status in ALLOWED[name]
         for name, roles in (
@@ -257,7 +257,11 @@ async def _complaint_page(
         preview=preview,
         error=error,
         config=config,
-        officers=[o for o in config.officers if o.level == level_code and o.code != c.officer],
+        officers=[  # those the lifecycle lets it be reassigned to
+            o
+            for o in config.officers
+            if o.code != c.officer and officer_refusal(config, o, c) is None
+        ],
     )
 
 
