@@ -69,6 +69,7 @@ def sign_in(page: Any, site: Site, username: str, password: str = PASSWORD) -> N
 
 def check_accessible(page: Any, axe: str, name: str) -> None:
     """No serious or critical axe-core violation on the page (and its screenshot saved)."""
+    page.wait_for_load_state("load")
     page.evaluate(axe)
     result = page.evaluate("async () => await axe.run(document)")
     bad = [
@@ -85,8 +86,14 @@ def check_accessible(page: Any, axe: str, name: str) -> None:
 
 
 def no_sideways_scroll(page: Any) -> None:
+    page.wait_for_load_state("load")  # the stylesheet applied
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{page.url}: {width}px wide"
+    wide = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right"
+        " > document.documentElement.clientWidth).map(e => e.tagName + '.' + e.className)"
+        ".slice(0, 5)"
+    )
+    assert width <= page.viewport_size["width"], f"{page.url}: {width}px wide: {wide}"
 
 
 def test_sign_in_and_a_wrong_password_is_refused(page: Any, site: Site, axe: str) -> None:
