@@ -43,9 +43,13 @@ ACCOUNTS = {
         username="district_admin", name="DC", role=StaffRole.DISTRICT_ADMIN, district="shimla"
     ),
     "officer": NewStaff(
-        username="officer", name="JE", role=StaffRole.OFFICER, department="jal_shakti",
-        level="block", area="theog",
-    ),  # fmt: skip
+        username="officer",
+        name="JE",
+        role=StaffRole.OFFICER,
+        department="jal_shakti",
+        level="block",
+        area="theog",
+    ),
 }
 
 
@@ -112,8 +116,10 @@ async def measure(config: Config, complaints: int, rounds: int) -> list[Timing]:
     try:
         t0 = time.perf_counter()
         await fill(complaints)
-        print(f"Console pages, database {config.database.url.split(':')[0]}: "
-              f"{complaints:,} complaints (written in {time.perf_counter() - t0:.0f} s)")  # fmt: skip
+        written = time.perf_counter() - t0
+        database = config.database.url.split(":")[0]
+        print(f"Console pages, database {database}: {complaints:,} complaints "
+              f"(written in {written:.0f} s)")  # fmt: skip
         for new in ACCOUNTS.values():
             staff = await add_staff(app[CONFIG], new, actor="bench")
             await set_password(staff, PASSWORD, actor="bench")

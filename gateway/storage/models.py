@@ -169,9 +169,13 @@ class Complaint(Model):
         # complaints open, (status, due_at) leaves SQLite scanning the table.
         # (citizen_id, created_at): a number's complaints (this month's count before each
         # registration, "my complaints"); without it both read every complaint.
+        # (district, status, due_at) and (status, level): the console's lists and counts
+        # for a district's staff, and its open complaints per level for the state's.
         indexes = (
             ("status", "due_at"),
             ("department", "district", "block"),
+            ("district", "status", "due_at"),
+            ("status", "level"),
             ("created_at", "id"),
             ("due_at",),
             ("citizen_id", "created_at"),
