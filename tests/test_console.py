@@ -18,7 +18,13 @@ from gateway.app import CLOCK, CONFIG, REDIS
 from gateway.cli.staff import staff_command
 from gateway.staff.accounts import NewStaff, add_staff
 from gateway.staff.passwords import create_password_link, set_password
-from gateway.storage.models import AuditRecord, Complaint, ComplaintStatus, StaffMember
+from gateway.storage.models import (
+    AuditRecord,
+    Complaint,
+    ComplaintStatus,
+    OutboundMessage,
+    StaffMember,
+)
 from tests.conftest import ROOT
 from tests.staff_helpers import ROLES, auth, make_staff_token
 from tests.test_api_complaints import complaint
@@ -233,3 +239,26 @@ def test_the_console_catalogs_are_complete_and_current() -> None:
             catalog = read_po(f, locale=lang)
         missing = [m for m in in_pot if not (catalog.get(m) and catalog[m].string)]
         assert not missing, f"{lang}: untranslated {missing}"
+
+
+async def test_a_transfer_shows_the_citizens_sms_before_it_is_made(
+    client: TestClient[Any, Any],
+) -> None:
+    await account(client, "district_admin", **ROLES["district_admin"])
+    c = await complaint(client)
+    await sign_in(client, "district_admin")
+    path = f"/console/complaints/{c.ticket}/transfer"
+    token = await csrf(client)
+    form = {"csrf": token, "department": "revenue", "block": "", "remark": "Land matter"}
+    preview = await client.post(path, data=form)
+    text = await preview.text()
+    assert preview.status == 200 and "The citizen will get this SMS" in text
+    assert (await Complaint.get(id=c.id)).department == "jal_shakti"  # nothing done yet
+    assert not await OutboundMessage.filter(complaint_id=c.id, template="complaint_transferred")
+    wrong = await client.post(path, data={**form, "department": "", "block": "nowhere"})
+    assert wrong.status == 400 and "block" in await wrong.text()
+    done = await client.post(path, data={**form, "confirm": "yes"}, allow_redirects=False)
+    assert done.status == 303
+    assert (await Complaint.get(id=c.id)).department == "revenue"
+    sent = await OutboundMessage.get(complaint_id=c.id, template="complaint_transferred")
+    assert sent.text in text.replace("&#39;", "'")  # the preview was the SMS sent

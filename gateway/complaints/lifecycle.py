@@ -600,15 +600,26 @@ class Lifecycle:
         )
 
     async def citizen_preview(
-        self, complaint_id: int, action: str, remark: str
+        self,
+        complaint_id: int,
+        action: str,
+        remark: str = "",
+        *,
+        department: str | None = None,
+        block: str | None = None,
     ) -> RenderedSms | None:
-        """The SMS ``action`` (``note`` or ``resolve``) with ``remark`` would send the
-        citizen, rendered as :meth:`add_note` and :meth:`resolve` render it (their language,
-        their handset's script); None when they would get none (opted out)."""
-        template = {"note": "complaint_status_update", "resolve": "complaint_resolved"}[action]
+        """The SMS ``action`` (``note``, ``resolve`` or ``transfer``) would send the citizen,
+        rendered as the action renders it (their language, their handset's script), from
+        the complaint as it is now (nothing is written); None when they would get none
+        (opted out). A transfer's target is checked as :meth:`transfer` checks it."""
         c = await Complaint.get(id=complaint_id)
         citizen = await Citizen.get(id=c.citizen_id)  # type: ignore[attr-defined]
-        draft = self._tell_citizen(c, citizen, template, remark=remark)
+        if action == "transfer":
+            self._check_target(department, block)
+            draft = self._transfer(c, citizen, self.clock(), department, block)[0]
+        else:
+            template = {"note": "complaint_status_update", "resolve": "complaint_resolved"}
+            draft = self._tell_citizen(c, citizen, template[action], remark=remark)
         return draft.sms if draft is not None else None
 
     def _tell_citizen(

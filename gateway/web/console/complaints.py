@@ -315,17 +315,26 @@ async def note_or_resolve(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/complaints/{ticket}/transfer")
 async def transfer(request: web.Request) -> web.StreamResponse:
+    """A transfer: first the SMS telling the citizen where it went, then, confirmed, the
+    transfer."""
     c = await _in_scope(request)
     if not _may(current_staff(request), DECIDING):
         raise web.HTTPForbidden(text="403: your role may not do this")
     form = await request.post()
     department = str(form.get("department", "")).strip() or None
     block = str(form.get("block", "")).strip() or None
+    lifecycle = request.config_dict[LIFECYCLE]
     try:
         remark = await _remark(request)
+        if form.get("confirm") != "yes":
+            sms = await lifecycle.citizen_preview(
+                c.id, "transfer", department=department, block=block
+            )
+            preview = {"action": "transfer", "remark": remark, "sms": sms,
+                       "department": department or "", "block": block or ""}  # fmt: skip
+            return await _complaint_page(request, c, preview=preview)
     except FieldError as e:
         return await _complaint_page(request, c, error=str(e), status=400)
-    lifecycle = request.config_dict[LIFECYCLE]
     return await _act(
         request,
         c,
