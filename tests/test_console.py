@@ -262,3 +262,34 @@ async def test_a_transfer_shows_the_citizens_sms_before_it_is_made(
     assert (await Complaint.get(id=c.id)).department == "revenue"
     sent = await OutboundMessage.get(complaint_id=c.id, template="complaint_transferred")
     assert sent.text in text.replace("&#39;", "'")  # the preview was the SMS sent
+
+
+async def test_no_input_answers_500(client: TestClient[Any, Any]) -> None:
+    """Odd queries, forms and paths get a page or a 4xx naming the field, never a 500."""
+    await account(client, "state_admin", **ROLES["state_admin"])
+    c = await complaint(client)
+    await sign_in(client, "state_admin")
+    token = await csrf(client)
+    for params in (
+        {"level": "9"}, {"level": "x" * 50}, {"status": "lost"}, {"from": "2026-13-01"},
+        {"overdue": "perhaps"}, {"page": "-1"}, {"page": "99999999"}, {"q": "\x00"},
+        {"q": "1" * 500}, {"department": "\ud800"}, {"block": "nowhere"},
+    ):  # fmt: skip
+        answer = await client.get("/console/", params=params)
+        assert answer.status in (200, 400), (params, answer.status)
+    for path in ("/console/complaints/%00", "/console/complaints/" + "9" * 200):
+        assert (await client.get(path)).status == 404
+    note = f"/console/complaints/{c.ticket}/note"
+    answer = await client.post(note, data={"csrf": token, "remark": "a\x00b"})
+    assert answer.status == 400 and "remark" in await answer.text()
+    answer = await client.post(note, data={"csrf": token, "remark": "x" * 501})
+    assert answer.status == 400
+    answer = await client.post(
+        "/console/accounts",
+        data={"csrf": token, "username": "long", "name": "n" * 81, "role": "agent"},
+    )
+    assert answer.status == 400 and "name: at most 80" in await answer.text()
+    answer = await client.post(
+        "/console/accounts", data={"csrf": token, "username": "x", "name": "X", "role": "king"}
+    )
+    assert answer.status == 400

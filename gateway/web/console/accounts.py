@@ -24,6 +24,7 @@ from gateway.staff.accounts import (
 )
 from gateway.staff.audit import actor_of
 from gateway.staff.passwords import create_password_link
+from gateway.storage.limits import max_length
 from gateway.storage.models import StaffMember, StaffRole
 from gateway.text.phone import mask_phone
 from gateway.web.console.pages import render
@@ -116,6 +117,10 @@ async def add(request: web.Request) -> web.StreamResponse:
     values = {name: str(form.get(name, "")).strip() for name in FIELDS}
     if StaffRole(admin.role) is StaffRole.DISTRICT_ADMIN and values["role"] != "officer":
         values["district"] = admin.district or ""
+    for name, value in values.items():
+        if name != "phone" and len(value) > max_length(StaffMember, name):
+            error = f"{name}: at most {max_length(StaffMember, name)} characters"
+            return await _page(request, values=values, error=error, status=400)
     try:
         role = StaffRole(values["role"])
     except ValueError:

@@ -26,6 +26,7 @@ from aiohttp_session import AbstractStorage, Session, get_session, new_session
 
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config
+from gateway.storage.limits import unstorable
 from gateway.storage.models import StaffMember
 from gateway.web.keys import CONFIG, REDIS
 
@@ -225,6 +226,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     csrf_token(session)
     if request.method == "POST" and not await _csrf_ok(request, session):
         raise web.HTTPForbidden(text="403: this form has expired or did not come from the console")
+    await _storable(request)
     if not _public(request.path):
         staff = await _signed_in(request, session)
         if staff is None:
@@ -232,6 +234,18 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         request[_STAFF] = staff
         request[_SCOPE] = scope_of(staff, request.config_dict[CONFIG])
     return await handler(request)
+
+
+async def _storable(request: web.Request) -> None:
+    """400 naming the first field (of the query or the form) that no column can take: a NUL
+    or a lone surrogate, refused as the API refuses them."""
+    fields = list(request.query.items())
+    if request.method == "POST":
+        fields += [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+    for name, value in fields:
+        if unstorable(name) or unstorable(value):
+            shown = repr(name)[1:-1][:40]
+            raise web.HTTPBadRequest(text=f"400: {shown}: contains a NUL or an invalid character")
 
 
 def session_context(session: Session) -> dict[str, Any]:
