@@ -51,12 +51,17 @@ bench: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py
 
-## Extract citizen-facing text, update every language's catalog, compile.
+## Extract citizen-facing text, update every language's catalog, compile; the same for the
+## staff console's words (domain console: Hindi and English, read from the .po at start-up).
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
 		--sort-output --project Sampark -o locales/messages.pot .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
 	$(BIN)/pybabel compile -d locales -D messages --statistics
+	$(BIN)/pybabel extract -F babel-console.cfg --no-default-keywords -k _ -k C_ --no-location \
+		--sort-output --project Sampark -o locales/console.pot .
+	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l hi --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l en_IN --no-fuzzy-matching
 
 ## After changing gateway/storage/models.py: write the next schema migration.
 migrations: $(STAMP)

@@ -46,6 +46,7 @@ from gateway.text.i18n import Catalogs, compile_catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
+from gateway.web.console import CONSOLE_PREFIX, create_console
 from gateway.web.health import healthz
 from gateway.web.keys import (
     BULK_WORKER,
@@ -344,6 +345,7 @@ def create_app(
     if config.worker.embedded if with_worker is None else with_worker:
         setup_worker(app)
     setup_routes(app)
+    setup_console(app, config)
     return app
 
 
@@ -456,3 +458,13 @@ def worker_context(app: web.Application) -> JobContext:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.add_subapp(API_PREFIX, create_api())
+
+
+def setup_console(app: web.Application, config: Config) -> None:
+    """The staff console under ``/console/`` (``/console`` leads there)."""
+
+    async def to_console(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(f"{CONSOLE_PREFIX}/")
+
+    app.router.add_get(CONSOLE_PREFIX, to_console)
+    app.add_subapp(CONSOLE_PREFIX, create_console(config))

@@ -361,6 +361,23 @@ class TicketSettings(_Model):
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
 
+class ConsoleSettings(_Model):
+    """The staff console at ``/console/`` (:mod:`gateway.web.console`)."""
+
+    secure_cookies: bool = False
+    """Mark the session cookie ``Secure``: set it when the gateway is reached over HTTPS
+    (behind a TLS-terminating proxy), as it should be anywhere but on one's own machine."""
+    idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    """A session unused this long is signed out (kept in Redis, renewed on each request)."""
+    failures_per_account: Annotated[int, Field(ge=1, le=1000)] = 5
+    failures_per_address: Annotated[int, Field(ge=1, le=10000)] = 20
+    failure_window_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    """Failed sign-ins counted per account and per address in this window: past either
+    limit, sign-ins are refused until the window ends."""
+    languages: Annotated[list[str], Field(min_length=1)] = ["en_IN", "hi"]
+    """The console's own languages (catalogs ``locales/<lang>/LC_MESSAGES/console.po``)."""
+
+
 class Paths(_Model):
     data_dir: str = "var"
     locales: str = "locales"
@@ -381,6 +398,7 @@ class Config(_Model):
     lifecycle: LifecycleSettings = LifecycleSettings()
     bulk: BulkSettings = BulkSettings()
     review: ReviewSettings = ReviewSettings()
+    console: ConsoleSettings = ConsoleSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
@@ -548,6 +566,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),
+    "CONSOLE_SECURE_COOKIES": (("console", "secure_cookies"), str),  # true or false
     # Each provider's own (AT_USERNAME ...), as its registry entry names them.
     **{
         variable: (("sms", name, setting), str)

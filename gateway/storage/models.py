@@ -169,9 +169,13 @@ class Complaint(Model):
         # complaints open, (status, due_at) leaves SQLite scanning the table.
         # (citizen_id, created_at): a number's complaints (this month's count before each
         # registration, "my complaints"); without it both read every complaint.
+        # (district, status, due_at) and (status, level): the console's lists and counts
+        # for a district's staff, and its open complaints per level for the state's.
         indexes = (
             ("status", "due_at"),
             ("department", "district", "block"),
+            ("district", "status", "due_at"),
+            ("status", "level"),
             ("created_at", "id"),
             ("due_at",),
             ("citizen_id", "created_at"),
@@ -327,6 +331,20 @@ class StaffMember(Model):
     phone = fields.CharField(max_length=16, null=True)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    password_hash = fields.CharField(
+        max_length=200,
+        null=True,
+        description="argon2id hash for the console (null: cannot sign in)",
+    )
+    console_language = fields.CharField(
+        max_length=10, null=True, description="the console language chosen by the member"
+    )
+    password_link_hash = fields.CharField(
+        max_length=64,
+        null=True,
+        description="SHA-256 of the secret of a one-time set-password link",
+    )
+    password_link_expires_at = fields.DatetimeField(null=True)
 
     tokens: fields.ReverseRelation[ApiToken]
 
