@@ -30,14 +30,13 @@ from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE, ArqDispatcher, send_sms_job_id
 from gateway.jobs.tasks import resend_unanswered
+from gateway.sms.delivery import claim_messages, record_unanswered
 from gateway.sms.outbox import (
     MessageDraft,
     Outbox,
     TransientSendFailure,
-    claim_messages,
     queue_messages,
     record_delivery_report,
-    record_unanswered,
 )
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STUCK_AFTER

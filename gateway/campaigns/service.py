@@ -24,7 +24,7 @@ import logging
 import time as _time
 import uuid
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -37,21 +37,17 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Count, Min
 from tortoise.transactions import in_transaction
 
-from gateway.channels.base import OutgoingSms, Provider, ProviderError, SendOutcome
+from gateway.channels.base import OutgoingSms, Provider
 from gateway.complaints.lifecycle import OPEN
 from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.errors import FieldError
+from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import (
     NEW_MESSAGE_COLUMNS,
-    SentRow,
-    claim_messages,
     new_message_row,
     next_unanswered_retry,
-    record_sent,
-    record_unanswered,
     retry_unanswered,
-    sent_row,
 )
 from gateway.sms.retry import backoff
 from gateway.sms.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
@@ -69,7 +65,6 @@ from gateway.storage.models import (
 )
 from gateway.storage.sql import insert_returning, insert_rows, param
 from gateway.text.csv_numbers import CsvReport, NumberReader
-from gateway.text.phone import mask_phone
 
 __all__ = [
     "CampaignConflict",
@@ -110,6 +105,7 @@ def _pending(
 
 
 _PENDING = (MessageStatus.QUEUED, MessageStatus.RETRYING, MessageStatus.SENDING)
+_TAKEN = (MessageStatus.SENT, MessageStatus.DELIVERED)
 CANCELLED_REASON = "campaign cancelled"
 
 
@@ -1105,106 +1101,22 @@ class CampaignRunner:
         # Messages this runner wrote are held already (first attempt); the others are
         # claimed in one statement: a row another worker holds (sending, not stale), or one
         # already sent, is left alone.
-        claimed = {phone: mid for mid, phone, _ in chunk if mid in held}
-        attempts = {mid: 1 for mid in claimed.values()}
+        mine = [
+            ClaimedMessage(mid, phone, sms.text, 1, sms.dlt_template_id)
+            for mid, phone, _ in chunk
+            if mid in held
+        ]
         others = [mid for mid, _, _ in chunk if mid not in held]
-        for m in await claim_messages(others, lease=self._lease) if others else []:
-            if m is not None:
-                claimed[m.recipient] = m.id
-                attempts[m.id] = m.attempts
-        if not claimed:
-            return 0, False
-        sms = replace(sms, recipients=tuple(claimed), bulk=len(claimed) > 1)
-        requested_at = datetime.now(UTC)
-        try:
-            results = await self.provider.send(sms, session=self.session)
-        except ProviderError as e:
-            async with in_transaction() as conn:
-                for phone, mid in claimed.items():
-                    await self._failed(
-                        mid, phone, attempts[mid], str(e), transient=e.transient, conn=conn
-                    )
-            return 0, e.transient
-        transient = False
-        answered = {r.phone: r for r in results}
-        done = datetime.now(UTC)
-        sent: list[SentRow] = []
-        lost = {
-            mid
-            for phone, mid in claimed.items()
-            if phone in answered and answered[phone].outcome is SendOutcome.UNKNOWN
-        }
-        async with in_transaction() as conn:
-            if lost:
-                # Maybe sent: not in the next request (the outbox's rule settles them).
-                how = next(r.provider_status for r in results if r.outcome is SendOutcome.UNKNOWN)
-                await record_unanswered(conn, sorted(lost), how=how, at=requested_at)
-                transient = True  # the provider is struggling: back off as for a failure
-            for phone, mid in claimed.items():
-                result = answered.get(phone)
-                if mid in lost:
-                    continue
-                if result is None:
-                    await self._failed(
-                        mid,
-                        phone,
-                        attempts[mid],
-                        "no answer for recipient",
-                        transient=True,
-                        conn=conn,
-                    )
-                    transient = True
-                    continue
-                if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-                    sent.append(sent_row(mid, result, at=done))
-                    continue
-                is_transient = result.outcome is SendOutcome.TRANSIENT_FAILURE
-                transient = transient or is_transient
-                await (
-                    OutboundMessage.filter(id=mid)
-                    .using_db(conn)
-                    .update(provider_status=result.provider_status)
-                )
-                await self._failed(
-                    mid,
-                    phone,
-                    attempts[mid],
-                    f"{result.provider_status} ({result.status_code})",
-                    transient=is_transient,
-                    conn=conn,
-                )
-                if result.opted_out:
-                    await Citizen.filter(phone=phone).using_db(conn).update(opted_out=True)
-            await record_sent(conn, sent)
-        accepted = len(sent)
-        log.info(
-            "campaign request: %d of %d accepted, %d answer(s) lost",
-            accepted,
-            len(claimed),
-            len(lost),
+        claimed = await claim_messages(others, lease=self._lease) if others else []
+        mine += [m for m in claimed if m is not None]
+        results = await send_request(
+            mine,
+            sms,
+            provider=self.provider,
+            session=self.session,
+            may_retry=lambda m: m.attempts < self.config.bulk.max_tries,
         )
-        return accepted, transient
-
-    async def _failed(
-        self,
-        message_id: int,
-        phone: str,
-        attempts: int,
-        reason: str,
-        *,
-        transient: bool,
-        conn: BaseDBAsyncClient,
-    ) -> None:
-        if transient and attempts < self.config.bulk.max_tries:
-            await (
-                OutboundMessage.filter(id=message_id)
-                .using_db(conn)
-                .update(status=MessageStatus.RETRYING, last_error=reason)
-            )
-            return
-        await (
-            OutboundMessage.filter(id=message_id)
-            .using_db(conn)
-            .update(status=MessageStatus.FAILED, last_error=reason)
+        return (
+            sum(r.status in _TAKEN for r in results.values()),
+            any(r.transient for r in results.values()),
         )
-        log.warning("campaign message %s to %s failed: %s", message_id, mask_phone(phone), reason)

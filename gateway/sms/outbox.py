@@ -21,8 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from gateway.channels.base import (
@@ -30,25 +29,30 @@ from gateway.channels.base import (
     DeliveryState,
     OutgoingSms,
     Provider,
-    ProviderError,
-    RecipientResult,
-    SendOutcome,
+)
+from gateway.sms.delivery import (
+    STALE_SENDING,
+    ClaimedMessage,
+    DeliveryResult,
+    SecondChance,
+    SentRow,
+    after_final_failure,
+    claim_messages,
+    mark_opted_out,
+    record_sent,
+    send_request,
 )
 from gateway.sms.templates import RenderedSms
 from gateway.storage.group_commit import GroupWriter
 from gateway.storage.models import (
-    Citizen,
-    ComplaintEvent,
-    EventKind,
     MessageStatus,
     OutboundMessage,
 )
-from gateway.storage.sql import insert_rows, param, update_rows
+from gateway.storage.sql import insert_rows, param
 from gateway.text.phone import mask_phone
 
 __all__ = [
     "UNANSWERED_RETRIES",
-    "DeliveryResult",
     "Dispatcher",
     "MessageDraft",
     "Outbox",
@@ -57,23 +61,14 @@ __all__ = [
     "TransientSendFailure",
     "adopt_unanswered",
     "awaiting_answer",
-    "mark_opted_out",
     "next_unanswered_retry",
     "queue_messages",
     "record_delivery_report",
-    "record_unanswered",
     "retry_unanswered",
     "stranded_messages",
 ]
 
 log = logging.getLogger(__name__)
-
-STALE_SENDING = timedelta(minutes=2)
-"""The lease of a claim by default (``worker.send_lease_seconds``): a message "sending" for
-longer than this was left by a worker that died mid-send (the send job's timeout is 60 s),
-and is taken again (:func:`claim_messages`, and the sweep's :func:`stranded_messages`).
-Independent of arq's own in-progress timeout, which follows the longest job a worker has
-(ten minutes)."""
 
 
 class Dispatcher(Protocol):
@@ -205,64 +200,9 @@ def new_message_row(
     )
 
 
-SentRow = tuple[str, str | None, str | None, datetime, datetime | None, None, datetime, int]
-"""A message the provider took, as :func:`record_sent` writes it (see :func:`sent_row`)."""
-_SENT_COLUMNS = (
-    "status",
-    "provider_message_id",
-    "provider_status",
-    "sent_at",
-    "delivered_at",
-    "last_error",
-    "updated_at",
-)
-
-
-def sent_row(message_id: int, result: RecipientResult, *, at: datetime) -> SentRow:
-    """The row recording that the provider took message ``message_id``."""
-    delivered = result.outcome is SendOutcome.DELIVERED
-    status = MessageStatus.DELIVERED if delivered else MessageStatus.SENT
-    return (
-        status.value,
-        result.provider_message_id,
-        result.provider_status,
-        at,
-        at if delivered else None,
-        None,
-        at,
-        message_id,
-    )
-
-
-async def record_sent(conn: BaseDBAsyncClient, rows: Sequence[SentRow]) -> None:
-    """Mark messages sent (or delivered) with the provider's IDs: one batched statement."""
-    await update_rows(conn, OutboundMessage._meta.db_table, _SENT_COLUMNS, rows)
-
-
 UNANSWERED_RETRIES = 1
 """How often a message whose answer was lost is sent again when no delivery report came:
 once. Lost again, it stays "unknown" for good (a report may still settle it)."""
-
-
-async def record_unanswered(
-    conn: BaseDBAsyncClient, message_ids: Sequence[int], *, how: str, at: datetime
-) -> None:
-    """Mark messages whose request's answer was lost ``how``: "unknown" (sent, answer
-    unknown), ``sent_at`` the time ``at`` the request was made, no provider ID (an earlier
-    send's would catch this one's reports). Not retried now: see :func:`retry_unanswered`."""
-    if not message_ids:
-        return
-    await (
-        OutboundMessage.filter(id__in=list(message_ids))
-        .using_db(conn)
-        .update(
-            status=MessageStatus.UNKNOWN,
-            sent_at=at,
-            provider_message_id=None,
-            last_error=f"answer lost: {how}",
-            lost_answers=F("lost_answers") + 1,
-        )
-    )
 
 
 def awaiting_answer() -> Q:
@@ -318,71 +258,6 @@ async def next_unanswered_retry(*, wait: timedelta, campaign_id: int) -> datetim
         .values_list("sent_at", flat=True)
     )
     return first[0] + wait if first and isinstance(first[0], datetime) else None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    status: MessageStatus
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    """A message this worker now holds ("sending"): what it needs to send it."""
-
-    id: int
-    recipient: str
-    text: str
-    attempts: int
-    """Attempts so far, this one included."""
-    dlt_template_id: str | None = None
-
-
-async def claim_messages(
-    message_ids: Sequence[int],
-    *,
-    conn: BaseDBAsyncClient | None = None,
-    lease: timedelta = STALE_SENDING,
-) -> list[ClaimedMessage | None]:
-    """Move each message to "sending" if it may be sent now; one result per ID, in order.
-
-    Only one delivery at a time: a "sending" message is taken only when left stale (held
-    longer than ``lease``). An ID given twice is claimed once (the first).
-    """
-    if not message_ids:
-        return []
-    conn = conn or get_connection("default")
-    now = datetime.now(UTC)
-    ids = sorted(set(message_ids))
-    n = len(ids)
-    marks = ", ".join(param(conn, i) for i in range(6, 6 + n))
-    rows = await conn.execute_query_dict(
-        f'UPDATE "{OutboundMessage._meta.db_table}" '
-        f'SET "status" = {param(conn, 1)}, "attempts" = "attempts" + 1, '
-        f'"updated_at" = {param(conn, 2)} '
-        f'WHERE "id" IN ({marks}) AND ("status" IN ({param(conn, 3)}, {param(conn, 4)}) '
-        f'OR ("status" = {param(conn, 1)} AND "updated_at" < {param(conn, 5)})) '
-        'RETURNING "id", "recipient", "text", "attempts", "dlt_template_id"',
-        [
-            MessageStatus.SENDING.value,
-            now,
-            MessageStatus.QUEUED.value,
-            MessageStatus.RETRYING.value,
-            now - lease,
-            *ids,
-        ],
-    )
-    claimed = {
-        int(r["id"]): ClaimedMessage(
-            int(r["id"]),
-            str(r["recipient"]),
-            str(r["text"]),
-            int(r["attempts"]),
-            r["dlt_template_id"],
-        )
-        for r in rows
-    }
-    return [claimed.pop(i, None) for i in message_ids]
 
 
 async def _record_sent_now(rows: Sequence[SentRow]) -> list[None]:
@@ -442,106 +317,24 @@ class Outbox:
             dlt_template_id=msg.dlt_template_id,
             dlt_entity_id=self.dlt_entity_id,
         )
-        requested_at = datetime.now(UTC)
-        try:
-            results = await self.provider.send(sms, session=self.session)
-        except ProviderError as e:
-            return await self._failed(
-                msg, str(e), transient=e.transient, final=final_attempt, retry_in=retry_in
-            )
-        result = next((r for r in results if r.phone == msg.recipient), None)
-        if result is None:
-            return await self._failed(
-                msg,
-                "no answer for recipient",
-                transient=True,
-                final=final_attempt,
-                retry_in=retry_in,
-            )
-        if result.outcome is SendOutcome.UNKNOWN:
-            # Maybe sent: never retried now (a report may come; else retry_unanswered).
-            await record_unanswered(
-                get_connection("default"), [msg.id], how=result.provider_status, at=requested_at
-            )
-            log.warning("message %s to %s: answer lost", msg.id, mask_phone(msg.recipient))
-            return DeliveryResult(MessageStatus.UNKNOWN, result.provider_status)
-        if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.DELIVERED):
-            row = sent_row(msg.id, result, at=datetime.now(UTC))
-            await self._results.submit(row)
-            sent = MessageStatus(row[0])
-            log.info("message %s %s to %s", msg.id, sent.value, mask_phone(msg.recipient))
-            return DeliveryResult(sent, result.provider_status)
-        await OutboundMessage.filter(id=msg.id).update(provider_status=result.provider_status)
-        return await self._failed(
-            msg,
-            f"{result.provider_status} ({result.status_code})",
-            transient=result.outcome is SendOutcome.TRANSIENT_FAILURE,
-            final=final_attempt,
+        results = await send_request(
+            [msg],
+            sms,
+            provider=self.provider,
+            session=self.session,
+            may_retry=lambda _: not final_attempt,
             retry_in=retry_in,
-            opted_out=result.opted_out,
+            second_chance=self.second_chance,
+            write_sent=self._write_sent,
         )
+        result = results[msg.id]
+        if result.status is MessageStatus.RETRYING:
+            raise TransientSendFailure(result.detail)
+        return result
 
-    async def _failed(
-        self,
-        msg: ClaimedMessage,
-        reason: str,
-        *,
-        transient: bool,
-        final: bool,
-        retry_in: timedelta,
-        opted_out: bool = False,
-    ) -> DeliveryResult:
-        if transient and not final:
-            # When the retry is due: past it (and a grace), the sweep knows its job is lost.
-            await OutboundMessage.filter(id=msg.id).update(
-                status=MessageStatus.RETRYING,
-                last_error=reason,
-                next_attempt_at=datetime.now(UTC) + retry_in,
-            )
-            log.warning("message %s: transient failure, will retry: %s", msg.id, reason)
-            raise TransientSendFailure(reason)
-        await OutboundMessage.filter(id=msg.id).update(
-            status=MessageStatus.FAILED, last_error=reason
-        )
-        log.warning("message %s to %s failed: %s", msg.id, mask_phone(msg.recipient), reason)
-        if opted_out:
-            # The provider says the number refused messages: stop what is optional.
-            await mark_opted_out(msg.recipient)
-        await after_final_failure(msg.id, self.second_chance)
-        return DeliveryResult(MessageStatus.FAILED, reason)
-
-
-class SecondChance(Protocol):
-    """Schedules the one later retry of a failed essential message, :attr:`delay` later."""
-
-    @property
-    def delay(self) -> timedelta: ...
-
-    async def schedule(self, message_id: int) -> None: ...
-
-
-async def after_final_failure(message_id: int, second_chance: SecondChance | None) -> None:
-    """An essential message about a complaint (its acknowledgement, its feedback question:
-    the complaint cannot do without them) that failed gets one more try later; failing
-    that, the complaint is flagged so that staff can reach the citizen another way."""
-    msg = await OutboundMessage.get_or_none(id=message_id)
-    if msg is None or not msg.essential or msg.complaint_id is None:  # type: ignore[attr-defined]
-        return
-    if not msg.second_chance and second_chance is not None:
-        claimed = await OutboundMessage.filter(id=msg.id, second_chance=False).update(
-            second_chance=True,
-            status=MessageStatus.RETRYING,
-            next_attempt_at=datetime.now(UTC) + second_chance.delay,
-        )
-        if claimed:
-            await second_chance.schedule(msg.id)
-        return
-    await ComplaintEvent.create(
-        complaint_id=msg.complaint_id,  # type: ignore[attr-defined]
-        kind=EventKind.MESSAGE_FAILED,
-        actor="system",
-        remark=f"{msg.template} could not be delivered: {msg.last_error}",
-    )
+    async def _write_sent(self, rows: Sequence[SentRow]) -> None:
+        for row in rows:
+            await self._results.submit(row)
 
 
 async def record_delivery_report(
@@ -595,7 +388,7 @@ async def record_delivery_report(
     )
     if failed:
         if report.opted_out:
-            await mark_opted_out(msg.recipient)
+            await mark_opted_out([msg.recipient])
         await after_final_failure(msg.id, second_chance)
     return True
 
@@ -649,17 +442,6 @@ async def adopt_unanswered(
         if mine is not None:
             return mine
     return None
-
-
-async def mark_opted_out(phone: str) -> None:
-    """Remember that ``phone`` opted out, even when it has never written to us (a number
-    from a campaign's CSV has no citizen record yet): the next campaign skips it."""
-    if await Citizen.filter(phone=phone).update(opted_out=True):
-        return
-    try:
-        await Citizen.create(phone=phone, opted_out=True)
-    except IntegrityError:  # written meanwhile by a registration or another report
-        await Citizen.filter(phone=phone).update(opted_out=True)
 
 
 @dataclass(frozen=True, slots=True)
