@@ -43,14 +43,10 @@ from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.errors import FieldError
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
-from gateway.sms.outbox import (
-    NEW_MESSAGE_COLUMNS,
-    new_message_row,
-    next_unanswered_retry,
-    retry_unanswered,
-)
+from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
 from gateway.sms.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
+from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.staff.audit import audit
 from gateway.storage.models import (
     Campaign,

@@ -22,7 +22,6 @@ from typing import Protocol
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from gateway.channels.base import (
@@ -32,6 +31,7 @@ from gateway.channels.base import (
     RecipientResult,
     SendOutcome,
 )
+from gateway.sms.unanswered import record_unanswered
 from gateway.storage.models import (
     Citizen,
     ComplaintEvent,
@@ -52,7 +52,6 @@ __all__ = [
     "claim_messages",
     "mark_opted_out",
     "record_sent",
-    "record_unanswered",
     "send_request",
     "sent_row",
 ]
@@ -168,28 +167,6 @@ def sent_row(message_id: int, result: RecipientResult, *, at: datetime) -> SentR
 async def record_sent(conn: BaseDBAsyncClient, rows: Sequence[SentRow]) -> None:
     """Mark messages sent (or delivered) with the provider's IDs: one batched statement."""
     await update_rows(conn, OutboundMessage._meta.db_table, _SENT_COLUMNS, rows)
-
-
-async def record_unanswered(
-    conn: BaseDBAsyncClient, message_ids: Sequence[int], *, how: str, at: datetime
-) -> None:
-    """Mark messages whose request's answer was lost ``how``: "unknown" (sent, answer
-    unknown), ``sent_at`` the time ``at`` the request was made, no provider ID (an earlier
-    send's would catch this one's reports). Not retried now: see
-    :func:`~gateway.sms.unanswered.retry_unanswered`."""
-    if not message_ids:
-        return
-    await (
-        OutboundMessage.filter(id__in=list(message_ids))
-        .using_db(conn)
-        .update(
-            status=MessageStatus.UNKNOWN,
-            sent_at=at,
-            provider_message_id=None,
-            last_error=f"answer lost: {how}",
-            lost_answers=F("lost_answers") + 1,
-        )
-    )
 
 
 async def mark_opted_out(phones: Sequence[str], *, conn: BaseDBAsyncClient | None = None) -> None:

@@ -2,11 +2,10 @@
 
 The row is the truth. A job only moves a message forward (queued -> sending -> sent ->
 delivered, or failed), so a job run twice, or a message queued twice, sends one SMS.
-
-A send whose answer was lost (the provider may have taken it) is never sent again
-blindly: it becomes "unknown" (sent, answer unknown). A delivery report to its number
-settles it (:func:`record_delivery_report`); with none after a wait it is sent once more
-(:func:`retry_unanswered`), the one place a message may reach a phone twice.
+This module is the queue (:func:`queue_messages`) and the worker's side of it
+(:class:`Outbox`); the send and what is recorded of it are :mod:`gateway.sms.delivery`'s
+(a campaign's batches go the same way), a lost answer :mod:`gateway.sms.unanswered`'s,
+the provider's later reports :mod:`gateway.sms.reports`'.
 """
 
 from __future__ import annotations
@@ -20,13 +19,9 @@ from typing import Any, Protocol
 
 import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.connection import get_connection
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from gateway.channels.base import (
-    DeliveryReport,
-    DeliveryState,
     OutgoingSms,
     Provider,
 )
@@ -36,9 +31,7 @@ from gateway.sms.delivery import (
     DeliveryResult,
     SecondChance,
     SentRow,
-    after_final_failure,
     claim_messages,
-    mark_opted_out,
     record_sent,
     send_request,
 )
@@ -49,23 +42,15 @@ from gateway.storage.models import (
     OutboundMessage,
 )
 from gateway.storage.sql import insert_rows, param
-from gateway.text.phone import mask_phone
 
 __all__ = [
-    "UNANSWERED_RETRIES",
+    "NEW_MESSAGE_COLUMNS",
     "Dispatcher",
     "MessageDraft",
     "Outbox",
-    "ReportTooEarly",
-    "StrandedMessage",
     "TransientSendFailure",
-    "adopt_unanswered",
-    "awaiting_answer",
-    "next_unanswered_retry",
+    "new_message_row",
     "queue_messages",
-    "record_delivery_report",
-    "retry_unanswered",
-    "stranded_messages",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,11 +64,6 @@ class Dispatcher(Protocol):
 
 class TransientSendFailure(Exception):
     """The provider may take the message later: the job should be retried."""
-
-
-class ReportTooEarly(Exception):
-    """A delivery report whose ID is none of ours, to a number with a send still waiting
-    for its answer: it may be that send's. Take it again later (a callback answers 503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,66 +180,6 @@ def new_message_row(
     )
 
 
-UNANSWERED_RETRIES = 1
-"""How often a message whose answer was lost is sent again when no delivery report came:
-once. Lost again, it stays "unknown" for good (a report may still settle it)."""
-
-
-def awaiting_answer() -> Q:
-    """Messages whose answer was lost and that a report or one more try will still settle."""
-    return Q(status=MessageStatus.UNKNOWN, lost_answers__lte=UNANSWERED_RETRIES)
-
-
-async def retry_unanswered(
-    *,
-    wait: timedelta,
-    now: datetime | None = None,
-    campaign_id: int | None = None,
-    limit: int = 500,
-) -> list[int]:
-    """Messages whose answer was lost over ``wait`` ago, with no delivery report since:
-    moved to "retrying" for their one more try (:data:`UNANSWERED_RETRIES`); their IDs.
-
-    With ``campaign_id``, that campaign's messages (its runner sends them, at its rate);
-    without, the messages of no campaign (the caller dispatches them). This is where
-    at-least-once remains: a send whose answer was lost and whose report never came (or
-    comes later) may have reached the phone, and this sends it again.
-    """
-    now = now or datetime.now(UTC)
-    due = OutboundMessage.filter(awaiting_answer(), sent_at__lt=now - wait)
-    if campaign_id is None:
-        due = due.filter(campaign_id__isnull=True)
-    else:
-        due = due.filter(campaign_id=campaign_id)
-    ids = [int(str(i)) for i in await due.order_by("id").limit(limit).values_list("id", flat=True)]
-    if not ids:
-        return []
-    conn = get_connection("default")
-    marks = ", ".join(param(conn, i) for i in range(4, 4 + len(ids)))
-    # Still unknown: a report that came meanwhile, or another sweep, has moved it on. Due
-    # now: if its job is lost before it runs, the stranded-message sweep takes it.
-    rows = await conn.execute_query_dict(
-        f'UPDATE "{OutboundMessage._meta.db_table}" '
-        f'SET "status" = {param(conn, 1)}, "updated_at" = {param(conn, 2)}, '
-        f'"next_attempt_at" = {param(conn, 2)} '
-        f'WHERE "status" = {param(conn, 3)} AND "id" IN ({marks}) RETURNING "id"',
-        [MessageStatus.RETRYING.value, now, MessageStatus.UNKNOWN.value, *ids],
-    )
-    return sorted(int(r["id"]) for r in rows)
-
-
-async def next_unanswered_retry(*, wait: timedelta, campaign_id: int) -> datetime | None:
-    """When the campaign's first message awaiting its answer is due for its one more
-    try; None when none awaits."""
-    first = (
-        await OutboundMessage.filter(awaiting_answer(), campaign_id=campaign_id)
-        .order_by("sent_at")
-        .limit(1)
-        .values_list("sent_at", flat=True)
-    )
-    return first[0] + wait if first and isinstance(first[0], datetime) else None
-
-
 async def _record_sent_now(rows: Sequence[SentRow]) -> list[None]:
     async with in_transaction() as conn:
         await record_sent(conn, rows)
@@ -335,156 +255,3 @@ class Outbox:
     async def _write_sent(self, rows: Sequence[SentRow]) -> None:
         for row in rows:
             await self._results.submit(row)
-
-
-async def record_delivery_report(
-    report: DeliveryReport,
-    *,
-    second_chance: SecondChance | None = None,
-    answer_window: timedelta | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """Apply a provider's delivery report; False when no message has that ID.
-
-    Reports move a message forward only: a late in-flight report never undoes a final
-    state, and a failure report counts only for a message in flight (a repeated one, or
-    one arriving after its second chance was scheduled, changes nothing). A delivery
-    report always wins: the citizen has the message.
-
-    A report whose ID is unknown (the send's answer, which held it, was lost) settles a
-    message to its number in "unknown" state sent within ``answer_window``
-    (:func:`adopt_unanswered`). One that comes while a send to its number still waits for
-    its answer raises :class:`ReportTooEarly`: the provider delivered, and reported, before
-    the gateway had its answer (or gave up on it), and the report, sent again, will find
-    the message by its ID or "unknown". Dropped, it would leave that message to be sent
-    a second time after the wait.
-    """
-    msg = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
-    if msg is None and answer_window is not None:
-        msg = await adopt_unanswered(report, window=answer_window, now=now)
-        if msg is None and await _send_in_flight(report.phone):
-            raise ReportTooEarly(f"a send to {mask_phone(report.phone)} awaits its answer")
-    if msg is None:
-        return False
-    if report.state is DeliveryState.IN_FLIGHT:
-        if not msg.status.is_final:
-            await OutboundMessage.filter(id=msg.id).update(provider_status=report.provider_status)
-        return True
-    if report.state is DeliveryState.DELIVERED:
-        await (
-            OutboundMessage.filter(id=msg.id)
-            .exclude(status=MessageStatus.DELIVERED)
-            .update(
-                status=MessageStatus.DELIVERED,
-                provider_status=report.provider_status,
-                delivered_at=datetime.now(UTC),
-            )
-        )
-        return True
-    failed = await OutboundMessage.filter(id=msg.id, status=MessageStatus.SENT).update(
-        status=MessageStatus.FAILED,
-        provider_status=report.provider_status,
-        last_error=report.failure_reason or report.provider_status,
-    )
-    if failed:
-        if report.opted_out:
-            await mark_opted_out([msg.recipient])
-        await after_final_failure(msg.id, second_chance)
-    return True
-
-
-async def _send_in_flight(phone: str | None) -> bool:
-    """Whether a message to ``phone`` is being sent (claimed, its answer not recorded)."""
-    if phone is None:
-        return False
-    return await OutboundMessage.filter(recipient=phone, status=MessageStatus.SENDING).exists()
-
-
-async def adopt_unanswered(
-    report: DeliveryReport, *, window: timedelta, now: datetime | None = None
-) -> OutboundMessage | None:
-    """The "unknown" message a report whose ID matches none of ours is for: given that ID
-    and moved to "sent" (the provider had it). None when there is none.
-
-    AT's report names the number, not our message: it goes to the oldest message to that
-    number whose answer was lost within ``window``. Two such messages to one number are
-    told apart by order only: AT reports in the order it took them, and the second
-    report's new ID goes to the second message. Later reports find the message by the ID.
-    """
-    if report.phone is None:
-        return None
-    now = now or datetime.now(UTC)
-    for _ in range(3):  # a concurrent report for the same ID may adopt first
-        candidate = (
-            await OutboundMessage.filter(
-                recipient=report.phone, status=MessageStatus.UNKNOWN, sent_at__gte=now - window
-            )
-            .order_by("sent_at", "id")
-            .first()
-        )
-        if candidate is None:
-            return None
-        adopted = await OutboundMessage.filter(
-            id=candidate.id, status=MessageStatus.UNKNOWN
-        ).update(
-            status=MessageStatus.SENT,
-            provider_message_id=report.provider_message_id,
-            provider_status=report.provider_status,
-        )
-        if adopted:
-            log.info(
-                "message %s to %s: answer lost, settled by a delivery report",
-                candidate.id,
-                mask_phone(report.phone),
-            )
-            return await OutboundMessage.get(id=candidate.id)
-        mine = await OutboundMessage.filter(provider_message_id=report.provider_message_id).first()
-        if mine is not None:
-            return mine
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class StrandedMessage:
-    """A message that should be moving and is not (see :func:`stranded_messages`)."""
-
-    id: int
-    status: MessageStatus
-    since: datetime
-    """When it should have moved: written (queued), due again (retrying), or its claim's
-    lease over (sending)."""
-
-
-async def stranded_messages(
-    *, grace: timedelta, lease: timedelta = STALE_SENDING, limit: int = 500
-) -> list[StrandedMessage]:
-    """Messages no job is moving, oldest first: queued more than ``grace`` ago (a crash
-    between commit and enqueue), retrying more than ``grace`` past their due time (the
-    job that was to retry them lost with Redis), and sending past their ``lease`` (the
-    worker died mid-send).
-
-    A campaign's messages are not among them: the campaign's own job sends them, at its
-    rate and only while the campaign is sending."""
-    now = datetime.now(UTC)
-    cutoff = now - grace
-    rows = await (
-        OutboundMessage.filter(campaign_id__isnull=True)
-        .filter(
-            Q(status=MessageStatus.QUEUED, created_at__lt=cutoff)
-            | Q(status=MessageStatus.RETRYING, next_attempt_at__lt=cutoff)
-            | Q(status=MessageStatus.SENDING, updated_at__lt=now - lease)
-        )
-        .order_by("id")
-        .limit(limit)
-        .values_list("id", "status", "created_at", "next_attempt_at", "updated_at")
-    )
-    stranded = []
-    for message_id, status, written, due, claimed in rows:
-        state = MessageStatus(status)
-        when = {
-            MessageStatus.QUEUED: written,
-            MessageStatus.RETRYING: due,
-            MessageStatus.SENDING: claimed + lease,
-        }[state]
-        stranded.append(StrandedMessage(int(str(message_id)), state, when))
-    return stranded

@@ -24,7 +24,7 @@ from gateway.channels.base import (
 )
 from gateway.complaints.inbox import InboundInProgress, Inbox
 from gateway.sms.delivery import SecondChance
-from gateway.sms.outbox import ReportTooEarly, record_delivery_report
+from gateway.sms.reports import ReportTooEarly, record_delivery_report
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
 from gateway.storage.sql import param
