@@ -29,7 +29,9 @@ from aiohttp import web
 from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
-from gateway.campaigns.service import CampaignRunner, Campaigns, ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import Campaigns
 from gateway.channels.base import OutgoingSms, RecipientResult, SendOutcome
 from gateway.complaints.scope import scope_of
 from gateway.config import load_config

@@ -23,7 +23,8 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from gateway.campaigns.service import CampaignRunner, Campaigns, RunScheduler
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
 from gateway.channels.registry import build_providers
 from gateway.complaints.inbox import Inbox

@@ -21,7 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, worker_context
-from gateway.campaigns.service import Campaigns, ComplaintFilter, in_quiet_hours, progress
+from gateway.campaigns.audience import ComplaintFilter
+from gateway.campaigns.progress import progress
+from gateway.campaigns.quiet_hours import in_quiet_hours
+from gateway.campaigns.service import Campaigns
 from gateway.cli.notify import progress_bar
 from gateway.complaints.registration import NewComplaint
 from gateway.complaints.scope import Scope, scope_of

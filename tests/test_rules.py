@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from tortoise.transactions import in_transaction
 
-from gateway.campaigns.service import ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
 from gateway.complaints.lifecycle import ALLOWED, OPEN
 from gateway.complaints.routing import area_of, district_level, officer_for
 from gateway.complaints.scope import Scope, scope_of
