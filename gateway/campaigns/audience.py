@@ -12,9 +12,17 @@ from tortoise.expressions import Q
 from gateway.complaints.lifecycle import OPEN
 from gateway.complaints.scope import Scope
 from gateway.config import Config
+from gateway.storage.models import Campaign, CampaignContact, Citizen, Complaint
 from gateway.storage.sql import param
 
-__all__ = ["ComplaintFilter", "campaign_scope", "scope_sql", "within"]
+__all__ = [
+    "ComplaintFilter",
+    "Person",
+    "audience_batch",
+    "campaign_scope",
+    "scope_sql",
+    "within",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,3 +118,57 @@ def scope_sql(conn: BaseDBAsyncClient, scope: Scope) -> tuple[str, list[Any]]:
         values.append(value)
         where += f" AND co.{name} {'<=' if op == 'lte' else '='} {param(conn, len(values))}"
     return where, values
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One of a campaign's audience, as the runner writes their message."""
+
+    key: int
+    """Where the audience's keyset cursor (``Campaign.cursor``) stands after them."""
+    phone: str
+    language: str
+    opted_out: bool
+
+
+async def audience_batch(
+    campaign: Campaign, *, after: int, size: int, default_language: str
+) -> list[Person]:
+    """The next ``size`` people of the campaign's audience past the cursor ``after``; a
+    citizen of several complaints comes once for each (the message's key keeps one)."""
+    if "filter" in campaign.audience:
+        scope = Scope.from_json(campaign.scope)
+        f = ComplaintFilter.from_json(campaign.audience["filter"])
+        rows = (
+            await Complaint.filter(scope.q() & f.q(), id__gt=after)
+            .order_by("id")
+            .limit(size)
+            .values("id", "language", "citizen__phone", "citizen__language", "citizen__opted_out")
+        )
+        return [
+            Person(
+                int(r["id"]),
+                str(r["citizen__phone"]),
+                str(r["citizen__language"] or r["language"]),
+                bool(r["citizen__opted_out"]),
+            )
+            for r in rows
+        ]
+    contacts = (
+        await CampaignContact.filter(campaign_id=campaign.id, id__gt=after)
+        .order_by("id")
+        .limit(size)
+        .values_list("id", "phone")
+    )
+    phones = [str(p) for _, p in contacts]
+    known = {
+        str(p): (lang, bool(o))
+        for p, lang, o in await Citizen.filter(phone__in=phones).values_list(
+            "phone", "language", "opted_out"
+        )
+    }
+    people = []
+    for key, phone in contacts:
+        lang, opted = known.get(str(phone), (None, False))
+        people.append(Person(int(key), str(phone), str(lang or default_language), opted))
+    return people

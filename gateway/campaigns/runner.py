@@ -18,12 +18,11 @@ from redis.asyncio import Redis
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from gateway.campaigns.audience import ComplaintFilter
+from gateway.campaigns.audience import audience_batch
 from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR, PENDING
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import OutgoingSms, Provider
-from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
@@ -32,10 +31,7 @@ from gateway.sms.templates import TemplateBook
 from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.storage.models import (
     Campaign,
-    CampaignContact,
     CampaignStatus,
-    Citizen,
-    Complaint,
     MessageStatus,
     OutboundMessage,
 )
@@ -289,44 +285,7 @@ class CampaignRunner:
             config=self.config, templates=self.templates, scheduler=self.scheduler, clock=self.clock
         ).render_all(campaign.template, campaign.variables)
         default = self.config.service.default_language
-        people: list[tuple[int, str, str, bool]] = []  # (cursor key, phone, language, opted out)
-        if "filter" in campaign.audience:
-            scope = Scope.from_json(campaign.scope)
-            f = ComplaintFilter.from_json(campaign.audience["filter"])
-            rows = (
-                await Complaint.filter(scope.q() & f.q(), id__gt=after)
-                .order_by("id")
-                .limit(size)
-                .values(
-                    "id", "language", "citizen__phone", "citizen__language", "citizen__opted_out"
-                )
-            )
-            for r in rows:
-                people.append(
-                    (
-                        int(r["id"]),
-                        str(r["citizen__phone"]),
-                        str(r["citizen__language"] or r["language"]),
-                        bool(r["citizen__opted_out"]),
-                    )
-                )
-        else:
-            contacts = (
-                await CampaignContact.filter(campaign_id=campaign.id, id__gt=after)
-                .order_by("id")
-                .limit(size)
-                .values_list("id", "phone")
-            )
-            phones = [str(p) for _, p in contacts]
-            known = {
-                str(p): (lang, bool(o))
-                for p, lang, o in await Citizen.filter(phone__in=phones).values_list(
-                    "phone", "language", "opted_out"
-                )
-            }
-            for cid, phone in contacts:
-                lang, opted = known.get(str(phone), (None, False))
-                people.append((int(cid), str(phone), str(lang or default), opted))
+        people = await audience_batch(campaign, after=after, size=size, default_language=default)
         if not people:
             await Campaign.filter(id=campaign.id).update(cursor=DONE_CURSOR)
             campaign.cursor = DONE_CURSOR
@@ -334,22 +293,22 @@ class CampaignRunner:
         messages: list[tuple[Any, ...]] = []
         skipped = 0
         now = datetime.now(UTC)
-        for _, phone, lang, opted in people:
-            if opted and not campaign.essential:
+        for person in people:
+            if person.opted_out and not campaign.essential:
                 skipped += 1
                 continue
             messages.append(
                 new_message_row(
-                    rendered.get(lang) or rendered[default],
-                    recipient=phone,
+                    rendered.get(person.language) or rendered[default],
+                    recipient=person.phone,
                     provider=self.provider.name,
-                    idempotency_key=f"campaign:{campaign.id}:{phone}",
+                    idempotency_key=f"campaign:{campaign.id}:{person.phone}",
                     at=now,
                     campaign_id=campaign.id,
                     held=True,
                 )
             )
-        cursor = str(people[-1][0])
+        cursor = str(people[-1].key)
         async with in_transaction() as conn:
             # A citizen seen before (another complaint, or a batch redone) is skipped by
             # the unique key: one message per number.
