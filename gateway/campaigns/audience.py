@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from gateway.complaints.lifecycle import OPEN
-from gateway.complaints.scope import Scope
+from gateway.complaints.scope import AREA_NAMES, Scope, area_lookups
 from gateway.config import Config
 from gateway.storage.models import Campaign, CampaignContact, Citizen, Complaint
 from gateway.storage.sql import param
@@ -38,16 +38,7 @@ class ComplaintFilter:
     """Only complaints not yet resolved or closed (:data:`~gateway.complaints.lifecycle.OPEN`)."""
 
     def q(self) -> Q:
-        conditions: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("department", self.department),
-                ("district", self.district),
-                ("tehsil", self.tehsil),
-                ("block", self.block),
-            )
-            if value is not None
-        }
+        conditions = area_lookups(self)
         if self.statuses:
             conditions["status__in"] = list(self.statuses)
         q = Q(**conditions)
@@ -56,14 +47,7 @@ class ComplaintFilter:
         return q
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "department": self.department,
-            "district": self.district,
-            "tehsil": self.tehsil,
-            "block": self.block,
-            "statuses": list(self.statuses),
-            "open_only": self.open_only,
-        }
+        return {**asdict(self), "statuses": list(self.statuses)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ComplaintFilter:
@@ -104,7 +88,7 @@ def within(inner: Scope, outer: Scope) -> bool:
         return False
     return all(
         getattr(outer, name) is None or getattr(outer, name) == getattr(inner, name)
-        for name in ("department", "district", "tehsil", "block")
+        for name in AREA_NAMES
     )
 
 

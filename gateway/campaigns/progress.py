@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,12 +11,7 @@ from tortoise.functions import Count
 
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.config import Config
-from gateway.storage.models import (
-    Campaign,
-    CampaignStatus,
-    MessageStatus,
-    OutboundMessage,
-)
+from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 
 __all__ = ["CANCELLED_REASON", "CLAIMABLE", "DONE_CURSOR", "PENDING", "Progress", "progress"]
 
@@ -50,20 +45,10 @@ class Progress:
     """Sending, but held by quiet hours until then."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "expected": self.expected,
-            "recipients": self.recipients,
-            "all_written": self.written,
-            "queued": self.queued,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "cancelled": self.cancelled,
-            "skipped": self.skipped,
-            "unknown": self.unknown,
-            "waiting_until": self.waiting_until.isoformat() if self.waiting_until else None,
-        }
+        data = asdict(self)
+        data["all_written"] = data.pop("written")
+        data["waiting_until"] = self.waiting_until.isoformat() if self.waiting_until else None
+        return data
 
 
 async def progress(

@@ -29,12 +29,7 @@ from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
 from gateway.sms.templates import TemplateBook
 from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
-from gateway.storage.models import (
-    Campaign,
-    CampaignStatus,
-    MessageStatus,
-    OutboundMessage,
-)
+from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_returning
 
 __all__ = ["CampaignRunner", "RateLimiter", "resume_sending"]

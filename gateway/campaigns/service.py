@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -88,15 +88,9 @@ class Preview:
     not the sender's to see, so only their count is shown."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "recipients": self.recipients,
-            "skipped_opted_out": self.skipped_opted_out,
-            "languages": self.languages,
-            "segments_per_message": self.segments,
-            "total_segments": self.total_segments,
-            "essential": self.essential,
-            "outside_scope": self.outside_scope,
-        }
+        data = asdict(self)
+        data["segments_per_message"] = data.pop("segments")
+        return data
 
 
 class RunScheduler(Protocol):

@@ -24,13 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
-from gateway.channels.base import (
-    OutgoingSms,
-    Provider,
-    ProviderError,
-    RecipientResult,
-    SendOutcome,
-)
+from gateway.channels.base import OutgoingSms, Provider, ProviderError, RecipientResult, SendOutcome
 from gateway.sms.unanswered import record_unanswered
 from gateway.storage.models import (
     Citizen,

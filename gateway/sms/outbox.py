@@ -21,10 +21,7 @@ import aiohttp
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from gateway.channels.base import (
-    OutgoingSms,
-    Provider,
-)
+from gateway.channels.base import OutgoingSms, Provider
 from gateway.sms.delivery import (
     STALE_SENDING,
     ClaimedMessage,
@@ -37,10 +34,7 @@ from gateway.sms.delivery import (
 )
 from gateway.sms.templates import RenderedSms
 from gateway.storage.group_commit import GroupWriter
-from gateway.storage.models import (
-    MessageStatus,
-    OutboundMessage,
-)
+from gateway.storage.models import MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_rows, param
 
 __all__ = [

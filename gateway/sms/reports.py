@@ -9,19 +9,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from gateway.channels.base import (
-    DeliveryReport,
-    DeliveryState,
-)
-from gateway.sms.delivery import (
-    SecondChance,
-    after_final_failure,
-    mark_opted_out,
-)
-from gateway.storage.models import (
-    MessageStatus,
-    OutboundMessage,
-)
+from gateway.channels.base import DeliveryReport, DeliveryState
+from gateway.sms.delivery import SecondChance, after_final_failure, mark_opted_out
+from gateway.storage.models import MessageStatus, OutboundMessage
 from gateway.text.phone import mask_phone
 
 __all__ = ["ReportTooEarly", "adopt_unanswered", "record_delivery_report"]

@@ -15,10 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.expressions import F, Q
 
-from gateway.storage.models import (
-    MessageStatus,
-    OutboundMessage,
-)
+from gateway.storage.models import MessageStatus, OutboundMessage
 from gateway.storage.sql import param
 
 __all__ = [
