@@ -282,6 +282,8 @@ def _sort(
     retry_at: datetime,
     now: datetime,
 ) -> _Answers:
+    """What each held message becomes, given the request's ``answer`` (the provider's
+    results, or the error that stood for all of them)."""
     out = _Answers([], {}, [], [], [], [], {})
     by_phone = {} if isinstance(answer, ProviderError) else {r.phone: r for r in answer}
     for msg in held:
