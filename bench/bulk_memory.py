@@ -135,15 +135,7 @@ async def main(n: int) -> None:
     )
     provider = AcceptAll()
     async with aiohttp.ClientSession() as session:
-        runner = CampaignRunner(
-            config=config,
-            templates=templates,
-            provider=provider,
-            session=session,
-            redis=pool,
-            scheduler=NoScheduler(),
-            clock=lambda: datetime.now(UTC),
-        )
+        runner = CampaignRunner(campaigns=campaigns, provider=provider, session=session, redis=pool)
         runner.JOB_BUDGET = 1e9
         tracemalloc.start()
         t0 = time.monotonic()

@@ -210,6 +210,7 @@ async def build_services(
         services=complaints,
         hooks=session_hooks(sessions),
     )
+    campaigns = build_campaigns(config, static=static, scheduler=scheduler, clock=clock)
     return Services(
         config=config,
         clock=clock,
@@ -223,15 +224,9 @@ async def build_services(
         complaints=complaints,
         inbox=inbox,
         campaign_scheduler=scheduler,
-        campaigns=build_campaigns(config, static=static, scheduler=scheduler, clock=clock),
+        campaigns=campaigns,
         campaign_runner=CampaignRunner(
-            config=config,
-            templates=static.templates,
-            provider=provider,
-            session=http,
-            redis=redis,
-            scheduler=scheduler,
-            clock=clock,
+            campaigns=campaigns, provider=provider, session=http, redis=redis
         ),
         outbox=Outbox(
             provider=provider,

@@ -23,11 +23,9 @@ from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR,
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import OutgoingSms, Provider
-from gateway.config import Config
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
-from gateway.sms.templates import TemplateBook
 from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_returning
@@ -146,21 +144,22 @@ class CampaignRunner:
     def __init__(
         self,
         *,
-        config: Config,
-        templates: TemplateBook,
+        campaigns: Campaigns,
         provider: Provider,
         session: aiohttp.ClientSession,
         redis: Redis,
-        scheduler: RunScheduler,
-        clock: Callable[[], datetime],
     ) -> None:
+        """``campaigns``: the staff side's, whose configuration, texts
+        (:meth:`~gateway.campaigns.service.Campaigns.render_all`), scheduler and clock the
+        runner shares."""
+        config = campaigns.config
+        self.campaigns = campaigns
         self.config = config
-        self.templates = templates
+        self.scheduler = campaigns.scheduler
+        self.clock = campaigns.clock
         self.provider = provider
         self.session = session
         self.redis = redis
-        self.scheduler = scheduler
-        self.clock = clock
         self.limiter = RateLimiter(
             redis, provider=provider.name, per_second=config.bulk.segments_per_second
         )
@@ -276,9 +275,7 @@ class CampaignRunner:
         it sends them next, with no claim of their own. Returns them."""
         size = self.config.bulk.batch_size
         after = int(campaign.cursor) if campaign.cursor else 0
-        rendered = Campaigns(
-            config=self.config, templates=self.templates, scheduler=self.scheduler, clock=self.clock
-        ).render_all(campaign.template, campaign.variables)
+        rendered = self.campaigns.render_all(campaign.template, campaign.variables)
         default = self.config.service.default_language
         people = await audience_batch(campaign, after=after, size=size, default_language=default)
         if not people:
