@@ -431,16 +431,13 @@ class Campaigns:
             preview = await self.refresh_totals(campaign)
             if preview.recipients == 0:
                 raise InvalidCampaign("audience", "the campaign has no recipients")
-        campaign = await self._move(
+        return await self._send(
             campaign,
-            from_=[CampaignStatus.DRAFT],
-            to=CampaignStatus.SENDING,
+            from_=CampaignStatus.DRAFT,
             actor=actor,
             action="campaign.start",
             started_at=datetime.now(UTC),
         )
-        await self.scheduler.schedule(campaign.id)
-        return campaign
 
     async def pause(self, campaign: Campaign, *, actor: str) -> Campaign:
         """Stop sending after the request under way; nothing is lost."""
@@ -453,12 +450,16 @@ class Campaigns:
         )
 
     async def resume(self, campaign: Campaign, *, actor: str) -> Campaign:
+        return await self._send(
+            campaign, from_=CampaignStatus.PAUSED, actor=actor, action="campaign.resume"
+        )
+
+    async def _send(
+        self, campaign: Campaign, *, from_: CampaignStatus, actor: str, action: str, **extra: Any
+    ) -> Campaign:
+        """Move the campaign to sending and queue its run."""
         campaign = await self._move(
-            campaign,
-            from_=[CampaignStatus.PAUSED],
-            to=CampaignStatus.SENDING,
-            actor=actor,
-            action="campaign.resume",
+            campaign, from_=[from_], to=CampaignStatus.SENDING, actor=actor, action=action, **extra
         )
         await self.scheduler.schedule(campaign.id)
         return campaign
