@@ -23,7 +23,8 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from gateway.campaigns.service import CampaignRunner, Campaigns, RunScheduler
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
 from gateway.channels.registry import build_providers
 from gateway.complaints.inbox import Inbox
@@ -210,6 +211,7 @@ async def build_services(
         services=complaints,
         hooks=session_hooks(sessions),
     )
+    campaigns = build_campaigns(config, static=static, scheduler=scheduler, clock=clock)
     return Services(
         config=config,
         clock=clock,
@@ -223,15 +225,9 @@ async def build_services(
         complaints=complaints,
         inbox=inbox,
         campaign_scheduler=scheduler,
-        campaigns=build_campaigns(config, static=static, scheduler=scheduler, clock=clock),
+        campaigns=campaigns,
         campaign_runner=CampaignRunner(
-            config=config,
-            templates=static.templates,
-            provider=provider,
-            session=http,
-            redis=redis,
-            scheduler=scheduler,
-            clock=clock,
+            campaigns=campaigns, provider=provider, session=http, redis=redis
         ),
         outbox=Outbox(
             provider=provider,

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, PROVIDERS, callback_limits
-from gateway.campaigns.service import ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
 from gateway.channels.africastalking.parse import parse_ussd_hop
 from gateway.channels.africastalking.provider import AfricasTalking
 from gateway.channels.africastalking.settings import AfricasTalkingSettings

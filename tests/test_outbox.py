@@ -30,18 +30,13 @@ from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE, ArqDispatcher, send_sms_job_id
 from gateway.jobs.tasks import resend_unanswered
-from gateway.sms.outbox import (
-    MessageDraft,
-    Outbox,
-    TransientSendFailure,
-    claim_messages,
-    queue_messages,
-    record_delivery_report,
-    record_unanswered,
-)
+from gateway.sms.delivery import claim_messages
+from gateway.sms.outbox import MessageDraft, Outbox, TransientSendFailure, queue_messages
+from gateway.sms.reports import record_delivery_report
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STUCK_AFTER
 from gateway.sms.templates import RenderedSms
+from gateway.sms.unanswered import record_unanswered
 from gateway.storage.models import Channel, Citizen, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking, Fault

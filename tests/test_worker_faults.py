@@ -34,7 +34,7 @@ from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE, send_sms_job_id
 from gateway.jobs.worker import build_worker, stop_worker
-from gateway.sms.outbox import STALE_SENDING
+from gateway.sms.delivery import STALE_SENDING
 from gateway.storage.models import Channel, ComplaintEvent, OutboundMessage
 from tests.conftest import AT_API_KEY, AT_USERNAME, ROOT, AppFactory, Phone, make_config, run_worker
 from tests.fakes.africastalking import FakeAfricasTalking

@@ -38,13 +38,7 @@ from gateway.errors import FieldError
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, MessageDraft, queue_messages
 from gateway.sms.templates import RenderedSms
-from gateway.storage.models import (
-    Citizen,
-    Complaint,
-    ComplaintEvent,
-    ComplaintStatus,
-    EventKind,
-)
+from gateway.storage.models import Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
 from gateway.storage.sql import insert_rows, is_stale_snapshot, update_rows
 
 __all__ = [

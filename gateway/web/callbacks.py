@@ -23,7 +23,8 @@ from gateway.channels.base import (
     UssdSessionEnd,
 )
 from gateway.complaints.inbox import InboundInProgress, Inbox
-from gateway.sms.outbox import ReportTooEarly, SecondChance, record_delivery_report
+from gateway.sms.delivery import SecondChance
+from gateway.sms.reports import ReportTooEarly, record_delivery_report
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
 from gateway.storage.sql import param
