@@ -227,6 +227,37 @@ class ServerSettings(_Model):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
 
 
+class CallbackSettings(_Model):
+    """How providers reach the gateway's callbacks, and what proves a callback is theirs."""
+
+    public_url: str | None = None
+    """The gateway's address as providers reach it (``https://sampark.example.in``): the start
+    of every callback URL shown (``python -m gateway callbacks``) and sent to a provider
+    that takes one per message (Exotel's ``StatusCallback``). None: ``http://HOST:PORT``."""
+    allow_unsigned: bool = False
+    """Also serve the old callback paths without a secret (``/ussd/africastalking``), for
+    an installation moving to the signed ones; every call to them is logged."""
+    secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,128}$")]] = {}
+    """A provider's secret path segment, when chosen rather than generated at the first
+    start and kept in the database."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", v):
+            raise ValueError("must be an http:// or https:// URL with no query")
+        return v.rstrip("/") if v is not None else v
+
+    @field_validator("secrets")
+    @classmethod
+    def _known_providers(cls, v: dict[str, str]) -> dict[str, str]:
+        signed = [name for name, entry in PROVIDERS.items() if entry.signed]
+        for name in v:
+            if name not in signed:
+                raise ValueError(f"{name!r} is not a provider with callbacks: one of {signed}")
+        return v
+
+
 class DatabaseSettings(_Model):
     url: str = "sqlite:///var/gateway.db"
 
@@ -371,6 +402,7 @@ class Config(_Model):
 
     service: ServiceSettings
     server: ServerSettings = ServerSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()
@@ -525,6 +557,17 @@ class Config(_Model):
             return {b.code for d in self.districts for b in d.blocks}
         return set()
 
+    @property
+    def public_url(self) -> str:
+        """Where providers reach the gateway: ``callbacks.public_url``, else this machine's
+        ``http://HOST:PORT`` (loopback when listening on every interface)."""
+        if self.callbacks.public_url:
+            return self.callbacks.public_url
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.base_dir / p
@@ -544,6 +587,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "REDIS_URL": (("redis", "url"), str),
     "PORT": (("server", "port"), int),
     "HOST": (("server", "host"), str),
+    "PUBLIC_URL": (("callbacks", "public_url"), str),
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),

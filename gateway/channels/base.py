@@ -14,6 +14,7 @@ recipient refused messages; the gateway acts on those alone.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -204,6 +205,10 @@ class ProviderContext:
     data_dir: Path
     """Where a provider may keep files of its own (the simulator's messages)."""
     limits: CallbackLimits
+    callback_url: Callable[[str], str | None] = field(kw_only=True, default=lambda path: None)
+    """The public URL, with its secret, of one of the provider's callback paths
+    (``/sms/exotel/delivery``), for a provider that names it in each request; None when
+    the gateway does not know it (the secrets not read yet)."""
 
 
 class ProviderError(Exception):

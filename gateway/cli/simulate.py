@@ -1,5 +1,9 @@
 """A phone on the terminal: dials the running gateway through its Africa's Talking USSD
-callback, exactly as the network would, and shows the SMS the phone receives."""
+callback, exactly as the network would, and shows the SMS the phone receives.
+
+The callback's path carries Africa's Talking's secret: the simulator reads it from the
+gateway's database (the configuration's), as ``python -m gateway callbacks`` does, so it
+dials the same signed URL the network would."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from wcwidth import wcswidth
 
+from gateway.app import stored_signer
+from gateway.channels.africastalking.routes import USSD_PATH
 from gateway.config import Config, load_config
 from gateway.text.encoding import measure_screen
 
@@ -39,7 +45,9 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     url = args.url or f"http://127.0.0.1:{config.server.port}"
-    return asyncio.run(run_simulator(config, base_url=url, phone=args.phone))
+    hop_path = asyncio.run(stored_signer(config)).path(USSD_PATH)
+    assert hop_path is not None  # stored_signer arms every provider with callbacks
+    return asyncio.run(run_simulator(config, base_url=url, phone=args.phone, hop_path=hop_path))
 
 
 def _columns(line: str) -> int:
@@ -65,9 +73,11 @@ async def _read(prompt: str) -> str | None:
         return None
 
 
-async def run_simulator(config: Config, *, base_url: str, phone: str) -> int:
-    """Run interactive sessions until the user quits; returns the exit status."""
-    hop_url = f"{base_url.rstrip('/')}/ussd/africastalking"
+async def run_simulator(config: Config, *, base_url: str, phone: str, hop_path: str) -> int:
+    """Run interactive sessions until the user quits; returns the exit status.
+
+    ``hop_path``: the USSD callback's path, with its secret."""
+    hop_url = f"{base_url.rstrip('/')}{hop_path}"
     sms_url = f"{base_url.rstrip('/')}/simulator/sms"
     code = config.service.service_code
     tz = ZoneInfo(config.service.timezone)
