@@ -349,6 +349,11 @@ class _SmsSettings(_Model):
                 raise ValueError(
                     f"{entry.name}.{name} is required when provider is {entry.name}{variable}"
                 )
+        if entry.dlt and not self.dlt_entity_id:
+            raise ValueError(
+                f"dlt_entity_id is required when provider is {entry.name}, which sends India's "
+                "DLT data (DLT_ENTITY_ID)"
+            )
         return self
 
 

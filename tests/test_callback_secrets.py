@@ -162,12 +162,14 @@ def test_the_callbacks_command_prints_every_url_one_a_line(
     main(["--config", str(SHIPPED_CONFIG), "callbacks"])
     lines = capsys.readouterr().out.splitlines()
     urls = [line for line in lines if line.startswith("https://")]
-    secret = urls[0].split("/")[5]
+    at, exotel = urls[0].split("/")[5], urls[-1].split("/")[5]
+    assert at != exotel  # a secret per provider
     assert urls == [
-        f"https://sampark.example.in/ussd/africastalking/{secret}",
-        f"https://sampark.example.in/ussd/africastalking/{secret}/events",
-        f"https://sampark.example.in/sms/africastalking/{secret}/delivery",
-        f"https://sampark.example.in/sms/africastalking/{secret}/inbound",
+        f"https://sampark.example.in/ussd/africastalking/{at}",
+        f"https://sampark.example.in/ussd/africastalking/{at}/events",
+        f"https://sampark.example.in/sms/africastalking/{at}/delivery",
+        f"https://sampark.example.in/sms/africastalking/{at}/inbound",
+        f"https://sampark.example.in/sms/exotel/{exotel}/delivery",
     ]
     # Again, the same URLs (the secret is kept), and one alone by its path.
     main(["--config", str(SHIPPED_CONFIG), "callbacks"])

@@ -146,6 +146,9 @@ class OutgoingSms:
     for a provider whose API takes it; the sender ID is the provider's own setting."""
     dlt_entity_id: str | None = None
     """The sender's principal entity on DLT (``sms.dlt_entity_id``), likewise."""
+    reference: str | None = None
+    """Our own name for the message (the outbox's message ID), for a provider that echoes
+    one back in its delivery reports (Exotel's ``CustomField``)."""
 
 
 class SendOutcome(enum.StrEnum):

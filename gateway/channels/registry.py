@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from gateway.channels.africastalking import settings as africastalking
+from gateway.channels.exotel import settings as exotel
 
 if TYPE_CHECKING:
     from gateway.channels.base import CallbackLimits, Provider, ProviderContext
@@ -38,6 +39,9 @@ class ProviderEntry:
     """Environment variable -> the setting it overrides."""
     required: tuple[str, ...] = ()
     """Settings that must be given when it sends the gateway's SMS (``sms.provider``)."""
+    dlt: bool = False
+    """It sends India's DLT data (``sms.dlt_entity_id`` is required, and every template it
+    sends needs its DLT template ID in every language)."""
     signed: bool = True
     """Its callback routes carry its secret (:mod:`gateway.channels.signing`); the
     simulator's listing, for this machine only, does not."""
@@ -57,6 +61,12 @@ def _africastalking(
     return AfricasTalking(settings, region=context.region, limits=context.limits)
 
 
+def _exotel(settings: exotel.ExotelSettings, context: ProviderContext) -> Provider:
+    from gateway.channels.exotel.provider import Exotel
+
+    return Exotel(settings, context=context)
+
+
 PROVIDERS: Mapping[str, ProviderEntry] = {
     entry.name: entry
     for entry in (
@@ -67,6 +77,14 @@ PROVIDERS: Mapping[str, ProviderEntry] = {
             settings=africastalking.AfricasTalkingSettings,
             env=africastalking.ENV_VARIABLES,
             required=africastalking.REQUIRED_TO_SEND,
+        ),
+        ProviderEntry(
+            exotel.NAME,
+            _exotel,
+            settings=exotel.ExotelSettings,
+            env=exotel.ENV_VARIABLES,
+            required=exotel.REQUIRED_TO_SEND,
+            dlt=True,
         ),
     )
 }

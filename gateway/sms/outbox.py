@@ -441,6 +441,7 @@ class Outbox:
             recipients=(msg.recipient,),
             dlt_template_id=msg.dlt_template_id,
             dlt_entity_id=self.dlt_entity_id,
+            reference=str(msg.id),
         )
         requested_at = datetime.now(UTC)
         try:
