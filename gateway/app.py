@@ -295,7 +295,7 @@ def callback_urls(signer: CallbackSigner, providers: Mapping[str, Provider]) -> 
         for route in provider.routes():
             if isinstance(route, web.RouteDef):
                 url = signer.url(route.path)
-                if url is not None:
+                if url is not None and url not in urls:  # a path may take GET and POST
                     urls.append(url)
     return urls
 

@@ -341,6 +341,11 @@ class _SmsSettings(_Model):
     @model_validator(mode="after")
     def _ready_to_send(self) -> _SmsSettings:
         entry = PROVIDERS[self.provider]
+        if not entry.sends:
+            senders = [name for name, e in PROVIDERS.items() if e.sends]
+            raise ValueError(
+                f"provider: {entry.name} is a USSD aggregator and sends no SMS: one of {senders}"
+            )
         settings = self.settings_of(self.provider)
         by_setting = {setting: variable for variable, setting in entry.env.items()}
         for name in entry.required:

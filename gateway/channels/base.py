@@ -65,9 +65,13 @@ class UssdHop:
     """E.164 with the leading ``+``."""
     network_code: str
     text: str
-    """Everything typed in the session so far, inputs joined by ``*`` (empty on the first hop)."""
+    """Everything typed in the session so far, inputs joined by ``*`` (empty on the first hop);
+    only the newest input when ``latest_only``."""
     provider: str = field(kw_only=True)
     """The name of the provider whose callback brought it."""
+    latest_only: bool = field(kw_only=True, default=False)
+    """The network sends only the newest input (IMImobile), never the whole path: ``text``
+    is that input, and an input equal to the last one is a new input, not a retry."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ class ProviderEntry:
     dlt: bool = False
     """It sends India's DLT data (``sms.dlt_entity_id`` is required, and every template it
     sends needs its DLT template ID in every language)."""
+    sends: bool = True
+    """It sends SMS (``sms.provider`` may name it); a USSD aggregator does not."""
     signed: bool = True
     """Its callback routes carry its secret (:mod:`gateway.channels.signing`); the
     simulator's listing, for this machine only, does not."""
@@ -59,6 +61,12 @@ def _africastalking(
     from gateway.channels.africastalking.provider import AfricasTalking
 
     return AfricasTalking(settings, region=context.region, limits=context.limits)
+
+
+def _imimobile(settings: None, context: ProviderContext) -> Provider:
+    from gateway.channels.imimobile.provider import Imimobile
+
+    return Imimobile(context)
 
 
 def _exotel(settings: exotel.ExotelSettings, context: ProviderContext) -> Provider:
@@ -86,6 +94,7 @@ PROVIDERS: Mapping[str, ProviderEntry] = {
             required=exotel.REQUIRED_TO_SEND,
             dlt=True,
         ),
+        ProviderEntry("imimobile", _imimobile, sends=False),
     )
 }
 """Every provider, by the name ``sms.provider`` uses; the first is the default."""
