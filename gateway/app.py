@@ -30,6 +30,7 @@ from gateway.channels.registry import build_providers, signed_providers
 from gateway.channels.signing import CallbackSigner
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
+from gateway.complaints.missed_calls import MissedCalls
 from gateway.complaints.registration import ComplaintService
 from gateway.config import Config, ConfigError
 from gateway.jobs.dispatch import ArqDispatcher, ArqRunScheduler, ArqSecondChance
@@ -160,6 +161,7 @@ class Services:
     lifecycle: Lifecycle
     complaints: ComplaintService
     inbox: Inbox
+    missed_calls: MissedCalls
     campaign_scheduler: ArqRunScheduler
     campaigns: Campaigns
     campaign_runner: CampaignRunner
@@ -214,6 +216,7 @@ async def build_services(
     inbox = Inbox(
         config=config, notices=notices, lifecycle=lifecycle, tickets=tickets, dispatcher=dispatcher
     )
+    missed_calls = MissedCalls(config=config, notices=notices, dispatcher=dispatcher, clock=clock)
     scheduler = ArqRunScheduler(redis)
     sessions = SessionRecorder()
     engine = UssdEngine(
@@ -237,6 +240,7 @@ async def build_services(
         lifecycle=lifecycle,
         complaints=complaints,
         inbox=inbox,
+        missed_calls=missed_calls,
         campaign_scheduler=scheduler,
         campaigns=build_campaigns(config, static=static, scheduler=scheduler, clock=clock),
         campaign_runner=CampaignRunner(
@@ -257,7 +261,7 @@ async def build_services(
         ),
         sessions=sessions,
         engine=engine,
-        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions),
+        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions, missed_calls),
     )
 
 
@@ -322,6 +326,7 @@ def _callbacks(
     inbox: Inbox,
     second_chance: ArqSecondChance,
     sessions: SessionRecorder,
+    missed_calls: MissedCalls,
 ) -> GatewayCallbacks:
     """What the providers' callback routes hand hops, reports and inbound SMS to."""
     return GatewayCallbacks(
@@ -333,6 +338,7 @@ def _callbacks(
         second_chance=second_chance,
         sessions=sessions,
         answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
+        missed_calls=missed_calls,
     )
 
 

@@ -198,6 +198,9 @@ class ServiceSettings(_Model):
     name: LocalizedText
     """The helpline's name, used in SMS and on the first screen."""
     service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")]
+    helpline_number: Annotated[str, Field(pattern=r"^\+?[0-9 -]{3,20}$")] | None = None
+    """The number citizens call (and give a missed call to), as written in SMS; None: the
+    number the missed call was made to, as the provider gives it."""
     default_language: str
     timezone: str = "Asia/Kolkata"
     country: str = DEFAULT_REGION

@@ -39,6 +39,7 @@ from tests.fakes.africastalking import FakeAfricasTalking
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config.yaml"
 TABLES = (
+    "missed_call",
     "inbound_message",
     "ussd_session",
     "outbound_message",

@@ -162,7 +162,7 @@ def test_the_callbacks_command_prints_every_url_one_a_line(
     main(["--config", str(SHIPPED_CONFIG), "callbacks"])
     lines = capsys.readouterr().out.splitlines()
     urls = [line for line in lines if line.startswith("https://")]
-    at, exotel, imi = (urls[i].split("/")[5] for i in (0, 4, 5))
+    at, exotel, imi = (urls[i].split("/")[5] for i in (0, 4, 6))
     assert len({at, exotel, imi}) == 3  # a secret per provider
     assert urls == [
         f"https://sampark.example.in/ussd/africastalking/{at}",
@@ -170,6 +170,7 @@ def test_the_callbacks_command_prints_every_url_one_a_line(
         f"https://sampark.example.in/sms/africastalking/{at}/delivery",
         f"https://sampark.example.in/sms/africastalking/{at}/inbound",
         f"https://sampark.example.in/sms/exotel/{exotel}/delivery",
+        f"https://sampark.example.in/calls/exotel/{exotel}/missed",
         f"https://sampark.example.in/ussd/imimobile/{imi}",
     ]
     # Again, the same URLs (the secret is kept), and one alone by its path.

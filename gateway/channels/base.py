@@ -32,6 +32,7 @@ __all__ = [
     "DeliveryReport",
     "DeliveryState",
     "InboundSms",
+    "MissedCall",
     "OutgoingSms",
     "PayloadError",
     "Provider",
@@ -135,6 +136,22 @@ class InboundSms:
     provider: str = field(kw_only=True)
     """The name of the provider that received it: with ``provider_message_id``, what makes
     a retried callback a no-op."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCall:
+    """A call to the helpline's number that was not answered (a "missed call", given on
+    purpose: the caller wants to be called or texted back)."""
+
+    call_id: str
+    caller: str
+    """E.164 with the leading ``+``."""
+    called: str | None
+    """The number called, as the provider wrote it (the helpline's)."""
+    status: str | None = None
+    provider: str = field(kw_only=True)
+    """The name of the provider that saw it: with ``call_id``, what makes a retried
+    callback a no-op."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +262,10 @@ class Callbacks(Protocol):
     async def inbound_sms(self, sms: InboundSms) -> None:
         """Act on an incoming SMS; raises (:class:`RetryLater` or any error) when it was not
         handled, for the route to answer so that the provider sends it again."""
+        ...
+
+    async def missed_call(self, call: MissedCall) -> None:
+        """Act on a missed call (the caller is texted how to use the service)."""
         ...
 
 

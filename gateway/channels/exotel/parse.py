@@ -13,12 +13,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.channels.base import CallbackLimits, DeliveryReport, PayloadError
+from gateway.channels.base import CallbackLimits, DeliveryReport, MissedCall, PayloadError
 from gateway.channels.exotel.settings import NAME
 from gateway.channels.exotel.statuses import delivery_state, opted_out
-from gateway.channels.fields import identifier, informational, lenient_phone, required
+from gateway.channels.fields import (
+    identifier,
+    informational,
+    lenient_phone,
+    required,
+    required_phone,
+)
 
-__all__ = ["AnsweredMessage", "parse_delivery_report", "parse_send_answer"]
+__all__ = ["AnsweredMessage", "parse_delivery_report", "parse_missed_call", "parse_send_answer"]
+
+MAX_CALL_ID_LENGTH: Final = 100
+MAX_NUMBER_LENGTH: Final = 20
 
 MAX_STATUS_LENGTH: Final = 64
 
@@ -43,6 +52,18 @@ def parse_delivery_report(
         failure_reason=reason or None,
         phone=lenient_phone(fields, "To", region),
         opted_out=opted_out(status),
+        provider=NAME,
+    )
+
+
+def parse_missed_call(fields: Mapping[str, str], *, region: str) -> MissedCall:
+    """The Passthru applet's query: ``CallSid``, ``CallFrom`` (0-prefixed), ``CallTo``,
+    ``CallStatus``, ``Direction``, ``Created``, ``CallType``, ``digits`` ..."""
+    return MissedCall(
+        call_id=identifier(fields, "CallSid", MAX_CALL_ID_LENGTH),
+        caller=required_phone(fields, "CallFrom", region),
+        called=informational(fields, "CallTo", MAX_NUMBER_LENGTH),
+        status=informational(fields, "CallStatus", MAX_STATUS_LENGTH),
         provider=NAME,
     )
 
