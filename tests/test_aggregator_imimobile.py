@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG, callback_limits
 from gateway.channels.base import PayloadError, UssdHop, UssdSessionEnd
-from gateway.channels.imimobile.parse import parse_request
+from gateway.channels.imimobile.parse import parse_request, session_key
 from gateway.cli.simulate import AGGREGATORS, run_simulator
 from gateway.config import ConfigError, load_config
 from gateway.storage.models import Complaint, UssdSession
@@ -83,7 +83,7 @@ async def test_a_whole_registration_with_a_hang_up_and_a_resume(
     dropped_tid = phone.tid
     assert await phone.hang_up() == "" and phone.ended
 
-    session = await UssdSession.get(session_id=f"+{phone.msisdn}:{dropped_tid}")
+    session = await UssdSession.get(session_id=session_key(f"+{phone.msisdn}", dropped_tid))
     assert session.end_status == "Aborted" and session.phone == f"+{phone.msisdn}"
     assert not await Complaint.exists()
 
@@ -152,10 +152,11 @@ def test_parsing_the_dialled_string_and_the_latest_input(
     )
     assert isinstance(hop, UssdHop)
     assert (hop.session_id, hop.phone, hop.service_code) == (
-        "+919812300077:77",
+        session_key("+919812300077", "77"),
         "+919812300077",
         "*1100#",
     )
+    assert "9812300077" not in hop.session_id  # the session ID is logged: no number in it
     assert (hop.text, hop.latest_only, hop.provider) == (text, latest_only, "imimobile")
 
 
@@ -166,7 +167,8 @@ def test_parsing_a_hang_up() -> None:
         region="IN",
     )
     assert isinstance(end, UssdSessionEnd)
-    assert (end.session_id, end.status) == ("+919812300077:77", "Aborted")
+    assert (end.session_id, end.status) == (session_key("+919812300077", "77"), "Aborted")
+    assert session_key("+919812300077", "78") != end.session_id
     with pytest.raises(PayloadError):
         parse_request({"msisdn": "919812300077"}, limits=callback_limits(), region="IN")
 

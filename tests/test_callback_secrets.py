@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from gateway.__main__ import main
 from gateway.app import SIGNER
@@ -88,6 +89,8 @@ async def test_every_callback_path_has_its_secret(client: TestClient[Any, Any]) 
     ):
         assert (await client.post(path, data={})).status == 404, path
         assert (await client.post(signed_path(path, "wrong" * 8), data={})).status == 404, path
+        garbled = URL(signed_path(path, "%ED%A0%80%00%FF"), encoded=True)
+        assert (await client.post(garbled, data={})).status == 404, path
         # Signed, the route answers: 400 naming the first missing field.
         assert (await client.post(signed(client, path), data={})).status == 400, path
 

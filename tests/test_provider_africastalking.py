@@ -32,6 +32,7 @@ from gateway.channels.base import (
     DeliveryReport,
     DeliveryState,
     InboundSms,
+    MissedCall,
     OutgoingSms,
     PayloadError,
     ProviderError,
@@ -1020,6 +1021,9 @@ class RecordingCallbacks:
 
     async def inbound_sms(self, sms: InboundSms) -> None:
         self.inbound.append(sms)
+
+    async def missed_call(self, call: MissedCall) -> None:
+        raise AssertionError("Africa's Talking has no missed-call callback")
 
 
 @pytest.fixture

@@ -115,7 +115,8 @@ class CallbackSigner:
 
     def _signed(self, provider: str, handler: _Handler) -> _Handler:
         async def signed(request: web.Request) -> web.StreamResponse:
-            given = request.match_info.get("secret", "").encode()
+            # "replace": a segment that is not UTF-8 (a lone surrogate) matches nothing.
+            given = request.match_info.get("secret", "").encode("utf-8", "replace")
             expected = self._secrets.get(provider)
             # compare_digest takes as long whatever the first wrong byte: no timing
             # tells an attacker how much of a guess was right.

@@ -4,11 +4,12 @@ A request carries ``msisdn``, ``msg``, ``code`` (the service code), ``tid`` (the
 transaction ID) and ``dcs`` (the data coding scheme). ``msg`` is the latest input only; on
 a session's first request it is the dialled string (``*1100#``, or ``*1100*2#`` with an
 input already). No session ID arrives: the session is the number's and the transaction's
-(``<msisdn>:<tid>``). A ``msg`` starting ``Map Dialog User Abort`` is the caller hanging up.
+(:func:`session_key`). A ``msg`` starting ``Map Dialog User Abort`` is the caller hanging up.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Final
 
@@ -16,7 +17,7 @@ from gateway.channels.base import CallbackLimits, PayloadError, UssdHop, UssdSes
 from gateway.channels.fields import identifier, informational, required, required_phone
 from gateway.text.storable import storable
 
-__all__ = ["ABORT_PREFIX", "HANG_UP_STATUS", "NAME", "parse_request"]
+__all__ = ["ABORT_PREFIX", "HANG_UP_STATUS", "NAME", "parse_request", "session_key"]
 
 NAME: Final = "imimobile"
 
@@ -27,6 +28,14 @@ HANG_UP_STATUS: Final = "Aborted"
 """The session end recorded for a hang-up."""
 
 MAX_INPUT_LENGTH: Final = 1000
+MAX_TID_LENGTH: Final = 64
+
+
+def session_key(phone: str, tid: str) -> str:
+    """The session of number ``phone`` (E.164) and transaction ``tid``: a digest of both, so
+    that the session ID the gateway logs and stores does not spell out the number."""
+    digest = hashlib.blake2b(f"{phone}:{tid}".encode(), digest_size=12).hexdigest()
+    return f"imi-{digest}"
 
 
 def parse_request(
@@ -35,10 +44,8 @@ def parse_request(
     """A hop, or the session's end when the caller hung up; raises :class:`PayloadError`
     naming a missing or garbled field."""
     phone = required_phone(fields, "msisdn", region)
-    tid = identifier(fields, "tid", limits.ussd_session_id)
-    session_id = f"{phone}:{tid}"
-    if len(session_id) > limits.ussd_session_id:
-        raise PayloadError("tid", f"longer than {limits.ussd_session_id - len(phone) - 1}")
+    tid = identifier(fields, "tid", MAX_TID_LENGTH)
+    session_id = session_key(phone, tid)
     code = identifier(fields, "code", limits.ussd_service_code)
     msg = required(fields, "msg", allow_empty=True)
     if len(msg) > MAX_INPUT_LENGTH:

@@ -53,14 +53,14 @@ async def _ussd(request: web.Request, *, region: str, limits: CallbackLimits) ->
     if isinstance(parsed, UssdSessionEnd):
         log.info(
             "imimobile: caller hung up session=%s phone=%s",
-            parsed.session_id.rsplit(":", 1)[-1],
+            parsed.session_id,
             mask_phone(parsed.phone),
         )
         await callbacks.ussd_session_ended(parsed)
         return _answer("", end=True)
     log.debug(
-        "imimobile: ussd hop tid=%s phone=%s service=%s",
-        parsed.session_id.rsplit(":", 1)[-1],
+        "imimobile: ussd hop session=%s phone=%s service=%s",
+        parsed.session_id,
         mask_phone(parsed.phone),
         parsed.service_code,
     )
