@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import CONFIG
 from gateway.complaints.scope import Scope
+from gateway.reports.render import review_html
 from gateway.reports.review import monthly_review
 from gateway.storage.models import Citizen, MissedCall, OutboundMessage
 from tests.conftest import Clock, signed
@@ -119,6 +120,7 @@ async def test_missed_calls_are_counted_in_the_monthly_review(
     assert review.missed_calls is not None
     assert (review.missed_calls.calls, review.missed_calls.texted) == (3, 2)
     assert review.missed_calls.numbers == 2
+    assert "<p>3 missed calls from 2 numbers; 2 texted back" in review_html(review, title="HP")
     district = await monthly_review(
         month="2026-10", scope=Scope(district="shimla"), config=config, now=clock.now
     )
