@@ -264,6 +264,18 @@ async def test_refusals_map_to_retry_or_permanent_failure(
     assert (raised.value.status, raised.value.transient) == (status, transient)
 
 
+async def test_after_a_403_for_the_balance_sends_back_off_without_a_request(
+    fake_exotel: FakeExotel, http: aiohttp.ClientSession
+) -> None:
+    fake_exotel.fail_next(status=403, message="Insufficient balance")
+    exotel = provider(fake_exotel.base_url)
+    for _ in range(2):
+        with pytest.raises(ProviderError) as raised:
+            await exotel.send(OutgoingSms("Namaste", ("+919812345678",)), session=http)
+        assert raised.value.transient
+    assert len(fake_exotel.requests) == 1  # the second waited for the balance, not Exotel
+
+
 async def test_several_numbers_one_request_either_answer_shape(http: aiohttp.ClientSession) -> None:
     for wrappers in (False, True):
         async with FakeExotel(

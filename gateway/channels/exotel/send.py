@@ -38,6 +38,9 @@ MAX_TRIES: Final = 3
 """Requests for one send when Exotel answers 429 (each after its ``Retry-After``)."""
 
 DEFAULT_RETRY_AFTER: Final = 5.0
+BALANCE_BACKOFF: Final = 60.0
+"""After a 403 (insufficient balance), every send is held this long: each is tried again
+later by the worker, without a request Exotel would refuse the same way."""
 MAX_ERROR_TEXT_LENGTH: Final = 200
 
 _NOT_WRITTEN: Final = (
@@ -126,6 +129,9 @@ class SmsApi:
                 return results + _answer_lost(by_number, f"no answer within {self.timeout:g} s")
             except aiohttp.ClientError as exc:
                 return results + _answer_lost(by_number, f"{type(exc).__name__}: {exc}")
+            if status == 403:
+                self.pacer.hold(BALANCE_BACKOFF)
+                log.warning("exotel: HTTP 403 (balance?), every send held %.0f s", BALANCE_BACKOFF)
             if status in (429, 503):
                 wait = retry_after_seconds(retry_after, default=DEFAULT_RETRY_AFTER)
                 self.pacer.hold(wait)
