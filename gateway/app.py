@@ -268,7 +268,9 @@ async def build_services(
 def callback_signer(config: Config) -> CallbackSigner:
     """The signer for ``config``'s public URL and ``callbacks.allow_unsigned``, not armed."""
     return CallbackSigner(
-        public_url=config.public_url, allow_unsigned=config.callbacks.allow_unsigned
+        public_url=config.public_url,
+        allow_unsigned=config.callbacks.allow_unsigned,
+        allowed_networks=config.callbacks.allowed_networks,
     )
 
 

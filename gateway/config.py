@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     create_model,
     field_validator,
@@ -251,9 +252,14 @@ class CallbackSettings(_Model):
             raise ValueError("must be an http:// or https:// URL with no query")
         return v.rstrip("/") if v is not None else v
 
-    @field_validator("secrets")
+    allowed_networks: dict[str, list[IPvAnyNetwork]] = {}
+    """A provider's address ranges (``africastalking: [196.201.214.0/24]``): its callbacks
+    from anywhere else answer 404 whatever their secret. Unset: any address. The address is
+    the connection's: behind a proxy, the proxy's."""
+
+    @field_validator("secrets", "allowed_networks")
     @classmethod
-    def _known_providers(cls, v: dict[str, str]) -> dict[str, str]:
+    def _known_providers(cls, v: dict[str, Any]) -> dict[str, Any]:
         signed = [name for name, entry in PROVIDERS.items() if entry.signed]
         for name in v:
             if name not in signed:

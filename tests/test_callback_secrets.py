@@ -148,6 +148,8 @@ async def test_a_configured_secret_is_used(
         ({"secrets": {"africastalking": "short"}}, "callbacks.secrets.africastalking"),
         ({"secrets": {"simulator": "s" * 20}}, "not a provider with callbacks"),
         ({"public_url": "ftp://example.in"}, "callbacks.public_url"),
+        ({"allowed_networks": {"africastalking": ["10.0.0.300/8"]}}, "allowed_networks"),
+        ({"allowed_networks": {"nobody": ["10.0.0.0/8"]}}, "not a provider with callbacks"),
     ],
 )
 def test_bad_callback_settings_are_refused(
@@ -196,3 +198,28 @@ def test_signed_paths() -> None:
         signer.url("/sms/africastalking/inbound") == "https://x.in/sms/africastalking/abc/inbound"
     )
     assert "abc" not in repr(signer)
+
+
+@pytest.mark.parametrize(("networks", "status"), [(["10.0.0.0/8"], 404), (["127.0.0.0/8"], 400)])
+async def test_a_provider_may_be_held_to_its_address_ranges(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    networks: list[str],
+    status: int,
+) -> None:
+    """``callbacks.allowed_networks``: with the secret, from outside the ranges: 404."""
+    config = make_config(
+        tmp_path,
+        database_url,
+        redis_url,
+        callbacks={"allowed_networks": {"africastalking": networks}},
+    )
+    client = await start_app(config)
+    before = client.app[SIGNER].refused["africastalking"]
+    assert (await client.post(signed(client, INBOUND), data={})).status == status
+    assert client.app[SIGNER].refused["africastalking"] == before + (status == 404)
+    # Another provider's callbacks are not held to AT's ranges.
+    exotel = signed(client, "/sms/exotel/delivery")
+    assert (await client.post(exotel, data={})).status == 400

@@ -18,10 +18,11 @@ everything until then.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final, NoReturn, TypeAlias
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ SECRET_SEGMENT: Final = "{secret}"
 """The secret's place in a route's path, as aiohttp reads it (``match_info["secret"]``)."""
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def provider_of(path: str) -> str:
@@ -58,12 +60,21 @@ class CallbackSigner:
     callbacks refused.
 
     ``public_url`` is where providers reach the gateway (``config.public_url``);
-    ``allow_unsigned`` serves the unsigned paths as well (``callbacks.allow_unsigned``).
+    ``allow_unsigned`` serves the unsigned paths as well (``callbacks.allow_unsigned``);
+    ``allowed_networks`` the address ranges a provider's callbacks may come from
+    (``callbacks.allowed_networks``; a provider not named: any).
     """
 
-    def __init__(self, *, public_url: str, allow_unsigned: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        public_url: str,
+        allow_unsigned: bool = False,
+        allowed_networks: Mapping[str, Sequence[Network]] | None = None,
+    ) -> None:
         self.public_url = public_url.rstrip("/")
         self.allow_unsigned = allow_unsigned
+        self.allowed_networks = dict(allowed_networks or {})
         self._secrets: dict[str, bytes] = {}
         self.refused: Counter[str] = Counter()
         """Callbacks answered 404 for a wrong or missing secret, by provider, since start."""
@@ -122,6 +133,7 @@ class CallbackSigner:
             # tells an attacker how much of a guess was right.
             if expected is None or not hmac.compare_digest(given, expected):
                 self._refuse(provider, request, "wrong secret")
+            self._check_address(provider, request)
             return await handler(request)
 
         return signed
@@ -130,6 +142,7 @@ class CallbackSigner:
         async def unsigned(request: web.Request) -> web.StreamResponse:
             if not self.allow_unsigned:
                 self._refuse(provider, request, "no secret")
+            self._check_address(provider, request)
             self.unsigned[provider] += 1
             if self.unsigned[provider] == 1:
                 log.warning(
@@ -142,7 +155,19 @@ class CallbackSigner:
 
         return unsigned
 
-    def _refuse(self, provider: str, request: web.Request, why: str) -> None:
+    def _check_address(self, provider: str, request: web.Request) -> None:
+        """Refuse a callback from outside ``provider``'s allowed networks, if it has any."""
+        networks = self.allowed_networks.get(provider)
+        if not networks:
+            return
+        try:
+            address = ipaddress.ip_address(request.remote or "")
+        except ValueError:
+            self._refuse(provider, request, "no address")
+        if not any(address in network for network in networks):
+            self._refuse(provider, request, "address not allowed")
+
+    def _refuse(self, provider: str, request: web.Request, why: str) -> NoReturn:
         self.refused[provider] += 1
         # The route's own path, not the request's: a wrong secret may be an old or an
         # almost-right one, and stays out of the logs.
