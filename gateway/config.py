@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     create_model,
     field_validator,
@@ -199,6 +200,9 @@ class ServiceSettings(_Model):
     name: LocalizedText
     """The helpline's name, used in SMS and on the first screen."""
     service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")]
+    helpline_number: Annotated[str, Field(pattern=r"^\+?[0-9 -]{3,20}$")] | None = None
+    """The number citizens call (and give a missed call to), as written in SMS; None: the
+    number the missed call was made to, as the provider gives it."""
     default_language: str
     timezone: str = "Asia/Kolkata"
     country: str = DEFAULT_REGION
@@ -226,6 +230,42 @@ class ServiceSettings(_Model):
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class CallbackSettings(_Model):
+    """How providers reach the gateway's callbacks, and what proves a callback is theirs."""
+
+    public_url: str | None = None
+    """The gateway's address as providers reach it (``https://sampark.example.in``): the start
+    of every callback URL shown (``python -m gateway callbacks``) and sent to a provider
+    that takes one per message (Exotel's ``StatusCallback``). None: ``http://HOST:PORT``."""
+    allow_unsigned: bool = False
+    """Also serve the old callback paths without a secret (``/ussd/africastalking``), for
+    an installation moving to the signed ones; every call to them is logged."""
+    secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,128}$")]] = {}
+    """A provider's secret path segment, when chosen rather than generated at the first
+    start and kept in the database."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", v):
+            raise ValueError("must be an http:// or https:// URL with no query")
+        return v.rstrip("/") if v is not None else v
+
+    allowed_networks: dict[str, list[IPvAnyNetwork]] = {}
+    """A provider's address ranges (``africastalking: [196.201.214.0/24]``): its callbacks
+    from anywhere else answer 404 whatever their secret. Unset: any address. The address is
+    the connection's: behind a proxy, the proxy's."""
+
+    @field_validator("secrets", "allowed_networks")
+    @classmethod
+    def _known_providers(cls, v: dict[str, Any]) -> dict[str, Any]:
+        signed = [name for name, entry in PROVIDERS.items() if entry.signed]
+        for name in v:
+            if name not in signed:
+                raise ValueError(f"{name!r} is not a provider with callbacks: one of {signed}")
+        return v
 
 
 class DatabaseSettings(_Model):
@@ -311,6 +351,11 @@ class _SmsSettings(_Model):
     @model_validator(mode="after")
     def _ready_to_send(self) -> _SmsSettings:
         entry = PROVIDERS[self.provider]
+        if not entry.sends:
+            senders = [name for name, e in PROVIDERS.items() if e.sends]
+            raise ValueError(
+                f"provider: {entry.name} is a USSD aggregator and sends no SMS: one of {senders}"
+            )
         settings = self.settings_of(self.provider)
         by_setting = {setting: variable for variable, setting in entry.env.items()}
         for name in entry.required:
@@ -319,6 +364,11 @@ class _SmsSettings(_Model):
                 raise ValueError(
                     f"{entry.name}.{name} is required when provider is {entry.name}{variable}"
                 )
+        if entry.dlt and not self.dlt_entity_id:
+            raise ValueError(
+                f"dlt_entity_id is required when provider is {entry.name}, which sends India's "
+                "DLT data (DLT_ENTITY_ID)"
+            )
         return self
 
 
@@ -389,6 +439,7 @@ class Config(_Model):
 
     service: ServiceSettings
     server: ServerSettings = ServerSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()
@@ -544,6 +595,17 @@ class Config(_Model):
             return {b.code for d in self.districts for b in d.blocks}
         return set()
 
+    @property
+    def public_url(self) -> str:
+        """Where providers reach the gateway: ``callbacks.public_url``, else this machine's
+        ``http://HOST:PORT`` (loopback when listening on every interface)."""
+        if self.callbacks.public_url:
+            return self.callbacks.public_url
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.base_dir / p
@@ -563,6 +625,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "REDIS_URL": (("redis", "url"), str),
     "PORT": (("server", "port"), int),
     "HOST": (("server", "host"), str),
+    "PUBLIC_URL": (("callbacks", "public_url"), str),
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),

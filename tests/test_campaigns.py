@@ -52,6 +52,7 @@ from tests.conftest import (
     AppFactory,
     make_config,
     run_worker,
+    signed,
 )
 from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
@@ -276,7 +277,7 @@ async def test_a_campaign_goes_from_preview_to_delivered(
 
     got = await progress(campaign)
     assert (got.queued, got.sent, got.delivered, got.failed) == (0, 7, 0, 0)
-    url = str(bulk_client.make_url(DELIVERY_PATH))
+    url = str(bulk_client.make_url(signed(bulk_client, DELIVERY_PATH)))
     for m in fake.sent:
         status = "Success" if m.number != number(3) else "Failed"
         await fake.send_delivery_report(url, m.message_id, status, phone=m.number)
@@ -410,7 +411,7 @@ async def test_a_request_whose_answer_is_lost_is_not_sent_again(
     assert (got.status, got.queued, got.sent, got.unknown) == ("sending", 0, 6, 4)
 
     # Reports for three of the four: matched by number (their IDs were in the lost answer).
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     for n in lost[:3]:
         await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
     assert (await progress(campaign)).delivered == 3
@@ -458,7 +459,7 @@ async def test_a_campaign_whose_lost_answers_are_reported_is_done_soon_after(
         f"{job!r} looks again only in {due / 1000 - time.time():.0f} s"
     )
 
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     for n in (number(i) for i in range(1, 4)):
         status, _ = await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
         assert status == 200

@@ -230,6 +230,7 @@ class Outbox:
             recipients=(msg.recipient,),
             dlt_template_id=msg.dlt_template_id,
             dlt_entity_id=self.dlt_entity_id,
+            reference=str(msg.id),
         )
         results = await send_request(
             [msg],

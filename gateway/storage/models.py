@@ -447,3 +447,21 @@ class Setting(Model):
 
     class Meta:
         table = "setting"
+
+
+class MissedCall(Model):
+    """A missed call to the helpline's number, and whether the caller was texted back (at
+    most once an hour per number). Its provider ID makes a retried callback a no-op."""
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=30)
+    call_id = fields.CharField(max_length=100)
+    phone = fields.CharField(max_length=16)
+    called = fields.CharField(max_length=20, null=True)
+    received_at = fields.DatetimeField()
+    replied = fields.BooleanField(default=False, description="an SMS went back for it")
+
+    class Meta:
+        table = "missed_call"
+        unique_together = (("provider", "call_id"),)
+        indexes = (("phone", "received_at"),)
