@@ -24,11 +24,15 @@ test: $(STAMP) lint test-sqlite
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
 	else echo "TEST_POSTGRES_URL is not set: PostgreSQL run skipped"; fi
 
+# Two test processes (pytest-xdist): the tests wait on sockets and subprocesses about half
+# the time, so two share a 2-CPU machine well. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 test-postgres: $(STAMP)
-	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider
+	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -47,22 +51,27 @@ bench: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py
 
-## Extract citizen-facing text, update every language's catalog, compile. A file whose
-## messages did not change is left alone (no new POT-Creation-Date, no rewrite), so the diff
-## a translator reviews is only what changed (docs/translating.md).
+## Extract citizen-facing text, update every language's catalog, compile; the same for the
+## staff console's words (domain console: Hindi and English, read from the .po at start-up).
+## A file whose messages did not change is left alone (no new POT-Creation-Date, no rewrite),
+## so the diff a translator reviews is only what changed (docs/translating.md).
 translations: $(STAMP)
 	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
 		--sort-output --project Sampark -o locales/messages.pot.new .
-	@if [ -f locales/messages.pot ] && [ "$$(grep -v '^"POT-Creation-Date' locales/messages.pot.new)" \
-		= "$$(grep -v '^"POT-Creation-Date' locales/messages.pot)" ]; then \
-		rm locales/messages.pot.new; echo "locales/messages.pot: unchanged"; \
-	else mv locales/messages.pot.new locales/messages.pot; echo "locales/messages.pot: updated"; fi
-	@for po in locales/*/LC_MESSAGES/messages.po; do \
-		lang=$$(basename $$(dirname $$(dirname $$po))); \
-		if $(BIN)/pybabel -q update -i locales/messages.pot -d locales -D messages -l $$lang \
+	$(BIN)/pybabel -q extract -F babel-console.cfg --no-default-keywords -k _ -k C_ --no-location \
+		--sort-output --project Sampark -o locales/console.pot.new .
+	@for pot in messages console; do \
+		if [ -f locales/$$pot.pot ] && [ "$$(grep -v '^"POT-Creation-Date' locales/$$pot.pot.new)" \
+			= "$$(grep -v '^"POT-Creation-Date' locales/$$pot.pot)" ]; then \
+			rm locales/$$pot.pot.new; echo "locales/$$pot.pot: unchanged"; \
+		else mv locales/$$pot.pot.new locales/$$pot.pot; echo "locales/$$pot.pot: updated"; fi; \
+	done
+	@for po in locales/*/LC_MESSAGES/messages.po locales/*/LC_MESSAGES/console.po; do \
+		domain=$$(basename $$po .po); lang=$$(basename $$(dirname $$(dirname $$po))); \
+		if $(BIN)/pybabel -q update -i locales/$$domain.pot -d locales -D $$domain -l $$lang \
 			--no-fuzzy-matching --ignore-pot-creation-date --check 2>/dev/null; then \
 			echo "$$po: unchanged"; \
-		else $(BIN)/pybabel -q update -i locales/messages.pot -d locales -D messages -l $$lang \
+		else $(BIN)/pybabel -q update -i locales/$$domain.pot -d locales -D $$domain -l $$lang \
 			--no-fuzzy-matching --ignore-pot-creation-date && echo "$$po: updated"; fi; \
 	done
 	$(BIN)/pybabel compile -d locales -D messages --statistics
