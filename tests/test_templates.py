@@ -379,7 +379,11 @@ def test_the_linter_names_placeholder_dlt_ids_for_a_dlt_provider(tmp_path: Path)
         "    text: 'धन्यवाद।'\n",
         encoding="utf-8",
     )
-    overrides = {"languages": two, "paths": {"sms_templates": str(tmp_path)}}
+    overrides = {
+        "languages": two,
+        "language_menu": {"first": []},
+        "paths": {"sms_templates": str(tmp_path)},
+    }
     exotel = {
         "SMS_PROVIDER": "exotel",
         "EXOTEL_SID": "s",
