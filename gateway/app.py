@@ -42,6 +42,7 @@ from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Outbox
 from gateway.sms.templates import TemplateBook
+from gateway.staff.sign_in_codes import SignInCodes
 from gateway.storage import limits
 from gateway.storage.callback_secrets import callback_secrets
 from gateway.storage.db import close_database, open_database, using_database
@@ -65,6 +66,7 @@ from gateway.web.keys import (
     LIFECYCLE,
     PROVIDERS,
     REDIS,
+    SIGN_IN_CODES,
     SIGNER,
     TEMPLATES,
     WORKER,
@@ -168,6 +170,8 @@ class Services:
     complaints: ComplaintService
     inbox: Inbox
     missed_calls: MissedCalls
+    sign_in_codes: SignInCodes
+    """The console's second factor (``console.otp``)."""
     campaign_scheduler: ArqRunScheduler
     campaigns: Campaigns
     campaign_runner: CampaignRunner
@@ -253,6 +257,9 @@ async def build_services(
         complaints=complaints,
         inbox=inbox,
         missed_calls=missed_calls,
+        sign_in_codes=SignInCodes(
+            config=config, notices=notices, dispatcher=dispatcher, redis=redis
+        ),
         campaign_scheduler=scheduler,
         campaigns=campaigns,
         campaign_runner=CampaignRunner(
@@ -526,6 +533,7 @@ def setup_services(app: web.Application) -> None:
         app[LIFECYCLE] = services.lifecycle
         app[COMPLAINTS] = services.complaints
         app[CAMPAIGNS] = services.campaigns
+        app[SIGN_IN_CODES] = services.sign_in_codes
         app[CALLBACKS] = services.callbacks
         yield
         await services.close()

@@ -438,6 +438,13 @@ class ConsoleSettings(_Model):
     limit, sign-ins are refused until the window ends."""
     languages: Annotated[list[str], Field(min_length=1)] = ["en_IN", "hi"]
     """The console's own languages (catalogs ``locales/<lang>/LC_MESSAGES/console.po``)."""
+    otp: bool = False
+    """A second factor: after the right password, a one-time code by SMS to the staff
+    member's registered number (``--phone``); an account without one cannot sign in."""
+    otp_minutes: Annotated[int, Field(ge=1, le=30)] = 5
+    """How long a sign-in code works."""
+    otp_tries: Annotated[int, Field(ge=1, le=10)] = 5
+    """Wrong codes before a code is gone (the password is asked again)."""
 
 
 class Paths(_Model):
