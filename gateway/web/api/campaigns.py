@@ -273,13 +273,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_campaigns(request: web.Request) -> web.Response:
     campaigns = _service(request)
     scope = request_scope(request)
-    found: list[dict[str, Any]] = []
-    # Newest first; scope is checked per campaign (their stored scopes are small JSON).
-    for c in await Campaign.all().order_by("-id").limit(500):
-        if await campaigns.get(scope, c.id) is not None:
-            found.append(await _out(request, c))
-        if len(found) >= 100:
-            break
+    found = [await _out(request, c) for c in await campaigns.visible(scope)]
     return web.json_response({"campaigns": found})
 
 
