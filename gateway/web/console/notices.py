@@ -201,6 +201,7 @@ async def _show(
         sends=StaffRole(staff.role) in SENDERS,
         max_segments=MAX_SEGMENTS,
         campaign_labels=CAMPAIGN_LABELS,
+        default_language=config.service.default_language,
     )
 
 
@@ -212,7 +213,11 @@ def _texts(campaigns: Campaigns, campaign: Campaign, preview: Preview) -> list[A
     wanted = list(preview.languages) or [default]
     if preview.outside_scope and default not in wanted:
         wanted.append(default)
-    return [(lang, preview.languages.get(lang, 0), rendered[lang]) for lang in wanted]
+    return [
+        (lang, preview.languages.get(lang, 0) + (preview.outside_scope if lang == default else 0),
+         rendered[lang])
+        for lang in wanted
+    ]  # fmt: skip
 
 
 def _cost(price: float, preview: Preview | None) -> str | None:
