@@ -4,12 +4,15 @@ refused rows, the preview's texts and cost, start, progress, pause, resume and c
 from __future__ import annotations
 
 import re
+import time
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
-from gateway.storage.models import Campaign, CampaignStatus, StaffRole
+from gateway.storage.models import Campaign, CampaignStatus, OutboundMessage, StaffRole
 from gateway.web.console.notices import MAX_SEGMENTS
 from tests.test_api_campaigns import ACCOUNTS, FILTER_BODY, bulk_client, tokens
 from tests.test_campaigns import VARIABLES, complaint, number, run_bulk
@@ -168,3 +171,53 @@ async def test_a_long_value_warns_and_bad_input_names_the_field(
         assert (await client.get(path)).status == 404
     when = await client.post("/console/notices/1/start", data={"csrf": token, "when": "at"})
     assert when.status in (200, 404)
+
+
+async def test_a_notice_started_for_later_waits_for_its_time(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    """In the console and the API alike (the same domain call): nothing goes before then."""
+    client = bulk_client
+    auth = await _accounts(client)
+    await complaint(number(1))
+    await sign_in(client, "dc_shimla")
+    token = await csrf(client)
+    html = await (await client.post("/console/notices", data=_form(token, block="theog"))).text()
+    campaign_id = _id_of(html)
+    later = datetime.now(ZoneInfo("Asia/Kolkata")) + timedelta(hours=2)
+    too_late = later + timedelta(days=31)
+    refused = await client.post(
+        f"/console/notices/{campaign_id}/start",
+        data={"csrf": token, "when": "at", "at": too_late.strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert "at most 30 days ahead" in await refused.text()
+    start = await client.post(
+        f"/console/notices/{campaign_id}/start",
+        data={"csrf": token, "when": "at", "at": later.strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert "Starts at" in await start.text()
+    made = await client.post("/api/v1/campaigns", json=FILTER_BODY, headers=auth["dc_shimla"])
+    api_id = (await made.json())["id"]
+    far = await client.post(
+        f"/api/v1/campaigns/{api_id}/start",
+        params={"at": too_late.isoformat()},
+        headers=auth["dc_shimla"],
+    )
+    assert far.status == 400 and "at" in await far.text()
+    started = await client.post(
+        f"/api/v1/campaigns/{api_id}/start",
+        params={"at": later.isoformat()},
+        headers=auth["dc_shimla"],
+    )
+    assert started.status == 200
+    deadline = time.monotonic() + 1.5
+
+    async def a_while() -> bool:
+        return time.monotonic() > deadline
+
+    await run_bulk(client, until=a_while)
+    for cid in (campaign_id, api_id):
+        campaign = await Campaign.get(id=cid)
+        assert campaign.status is CampaignStatus.SENDING and campaign.started_at is not None
+        assert abs((campaign.started_at - later).total_seconds()) < 60
+        assert not await OutboundMessage.filter(campaign_id=cid).exists()

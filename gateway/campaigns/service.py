@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from tortoise.connection import get_connection
@@ -47,6 +47,7 @@ from gateway.storage.sql import insert_rows
 from gateway.text.csv_numbers import CsvReport, NumberReader
 
 __all__ = [
+    "START_AHEAD_MAX",
     "CampaignConflict",
     "Campaigns",
     "InvalidCampaign",
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+START_AHEAD_MAX = timedelta(days=30)
+"""How far ahead a campaign may be started for."""
 
 
 class InvalidCampaign(FieldError):
@@ -435,6 +440,8 @@ class Campaigns:
             if preview.recipients == 0:
                 raise InvalidCampaign("audience", "the campaign has no recipients")
         # Real time, as the job queue's (not the clock tests may set).
+        if at is not None and at > datetime.now(UTC) + START_AHEAD_MAX:
+            raise InvalidCampaign("at", f"at most {START_AHEAD_MAX.days} days ahead")
         if at is not None and at <= datetime.now(UTC):
             at = None
         return await self._send(

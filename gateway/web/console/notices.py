@@ -202,6 +202,7 @@ async def _show(
         max_segments=MAX_SEGMENTS,
         campaign_labels=CAMPAIGN_LABELS,
         default_language=config.service.default_language,
+        refused_labels=REFUSED_LABELS,
     )
 
 
@@ -260,10 +261,7 @@ def _start_time(request: web.Request, raw: str) -> datetime | None:
         local = datetime.strptime(raw[:16], "%Y-%m-%dT%H:%M")
     except ValueError:
         raise FieldError("at", "a date and time, like 2026-05-01T10:00") from None
-    at = local.replace(tzinfo=ZoneInfo(config.service.timezone)).astimezone(UTC)
-    if at > datetime.now(UTC) + timedelta(days=30):
-        raise FieldError("at", "at most 30 days ahead")
-    return at
+    return local.replace(tzinfo=ZoneInfo(config.service.timezone)).astimezone(UTC)
 
 
 async def _steer(request: web.Request, name: str) -> web.StreamResponse:
@@ -293,6 +291,18 @@ CAMPAIGN_LABELS = {
     "cancelled": C_("cancelled"),
     "done": C_("done"),
 }
+REFUSED_LABELS = {
+    "not_a_number": C_("not a phone number"),
+    "invalid": C_("not a valid number"),
+    "foreign": C_("a number of another country"),
+    "landline": C_("a landline"),
+    "toll_free": C_("a toll-free number"),
+    "premium_rate": C_("a premium-rate number"),
+    "not_mobile": C_("not a mobile number"),
+    "no_number": C_("no number in the row"),
+    "unreadable": C_("unreadable"),
+}
+"""A CSV row's reason (:class:`gateway.text.phone.PhoneProblem` and the file's own)."""
 STEERED = {
     "start": C_("The notice is on its way."),
     "pause": C_("Paused."),
