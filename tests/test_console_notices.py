@@ -221,3 +221,22 @@ async def test_a_notice_started_for_later_waits_for_its_time(
         assert campaign.status is CampaignStatus.SENDING and campaign.started_at is not None
         assert abs((campaign.started_at - later).total_seconds()) < 60
         assert not await OutboundMessage.filter(campaign_id=cid).exists()
+
+
+async def test_a_csv_file_larger_than_other_forms_is_taken(
+    bulk_client: TestClient[Any, Any],
+) -> None:
+    """The gateway's bodies are small (64 KiB); the compose form's CSV may be 4 MiB."""
+    client = bulk_client
+    await _accounts(client)
+    await sign_in(client, "dc_shimla")
+    token = await csrf(client)
+    csv = "".join(f"+91981{i:07d}\n" for i in range(20_000))  # 280 kB
+    page = await client.post("/console/notices", data=_csv_form(token, csv))
+    assert page.status == 200
+    campaign = await Campaign.get(id=_id_of(await page.text()))
+    assert campaign.recipients_total == 20_000
+    big = await client.post("/console/notices", data=_csv_form(token, csv * 16))  # 4.5 MB
+    assert big.status == 413
+    other = await client.post("/console/accounts", data={"csrf": token, "name": "x" * 70_000})
+    assert other.status == 413

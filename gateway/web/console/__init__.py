@@ -28,9 +28,6 @@ __all__ = ["CONSOLE_PREFIX", "create_console"]
 
 CONSOLE_PREFIX = "/console"
 HERE = Path(__file__).resolve().parent
-UPLOAD_LIMIT = 4 * 1024 * 1024
-"""A form's largest body: a notice's CSV file of some 250,000 numbers (larger lists go
-through the API's streamed upload)."""
 
 
 def _static_url(name: str) -> str:
@@ -42,8 +39,11 @@ def _static_url(name: str) -> str:
 def create_console(config: Config) -> web.Application:
     """The ``/console`` sub-application (mount it with ``app.add_subapp(CONSOLE_PREFIX, ...)``)."""
     console = web.Application(
-        middlewares=[session_middleware(RedisSessions(config)), console_middleware],
-        client_max_size=UPLOAD_LIMIT,
+        middlewares=[
+            session_middleware(RedisSessions(config)),
+            notices.upload_middleware,
+            console_middleware,
+        ]
     )
     console[CONSOLE_TEXT] = ConsoleText(
         config.path(config.paths.locales), config.console.languages

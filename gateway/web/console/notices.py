@@ -13,12 +13,13 @@ once started, the same page shows the progress, polled by ``notices.js``.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from aiohttp_session import get_session
 
 from gateway.campaigns.audience import ComplaintFilter
 from gateway.campaigns.progress import Progress, progress
@@ -34,13 +35,28 @@ from gateway.web.console.session import current_scope, current_staff, flash
 from gateway.web.console.text import C_
 from gateway.web.keys import CAMPAIGNS, CLOCK, CONFIG
 
-__all__ = ["routes"]
+__all__ = ["UPLOAD_LIMIT", "routes", "upload_middleware"]
 
 routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+UPLOAD_LIMIT = 4 * 1024 * 1024
+"""The compose form's largest body: a CSV file of some 250,000 numbers (larger lists go
+through the API's streamed upload)."""
 MAX_SEGMENTS = 2
 """More segments than this in a language: the compose page warns (each costs again)."""
 UPLOAD_PIECE = 64 * 1024
+
+
+@web.middleware
+async def upload_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Lets the compose form (with its CSV file) be up to :data:`UPLOAD_LIMIT`: the
+    gateway's own limit (every other form, and the callbacks) is far smaller, and the
+    request's limit is the root application's."""
+    if request.method == "POST" and request.path == "/console/notices":
+        await get_session(request)  # loaded on the original: the session middleware saves it
+        request = request.clone(client_max_size=UPLOAD_LIMIT)
+    return await handler(request)
 
 
 def _staff(request: web.Request, roles: tuple[StaffRole, ...]) -> StaffMember:
