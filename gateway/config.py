@@ -344,6 +344,10 @@ class BulkSettings(_Model):
     """Attempts at one recipient before it is marked failed."""
     quiet_hours: QuietHours | None = QuietHours(start=time(21, 0), end=time(9, 0))
     """No bulk SMS in this window (null: none)."""
+    price_per_segment: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    """What one SMS segment costs, for the estimate a campaign's preview shows (0: none)."""
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "INR"
+    """The currency of ``price_per_segment``."""
 
 
 class _SmsSettings(_Model):

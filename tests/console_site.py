@@ -85,6 +85,8 @@ def _config_file(tmp: Path, database_url: str, redis_url: str) -> Path:
     raw["database"] = {"url": database_url}
     raw["redis"] = {"url": redis_url}
     raw.setdefault("sms", {})["provider"] = "simulator"
+    # Bulk notices send at any hour, slowly enough (segments a second) to pause one.
+    raw.setdefault("bulk", {}).update(quiet_hours=None, segments_per_second=4)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path

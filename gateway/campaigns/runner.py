@@ -220,6 +220,9 @@ class CampaignRunner:
                     ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
                     fresh.clear()
                 return (campaign.status.value if campaign else "missing"), None
+            if campaign.started_at is not None and campaign.started_at > datetime.now(UTC):
+                # Started for a later time (a job queued early, or by a worker's restart).
+                return "scheduled", (True, campaign.started_at)
             quiet_end = in_quiet_hours(self.config, self.clock())
             if quiet_end is not None:
                 log.info("campaign %s: quiet hours, resuming at %s", campaign_id, quiet_end)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from tortoise.connection import get_connection
@@ -47,6 +47,7 @@ from gateway.storage.sql import insert_rows
 from gateway.text.csv_numbers import CsvReport, NumberReader
 
 __all__ = [
+    "START_AHEAD_MAX",
     "CampaignConflict",
     "Campaigns",
     "InvalidCampaign",
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+START_AHEAD_MAX = timedelta(days=30)
+"""How far ahead a campaign may be started for."""
 
 
 class InvalidCampaign(FieldError):
@@ -425,18 +430,27 @@ class Campaigns:
         await campaign.refresh_from_db()
         return campaign
 
-    async def start(self, campaign: Campaign, *, actor: str) -> Campaign:
-        """Start sending a draft campaign."""
+    async def start(
+        self, campaign: Campaign, *, actor: str, at: datetime | None = None
+    ) -> Campaign:
+        """Start sending a draft campaign: now, or at ``at`` (aware; the campaign is
+        ``sending`` from now on, and its runner waits until then)."""
         if campaign.status is CampaignStatus.DRAFT:
             preview = await self.refresh_totals(campaign)
             if preview.recipients == 0:
                 raise InvalidCampaign("audience", "the campaign has no recipients")
+        # Real time, as the job queue's (not the clock tests may set).
+        if at is not None and at > datetime.now(UTC) + START_AHEAD_MAX:
+            raise InvalidCampaign("at", f"at most {START_AHEAD_MAX.days} days ahead")
+        if at is not None and at <= datetime.now(UTC):
+            at = None
         return await self._send(
             campaign,
             from_=CampaignStatus.DRAFT,
             actor=actor,
             action="campaign.start",
-            started_at=datetime.now(UTC),
+            at=at,
+            started_at=at or datetime.now(UTC),
         )
 
     async def pause(self, campaign: Campaign, *, actor: str) -> Campaign:
@@ -455,14 +469,34 @@ class Campaigns:
         )
 
     async def _send(
-        self, campaign: Campaign, *, from_: CampaignStatus, actor: str, action: str, **extra: Any
+        self,
+        campaign: Campaign,
+        *,
+        from_: CampaignStatus,
+        actor: str,
+        action: str,
+        at: datetime | None = None,
+        **extra: Any,
     ) -> Campaign:
-        """Move the campaign to sending and queue its run."""
+        """Move the campaign to sending and queue its run (now, or at ``at``)."""
         campaign = await self._move(
             campaign, from_=[from_], to=CampaignStatus.SENDING, actor=actor, action=action, **extra
         )
-        await self.scheduler.schedule(campaign.id)
+        await self.scheduler.schedule(campaign.id, at=at)
         return campaign
+
+    async def visible(self, scope: Scope, *, limit: int = 100) -> list[Campaign]:
+        """The campaigns within ``scope``, newest first (at most ``limit``, among the
+        newest 500)."""
+        found: list[Campaign] = []
+        outer = campaign_scope(scope, self.config)
+        # Scope is checked per campaign (their stored scopes are small JSON).
+        for c in await Campaign.all().order_by("-id").limit(500):
+            if within(Scope.from_json(c.scope), outer):
+                found.append(c)
+                if len(found) >= limit:
+                    break
+        return found
 
     async def cancel(self, campaign: Campaign, *, actor: str) -> Campaign:
         """Stop for good: messages not yet handed to the provider are marked failed

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
 from gateway.campaigns.audience import ComplaintFilter, campaign_scope
 from gateway.campaigns.progress import progress
@@ -26,6 +26,7 @@ from gateway.text.csv_numbers import parse_numbers
 from gateway.web.api.common import (
     ApiError,
     request_body,
+    request_query,
     request_scope,
     request_staff,
 )
@@ -273,13 +274,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_campaigns(request: web.Request) -> web.Response:
     campaigns = _service(request)
     scope = request_scope(request)
-    found: list[dict[str, Any]] = []
-    # Newest first; scope is checked per campaign (their stored scopes are small JSON).
-    for c in await Campaign.all().order_by("-id").limit(500):
-        if await campaigns.get(scope, c.id) is not None:
-            found.append(await _out(request, c))
-        if len(found) >= 100:
-            break
+    found = [await _out(request, c) for c in await campaigns.visible(scope)]
     return web.json_response({"campaigns": found})
 
 
@@ -335,14 +330,22 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response(await _out(request, campaign, report.as_json()))
 
 
+class StartQuery(_In):
+    at: AwareDatetime | None = None
+    """Start at this time (ISO 8601 with its offset; at most 30 days ahead) instead of now."""
+
+
 def _action(name: str, summary: str) -> None:
     async def handler(request: web.Request) -> web.Response:
         campaign = await _campaign(request)
         campaigns = _service(request)
+        actor = actor_of(request_staff(request))
         try:
-            campaign = await getattr(campaigns, name)(
-                campaign, actor=actor_of(request_staff(request))
-            )
+            if name == "start":
+                at = request_query(request, StartQuery).at
+                campaign = await campaigns.start(campaign, actor=actor, at=at)
+            else:
+                campaign = await getattr(campaigns, name)(campaign, actor=actor)
         except CampaignConflict as e:
             raise _conflict(e) from None
         return web.json_response(await _out(request, campaign))
@@ -354,6 +357,7 @@ def _action(name: str, summary: str) -> None:
         f"/campaigns/{{id}}/{name}",
         summary=summary,
         roles=SENDERS,
+        query=StartQuery if name == "start" else None,
         response=CampaignOut,
         extra_responses={409: "The campaign's status does not allow it"},
     )(handler)

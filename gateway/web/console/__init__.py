@@ -5,7 +5,7 @@ small script served from ``/console/static/``: nothing comes from elsewhere, and
 Content-Security-Policy allows nothing else. It uses the staff API's scope, roles and
 domain calls, so that the browser and the API allow and refuse the same things:
 :mod:`.session` (sign-in state, CSRF, headers), :mod:`.signin`, :mod:`.complaints`,
-:mod:`.register`, :mod:`.accounts`; :mod:`.text` holds its Hindi and English.
+:mod:`.register`, :mod:`.accounts`, :mod:`.notices`; :mod:`.text` holds its Hindi and English.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 
 from gateway.config import Config
-from gateway.web.console import accounts, complaints, register, signin
+from gateway.web.console import accounts, complaints, notices, register, signin
 from gateway.web.console.pages import CONSOLE_TEXT
 from gateway.web.console.session import RedisSessions, console_middleware
 from gateway.web.console.text import ConsoleText
@@ -39,7 +39,11 @@ def _static_url(name: str) -> str:
 def create_console(config: Config) -> web.Application:
     """The ``/console`` sub-application (mount it with ``app.add_subapp(CONSOLE_PREFIX, ...)``)."""
     console = web.Application(
-        middlewares=[session_middleware(RedisSessions(config)), console_middleware]
+        middlewares=[
+            session_middleware(RedisSessions(config)),
+            notices.upload_middleware,
+            console_middleware,
+        ]
     )
     console[CONSOLE_TEXT] = ConsoleText(
         config.path(config.paths.locales), config.console.languages
@@ -51,7 +55,7 @@ def create_console(config: Config) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     env.globals["static"] = _static_url
-    for module in (signin, complaints, register, accounts):
+    for module in (signin, complaints, register, accounts, notices):
         console.router.add_routes(module.routes)
     console.router.add_static("/static", HERE / "static", append_version=True)
     return console
