@@ -426,6 +426,11 @@ class ConsoleSettings(_Model):
     limit, sign-ins are refused until the window ends."""
     languages: Annotated[list[str], Field(min_length=1)] = ["en_IN", "hi"]
     """The console's own languages (catalogs ``locales/<lang>/LC_MESSAGES/console.po``)."""
+    simulator_numbers: list[Annotated[str, Field(pattern=r"^\+[0-9]{4,15}$")]] = []
+    """Test numbers the phone simulator (``/console/simulator``) may use when SMS really go
+    out (``sms.provider`` not ``simulator``): E.164 prefixes (``+9190000000`` is the hundred
+    numbers after it); state administrators only, and never another number, so that no
+    citizen's SMS are shown. Empty: the simulator is there only with the simulator provider."""
 
 
 class Paths(_Model):
