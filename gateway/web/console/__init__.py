@@ -42,7 +42,9 @@ def create_console(config: Config) -> web.Application:
     console = web.Application(
         middlewares=[session_middleware(RedisSessions(config)), console_middleware]
     )
-    console[CONSOLE_TEXT] = ConsoleText(config.path(config.paths.locales), config.console.languages)
+    console[CONSOLE_TEXT] = ConsoleText(
+        config.path(config.paths.locales), config.console.languages
+    )
     env = aiohttp_jinja2.setup(
         console,
         loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -132,7 +132,9 @@ async def add(request: web.Request) -> web.StreamResponse:
         **{k: values[k] or None for k in FIELDS if k not in ("username", "name", "role")},
     )
     if not manages(config, admin, new):
-        return await _page(request, values=values, error="area: outside your district", status=403)
+        return await _page(
+            request, values=values, error="area: outside your district", status=403
+        )
     try:
         staff = await add_staff(config, new, actor=actor_of(admin))
     except FieldError as e:

@@ -118,7 +118,8 @@ async def _ticket_search(request: web.Request, raw: str) -> str | None:
     except InvalidTicket as e:
         if e.reason == "check_digit":
             return C_(
-                "That is not a ticket number: the check digit does not match, a digit is mistyped."
+                "That is not a ticket number: the check digit does not match, "
+                "a digit is mistyped."
             )
         if e.reason == "wrong_length":
             return C_("A ticket number has a different number of digits.")
@@ -183,12 +184,9 @@ async def _due_first(
     wanted = offset + limit
     rows: list[Complaint] = []
     for status in statuses:
-        rows += (
-            await qs.filter(status=status)
-            .select_related("citizen")
-            .order_by("due_at", "id")
-            .limit(wanted)
-        )
+        rows += await qs.filter(status=status).select_related("citizen").order_by(
+            "due_at", "id"
+        ).limit(wanted)
     rows.sort(key=lambda c: (c.due_at, c.id))
     return rows[offset:wanted]
 

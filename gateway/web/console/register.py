@@ -87,12 +87,16 @@ async def register(request: web.Request) -> web.StreamResponse:
     values = {name: str(form.get(name, "")).strip() for name in (*FIELDS, "form_key")}
     config = request.config_dict[CONFIG]
     try:
-        body = RegisterIn.model_validate({k: v for k, v in values.items() if k in FIELDS and v})
+        body = RegisterIn.model_validate(
+            {k: v for k, v in values.items() if k in FIELDS and v}
+        )
         _check_places(request, body)
         phone = normalize_phone(body.phone, region=config.service.country, sms=True)
     except ValidationError as e:
         err = e.errors()[0]
-        return await _form(request, values, error=f"{err['loc'][0]}: {err['msg']}", status=400)
+        return await _form(
+            request, values, error=f"{err['loc'][0]}: {err['msg']}", status=400
+        )
     except FieldError as e:
         return await _form(request, values, error=str(e), status=400)
     except InvalidPhoneNumber as e:
