@@ -28,6 +28,7 @@ from gateway.web.api.review import REVIEW_ROLES
 from gateway.web.console.charts import Series, bar_chart, stacked_bars, trend_chart
 from gateway.web.console.pages import CONSOLE_TEXT, Names, page_language, render
 from gateway.web.console.session import current_scope, current_staff
+from gateway.web.console.text import C_
 from gateway.web.keys import CLOCK, CONFIG
 
 __all__ = ["routes"]
@@ -151,45 +152,45 @@ def _charts(
 ) -> dict[str, Markup]:
     """Each chart of the page, its words in the page's language (``t``)."""
     depts = [(names.department(f.key), f) for f in review.departments]
-    received = Series(t("Received"), BLUE)
-    resolved = Series(t("Resolved"), LIGHT)
-    on_time = Series(t("Resolved within deadline"), GREEN)
+    received = Series(t(C_("Received")), BLUE)
+    resolved = Series(t(C_("Resolved")), LIGHT)
+    on_time = Series(t(C_("Resolved within deadline")), GREEN)
     levels = list(review.levels)
     escalations = [
         (names.level(i + 2), review.total.escalated.get(code, 0)) for i, code in enumerate(levels)
     ]
-    escalations.append((t("Flagged for the state review"), review.total.flagged))
+    escalations.append((t(C_("Flagged for the state review")), review.total.flagged))
     satisfaction_rows = [
         (
             label,
             [f.closed_solved, f.closed_no_response, f.not_solved],
             "–" if f.satisfaction is None else f"{f.satisfaction * 100:.0f}%",
         )
-        for label, f in [(t("All"), review.total), *depts]
+        for label, f in [(t(C_("All")), review.total), *depts]
     ]
     totals = [figures for _, figures in trend]
     return {
         "departments": bar_chart(
-            t("Received and resolved within deadline, by department"),
+            t(C_("Received and resolved within deadline, by department")),
             [(label, [f.received, f.resolved, f.resolved_within_deadline]) for label, f in depts],
             [received, resolved, on_time],
         ),
         "escalations": bar_chart(
-            t("Escalations by level reached"),
+            t(C_("Escalations by level reached")),
             [(label, [value]) for label, value in escalations],
-            [Series(t("Escalated"), ORANGE)],
+            [Series(t(C_("Escalated")), ORANGE)],
         ),
         "satisfaction": stacked_bars(
-            t("Satisfaction: how feedback ended"),
+            t(C_("Satisfaction: how feedback ended")),
             satisfaction_rows,
             [
-                Series(t("Solved"), GREEN),
-                Series(t("No response"), GREY),
-                Series(t("Not solved"), RED),
+                Series(t(C_("Solved")), GREEN),
+                Series(t(C_("No response")), GREY),
+                Series(t(C_("Not solved")), RED),
             ],
         ),
         "trend": trend_chart(
-            t("Six months: received and resolved within deadline"),
+            t(C_("Six months: received and resolved within deadline")),
             [m for m, _ in trend],
             [
                 [f.received for f in totals],
