@@ -157,10 +157,18 @@ def test_screenshots_of_the_simulator_and_the_review(browser: Any, site: Site) -
                 shot.fill("#password", PASSWORD)
                 shot.click("main button[type=submit]")
                 shot.goto(f"{site.url}/console/simulator")
-                shot.fill("#number", "98123 45622")
+                shot.fill("#number", f"98123 {width:04d}{1 if lang == 'hi' else 2}")
                 shot.click("button[value=number]")
-                press(shot, "")
+                press(shot, "")  # a new number: the language menu
                 press(shot, "1" if lang == "hi" else "2")
+                for keys in ("1", "2", "9", "2", "1", "1"):  # a registration, to its ticket
+                    press(shot, keys)
+                wait_for_inbox(shot, re.findall(r"\d{9}", screen(shot))[0])
+                for _ in range(40):  # the worker's delivery shown, for the picture
+                    if shot.locator(".state-delivered").count():
+                        break
+                    time.sleep(0.25)
+                    shot.reload()
                 shot.screenshot(path=f"{SHOTS}/simulator-{width}-{lang}.png", full_page=True)
                 shot.goto(f"{site.url}/console/simulator")
                 shot.click(".calls .end")

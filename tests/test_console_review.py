@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.complaints.scope import Scope
 from gateway.config import Config
+from gateway.reports.review import monthly_review, monthly_trend
 from gateway.storage.models import AuditRecord
 from gateway.web.console.review import months_before
 from tests.conftest import AppFactory
@@ -82,3 +84,17 @@ def test_six_months_end_with_the_chosen_one() -> None:
     assert months_before("2026-02", 6) == [
         "2025-09", "2025-10", "2025-11", "2025-12", "2026-01", "2026-02",
     ]  # fmt: skip
+
+
+async def test_the_trend_counts_each_month_as_its_review_does(
+    october: TestClient[Any, Any], review_config: Config  # noqa: F811
+) -> None:
+    months = months_before("2026-11", 4)
+    trend = await monthly_trend(months=months, scope=Scope(), config=review_config)
+    for point in trend:
+        review = await monthly_review(month=point.month, scope=Scope(), config=review_config,
+                                      now=NOW)  # fmt: skip
+        assert (point.received, point.resolved, point.resolved_within_deadline) == (
+            review.total.received, review.total.resolved, review.total.resolved_within_deadline,
+        ), point.month  # fmt: skip
+    assert [p.received for p in trend] == [1, 3, 4, 1]  # F; C, G, H; A, B, E, I; D

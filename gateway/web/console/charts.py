@@ -17,8 +17,9 @@ from markupsafe import Markup
 
 __all__ = ["Series", "bar_chart", "stacked_bars", "trend_chart"]
 
-WIDTH = 480
-LABEL_WIDTH = 150
+WIDTH = 400
+"""The drawing's width: its text stays readable when a phone shows it 300 pixels wide."""
+LABEL_WIDTH = 120
 ROW = 14
 FONT = 12
 
@@ -50,7 +51,7 @@ def _legend(series: Sequence[Series], y: int) -> list[str]:
     return parts
 
 
-def _label(text: str, limit: int = 22) -> str:
+def _label(text: str, limit: int = 18) -> str:
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
@@ -63,7 +64,7 @@ def bar_chart(
     group = ROW * len(series) + 10
     height = top + group * max(len(rows), 1) + 4
     most = max((v for _, values in rows for v in values), default=0) or 1
-    span = WIDTH - LABEL_WIDTH - 40
+    span = WIDTH - LABEL_WIDTH - 30
     parts = _legend(series, 12)
     for i, (label, values) in enumerate(rows):
         y = top + i * group
@@ -117,7 +118,7 @@ def trend_chart(
     title: str, months: Sequence[str], values: Sequence[Sequence[int]], series: Sequence[Series]
 ) -> Markup:
     """A line per series over ``months`` (oldest first), each point's value written above."""
-    top, bottom, left, right = 30, 20, 30, 20
+    top, bottom, left, right = 30, 20, 30, 30
     height = 190
     plot_h = height - top - bottom
     most = max((v for vs in values for v in vs), default=0) or 1

@@ -3,9 +3,10 @@ for the same roles, within the signed-in member's scope, as tables and charts.
 
 The page shows the month's figures per department, district and officer, the flags, and
 charts (:mod:`.charts`, server-side SVG): received against resolved within the deadline
-per department, escalations by level, satisfaction, and a six-month trend (the total of
-each of the six months ending with the chosen one). It prints (``review.css``'s print
-rules; ``?print=1`` shows the page as printed) and downloads as the API's CSV
+per department, escalations by level, satisfaction, and a six-month trend (the months
+ending with the chosen one, in one query: :func:`gateway.reports.review.monthly_trend`). It
+prints (``review.css``'s print rules; ``?print=1`` shows the page as printed) and downloads
+as the API's CSV
 (:func:`gateway.reports.render.review_csv`). Every view is audited as the API's are
 (``report.monthly``, format ``console`` or ``console-csv``).
 """
@@ -21,7 +22,13 @@ from markupsafe import Markup
 
 from gateway.config import Config
 from gateway.reports.render import review_csv
-from gateway.reports.review import Figures, InvalidMonth, MonthlyReview, monthly_review
+from gateway.reports.review import (
+    InvalidMonth,
+    MonthlyReview,
+    TrendPoint,
+    monthly_review,
+    monthly_trend,
+)
 from gateway.staff.audit import actor_of, audit
 from gateway.storage.models import StaffRole
 from gateway.web.api.review import REVIEW_ROLES
@@ -36,6 +43,8 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 TREND_MONTHS = 6
+EARLIEST_MONTH = "2000-01"
+"""The first month a review covers (:func:`gateway.reports.review.month_bounds`)."""
 BLUE, GREEN, LIGHT, ORANGE, RED, GREY = (
     "#0b4f8a", "#0d6b2f", "#7fb8e6", "#c46a00", "#a30f0f", "#8a949e",
 )  # fmt: skip
@@ -114,14 +123,11 @@ async def review_page(request: web.Request) -> web.StreamResponse:
     review = await _review(request, month, "console")
     config = request.config_dict[CONFIG]
     district, department = _narrowing(request, config)
-    trend = []
-    for earlier in months_before(month, TREND_MONTHS)[:-1]:
-        past = await monthly_review(
-            month=earlier, scope=current_scope(request), config=config,
-            now=request.config_dict[CLOCK](), district=district, department=department,
-        )  # fmt: skip
-        trend.append((earlier, past.total))
-    trend.append((month, review.total))
+    months = [m for m in months_before(month, TREND_MONTHS) if m >= EARLIEST_MONTH]
+    trend = await monthly_trend(
+        months=months, scope=current_scope(request), config=config,
+        district=district, department=department,
+    )  # fmt: skip
     staff = current_staff(request)
     text = request.config_dict[CONSOLE_TEXT]
     lang = page_language(request, staff, (await get_session(request)).get("lang"))
@@ -146,7 +152,7 @@ async def review_page(request: web.Request) -> web.StreamResponse:
 
 def _charts(
     review: MonthlyReview,
-    trend: list[tuple[str, Figures]],
+    trend: list[TrendPoint],
     names: Names,
     t: Callable[[str], str],
 ) -> dict[str, Markup]:
@@ -168,7 +174,6 @@ def _charts(
         )
         for label, f in [(t(C_("All")), review.total), *depts]
     ]
-    totals = [figures for _, figures in trend]
     return {
         "departments": bar_chart(
             t(C_("Received and resolved within deadline, by department")),
@@ -191,11 +196,8 @@ def _charts(
         ),
         "trend": trend_chart(
             t(C_("Six months: received and resolved within deadline")),
-            [m for m, _ in trend],
-            [
-                [f.received for f in totals],
-                [f.resolved_within_deadline for f in totals],
-            ],
+            [p.month for p in trend],
+            [[p.received for p in trend], [p.resolved_within_deadline for p in trend]],
             [received, on_time],
         ),
     }
