@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CONFIG, SIGNER
-from gateway.storage.models import InboundMessage
+from gateway.app import CALLBACKS, CONFIG, SIGNER
+from gateway.storage.models import InboundMessage, UssdSession
 from tests.conftest import AppFactory, make_config
 from tests.staff_helpers import ROLES
 from tests.test_console import account, csrf, sign_in
@@ -33,6 +33,7 @@ async def test_anyone_dials_through_the_signed_callback_with_the_simulator_provi
 ) -> None:
     page = await client.get("/console/simulator", allow_redirects=False)
     assert page.status == 200  # no sign-in while no SMS really goes out
+    assert 'href="/console/simulator"' in await (await client.get("/console/signin")).text()
     html = await press(client, action="number", number="98123 45600")
     assert "+919812345600" in html
     html = await press(client, action="call", typed="")
@@ -45,8 +46,13 @@ async def test_anyone_dials_through_the_signed_callback_with_the_simulator_provi
     assert 'value="1"' in html  # typed, not sent yet
     html = await press(client, action="call", typed="1")
     assert screen_of(html) != first
-    html = await press(client, action="end")
+    html = await press(client, action="end")  # mid-session: the network says it ended
     assert '<pre class="ussd"' not in html
+    recorder = client.app[CALLBACKS].sessions
+    assert recorder is not None
+    await recorder.flush()
+    ended = await UssdSession.get(phone="+919812345600")
+    assert ended.end_status == "Incomplete" and ended.hops == 2
 
 
 async def test_an_sms_reply_goes_through_the_inbound_path(client: TestClient[Any, Any]) -> None:
@@ -70,6 +76,7 @@ async def test_with_a_real_provider_only_a_state_admin_and_only_test_numbers(
     client = await start_app(config)
     page = await client.get("/console/simulator", allow_redirects=False)
     assert page.status == 303  # sign in first
+    assert 'href="/console/simulator"' not in await (await client.get("/console/signin")).text()
     await account(client, "officer", **ROLES["officer"])
     await sign_in(client, "officer")
     assert (await client.get("/console/simulator")).status == 404
@@ -81,3 +88,24 @@ async def test_with_a_real_provider_only_a_state_admin_and_only_test_numbers(
     html = await press(client, action="number", number="+919812345678")
     assert "not one of the test numbers" in html
     assert client.app[CONFIG].console.simulator_numbers == ["+9190000000"]
+
+
+async def test_no_input_answers_500(client: TestClient[Any, Any]) -> None:
+    for form in (
+        {"action": "number", "number": "not a number"}, {"action": "number", "number": ""},
+        {"key": "A"}, {"action": "nuke"}, {"action": "call", "typed": "*999#"},
+        {"action": "call", "typed": "x" * 1000}, {"action": "sms", "text": "y" * 1000},
+        {"action": "clear"}, {"action": "end"},
+    ):  # fmt: skip
+        await press(client, **form)
+    token = await csrf(client, "/console/simulator")
+    for bad in ("typed=%00", "number=%ED%A0%80", "action=number&number=%ED%A0%80"):
+        answer = await client.post(
+            "/console/simulator",
+            data=f"csrf={token}&{bad}".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            allow_redirects=False,
+        )
+        assert answer.status in (303, 400), (bad, answer.status)
+    html = await press(client, action="call", typed="*999#")
+    assert "it is the only code served here" in html

@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from gateway.channels.africastalking.routes import INBOUND_PATH, USSD_PATH
+from gateway.channels.africastalking.routes import INBOUND_PATH, USSD_EVENTS_PATH, USSD_PATH
 from gateway.config import Config
 from gateway.storage.models import InboundMessage, OutboundMessage, StaffRole
 from gateway.text.encoding import measure_screen
@@ -127,7 +127,7 @@ async def simulator_action(request: web.Request) -> web.StreamResponse:
     elif action == "call":
         await _call(request, state, typed.strip(), config)
     elif action == "end":
-        _hang_up(state)
+        await _end_call(request, state, config, access)
     elif action == "clear":
         state["typed"] = typed[:-1]
     elif action == "sms":
@@ -148,6 +148,22 @@ def _change_number(state: dict[str, Any], raw: str, access: Access, config: Conf
         return
     state.clear()
     state["phone"] = phone
+
+
+async def _end_call(
+    request: web.Request, state: dict[str, Any], config: Config, access: Access
+) -> None:
+    """Red key: hang up; mid-session, the network tells the gateway the session ended, as
+    Africa's Talking does at the end of every session (``Incomplete``: the caller left)."""
+    if state.get("session") and not state.get("ended"):
+        inputs = state.get("inputs", [])
+        await _post_callback(request, USSD_EVENTS_PATH, {
+            "sessionId": state["session"], "status": "Incomplete",
+            "phoneNumber": _phone(state, access), "serviceCode": config.service.service_code,
+            "networkCode": "40445", "hopsCount": str(len(inputs) + 1),
+            "input": inputs[-1] if inputs else "",
+        })  # fmt: skip
+    _hang_up(state)
 
 
 def _hang_up(state: dict[str, Any]) -> None:
