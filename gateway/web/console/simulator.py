@@ -90,7 +90,7 @@ async def simulator_page(request: web.Request) -> web.StreamResponse:
     session = await get_session(request)
     state = _state(session)
     config = request.config_dict[CONFIG]
-    phone = state.get("phone") or access.default_number()
+    phone = _phone(state, access)
     screen = state.get("screen")
     measure = measure_screen(screen) if isinstance(screen, str) else None
     return await render(
@@ -171,11 +171,12 @@ def _hang_up(state: dict[str, Any]) -> None:
         state.pop(name, None)
 
 
-def _phone(state: dict[str, Any], access: Access | None = None) -> str:
+def _phone(state: dict[str, Any], access: Access) -> str:
+    """The phone's number: the one chosen, while the visitor may still use it."""
     phone = state.get("phone")
-    if isinstance(phone, str):
+    if isinstance(phone, str) and access.allows(phone):
         return phone
-    return (access or Access(prefixes=None)).default_number()
+    return access.default_number()
 
 
 async def _call(request: web.Request, state: dict[str, Any], typed: str, config: Config) -> None:
