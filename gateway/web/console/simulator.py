@@ -2,11 +2,11 @@
 translators and officers to see the citizen's side.
 
 Dialling goes through the same provider callback a real network uses: the handler posts
-Africa's Talking's USSD form to the gateway's own signed path (``/ussd/africastalking/
-<secret>``) over loopback, to the address and port the browser's request came in on, so the
-hop passes the signer, the form parsing and the menus exactly as the network's does. The
-secret stays on the server (the signer gives the path); the browser only ever posts
-keypresses to the console. A reply SMS goes the same way to the inbound SMS callback. The
+the network's USSD form (:mod:`gateway.channels.simulator.network`) to the gateway's own
+signed USSD callback over loopback, to the address and port the browser's request came in
+on, so the hop passes the signer, the form parsing and the menus exactly as the network's
+does. The secret stays on the server (the signer gives the path); the browser only ever
+posts keypresses to the console. A reply SMS goes the same way to the inbound SMS callback. The
 inbox is the outbox's rows for the number (every provider's, with delivery states) and the
 number's SMS received.
 
@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from gateway.channels.africastalking.routes import INBOUND_PATH, USSD_EVENTS_PATH, USSD_PATH
+from gateway.channels.simulator import network
 from gateway.config import Config
 from gateway.storage.models import InboundMessage, OutboundMessage, StaffRole
 from gateway.text.encoding import measure_screen
@@ -156,13 +156,11 @@ async def _end_call(
     """Red key: hang up; mid-session, the network tells the gateway the session ended, as
     Africa's Talking does at the end of every session (``Incomplete``: the caller left)."""
     if state.get("session") and not state.get("ended"):
-        inputs = state.get("inputs", [])
-        await _post_callback(request, USSD_EVENTS_PATH, {
-            "sessionId": state["session"], "status": "Incomplete",
-            "phoneNumber": _phone(state, access), "serviceCode": config.service.service_code,
-            "networkCode": "40445", "hopsCount": str(len(inputs) + 1),
-            "input": inputs[-1] if inputs else "",
-        })  # fmt: skip
+        form = network.ussd_end(
+            session=state["session"], phone=_phone(state, access),
+            code=config.service.service_code, inputs=state.get("inputs", []),
+        )  # fmt: skip
+        await _post_callback(request, network.USSD_END_PATH, form)
     _hang_up(state)
 
 
@@ -192,21 +190,17 @@ async def _call(request: web.Request, state: dict[str, Any], typed: str, config:
         state["inputs"] = [*state.get("inputs", []), typed]
     state["typed"] = ""
     access = _access(request)
-    form = {
-        "sessionId": state["session"],
-        "serviceCode": code,
-        "phoneNumber": _phone(state, access),
-        "networkCode": "40445",
-        "text": "*".join(state["inputs"]),
-    }
-    status, body = await _post_callback(request, USSD_PATH, form)
+    form = network.ussd_hop(
+        session=state["session"], phone=_phone(state, access), code=code, inputs=state["inputs"]
+    )
+    status, body = await _post_callback(request, network.USSD_HOP_PATH, form)
     if status != 200:
         _hang_up(state)
         state["error"] = C_("The gateway answered {status}.")
         state["error_values"] = {"status": str(status)}
         return
-    kind, _, screen = body.partition(" ")
-    state.update(screen=screen, ended=kind != "CON")
+    screen, ended = network.ussd_answer(body)
+    state.update(screen=screen, ended=ended)
 
 
 async def _send_sms(
@@ -215,14 +209,9 @@ async def _send_sms(
     if not text:
         state["error"] = C_("text: write the SMS first")
         return
-    form = {
-        "from": _phone(state, access),
-        "to": config.service.helpline_number or "Sampark",
-        "text": text,
-        "id": f"sim-{uuid.uuid4().hex[:16]}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    status, _ = await _post_callback(request, INBOUND_PATH, form)
+    to = config.service.helpline_number or "Sampark"
+    form = network.inbound_sms(phone=_phone(state, access), to=to, text=text)
+    status, _ = await _post_callback(request, network.INBOUND_SMS_PATH, form)
     if status != 200:
         state["error"] = C_("The gateway answered {status}.")
         state["error_values"] = {"status": str(status)}
