@@ -53,15 +53,28 @@ faults: $(STAMP)
 
 ## Extract citizen-facing text, update every language's catalog, compile; the same for the
 ## staff console's words (domain console: Hindi and English, read from the .po at start-up).
+## A file whose messages did not change is left alone (no new POT-Creation-Date, no rewrite),
+## so the diff a translator reviews is only what changed (docs/translating.md).
 translations: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
-		--sort-output --project Sampark -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
+		--sort-output --project Sampark -o locales/messages.pot.new .
+	$(BIN)/pybabel -q extract -F babel-console.cfg --no-default-keywords -k _ -k C_ --no-location \
+		--sort-output --project Sampark -o locales/console.pot.new .
+	@for pot in messages console; do \
+		if [ -f locales/$$pot.pot ] && [ "$$(grep -v '^"POT-Creation-Date' locales/$$pot.pot.new)" \
+			= "$$(grep -v '^"POT-Creation-Date' locales/$$pot.pot)" ]; then \
+			rm locales/$$pot.pot.new; echo "locales/$$pot.pot: unchanged"; \
+		else mv locales/$$pot.pot.new locales/$$pot.pot; echo "locales/$$pot.pot: updated"; fi; \
+	done
+	@for po in locales/*/LC_MESSAGES/messages.po locales/*/LC_MESSAGES/console.po; do \
+		domain=$$(basename $$po .po); lang=$$(basename $$(dirname $$(dirname $$po))); \
+		if $(BIN)/pybabel -q update -i locales/$$domain.pot -d locales -D $$domain -l $$lang \
+			--no-fuzzy-matching --ignore-pot-creation-date --check 2>/dev/null; then \
+			echo "$$po: unchanged"; \
+		else $(BIN)/pybabel -q update -i locales/$$domain.pot -d locales -D $$domain -l $$lang \
+			--no-fuzzy-matching --ignore-pot-creation-date && echo "$$po: updated"; fi; \
+	done
 	$(BIN)/pybabel compile -d locales -D messages --statistics
-	$(BIN)/pybabel extract -F babel-console.cfg --no-default-keywords -k _ -k C_ --no-location \
-		--sort-output --project Sampark -o locales/console.pot .
-	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l hi --no-fuzzy-matching
-	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l en_IN --no-fuzzy-matching
 
 ## After changing gateway/storage/models.py: write the next schema migration.
 migrations: $(STAMP)

@@ -42,12 +42,14 @@ from gateway.ops.startup import open_redis
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Outbox
 from gateway.sms.templates import TemplateBook
+from gateway.staff.sign_in_codes import SignInCodes
 from gateway.storage import limits
 from gateway.storage.callback_secrets import callback_secrets
 from gateway.storage.db import close_database, open_database, using_database
 from gateway.storage.embedded_redis import EmbeddedRedis
 from gateway.storage.ticket_key import ticket_codec
 from gateway.text.i18n import Catalogs, compile_catalogs
+from gateway.text.reply_words import Vocabulary
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
@@ -64,6 +66,7 @@ from gateway.web.keys import (
     LIFECYCLE,
     PROVIDERS,
     REDIS,
+    SIGN_IN_CODES,
     SIGNER,
     TEMPLATES,
     WORKER,
@@ -114,10 +117,12 @@ def wall_clock() -> datetime:
 
 @dataclass(frozen=True)
 class Static:
-    """What is read from disk once at start-up: catalogs and templates."""
+    """What is read from disk once at start-up: catalogs, templates and reply words."""
 
     catalogs: Catalogs
     templates: TemplateBook
+    vocabulary: Vocabulary
+    """The words citizens reply with, per language (``locales/<lang>/replies.yaml``)."""
 
 
 def catalogs_for(config: Config) -> Catalogs:
@@ -139,6 +144,7 @@ def load_static(config: Config) -> Static:
     return Static(
         catalogs=catalogs_for(config),
         templates=TemplateBook.load(config.path(config.paths.sms_templates), languages=codes),
+        vocabulary=Vocabulary.load(locales, codes),
     )
 
 
@@ -164,6 +170,8 @@ class Services:
     complaints: ComplaintService
     inbox: Inbox
     missed_calls: MissedCalls
+    sign_in_codes: SignInCodes
+    """The console's second factor (``console.otp``)."""
     campaign_scheduler: ArqRunScheduler
     campaigns: Campaigns
     campaign_runner: CampaignRunner
@@ -216,7 +224,12 @@ async def build_services(
         clock=clock,
     )
     inbox = Inbox(
-        config=config, notices=notices, lifecycle=lifecycle, tickets=tickets, dispatcher=dispatcher
+        config=config,
+        notices=notices,
+        lifecycle=lifecycle,
+        tickets=tickets,
+        dispatcher=dispatcher,
+        vocabulary=static.vocabulary,
     )
     missed_calls = MissedCalls(config=config, notices=notices, dispatcher=dispatcher, clock=clock)
     scheduler = ArqRunScheduler(redis)
@@ -244,6 +257,9 @@ async def build_services(
         complaints=complaints,
         inbox=inbox,
         missed_calls=missed_calls,
+        sign_in_codes=SignInCodes(
+            config=config, notices=notices, dispatcher=dispatcher, redis=redis
+        ),
         campaign_scheduler=scheduler,
         campaigns=campaigns,
         campaign_runner=CampaignRunner(
@@ -423,8 +439,12 @@ def create_app(
     return app
 
 
+_STATIC = web.AppKey("static", Static)
+
+
 def setup_static(app: web.Application, config: Config) -> None:
     static = load_static(config)
+    app[_STATIC] = static
     app[CATALOGS] = static.catalogs
     app[TEMPLATES] = static.templates
 
@@ -504,7 +524,7 @@ def setup_services(app: web.Application) -> None:
             redis=app[REDIS],
             http=app[HTTP],
             clock=app[CLOCK],
-            static=Static(catalogs=app[CATALOGS], templates=app[TEMPLATES]),
+            static=app[_STATIC],
             providers=app[PROVIDERS],
             signer=app[SIGNER],
         )
@@ -513,6 +533,7 @@ def setup_services(app: web.Application) -> None:
         app[LIFECYCLE] = services.lifecycle
         app[COMPLAINTS] = services.complaints
         app[CAMPAIGNS] = services.campaigns
+        app[SIGN_IN_CODES] = services.sign_in_codes
         app[CALLBACKS] = services.callbacks
         yield
         await services.close()

@@ -171,6 +171,18 @@ class Officer(_Model):
     areas: list[Code] | Literal["all"] = "all"
 
 
+class LanguageMenu(_Model):
+    """How the first screen offers the languages (at most two screens to any of them)."""
+
+    first: list[str] = []
+    """The state's own languages, in this order, on the first screen, followed by "More
+    languages" (every other language, by its Latin name, on one GSM-7 screen). Empty: every
+    language on the first screen, paged with 98."""
+    networks: dict[Annotated[str, Field(pattern=r"^[0-9]{3,8}$")], list[str]] = {}
+    """A caller's network code (MCC and MNC, as the aggregator sends it: ``40445``) and the
+    languages its circle speaks, put first for its callers (a hint: every language stays)."""
+
+
 class LifecycleSettings(_Model):
     feedback_reminder_days: Annotated[int, Field(ge=1, le=30)] = 3
     """A citizen who has not answered the feedback question is reminded after this long."""
@@ -426,6 +438,13 @@ class ConsoleSettings(_Model):
     limit, sign-ins are refused until the window ends."""
     languages: Annotated[list[str], Field(min_length=1)] = ["en_IN", "hi"]
     """The console's own languages (catalogs ``locales/<lang>/LC_MESSAGES/console.po``)."""
+    otp: bool = False
+    """A second factor: after the right password, a one-time code by SMS to the staff
+    member's registered number (``--phone``); an account without one cannot sign in."""
+    otp_minutes: Annotated[int, Field(ge=1, le=30)] = 5
+    """How long a sign-in code works."""
+    otp_tries: Annotated[int, Field(ge=1, le=10)] = 5
+    """Wrong codes before a code is gone (the password is asked again)."""
     simulator_numbers: list[Annotated[str, Field(pattern=r"^\+[0-9]{4,15}$")]] = []
     """Test numbers the phone simulator (``/console/simulator``) may use when SMS really go
     out (``sms.provider`` not ``simulator``): E.164 prefixes (``+9190000000`` is the hundred
@@ -457,6 +476,7 @@ class Config(_Model):
     console: ConsoleSettings = ConsoleSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
+    language_menu: LanguageMenu = LanguageMenu()
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
     departments: Annotated[list[Department], Field(min_length=1)]
     districts: Annotated[list[District], Field(min_length=1)]
@@ -484,6 +504,7 @@ class Config(_Model):
         self._check_names(codes)
         self._check_officers()
         self._check_lease()
+        self._check_language_menu(codes)
         for i, lang in enumerate(self.languages):
             alt = lang.latin_alternative
             target = self.language(alt) if alt is not None else None
@@ -504,6 +525,16 @@ class Config(_Model):
                 "generated key, one with complaints keeps the key its tickets were made with)"
             )
         return self
+
+    def _check_language_menu(self, codes: list[str]) -> None:
+        menu = self.language_menu
+        listed = [("language_menu.first", menu.first)]
+        listed += [(f"language_menu.networks.{n}", langs) for n, langs in menu.networks.items()]
+        for where, langs in listed:
+            unknown = [c for c in langs if c not in codes]
+            if unknown:
+                raise ValueError(f"{where}: not configured languages: {unknown}")
+            _unique(where, langs)
 
     def _check_lease(self) -> None:
         """A send still waiting for the provider's answer must not be taken again."""

@@ -339,3 +339,54 @@ def test_configured_names_are_in_the_template_with_what_they_name() -> None:
     assert entries == wanted
     assert ("department", "Revenue") in entries and ("place", "Theog") in entries
     assert {context for context, _ in entries} == set(NAME_CONTEXTS)
+
+
+def language_table() -> str:
+    """README's table of the languages: each language, what a Latin-only handset gets, the
+    words its SMS tell citizens to send, the CLDR locale its dates are formatted with, and
+    whether a native speaker has reviewed its catalog."""
+    from gateway.app import catalogs_for
+    from gateway.text.i18n import reviewed
+    from gateway.text.reply_words import Vocabulary
+
+    catalogs = catalogs_for(CONFIG)
+    words = Vocabulary.load(LOCALES, LANGUAGES)
+    lines = [
+        "| code | language | Latin-only handsets get | yes / no | CLDR locale"
+        " | reviewed by a native speaker |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lang in CONFIG.languages:
+        name = f"{lang.name} ({lang.hint})" if lang.hint else lang.name
+        latin = CONFIG.sms_language(lang.code, latin_only=True)
+        said = words.words_to_send(lang.code)
+        review = {True: "yes", False: "no", None: "not said"}[reviewed(LOCALES, lang.code)]
+        lines.append(
+            f"| `{lang.code}` | {name} | `{latin}` | {said['yes_word']} / {said['no_word']}"
+            f" | `{catalogs.locale(lang.code)}` | {review} |"
+        )
+    return "\n".join(lines)
+
+
+def test_every_catalog_says_whether_a_native_speaker_reviewed_it() -> None:
+    from gateway.text.i18n import reviewed
+
+    assert all(reviewed(LOCALES, code) is not None for code in LANGUAGES)
+
+
+def test_the_readme_shows_every_language_and_its_review() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- languages-table -->\n", 1)[1].split("\n<!-- /languages-table")[0]
+    assert shown == language_table(), "README.md: paste tests/test_catalogs.py's language_table()"
+
+
+def test_the_review_mark_is_read_from_the_header_comment(tmp_path: Path) -> None:
+    from gateway.text.i18n import REVIEW_MARK, reviewed
+
+    po = tmp_path / "xx" / "LC_MESSAGES" / f"{DOMAIN}.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(f'# Xx translations.\n{REVIEW_MARK} Yes\n#\nmsgid ""\n', encoding="utf-8")
+    assert reviewed(tmp_path, "xx") is True
+    po.write_text(f'# Xx translations.\n#\nmsgid ""\n{REVIEW_MARK} yes\n', encoding="utf-8")
+    assert reviewed(tmp_path, "xx") is None, "only the header comment counts"
+    assert reviewed(tmp_path, "yy") is None

@@ -53,7 +53,7 @@ def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
 # The languages the shipped configuration offers, in menu order.
 LANGUAGES = [
     *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
-    *("te", "ta", "kn", "ml", "or", "as", "ur"),
+    *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
 ]
 
 

@@ -4,41 +4,48 @@ what a Latin-only handset receives."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from babel.messages.pofile import read_po
 
-from gateway.config import Config, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.sms.notices import STATUS_WORDS
 from gateway.sms.templates import TemplateBook
 from gateway.storage.models import Citizen, Complaint, OutboundMessage
 from gateway.text.encoding import Encoding, detect_encoding
 from gateway.text.i18n import Catalogs
-from tests.conftest import SHIPPED_CONFIG, Phone
+from tests.conftest import SHIPPED_CONFIG, AppFactory, Phone, make_config
 
 SHIPPED = load_config(SHIPPED_CONFIG, environ={})
 CODES = [lang.code for lang in SHIPPED.languages]
 CATALOGS = Catalogs(SHIPPED.path(SHIPPED.paths.locales), CODES)
 
 
-def label(config: Config, code: str) -> str:
+def labels(config: Config, code: str) -> set[str]:
+    """What the language menus may call ``code``: its name, with its Latin hint where the
+    first screen has room, or (on "More languages") its Latin name alone."""
     lang = config.language(code)
     assert lang is not None
-    return f"{lang.name} ({lang.hint})" if lang.hint else lang.name
+    return {lang.name, f"{lang.name} ({lang.hint})", lang.hint or lang.name}
 
 
 async def choose_language(phone: Phone, config: Config, code: str, screen: str) -> str:
-    """Page through the language menu to ``code`` and choose it; the main menu it shows."""
-    wanted = label(config, code)
-    for _ in range(len(config.languages)):
-        line = next((x for x in screen.splitlines() if x.split(" ", 1)[-1] == wanted), None)
-        if line is not None:
-            return await phone.send(line.split(" ", 1)[0])
-        assert "98 " in screen, f"{wanted!r} is on no page of the language menu"
-        screen = await phone.send("98")
-    raise AssertionError(f"{wanted!r} not found")
+    """Choose ``code`` on the first screen, or on "More languages" (never a third screen:
+    every language is within two); the main menu it shows."""
+    wanted = labels(config, code)
+    for _ in range(2):
+        for line in screen.splitlines():
+            key, _, rest = line.partition(" ")
+            if rest in wanted:
+                return await phone.send(key)
+        more = [line for line in screen.splitlines() if line.endswith(("/More", " More languages"))]
+        assert more, f"{code}: not on {screen!r}, which offers no more languages"
+        screen = await phone.send(more[0].split(" ", 1)[0])
+        assert "98 " not in screen, f"the other languages take more than one screen: {screen!r}"
+    raise AssertionError(f"{code} is on neither the first screen nor More languages")
 
 
 async def choose(phone: Phone, screen: str, text: str) -> str:
@@ -173,3 +180,52 @@ def test_sms_language_for_a_latin_only_handset() -> None:
     assert SHIPPED.sms_language("hi_Latn", latin_only=True) == "hi_Latn"
     others = [x.code for x in SHIPPED.languages if not x.latin and x.code != "hi"]
     assert others and all(SHIPPED.sms_language(c, latin_only=True) == "en_IN" for c in others)
+
+
+async def test_the_caller_s_network_circle_puts_its_languages_first(
+    start_app: AppFactory, tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    # Phone dials from network 40445 (Airtel Karnataka): Kannada comes first.
+    menu = {"first": ["hi", "en_IN", "hi_Latn", "pa"], "networks": {"40445": ["kn"]}}
+    config = make_config(tmp_path, database_url, redis_url, language_menu=menu)
+    client = await start_app(config)
+    phone = Phone(client, number="+919811100003")
+    first = (await phone.dial()).splitlines()
+    assert first[1] == "1 ಕನ್ನಡ" and first[2] == "2 हिन्दी", first
+    more = await phone.send(first[-1].split(" ", 1)[0])
+    assert "Kannada" not in more and "Bangla" in more
+    back = await phone.send("0")
+    assert back.splitlines()[1] == "1 ಕನ್ನಡ"
+    await phone.send("1")
+    citizen = await Citizen.get(phone="+919811100003")
+    assert citizen.language == "kn"
+
+
+async def test_every_language_is_offered_on_one_screen_when_the_state_names_none(
+    start_app: AppFactory, tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    """Without ``language_menu.first`` the first screen lists every language, paged."""
+    config = make_config(tmp_path, database_url, redis_url, language_menu={"first": []})
+    client = await start_app(config)
+    phone = Phone(client, number="+919811100004")
+    screens = [await phone.dial()]
+    while "98 " in screens[-1]:
+        screens.append(await phone.send("98"))
+    listed = [line.split(" ", 1)[1] for s in screens for line in s.splitlines()[1:]]
+    assert all(any(label in listed for label in labels(config, c)) for c in CODES)
+    assert not any("More" in line for line in listed if not line.startswith(("98", "0 ")))
+
+
+@pytest.mark.parametrize(
+    ("menu", "error"),
+    [
+        ({"first": ["hi", "xx"]}, "language_menu.first: not configured languages: ['xx']"),
+        ({"first": ["hi", "hi"]}, "language_menu.first"),
+        ({"networks": {"40445": ["zz"]}}, "language_menu.networks.40445"),
+        ({"networks": {"4044x": ["hi"]}}, "language_menu.networks.4044x"),
+    ],
+)
+def test_the_language_menu_names_configured_languages(menu: dict[str, Any], error: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(SHIPPED_CONFIG, environ={}, overrides={"language_menu": menu})
+    assert error in str(e.value)

@@ -209,13 +209,15 @@ def walk(config: Config, only: frozenset[str] | None = None) -> Walk:
                     data=dict(data),
                 )
                 assert ctx.budget.ucs2 == ucs2_budget, "the engine must use the language's budget"
+                # A screen may show its own texts in a language of its own (Choice.shown_in).
+                texts = node.texts(ctx) if isinstance(node, Choice) else ctx
                 if isinstance(node, Choice):
-                    hints = [None, ctx.t(node.invalid)]
+                    hints = [None, texts.t(node.invalid)]
                 elif isinstance(node, TextInput):
                     hints = [None, ctx.t(node.too_short)]
                 else:
                     raise AssertionError(f"node {name}: unknown node type {type(node).__name__}")
-                hints += [ctx.t(h) for h in EXTRA_HINTS.get(name, ())]
+                hints += [texts.t(h) for h in EXTRA_HINTS.get(name, ())]
                 for hint in hints:
                     for can_go_back in (True, False):
                         where = (
@@ -271,8 +273,9 @@ def _check_items(
 ) -> None:
     """Every option is on exactly one page, whole, numbered 1..N in order; every page but
     the last offers "98 More" and the last does not."""
-    more = f"{NAV_MORE} {ctx.t(MORE)}"
-    back = f"{NAV_BACK} {ctx.t(BACK)}"
+    texts = node.texts(ctx)
+    more = f"{NAV_MORE} {texts.t(MORE)}"
+    back = f"{NAV_BACK} {texts.t(BACK)}"
     footers = {more, back, f"{more} {back}"}
     expected = [
         f"{i} {label_of(ctx, o.label)}" for i, o in enumerate(node.option_list(ctx), start=1)

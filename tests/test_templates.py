@@ -17,6 +17,7 @@ from gateway.sms.notices import STATUS_WORDS
 from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook, TemplateError
 from gateway.text.encoding import Encoding, measure_sms
 from gateway.text.i18n import Catalogs
+from gateway.text.reply_words import Vocabulary
 from tests.conftest import SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
@@ -72,6 +73,8 @@ def realistic_values(lang: str) -> dict[str, str]:
         "status": longest([catalogs.gettext(lang, word) for word in STATUS_WORDS.values()]),
         "remark": free_text(lang),
         "description": free_text(lang),
+        # The reply words the "not understood" and help SMS name (locales/<lang>/replies.yaml).
+        **Vocabulary.load(config.path(config.paths.locales), [lang]).words_to_send(lang),
     }
     return values
 
@@ -322,7 +325,8 @@ def test_the_linter_names_what_is_wrong(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parent.parent
     two = [{"code": "en_IN", "name": "English", "latin": True}, {"code": "hi", "name": "हिन्दी"}]
-    config = load_config(root / "config.yaml", environ={}, overrides={"languages": two})
+    overrides = {"languages": two, "language_menu": {"first": []}}
+    config = load_config(root / "config.yaml", environ={}, overrides=overrides)
     (tmp_path / "long_one.yaml").write_text(
         "name: long_one\ncategory: service_implicit\nvariables: [remark]\nlanguages:\n"
         "  en_IN: {text: 'Update: {remark}. " + "Please read this. " * 20 + "'}\n"
@@ -375,7 +379,11 @@ def test_the_linter_names_placeholder_dlt_ids_for_a_dlt_provider(tmp_path: Path)
         "    text: 'धन्यवाद।'\n",
         encoding="utf-8",
     )
-    overrides = {"languages": two, "paths": {"sms_templates": str(tmp_path)}}
+    overrides = {
+        "languages": two,
+        "language_menu": {"first": []},
+        "paths": {"sms_templates": str(tmp_path)},
+    }
     exotel = {
         "SMS_PROVIDER": "exotel",
         "EXOTEL_SID": "s",

@@ -24,6 +24,8 @@ from gateway.storage.models import Channel
 from gateway.text.i18n import N_
 from gateway.text.tickets import InvalidTicket
 from gateway.ussd.menu import (
+    BACK,
+    NAV_BACK,
     Action,
     Choice,
     Context,
@@ -41,6 +43,7 @@ from gateway.ussd.menu import (
     localized,
     verbatim,
 )
+from gateway.ussd.screen import compose
 
 __all__ = ["CitizenServices", "build_menu"]
 
@@ -96,21 +99,73 @@ def language_title(ctx: Ctx) -> str:
     return default if default == "Language" else f"{default}/Language"
 
 
+MORE_LANGUAGES = N_("More languages")
+"""The last option of the first screen, translated short ("अन्य": shown as "अन्य/More"),
+and the title of the screen listing the other languages (in English)."""
+LANGUAGE_INVALID = N_("Wrong choice.")
+"""Shorter than other screens' hint: the first screen is the most crowded."""
+
+
+def _choose(code: str) -> Action[CitizenServices]:
+    async def action(c: Ctx) -> Transition:
+        await c.services.set_language(c.phone, code)
+        c.language = code
+        return Restart("main")
+
+    return action
+
+
+def first_languages(ctx: Ctx) -> list[str]:
+    """The languages of the first screen: the caller's network circle's, then the state's
+    own (``language_menu``); every language when the state names none."""
+    menu = ctx.config.language_menu
+    if not menu.first:
+        return [lang.code for lang in ctx.config.languages]
+    return list(dict.fromkeys([*menu.networks.get(ctx.network, []), *menu.first]))
+
+
 def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
-    def choose(code: str) -> Action[CitizenServices]:
-        async def action(c: Ctx) -> Transition:
-            await c.services.set_language(c.phone, code)
-            c.language = code
-            return Restart("main")
+    codes = first_languages(ctx)
+    more = len(codes) < len(ctx.config.languages)
+    labels = _language_labels(ctx, codes, more=more)
+    options = [
+        Option(label=verbatim(label), action=_choose(code))
+        for code, label in zip(codes, labels, strict=True)
+    ]
+    if more:
+        options.append(Option(label=more_languages_label, next="more_languages"))
+    return options
 
-        return action
 
+def _language_labels(ctx: Ctx, codes: Sequence[str], *, more: bool) -> list[str]:
+    """Each language's name with its Latin hint ("हिन्दी (Hindi)") where the first screen
+    has room for them all, else its name alone: the state's languages and "More languages"
+    stay on one screen (a handset that cannot draw a script has English and Roman Hindi)."""
+    langs = [lang for lang in map(ctx.config.language, codes) if lang is not None]
+    hinted = [f"{lang.name} ({lang.hint})" if lang.hint else lang.name for lang in langs]
+    if not more:
+        return hinted
+    items = [f"{i} {label}" for i, label in enumerate(hinted, start=1)]
+    items.append(f"{len(items) + 1} {more_languages_label(ctx)}")
+    # Laid out as the Choice lays its pages out: for the longer of title and wrong-input hint.
+    header = max(language_title(ctx), ctx.t(LANGUAGE_INVALID), key=len)
+    if ctx.budget.fits(compose(header, items, f"{NAV_BACK} {ctx.t(BACK)}")):
+        return hinted
+    return [lang.name for lang in langs]
+
+
+def more_languages_label(ctx: Ctx) -> str:
+    default = ctx.t(MORE_LANGUAGES)
+    return default if default == MORE_LANGUAGES else f"{default}/More"
+
+
+def more_language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
+    # By their Latin names, so that the screen is GSM-7 and holds them all.
+    first = set(first_languages(ctx))
     return [
-        Option(
-            label=verbatim(f"{lang.name} ({lang.hint})" if lang.hint else lang.name),
-            action=choose(lang.code),
-        )
+        Option(label=verbatim(lang.hint or lang.name), action=_choose(lang.code))
         for lang in ctx.config.languages
+        if lang.code not in first
     ]
 
 
@@ -304,7 +359,15 @@ async def submit(ctx: Ctx) -> Transition:
 def build_menu(config: Config) -> Menu[CitizenServices]:
     """The citizen menu, as the gateway runs it."""
     nodes: list[Node[CitizenServices]] = [
-        Choice("language", title=language_title, options=language_options),
+        Choice(
+            "language", title=language_title, options=language_options, invalid=LANGUAGE_INVALID
+        ),
+        Choice(
+            "more_languages",
+            title=MORE_LANGUAGES,
+            options=more_language_options,
+            shown_in=_latin_language(config),
+        ),
         Choice(
             "main",
             title=main_title,
@@ -374,6 +437,14 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
         resumable=frozenset({"department", "district", "block", "issue", "description", "confirm"}),
         resume="resume",
     )
+
+
+def _latin_language(config: Config) -> str | None:
+    """The language screens listing languages by their Latin names are shown in."""
+    english = config.language("en_IN")
+    if english is not None and english.latin:
+        return english.code
+    return next((lang.code for lang in config.languages if lang.latin), None)
 
 
 async def _resume(ctx: Ctx) -> Transition:

@@ -38,7 +38,8 @@ from gateway.storage.models import (
     InboundMessage,
 )
 from gateway.text.phone import mask_phone
-from gateway.text.replies import Intent, Understood, understand
+from gateway.text.replies import Intent, Understood
+from gateway.text.reply_words import Vocabulary
 from gateway.text.tickets import InvalidTicket, TicketCodec
 
 __all__ = ["CLAIM", "InboundInProgress", "Inbox"]
@@ -65,8 +66,10 @@ class Inbox:
         lifecycle: Lifecycle,
         tickets: TicketCodec,
         dispatcher: Dispatcher,
+        vocabulary: Vocabulary,
     ) -> None:
         self.config = config
+        self.vocabulary = vocabulary
         self.notices = notices
         self.lifecycle = lifecycle
         self.tickets = tickets
@@ -151,9 +154,12 @@ class Inbox:
 
     async def _handle(self, sms: InboundSms, key: str, retried: bool) -> tuple[str, int | None]:
         """Act on and answer the SMS; its intent and the complaint it concerned."""
-        understood = understand(sms.text)
         officer = self._officers.get(sms.sender)
         citizen = await Citizen.get_or_none(phone=sms.sender)
+        # A citizen's words are read as their own language reads them first.
+        understood = self.vocabulary.understand(
+            sms.text, language=citizen.language if citizen is not None and officer is None else None
+        )
         language = (
             self.config.service.default_language
             if officer is not None or citizen is None or citizen.language is None
@@ -217,9 +223,7 @@ class Inbox:
                 await reply.send("officer_refused", ticket=complaint.ticket or "")
                 return complaint.id
             except InvalidTransfer:  # no such place, or where the complaint is already
-                await reply.send(
-                    "not_understood", service_code=self.config.service.service_code
-                )
+                await reply.send("not_understood", service_code=self.config.service.service_code)
                 return complaint.id
             except (IllegalTransition, ConcurrentChange):
                 await complaint.refresh_from_db()
@@ -363,11 +367,14 @@ class _Reply:
         self.key = key
 
     async def send(self, template: str, **values: str) -> None:
+        # Replies that say what the citizen may send name it in the reply's language.
+        words = self.inbox.vocabulary.words_to_send(self.language)
+        needed = self.inbox.notices.templates[template].variables
         draft = self.inbox.notices.draft(
             template,
             to=self.to,
             language=self.language,
-            values=values,
+            values={**{k: v for k, v in words.items() if k in needed}, **values},
             key=f"{self.key}:{template}",
             complaint_id=None,
         )

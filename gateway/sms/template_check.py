@@ -23,6 +23,7 @@ from gateway.sms.notices import STATUS_WORDS
 from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook
 from gateway.text.encoding import measure_sms
 from gateway.text.i18n import Catalogs
+from gateway.text.reply_words import Vocabulary
 
 __all__ = [
     "MAX_SEGMENTS",
@@ -47,8 +48,11 @@ class Row:
     problems: tuple[str, ...]
 
 
-def longest_values(config: Config, catalogs: Catalogs, language: str) -> dict[str, str]:
-    """The longest value the system can produce for each variable, in ``language``."""
+def longest_values(
+    config: Config, catalogs: Catalogs, language: str, *, vocabulary: Vocabulary | None = None
+) -> dict[str, str]:
+    """The longest value the system can produce for each variable, in ``language`` (the
+    reply words an SMS names: ``vocabulary``'s, read from the locales when not given)."""
 
     def longest(texts: list[str]) -> str:
         return max(texts, key=len) if texts else ""
@@ -57,7 +61,10 @@ def longest_values(config: Config, catalogs: Catalogs, language: str) -> dict[st
         return longest([n.get(language) or n[config.service.default_language] for n in items])
 
     days = [date(2026, 1, 1) + timedelta(days=d) for d in range(365)]
+    codes = [lang.code for lang in config.languages]
+    words = vocabulary or Vocabulary.load(config.path(config.paths.locales), codes)
     return {
+        **words.words_to_send(language),
         "ticket": "9" * (config.tickets.digits + 1),
         "department": named([d.name for d in config.departments]),
         "due_date": longest([catalogs.format_date(language, d) for d in days]),
@@ -133,8 +140,10 @@ def check_templates(config: Config, catalogs: Catalogs, book: TemplateBook) -> l
         else None
     )
     rows = []
-    for language in (lang.code for lang in config.languages):
-        values = longest_values(config, catalogs, language)
+    codes = [lang.code for lang in config.languages]
+    vocabulary = Vocabulary.load(config.path(config.paths.locales), codes)
+    for language in codes:
+        values = longest_values(config, catalogs, language, vocabulary=vocabulary)
         for name in book.names:
             rows.append(_check(book[name], language, values, config, placeholders))
     return rows

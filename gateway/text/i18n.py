@@ -20,7 +20,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-__all__ = ["DATE_FORMAT", "DOMAIN", "N_", "Catalogs", "compile_catalogs"]
+__all__ = ["DATE_FORMAT", "DOMAIN", "N_", "REVIEW_MARK", "Catalogs", "compile_catalogs", "reviewed"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,28 @@ DATE_FORMAT = "dd-MM-y"
 """How a date is written on screens and in SMS unless a language says otherwise
 (``languages[].date_format``): digits only, so that a new CLDR release cannot lengthen a
 screen (babel 2.19 turned Assamese's "medium" date ``10-04-2026`` into ``2026 এপ্ৰিল 10``)."""
+
+
+REVIEW_MARK = "# Reviewed by a native speaker:"
+"""The header comment line of a catalog that says whether a native speaker has reviewed its
+translations (``yes`` or ``no``): ``make translations`` keeps header comments."""
+
+
+def reviewed(locales_dir: Path, lang: str) -> bool | None:
+    """Whether ``lang``'s catalog says a native speaker reviewed it; None when it does not
+    say (or there is no catalog)."""
+    po = locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    try:
+        with po.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("#"):
+                    break
+                if line.startswith(REVIEW_MARK):
+                    answer = line.removeprefix(REVIEW_MARK).strip().casefold()
+                    return {"yes": True, "no": False}.get(answer)
+    except OSError:
+        return None
+    return None
 
 
 def N_(message: str) -> str:

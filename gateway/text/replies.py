@@ -1,15 +1,22 @@
 """What a citizen's or an officer's SMS reply means.
 
-Citizens answer the gateway from basic phones in Hindi, Hinglish and English ("1", "Haan ji!",
-"नहीं", "436805396 2", "STATUS 436805396"); officers close or annotate a complaint with
-"<ticket> DONE <remark>" or "<ticket> NOTE <remark>". :func:`understand` reads one such text.
-It never raises for any ``str`` and, when it is not sure, answers ``Intent.UNKNOWN`` rather
-than guess: only short answers count as yes or no, and a text saying both is not an answer.
+Citizens answer the gateway from basic phones in their own language, in its script or in
+Latin letters, and in English ("1", "Haan ji!", "நன்றி, ஆம்", "avunu", "436805396 2",
+"STATUS 436805396"); officers close or annotate a complaint with "<ticket> DONE <remark>" or
+"<ticket> NOTE <remark>". :func:`understand` reads one such text. It never raises for any
+``str`` and, when it is not sure, answers ``Intent.UNKNOWN`` rather than guess: only short
+answers count as yes or no, and a text saying both is not an answer.
 
-Tickets are extracted, not validated: a run of 6 to 13 digits (ASCII or Devanagari, possibly
-grouped with spaces, dashes or dots) is taken for a ticket here; ``TicketCodec.parse`` decides
-whether it is one. Whether the sender of an officer command is an officer is the caller's
-question too.
+The words of each language (yes, no, status, help, courtesies) are not here: they live in
+the locale data (``locales/<lang>/replies.yaml``, read by :mod:`gateway.text.reply_words`)
+and reach :func:`understand` as a :class:`Lexicon`, which reads a word as the citizen's own
+language does first. What stays here is what no language changes: the digits 1 and 2, "?",
+and the officers' commands (the state's working language).
+
+Tickets are extracted, not validated: a run of 6 to 13 digits (of any script: Devanagari,
+Bengali, Tamil, Arabic-Indic ..., possibly grouped with spaces, dashes or dots) is taken for
+a ticket here; ``TicketCodec.parse`` decides whether it is one. Whether the sender of an
+officer command is an officer is the caller's question too.
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
-__all__ = ["Intent", "Understood", "understand"]
+__all__ = ["Intent", "Lexicon", "Sense", "Understood", "ascii_digits", "phrase", "understand"]
 
 
 class Intent(enum.StrEnum):
@@ -63,8 +70,8 @@ _MAX_REMARK_CHARS: Final = 500
 # Every character is reduced to one of these classes. Tokens are then found in the string of
 # classes, which has the text's length, so their offsets point into the text itself and an
 # officer's remark can be cut from what was typed.
-_DIGIT: Final = "0"  # ASCII, once Devanagari digits are translated
-_LETTER: Final = "a"  # letters, combining marks, digits of other scripts
+_DIGIT: Final = "0"  # ASCII, once every script's decimal digits are translated
+_LETTER: Final = "a"  # letters, combining marks, other numerals (superscripts, fractions)
 _JOINER: Final = "j"  # invisible inside a word: ZWJ/ZWNJ, variation selectors, keycap marks
 _SPACE: Final = " "
 _DASH: Final = "-"  # dashes and dots, which may group a ticket's digits
@@ -73,12 +80,10 @@ _QUESTION: Final = "?"
 _SYMBOL: Final = "*"  # emoji and other non-ASCII symbols: a message, though not understood
 _PUNCT: Final = ","  # the rest: punctuation, ASCII symbols, control characters
 
-_DEVANAGARI_DIGITS: Final = str.maketrans("०१२३४५६७८९", "0123456789")
 _DASHES: Final = frozenset("-.\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d")
 _APOSTROPHES: Final = frozenset("'\u2019\u02bc")
 _QUESTION_MARKS: Final = frozenset("?\uff1f")
 _TOKEN: Final = re.compile(r"0+|[aj']+")
-_REPEATS: Final = re.compile(r"(.)\1+")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -107,48 +112,46 @@ def _classify(char: str) -> str:
     return _PUNCT
 
 
-class _Sense(enum.Enum):
+class Sense(enum.Enum):
+    """What a word or phrase means in a reply (a :class:`Lexicon` says which means what)."""
+
     YES = enum.auto()
     NO = enum.auto()
     SOFT_YES = enum.auto()  # "ji": yes alone, mere politeness next to another answer
     OK = enum.auto()  # "ok": yes only as the whole message, else an acknowledgement
     COURTESY = enum.auto()  # "sir", "please", "hai": allowed around an answer, not one
+    STATUS = enum.auto()  # a keyword asking for a complaint's status
+    HELP = enum.auto()  # a keyword asking how to use the service
 
 
-def _phrases(sense: _Sense, phrases: Iterable[str]) -> dict[tuple[str, ...], _Sense]:
-    return {tuple(phrase.split()): sense for phrase in phrases}
+class Lexicon(Protocol):
+    """The words replies are read with, each phrase as :func:`phrase` makes it."""
+
+    @property
+    def longest_phrase(self) -> int:
+        """The most words a phrase of this lexicon has."""
+        ...
+
+    def sense(self, words: tuple[str, ...], language: str | None) -> Sense | None:
+        """What ``words`` mean from a citizen whose language is ``language``; None when
+        they mean nothing to the lexicon (or something else in that language)."""
+        ...
+
+    def canonical(self, word: str) -> str:
+        """The known word ``word`` is, allowing for stretched letters ("haaan", "illaiii");
+        ``word`` itself when it is none."""
+        ...
 
 
-# "haan ji", "ji haan", "हाँ जी", "ठीक है", "nahi hua", "नहीं हुआ" are read word by word.
-_SENSES: Final[dict[tuple[str, ...], _Sense]] = {
-    **_phrases(
-        _Sense.YES,
-        "1 yes y yeah yep yup haan han haa ha hanji haanji theek thik solved "
-        "हाँ हां हा हाँजी ठीक".split(),
-    ),
-    **_phrases(_Sense.YES, ("ho gaya", "ho gya", "hogaya", "हो गया", "हो गई")),
-    **_phrases(_Sense.NO, "2 no n nope nahi nahin nhi nai na नहीं नही ना".split()),
-    **_phrases(_Sense.NO, ("not solved",)),
-    **_phrases(_Sense.SOFT_YES, ("ji", "जी")),
-    **_phrases(_Sense.OK, ("ok", "okay")),
-    **_phrases(
-        _Sense.COURTESY,
-        "sir sar madam mam maam sahab saheb sahib saab bhai bhaiya please pls plz thanks "
-        "thanx thx thankyou dhanyavad dhanyawad dhanyvad shukriya hai hua hui "
-        "सर मैडम साहब भाई भैया कृपया धन्यवाद शुक्रिया है हुआ हुई".split(),
-    ),
-    **_phrases(_Sense.COURTESY, ("thank you",)),
-}
-_KEYWORDS: Final[dict[str, Intent]] = {
-    **dict.fromkeys(("status", "sthiti", "sthithi", "stithi", "स्थिति", "स्तिथि"), Intent.STATUS),
-    **dict.fromkeys(("help", "madad", "मदद", "sahayata", "sahayta", "सहायता"), Intent.HELP),
-}
+_ANSWERS: Final = frozenset({Sense.YES, Sense.NO, Sense.SOFT_YES, Sense.OK, Sense.COURTESY})
+_KEYWORDS: Final = {Sense.STATUS: Intent.STATUS, Sense.HELP: Intent.HELP}
+# The feedback question asks for 1 or 2, whatever the language.
+_DIGIT_SENSES: Final[dict[tuple[str, ...], Sense]] = {("1",): Sense.YES, ("2",): Sense.NO}
 _COMMANDS: Final[dict[str, Intent]] = {
     **dict.fromkeys(("done", "nipta", "निपटा"), Intent.OFFICER_DONE),
     "note": Intent.OFFICER_NOTE,
     **dict.fromkeys(("transfer", "bhejo", "भेजो"), Intent.OFFICER_TRANSFER),
 }
-_ANSWER_WORDS: Final = frozenset(word for phrase in _SENSES for word in phrase)
 # Separators an officer may put between the command and the remark ("DONE: ...", "NOTE - ...").
 _REMARK_LEAD: Final = " :;,.|/=>#*~…।\ufeff" + "".join(_DASHES)
 
@@ -169,32 +172,52 @@ def _is_ticket(token: _Token) -> bool:
     return token.is_number and _is_ticket_length(len(token.text))
 
 
-def _canonical(word: str) -> str:
-    """The answer word ``word`` is, allowing for stretched letters ("haaan", "nahiii").
-
-    Keywords and commands are left alone: they are matched as typed, whole words only.
-    """
-    if word in _ANSWER_WORDS or not word.isascii():
-        return word
-    for repeat in (r"\1\1", r"\1"):
-        shortened = _REPEATS.sub(repeat, word)
-        if shortened in _ANSWER_WORDS:
-            return shortened
-    return word
+def ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of any script (Devanagari ४, Bengali ৪, Tamil ௪,
+    Arabic-Indic ٤, Extended Arabic-Indic ۴ ...) written as its ASCII digit; same length."""
+    if text.isascii():
+        return text
+    return "".join(_ascii_digit(c) for c in text)
 
 
-def _tokens(text: str, classes: str) -> list[_Token]:
-    tokens: list[_Token] = []
+@functools.lru_cache(maxsize=4096)
+def _ascii_digit(char: str) -> str:
+    if char.isascii() or unicodedata.category(char) != "Nd":
+        return char
+    return str(unicodedata.decimal(char))
+
+
+def _words(text: str, classes: str) -> list[tuple[str, int, int]]:
+    """Each word and run of digits of ``text`` (digits already ASCII), with its offsets:
+    a word casefolded, with joiners and apostrophes dropped."""
+    found: list[tuple[str, int, int]] = []
     for match in _TOKEN.finditer(classes):
         start, end = match.span()
         if classes[start] == _DIGIT:
-            tokens.append(_Token(text[start:end], True, start, end))
+            found.append((text[start:end], start, end))
             continue
         word = "".join(
             c for c, k in zip(text[start:end], classes[start:end], strict=True) if k == _LETTER
         )
         if word:
-            tokens.append(_Token(_canonical(word.casefold()), False, start, end))
+            found.append((word.casefold(), start, end))
+    return found
+
+
+def phrase(text: str) -> tuple[str, ...]:
+    """The words of ``text`` as replies are read (NFC, casefolded, digits ASCII, joiners and
+    punctuation dropped): how a :class:`Lexicon` must key its phrases."""
+    normal = ascii_digits(unicodedata.normalize("NFC", text))
+    return tuple(word for word, _, _ in _words(normal, "".join(map(_classify, normal))))
+
+
+def _tokens(text: str, classes: str, lexicon: Lexicon) -> list[_Token]:
+    tokens = [
+        _Token(word, True, start, end)
+        if word.isdigit()
+        else _Token(lexicon.canonical(word), False, start, end)
+        for word, start, end in _words(text, classes)
+    ]
     return _group_digits(tokens, classes)
 
 
@@ -286,14 +309,18 @@ def _officer_command(tokens: Sequence[_Token], text: str) -> Understood | None:
     return Understood(intent, ticket.text, remark)
 
 
-def _senses(words: Sequence[str]) -> list[_Sense] | None:
-    """The sense of each word or phrase in ``words``; None if any is not in the vocabulary."""
-    senses: list[_Sense] = []
+def _sense(words: tuple[str, ...], lexicon: Lexicon, language: str | None) -> Sense | None:
+    return _DIGIT_SENSES.get(words) or lexicon.sense(words, language)
+
+
+def _senses(words: Sequence[str], lexicon: Lexicon, language: str | None) -> list[Sense] | None:
+    """The sense of each word or phrase in ``words``; None if any is not an answer word."""
+    senses: list[Sense] = []
     index = 0
     while index < len(words):
-        for size in (2, 1):
-            sense = _SENSES.get(tuple(words[index : index + size]))
-            if sense is not None and len(words) - index >= size:
+        for size in range(min(lexicon.longest_phrase, len(words) - index), 0, -1):
+            sense = _sense(tuple(words[index : index + size]), lexicon, language)
+            if sense in _ANSWERS:
                 senses.append(sense)
                 index += size
                 break
@@ -302,21 +329,23 @@ def _senses(words: Sequence[str]) -> list[_Sense] | None:
     return senses
 
 
-def _short_answer(words: Sequence[_Token], tickets: frozenset[str]) -> Understood | None:
+def _short_answer(
+    words: Sequence[_Token], tickets: frozenset[str], lexicon: Lexicon, language: str | None
+) -> Understood | None:
     if len(words) > _MAX_ANSWER_WORDS or len(tickets) > 1:
         return None
-    senses = _senses([word.text for word in words])
+    senses = _senses([word.text for word in words], lexicon, language)
     if senses is None:
         return None
     ticket = next(iter(tickets), None)
-    answers = {sense for sense in senses if sense in (_Sense.YES, _Sense.NO)}
-    if answers == {_Sense.YES}:
+    answers = {sense for sense in senses if sense in (Sense.YES, Sense.NO)}
+    if answers == {Sense.YES}:
         return Understood(Intent.SOLVED, ticket)
-    if answers == {_Sense.NO}:
+    if answers == {Sense.NO}:
         return Understood(Intent.NOT_SOLVED, ticket)
     if answers:
         return Understood(Intent.UNKNOWN)
-    if _Sense.SOFT_YES in senses or (senses and ticket is None and set(senses) == {_Sense.OK}):
+    if Sense.SOFT_YES in senses or (senses and ticket is None and set(senses) == {Sense.OK}):
         return Understood(Intent.SOLVED, ticket)
     if ticket is not None:
         # A ticket sent alone (perhaps with a "please") asks about that ticket.
@@ -324,9 +353,12 @@ def _short_answer(words: Sequence[_Token], tickets: frozenset[str]) -> Understoo
     return None
 
 
-def _keyword(words: Sequence[_Token], tickets: frozenset[str]) -> Understood | None:
+def _keyword(
+    words: Sequence[_Token], tickets: frozenset[str], lexicon: Lexicon, language: str | None
+) -> Understood | None:
     for index, word in enumerate(words):
-        intent = _KEYWORDS.get(word.text)
+        sense = None if word.is_number else lexicon.sense((word.text,), language)
+        intent = _KEYWORDS.get(sense) if sense is not None else None
         # A keyword opens a message; inside a short one it is still a request, inside a long
         # one it is more likely part of a sentence ("thanks for the help").
         if intent is not None and (index == 0 or len(words) <= _MAX_ANSWER_WORDS):
@@ -336,24 +368,27 @@ def _keyword(words: Sequence[_Token], tickets: frozenset[str]) -> Understood | N
     return None
 
 
-def understand(text: str) -> Understood:
+def understand(text: str, lexicon: Lexicon, *, language: str | None = None) -> Understood:
     """What ``text``, one SMS or USSD reply, means; Intent.UNKNOWN when that is not clear.
 
-    Recognised, after NFC normalisation and case folding, punctuation and emoji ignored:
+    ``lexicon`` gives the words, read as ``language`` (the citizen's) reads them first.
+    Recognised, after NFC normalisation, case folding and every script's digits made ASCII,
+    punctuation and emoji ignored:
 
     * an officer command, ``<ticket> DONE|NIPTA|निपटा|NOTE <remark>`` or the keyword first;
       without a ticket, or NOTE without a remark, it is UNKNOWN;
-    * a short answer, at most three words besides a ticket: yes ("1", "haan ji", "हाँ", "ok"
-      alone) is SOLVED, no ("2", "nahi hua", "नहीं") NOT_SOLVED, both at once UNKNOWN;
+    * a short answer, at most three words besides a ticket: yes ("1", "haan ji", "ஆம்", "ok"
+      alone) is SOLVED, no ("2", "nahi hua", "இல்லை", "illai") NOT_SOLVED, both at once
+      UNKNOWN;
     * a ticket alone, or with only courtesies ("sir", "please"), is STATUS for that ticket;
-    * STATUS/STHITI/स्थिति and HELP/MADAD/मदद/SAHAYATA/सहायता as the first word or within a
-      short message, and "?" alone;
+    * a status keyword (STATUS, STHITI, நிலை ...) or a help keyword (HELP, MADAD, உதவி ...)
+      as the first word or within a short message, and "?" alone;
     * nothing but whitespace and punctuation is EMPTY.
     """
     original = unicodedata.normalize("NFC", text)
-    digits_ascii = original.translate(_DEVANAGARI_DIGITS)
+    digits_ascii = ascii_digits(original)
     classes = "".join(map(_classify, digits_ascii))
-    tokens = _tokens(digits_ascii, classes)
+    tokens = _tokens(digits_ascii, classes, lexicon)
     if not tokens:
         if _QUESTION in classes:
             return Understood(Intent.HELP)
@@ -365,4 +400,8 @@ def understand(text: str) -> Understood:
         return command
     tickets = frozenset(token.text for token in tokens if _is_ticket(token))
     words = [token for token in tokens if not _is_ticket(token)]
-    return _short_answer(words, tickets) or _keyword(words, tickets) or Understood(Intent.UNKNOWN)
+    return (
+        _short_answer(words, tickets, lexicon, language)
+        or _keyword(words, tickets, lexicon, language)
+        or Understood(Intent.UNKNOWN)
+    )

@@ -86,7 +86,13 @@ class UssdEngine(Generic[S]):
         }
 
     def context(
-        self, *, phone: str, session_id: str, language: str, data: dict[str, str]
+        self,
+        *,
+        phone: str,
+        session_id: str,
+        language: str,
+        data: dict[str, str],
+        network: str = "",
     ) -> Context[S]:
         return Context(
             phone=phone,
@@ -97,6 +103,7 @@ class UssdEngine(Generic[S]):
             catalogs=self.catalogs,
             services=self.services,
             budget=self._budgets.get(language, Budget()),
+            network=network,
         )
 
     async def handle(self, hop: UssdHop) -> UssdReply:
@@ -190,7 +197,13 @@ class UssdEngine(Generic[S]):
         self, hop: UssdHop, raw_draft: bytes | None
     ) -> tuple[SessionState, list[str]]:
         language = self.config.service.default_language
-        ctx = self.context(phone=hop.phone, session_id=hop.session_id, language=language, data={})
+        ctx = self.context(
+            phone=hop.phone,
+            session_id=hop.session_id,
+            language=language,
+            data={},
+            network=hop.network_code,
+        )
         draft = None
         if self.menu.resume is not None and raw_draft is not None:
             draft = json.loads(raw_draft)
@@ -267,7 +280,11 @@ class UssdEngine(Generic[S]):
 
     def _ctx(self, state: SessionState, hop: UssdHop) -> Context[S]:
         return self.context(
-            phone=state.phone, session_id=hop.session_id, language=state.language, data=state.data
+            phone=state.phone,
+            session_id=hop.session_id,
+            language=state.language,
+            data=state.data,
+            network=hop.network_code,
         )
 
     def _render(self, state: SessionState, hop: UssdHop) -> str:

@@ -8,7 +8,7 @@ is common to all of them: navigation keys, pages, budgets, hints, session state,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 from gateway.config import Config
@@ -61,6 +61,8 @@ class Context(Generic[S]):
     services: S
     """The application's services, of the shape the menu states."""
     budget: Budget
+    network: str = ""
+    """The caller's network code (MCC and MNC) where the aggregator sends it, else empty."""
 
     def t(self, message: str) -> str:
         """``message`` (an English message id) in the citizen's language."""
@@ -177,13 +179,21 @@ class Choice(Generic[S]):
     being confirmed); the title is shortened to fit."""
     hints: tuple[str, ...] = ()
     """Other hints this node's actions may show (message ids): pages leave room for them."""
+    shown_in: str | None = None
+    """The language this screen's own texts (title, hints, More, Back) are shown in whatever
+    the caller's (a list of languages by their Latin names, kept GSM-7: 182 characters)."""
 
     def option_list(self, ctx: Context[S]) -> Sequence[Option[S]]:
         return self.options(ctx) if callable(self.options) else self.options
 
+    def texts(self, ctx: Context[S]) -> Context[S]:
+        """The context this screen's texts are translated in (``ctx`` unless ``shown_in``)."""
+        return ctx if self.shown_in is None else replace(ctx, language=self.shown_in)
+
     def render(
         self, ctx: Context[S], *, page: int, hint: str | None, can_go_back: bool
     ) -> Rendered:
+        ctx = self.texts(ctx)
         options = self.option_list(ctx)
         items = [f"{i} {_text(ctx, o.label)}" for i, o in enumerate(options, start=1)]
         title = _text(ctx, self.title)
@@ -217,7 +227,7 @@ class Choice(Generic[S]):
     async def handle(self, ctx: Context[S], value: str, *, page: int) -> Transition:
         options = self.option_list(ctx)
         if not value.isdigit() or not 1 <= int(value) <= len(options):
-            return Reject(ctx.t(self.invalid))
+            return Reject(self.texts(ctx).t(self.invalid))
         option = options[int(value) - 1]
         if self.store is not None and option.value is not None:
             ctx.data[self.store] = option.value

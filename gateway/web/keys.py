@@ -18,6 +18,7 @@ from gateway.complaints.lifecycle import Lifecycle
 from gateway.complaints.registration import ComplaintService
 from gateway.config import Config
 from gateway.sms.templates import TemplateBook
+from gateway.staff.sign_in_codes import SignInCodes
 from gateway.text.i18n import Catalogs
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "PROVIDERS",
     "REDIS",
     "SIGNER",
+    "SIGN_IN_CODES",
     "TEMPLATES",
     "WORKER",
 ]
@@ -50,3 +52,4 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 WORKER = web.AppKey("worker", Worker)
 BULK_WORKER = web.AppKey("bulk_worker", Worker)
 CAMPAIGNS = web.AppKey("campaigns", Campaigns)
+SIGN_IN_CODES = web.AppKey("sign_in_codes", SignInCodes)

@@ -4,11 +4,14 @@ Failed sign-ins are counted in Redis per account and per address for
 ``console.failure_window_minutes``; past ``console.failures_per_account`` or
 ``failures_per_address`` every sign-in from there, right or wrong, is refused until the
 window ends (the answer does not say whether the password was right). Sign-ins, refused
-sign-ins and sign-outs are audit records.
+sign-ins and sign-outs are audit records. With ``console.otp`` the right password texts a
+one-time code (:mod:`gateway.staff.sign_in_codes`) and the sign-in ends when it is typed
+back; a wrong code counts as a failed sign-in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,7 +29,7 @@ from gateway.web.console.session import (
     signed_in_staff,
 )
 from gateway.web.console.text import C_
-from gateway.web.keys import CLOCK, CONFIG, REDIS
+from gateway.web.keys import CLOCK, CONFIG, REDIS, SIGN_IN_CODES
 
 __all__ = ["routes"]
 
@@ -106,9 +109,73 @@ async def signin(request: web.Request) -> web.StreamResponse:
             username=username,
             error=say(C_("Wrong username or password.")),
         )
+    if request.config_dict[CONFIG].console.otp:
+        return await _ask_for_code(request, staff, say)
+    return await _signed_in(request, staff)
+
+
+async def _signed_in(request: web.Request, staff: StaffMember) -> web.StreamResponse:
     await sign_in_session(request, staff)
     await audit(actor_of(staff), "console.signin", detail={"address": _address(request)})
     raise web.HTTPSeeOther("/console/")
+
+
+async def _ask_for_code(
+    request: web.Request, staff: StaffMember, say: Callable[[str], str]
+) -> web.StreamResponse:
+    """The password was right: text the second factor and ask for it (``console.otp``)."""
+    challenge = await request.config_dict[SIGN_IN_CODES].send(staff)
+    if challenge is None:
+        await audit(actor_of(staff), "console.signin_no_phone")
+        return await render(
+            request,
+            "signin.html",
+            status=403,
+            username=staff.username,
+            error=say(
+                C_(
+                    "This account has no registered number for the sign-in code. "
+                    "Ask an administrator to add it."
+                )
+            ),
+        )
+    session = await get_session(request)
+    session["code_for"] = challenge
+    session["code_user"] = staff.username
+    raise web.HTTPSeeOther("/console/signin/code")
+
+
+@routes.get("/signin/code")
+async def code_page(request: web.Request) -> web.StreamResponse:
+    session = await get_session(request)
+    if "code_for" not in session:
+        raise web.HTTPSeeOther("/console/signin")
+    return await render(request, "signin_code.html", error=None)
+
+
+@routes.post("/signin/code")
+async def code_check(request: web.Request) -> web.StreamResponse:
+    """The second factor typed back: signed in, or asked again (each wrong code counts as a
+    failed sign-in, and too many send the staff member back to their password)."""
+    session = await get_session(request)
+    challenge, username = session.get("code_for"), str(session.get("code_user", ""))
+    if not isinstance(challenge, str):
+        raise web.HTTPSeeOther("/console/signin")
+    lang = request.config_dict[CONSOLE_TEXT]
+    chosen = lang.choose(session.get("lang"))
+    if await _throttled(request, username):
+        session.pop("code_for", None)
+        raise web.HTTPSeeOther("/console/signin")
+    code = str((await request.post()).get("code", ""))[:12]
+    staff_id = await request.config_dict[SIGN_IN_CODES].check(challenge, code)
+    staff = await StaffMember.get_or_none(id=staff_id, active=True) if staff_id else None
+    if staff is None:
+        await _count_failure(request, username)
+        await audit("console", "console.code_failed", target=f"staff:{username[:40]}")
+        error = lang.gettext(chosen, C_("Wrong or expired code."))
+        return await render(request, "signin_code.html", status=401, error=error)
+    session.pop("code_for", None)
+    return await _signed_in(request, staff)
 
 
 @routes.post("/signout")
