@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import yaml
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CALLBACKS, CONFIG, SIGNER
 from gateway.storage.models import InboundMessage, UssdSession
-from tests.conftest import AppFactory, make_config
+from tests.conftest import SHIPPED_CONFIG, AppFactory, make_config
 from tests.staff_helpers import ROLES
 from tests.test_console import account, csrf, sign_in
 
@@ -109,3 +110,19 @@ async def test_no_input_answers_500(client: TestClient[Any, Any]) -> None:
         assert answer.status in (303, 400), (bad, answer.status)
     html = await press(client, action="call", typed="*999#")
     assert "it is the only code served here" in html
+
+
+async def test_the_screen_is_measured_against_the_languages_budget(
+    start_app: AppFactory, tmp_path: Any, database_url: str, redis_url: str
+) -> None:
+    raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    for lang in raw["languages"]:
+        if lang["code"] == "hi":
+            lang["screen_budget"] = 70
+    config = make_config(tmp_path, database_url, redis_url, languages=raw["languages"])
+    client = await start_app(config)
+    await press(client, action="number", number="+919812345602")
+    html = await press(client, action="call", typed="")  # the language list, in Hindi too
+    assert "/70 UCS2" in html
+    html = await press(client, action="call", typed="2")  # English: GSM-7, 182
+    assert "/182 GSM7" in html

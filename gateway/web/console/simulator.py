@@ -32,8 +32,8 @@ from aiohttp_session import Session, get_session
 
 from gateway.channels.simulator import network
 from gateway.config import Config
-from gateway.storage.models import InboundMessage, OutboundMessage, StaffRole
-from gateway.text.encoding import measure_screen
+from gateway.storage.models import Citizen, InboundMessage, OutboundMessage, StaffRole
+from gateway.text.encoding import USSD_UCS2_BUDGET, measure_screen
 from gateway.text.phone import InvalidPhoneNumber, mask_phone, normalize_phone
 from gateway.web.console.pages import render
 from gateway.web.console.session import signed_in_staff
@@ -92,7 +92,9 @@ async def simulator_page(request: web.Request) -> web.StreamResponse:
     config = request.config_dict[CONFIG]
     phone = _phone(state, access)
     screen = state.get("screen")
-    measure = measure_screen(screen) if isinstance(screen, str) else None
+    measure = None
+    if isinstance(screen, str):
+        measure = measure_screen(screen, ucs2_budget=await _ucs2_budget(config, phone))
     return await render(
         request,
         "simulator.html",
@@ -106,6 +108,15 @@ async def simulator_page(request: web.Request) -> web.StreamResponse:
         inbox=await _inbox(phone),
         test_numbers=access.prefixes,
     )
+
+
+async def _ucs2_budget(config: Config, phone: str) -> int:
+    """A UCS-2 screen's budget for the number's language (``screen_budget``, else 80), as
+    the menus measure it; the service's default language before the number has chosen."""
+    citizen = await Citizen.get_or_none(phone=phone)
+    code = citizen.language if citizen and citizen.language else config.service.default_language
+    lang = config.language(code)
+    return lang.screen_budget if lang and lang.screen_budget else USSD_UCS2_BUDGET
 
 
 @routes.post("/simulator")
