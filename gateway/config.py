@@ -449,6 +449,11 @@ class ConsoleSettings(_Model):
     """How long a sign-in code works."""
     otp_tries: Annotated[int, Field(ge=1, le=10)] = 5
     """Wrong codes before a code is gone (the password is asked again)."""
+    simulator_numbers: list[Annotated[str, Field(pattern=r"^\+[0-9]{4,15}$")]] = []
+    """Test numbers the phone simulator (``/console/simulator``) may use when SMS really go
+    out (``sms.provider`` not ``simulator``): E.164 prefixes (``+9190000000`` is the hundred
+    numbers after it); state administrators only, and never another number, so that no
+    citizen's SMS are shown. Empty: the simulator is there only with the simulator provider."""
 
 
 class Paths(_Model):

@@ -69,8 +69,10 @@ __all__ = [
     "InvalidMonth",
     "MissedCallFigures",
     "MonthlyReview",
+    "TrendPoint",
     "month_bounds",
     "monthly_review",
+    "monthly_trend",
 ]
 
 Dimension = Literal["department", "district", "officer"]
@@ -559,6 +561,57 @@ async def monthly_review(
         flagged_officers=candidates[: settings.escalation_flag_top],
         missed_calls=await _missed_calls(start, as_of) if state_wide else None,
     )
+
+
+class TrendPoint(BaseModel):
+    """One month of a trend: complaints received, resolved, resolved within the deadline."""
+
+    month: str
+    received: int = 0
+    resolved: int = 0
+    resolved_within_deadline: int = 0
+
+
+async def monthly_trend(
+    *,
+    months: list[str],
+    scope: Scope,
+    config: Config,
+    district: str | None = None,
+    department: str | None = None,
+) -> list[TrendPoint]:
+    """Received, resolved and resolved within deadline in each of ``months`` (``YYYY-MM``,
+    consecutive, oldest first), as :func:`monthly_review` counts them, in one query over
+    their span (a month is a bucket of event times). Raises :class:`InvalidMonth`."""
+    bounds = [month_bounds(month, config.service.timezone) for month in months]
+    q = _Query(get_connection("default").capabilities.dialect)
+    where = " AND ".join(
+        q.scope(c) for c in _conditions(scope, district=district, department=department)
+    )
+    bucket = " ".join(
+        f"WHEN e.created_at < {q.p(end)} THEN {i}" for i, (_, end) in enumerate(bounds)
+    )
+    registered, resolved = _lit(EventKind.REGISTERED.value), _lit(EventKind.RESOLVED.value)
+    sql = f"""
+        SELECT m, SUM(reg) AS received, SUM(res) AS resolved, SUM(on_time) AS on_time FROM (
+          SELECT CASE {bucket} END AS m,
+            CASE WHEN e.kind = {registered} THEN 1 ELSE 0 END AS reg,
+            CASE WHEN e.kind = {resolved} THEN 1 ELSE 0 END AS res,
+            CASE WHEN e.kind = {resolved} AND e.due_at IS NOT NULL
+                  AND e.created_at <= e.due_at THEN 1 ELSE 0 END AS on_time
+          FROM complaint_event e JOIN complaint c ON c.id = e.complaint_id
+          WHERE e.created_at >= {q.p(bounds[0][0])} AND e.created_at < {q.p(bounds[-1][1])}
+            AND e.kind IN ({registered}, {resolved})
+            AND {where}
+        ) bucketed
+        GROUP BY m"""
+    points = [TrendPoint(month=month) for month in months]
+    for row in await _rows(q, sql):
+        point = points[int(row["m"])]
+        point.received = int(row["received"] or 0)
+        point.resolved = int(row["resolved"] or 0)
+        point.resolved_within_deadline = int(row["on_time"] or 0)
+    return points
 
 
 async def _missed_calls(start: datetime, end: datetime) -> MissedCallFigures:

@@ -5,7 +5,9 @@ small script served from ``/console/static/``: nothing comes from elsewhere, and
 Content-Security-Policy allows nothing else. It uses the staff API's scope, roles and
 domain calls, so that the browser and the API allow and refuse the same things:
 :mod:`.session` (sign-in state, CSRF, headers), :mod:`.signin`, :mod:`.complaints`,
-:mod:`.register`, :mod:`.accounts`, :mod:`.notices`; :mod:`.text` holds its Hindi and English.
+:mod:`.register`, :mod:`.accounts`, :mod:`.notices` (bulk notices), :mod:`.simulator` (the
+phone simulator), :mod:`.review` (the monthly review); :mod:`.text` holds its Hindi and
+English.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 
 from gateway.config import Config
-from gateway.web.console import accounts, complaints, notices, register, signin
+from gateway.web.console import (
+    accounts,
+    complaints,
+    notices,
+    register,
+    review,
+    signin,
+    simulator,
+)
 from gateway.web.console.pages import CONSOLE_TEXT
 from gateway.web.console.session import RedisSessions, console_middleware
 from gateway.web.console.text import ConsoleText
@@ -45,9 +55,7 @@ def create_console(config: Config) -> web.Application:
             console_middleware,
         ]
     )
-    console[CONSOLE_TEXT] = ConsoleText(
-        config.path(config.paths.locales), config.console.languages
-    )
+    console[CONSOLE_TEXT] = ConsoleText(config.path(config.paths.locales), config.console.languages)
     env = aiohttp_jinja2.setup(
         console,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -55,7 +63,7 @@ def create_console(config: Config) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     env.globals["static"] = _static_url
-    for module in (signin, complaints, register, accounts, notices):
+    for module in (signin, complaints, register, accounts, notices, simulator, review):
         console.router.add_routes(module.routes)
     console.router.add_static("/static", HERE / "static", append_version=True)
     return console

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from gateway.config import Config
-from gateway.storage.models import StaffMember
+from gateway.storage.models import StaffMember, StaffRole
 from gateway.web.console.session import session_context, signed_in_staff
 from gateway.web.console.text import (
     EVENT_LABELS,
@@ -120,6 +120,8 @@ async def render(
         "status_label": label(STATUS_LABELS),
         "event_label": label(EVENT_LABELS),
         "sms_label": label(SMS_LABELS),
+        "simulator_open": config.sms.provider == "simulator"
+        or bool(staff and staff.role == StaffRole.STATE_ADMIN and config.console.simulator_numbers),
         **session_context(session),
     }
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)

@@ -60,6 +60,8 @@ HEADERS = {
 }
 PUBLIC = ("/console/signin", "/console/static/", "/console/password/", "/console/language")
 """Paths answered without a signed-in staff member."""
+SIMULATOR = "/console/simulator"
+"""The phone simulator: public while the simulator provider sends (see :func:`_public`)."""
 
 _STAFF = web.RequestKey("console_staff", StaffMember)
 _SCOPE = web.RequestKey("console_scope", Scope)
@@ -174,8 +176,13 @@ def _storage(request: web.Request) -> RedisSessions:
     return storage
 
 
-def _public(path: str) -> bool:
-    return path.startswith(PUBLIC)
+def _public(request: web.Request) -> bool:
+    if request.path.startswith(PUBLIC):
+        return True
+    # The phone simulator is the page a trainer opens first: open to anyone while no SMS
+    # really goes out (the simulator provider); otherwise it is a state administrator's.
+    simulated = request.config_dict[CONFIG].sms.provider == "simulator"
+    return simulated and request.path.startswith(SIMULATOR)
 
 
 async def _signed_in(request: web.Request, session: Session) -> StaffMember | None:
@@ -227,12 +234,14 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.method == "POST" and not await _csrf_ok(request, session):
         raise web.HTTPForbidden(text="403: this form has expired or did not come from the console")
     await _storable(request)
-    if not _public(request.path):
+    public = _public(request)
+    if not public or request.path.startswith(SIMULATOR):  # a signed-in trainer keeps the menu
         staff = await _signed_in(request, session)
-        if staff is None:
+        if staff is None and not public:
             raise web.HTTPSeeOther("/console/signin")
-        request[_STAFF] = staff
-        request[_SCOPE] = scope_of(staff, request.config_dict[CONFIG])
+        if staff is not None:
+            request[_STAFF] = staff
+            request[_SCOPE] = scope_of(staff, request.config_dict[CONFIG])
     return await handler(request)
 
 
