@@ -46,7 +46,7 @@ from gateway.text.i18n import Catalogs, compile_catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
-from gateway.web.health import healthz
+from gateway.web.health import healthz, live, ready
 from gateway.web.keys import (
     BULK_WORKER,
     CAMPAIGNS,
@@ -87,6 +87,7 @@ __all__ = [
     "job_context",
     "load_static",
     "open_services",
+    "setup_ops_routes",
     "worker_context",
 ]
 
@@ -455,4 +456,12 @@ def worker_context(app: web.Application) -> JobContext:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    setup_ops_routes(app)
     app.add_subapp(API_PREFIX, create_api())
+
+
+def setup_ops_routes(app: web.Application) -> None:
+    """What operators' tools ask: the health checks (and metrics) of a web process, or of
+    a worker run alone (``python -m gateway worker --port``)."""
+    app.router.add_get("/healthz/live", live)
+    app.router.add_get("/healthz/ready", ready)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.cli.base import setup_logging
-from gateway.config import Config, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.ops.startup import listen_problem
 
 if TYPE_CHECKING:
@@ -32,6 +32,13 @@ def add_parser(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.redis.url == "embedded" and (args.no_worker or not config.worker.embedded):
+        why = "--no-worker" if args.no_worker else "worker.embedded: false"
+        raise ConfigError(
+            f"{why}: the embedded Redis lives inside this process, so no worker elsewhere "
+            "can reach its queue and no SMS would be sent (set REDIS_URL to a Redis the "
+            "worker shares, or run the worker in-process)"
+        )
     setup_logging(args.verbose)
     app = create_app(config, with_worker=False if args.no_worker else None)
     with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
