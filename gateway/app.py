@@ -25,6 +25,7 @@ from arq.connections import ArqRedis
 
 from gateway.campaigns.service import CampaignRunner, Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
+from gateway.channels.measured import measured
 from gateway.channels.registry import build_providers
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
@@ -61,6 +62,8 @@ from gateway.web.keys import (
     TEMPLATES,
     WORKER,
 )
+from gateway.web.metrics import metrics_view
+from gateway.web.observe import CALLBACK_ROUTES, observe
 from ussd_menus.citizen import CitizenServices, build_menu
 
 __all__ = [
@@ -179,9 +182,9 @@ async def build_services(
     before closing the database.
     """
     static = static or load_static(config)
-    provider = (providers or build_providers(config, limits=callback_limits()))[
-        config.sms.provider
-    ]
+    provider = measured(
+        (providers or build_providers(config, limits=callback_limits()))[config.sms.provider]
+    )
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
     tickets = await ticket_codec(config)
     dispatcher = ArqDispatcher(redis)
@@ -334,7 +337,7 @@ def create_app(
     deadlines and timers (tests move it forward by days).
     """
     logsafe.install()  # before the first request: no secret in a log line or a 400 body
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[observe])
     app[CONFIG] = config
     app[CLOCK] = clock or wall_clock
     setup_static(app, config)
@@ -405,10 +408,13 @@ def setup_providers(app: web.Application) -> None:
     config = app[CONFIG]
     providers = build_providers(config, limits=callback_limits())
     app[PROVIDERS] = providers
+    app[CALLBACK_ROUTES] = {}
     for name, provider in providers.items():
         # The simulator's listing of what it "sent" is for trying the gateway out only.
         if name != "simulator" or config.sms.provider == "simulator":
-            app.router.add_routes(provider.routes())
+            for route in app.router.add_routes(provider.routes()):
+                if route.resource is not None:
+                    app[CALLBACK_ROUTES][route.resource] = name
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP] = aiohttp.ClientSession()
@@ -465,3 +471,4 @@ def setup_ops_routes(app: web.Application) -> None:
     a worker run alone (``python -m gateway worker --port``)."""
     app.router.add_get("/healthz/live", live)
     app.router.add_get("/healthz/ready", ready)
+    app.router.add_get("/metrics", metrics_view)

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -360,6 +361,12 @@ class TicketSettings(_Model):
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
 
+class MetricsSettings(_Model):
+    allow: list[IPv4Network | IPv6Network] = [IPv4Network("127.0.0.0/8")]
+    """Networks ``GET /metrics`` answers (loopback ``::1`` always); anyone else gets 403.
+    A request forwarded by a proxy (``X-Forwarded-For``) must come from these too."""
+
+
 class Paths(_Model):
     data_dir: str = "var"
     locales: str = "locales"
@@ -380,6 +387,7 @@ class Config(_Model):
     lifecycle: LifecycleSettings = LifecycleSettings()
     bulk: BulkSettings = BulkSettings()
     review: ReviewSettings = ReviewSettings()
+    metrics: MetricsSettings = MetricsSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]

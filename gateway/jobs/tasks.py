@@ -15,11 +15,13 @@ from arq import Retry
 from gateway.campaigns.service import CampaignRunner, RunScheduler, resume_sending
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config
+from gateway.ops import metrics
 from gateway.sms.outbox import Outbox, TransientSendFailure
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STRANDED_GRACE, TaggedDispatcher, resend_lost
 from gateway.sms.sweep import requeue_stranded as sweep_stranded
 from gateway.storage.db import DATABASE_UNREACHABLE
+from gateway.storage.models import OutboundMessage
 
 __all__ = [
     "JobContext",
@@ -69,8 +71,27 @@ async def send_sms(ctx: JobContext, message_id: int) -> str:
         # next try takes it; claimed, the sweep does after the lease. A failed job instead
         # would keep its result, and with it the message's job ID, for an hour.
         log.warning("message %s: database unreachable, will retry: %r", message_id, e)
+        metrics.database_error("send_sms")
         raise Retry(defer=delay) from None
+    if result.detail not in NOT_SENT:
+        await _count_sent(ctx, message_id, result.status.value)
     return result.status.value
+
+
+NOT_SENT = frozenset({"already handled", "missing"})
+"""What :meth:`Outbox.deliver` says of a message it did not try to send this time."""
+
+
+async def _count_sent(ctx: JobContext, message_id: int, state: str) -> None:
+    """Count the send in the metrics, by the message's template (a failure to read it loses
+    the count, never the job: the message has been sent)."""
+    try:
+        templates = await OutboundMessage.filter(id=message_id).values_list("template", flat=True)
+    except Exception as e:
+        log.debug("message %s: not counted: %r", message_id, e)
+        return
+    template = str(templates[0]) if templates else "unknown"
+    metrics.sms(template, ctx["outbox"].provider.name, state)
 
 
 async def requeue_stranded(ctx: JobContext, *, grace: timedelta = STRANDED_GRACE) -> int:
