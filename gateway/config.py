@@ -361,6 +361,21 @@ class TicketSettings(_Model):
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
 
+class LogSettings(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The least important lines written (env ``LOG_LEVEL``); ``-v`` on a command: DEBUG."""
+    format: Literal["plain", "json"] = "plain"
+    """``plain``: a line of text per event; ``json``: a JSON object per line, for a log
+    collector (env ``LOG_FORMAT``)."""
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _any_case(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return v.upper() if v.lower() in ("debug", "info", "warning", "error") else v.lower()
+
+
 class MetricsSettings(_Model):
     allow: list[IPv4Network | IPv6Network] = [IPv4Network("127.0.0.0/8")]
     """Networks ``GET /metrics`` answers (loopback ``::1`` always); anyone else gets 403.
@@ -387,6 +402,7 @@ class Config(_Model):
     lifecycle: LifecycleSettings = LifecycleSettings()
     bulk: BulkSettings = BulkSettings()
     review: ReviewSettings = ReviewSettings()
+    log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
@@ -555,6 +571,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),
+    "LOG_LEVEL": (("log", "level"), str),
+    "LOG_FORMAT": (("log", "format"), str),
     # Each provider's own (AT_USERNAME ...), as its registry entry names them.
     **{
         variable: (("sms", name, setting), str)

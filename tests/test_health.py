@@ -142,7 +142,7 @@ def test_a_worker_run_alone_answers_its_health_checks_on_its_port(
             }
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0, log.read_text()
-            assert "worker started" in log.read_text()
+            assert "workers started" in log.read_text()
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from contextlib import suppress
 from typing import TYPE_CHECKING
@@ -15,12 +16,15 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.cli.base import setup_logging
 from gateway.config import Config, ConfigError, load_config
+from gateway.ops import logs
 from gateway.ops.startup import listen_problem
 
 if TYPE_CHECKING:
     from gateway.cli.base import Commands
 
 __all__ = ["add_parser", "run"]
+
+log = logging.getLogger("gateway")
 
 
 def add_parser(commands: Commands) -> None:
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             "can reach its queue and no SMS would be sent (set REDIS_URL to a Redis the "
             "worker shares, or run the worker in-process)"
         )
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, config=config)
+    logs.starting("Sampark", pid=os.getpid(), database=config.database.url.split("://", 1)[0])
     app = create_app(config, with_worker=False if args.no_worker else None)
     with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
         asyncio.run(serve(app, config))
@@ -63,8 +68,8 @@ async def serve(app: web.Application, config: Config) -> None:
             if problem is None:
                 raise
             raise problem from e
-        logging.getLogger("gateway").info(
-            "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
+        log.info(
+            "ready: Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
             host,
             port,
             config.service.service_code,
@@ -77,5 +82,7 @@ async def serve(app: web.Application, config: Config) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        log.info("stopping")
     finally:
         await runner.cleanup()
+    log.info("stopped")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from gateway.app import job_context, open_services, setup_ops_routes
 from gateway.cli.base import setup_logging
 from gateway.config import Config, ConfigError, load_config
 from gateway.jobs.worker import running_workers
+from gateway.ops import logs
 from gateway.ops.startup import listen_problem
 from gateway.web.keys import BULK_WORKER, CONFIG, REDIS, WORKER
 
@@ -44,7 +46,8 @@ def add_parser(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, config=config)
+    logs.starting("the worker", pid=os.getpid(), database=config.database.url.split("://", 1)[0])
     asyncio.run(run_worker(config, port=args.port))
     return 0
 
@@ -62,10 +65,9 @@ async def run_worker(config: Config, *, port: int | None = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with running_workers(job_context(services), pool=services.redis) as workers:
-            log.info("worker started (queues: messages, campaigns)")
             async with _health(config, services.redis, workers, port):
                 await stop.wait()
-        log.info("worker stopped")
+        log.info("stopped")
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from arq import Retry
 from gateway.campaigns.service import CampaignRunner, RunScheduler, resume_sending
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config
-from gateway.ops import metrics
+from gateway.ops import logs, metrics
 from gateway.sms.outbox import Outbox, TransientSendFailure
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STRANDED_GRACE, TaggedDispatcher, resend_lost
@@ -51,8 +51,14 @@ class JobContext(TypedDict):
     """Set by arq for each job: 1 on its first try."""
 
 
-async def send_sms(ctx: JobContext, message_id: int) -> str:
-    """Send one outbound message; a transient failure is tried again after :func:`backoff`."""
+async def send_sms(ctx: JobContext, message_id: int, *, request_id: str | None = None) -> str:
+    """Send one outbound message; a transient failure is tried again after :func:`backoff`.
+    ``request_id``: the request that led to it, named on the job's log lines."""
+    with logs.bound(request_id=request_id):
+        return await _send_sms(ctx, message_id)
+
+
+async def _send_sms(ctx: JobContext, message_id: int) -> str:
     config = ctx["config"]
     job_try = ctx.get("job_try", 1)
     delay = backoff(
@@ -126,9 +132,13 @@ async def feedback_timers(ctx: JobContext) -> tuple[int, int]:
     return await ctx["lifecycle"].feedback_timers()
 
 
-async def run_campaign(ctx: JobContext, campaign_id: int) -> str:
-    """Write and send a campaign's recipients for a while (continues in a new job)."""
-    return await ctx["campaign_runner"].run(campaign_id)
+async def run_campaign(
+    ctx: JobContext, campaign_id: int, *, request_id: str | None = None
+) -> str:
+    """Write and send a campaign's recipients for a while (continues in a new job, which
+    carries ``request_id`` on: :class:`~gateway.jobs.dispatch.ArqRunScheduler`)."""
+    with logs.bound(request_id=request_id):
+        return await ctx["campaign_runner"].run(campaign_id)
 
 
 async def resume_campaigns(ctx: JobContext) -> int:

@@ -265,8 +265,10 @@ async def running_workers(
     bulk_task = asyncio.create_task(
         supervise(bulk, name="campaign", recovered=resume_campaigns), name="arq-bulk-worker"
     )
+    log.info("workers started (queues %s and %s)", worker.queue_name, bulk.queue_name)
     try:
         yield worker, bulk
     finally:
         await stop_worker(bulk, bulk_task)
         await stop_worker(worker, task)
+        log.info("workers stopped")

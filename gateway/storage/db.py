@@ -20,6 +20,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate
+from tortoise.migrations.executor import PlanStep
 
 from gateway.config import Config
 from gateway.ops.startup import database_problem
@@ -126,7 +127,14 @@ async def _open(config: Config, *, run_migrations: bool) -> list[BaseDBAsyncClie
         await Tortoise.init(config=tc)
     else:
         async with migration_lock(config):
-            await migrate(config=tc)
+            applied: list[str] = []
+
+            def report(_: str, steps: list[PlanStep], fake: bool, dry_run: bool) -> None:
+                applied.extend(step.migration.name for step in steps if not step.backward)
+
+            await migrate(config=tc, reporter=report)
+            if applied:
+                log.info("migrations applied: %s", ", ".join(applied))
             # migrate() leaves its connections open; a leaked aiosqlite thread blocks exit.
             await Tortoise.close_connections()
             await Tortoise.init(config=tc)
