@@ -1,6 +1,7 @@
 """The command line: ``python -m gateway COMMAND``.
 
 Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
+``migrate`` (the database's schema, once before starting processes),
 ``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent),
 ``templates`` (lint the SMS templates), ``staff`` (staff accounts and API tokens),
 ``notify`` (bulk notifications), ``report`` (the monthly review). Each is a module of
@@ -16,13 +17,33 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import notify, outbox, report, serve, simulate, staff, templates, worker
+from gateway.cli import (
+    migrate,
+    notify,
+    outbox,
+    report,
+    serve,
+    simulate,
+    staff,
+    templates,
+    worker,
+)
 from gateway.cli.base import Command, CommandParser
 from gateway.config import ConfigError
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS: tuple[Command, ...] = (serve, worker, simulate, outbox, templates, staff, notify, report)
+COMMANDS: tuple[Command, ...] = (
+    serve,
+    worker,
+    migrate,
+    simulate,
+    outbox,
+    templates,
+    staff,
+    notify,
+    report,
+)
 """In the order ``--help`` lists them."""
 
 

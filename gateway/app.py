@@ -292,20 +292,23 @@ def job_context(services: Services) -> JobContext:
 
 
 @asynccontextmanager
-async def open_services(config: Config, *, clock: Clock = wall_clock) -> AsyncIterator[Services]:
+async def open_services(
+    config: Config, *, clock: Clock = wall_clock, migrate: bool = False
+) -> AsyncIterator[Services]:
     """The services for a command run beside the server (``python -m gateway worker``,
     ``notify``): the catalogs and templates loaded, then the database, Redis and an HTTP
     client opened, in the server's order, and closed in reverse after the block.
 
     The Redis must be one the server shares (``REDIS_URL``): the embedded one is private to
-    the server's process."""
+    the server's process. The database must be migrated, unless ``migrate`` (the worker's
+    start-up, like the server's)."""
     if config.redis.url == "embedded":
         raise ConfigError(
             "redis.url: this command needs a Redis it can share with the server; "
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
     static = load_static(config)
-    async with using_database(config):
+    async with using_database(config, migrate=migrate):
         redis = await open_redis(config.redis.url)
         try:
             async with aiohttp.ClientSession() as http:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, NoReturn, Protocol, TypeAlias
 
 from gateway.config import Config, LogSettings
 from gateway.ops import logs
+from gateway.storage.db import database_label
 
-__all__ = ["Command", "CommandParser", "positive_int", "setup_logging"]
+__all__ = ["Command", "CommandParser", "positive_int", "say_database", "setup_logging"]
 
 
 class Command(Protocol):
@@ -55,3 +56,8 @@ def setup_logging(verbose: bool = False, *, config: Config | None = None) -> Non
     ``config``'s ``log`` format from its level (DEBUG with ``verbose``)."""
     settings = config.log if config is not None else LogSettings()
     logs.configure(level="DEBUG" if verbose else settings.level, format=settings.format)
+
+
+def say_database(config: Config) -> None:
+    """Tell which database a command works on (on stderr: its output stays its own)."""
+    print(f"database: {database_label(config)}", file=sys.stderr)

@@ -18,6 +18,7 @@ from gateway.cli.base import setup_logging
 from gateway.config import Config, ConfigError, load_config
 from gateway.ops import logs
 from gateway.ops.startup import listen_problem
+from gateway.storage.db import database_label
 
 if TYPE_CHECKING:
     from gateway.cli.base import Commands
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             "worker shares, or run the worker in-process)"
         )
     setup_logging(args.verbose, config=config)
-    logs.starting("Sampark", pid=os.getpid(), database=config.database.url.split("://", 1)[0])
+    logs.starting("Sampark", pid=os.getpid(), database=database_label(config))
     app = create_app(config, with_worker=False if args.no_worker else None)
     with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
         asyncio.run(serve(app, config))

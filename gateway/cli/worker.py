@@ -23,6 +23,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.jobs.worker import running_workers
 from gateway.ops import logs
 from gateway.ops.startup import listen_problem
+from gateway.storage.db import database_label
 from gateway.web.keys import BULK_WORKER, CONFIG, REDIS, WORKER
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(args.verbose, config=config)
-    logs.starting("the worker", pid=os.getpid(), database=config.database.url.split("://", 1)[0])
+    logs.starting("the worker", pid=os.getpid(), database=database_label(config))
     asyncio.run(run_worker(config, port=args.port))
     return 0
 
@@ -59,7 +60,7 @@ async def run_worker(config: Config, *, port: int | None = None) -> None:
             "redis.url: a separate worker needs a Redis it can share with the server; "
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
-    async with open_services(config) as services:
+    async with open_services(config, migrate=True) as services:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
