@@ -135,6 +135,7 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a library's warning is a line like the others
     logging.getLogger("tortoise").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # ours: gateway.access
     if root.level > logging.DEBUG:
