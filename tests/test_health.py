@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -147,3 +148,21 @@ def test_a_worker_run_alone_answers_its_health_checks_on_its_port(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_the_public_sample_ticket_key_is_warned_of_at_start(tmp_path: Path) -> None:
+    """(Started on a port in use: the warning comes first, then the server stops.)"""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        env = clean_env(
+            DATABASE_URL=sqlite_url(tmp_path),
+            PORT=str(holder.getsockname()[1]),
+            TICKETS_KEY="sampark-tickets",
+        )
+        done = subprocess.run(
+            [sys.executable, "server.py"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "WARNING gateway: tickets.key is the public sample key" in done.stderr, done.stderr

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.cli.base import setup_logging
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import SAMPLE_TICKET_KEY, Config, ConfigError, load_config
 from gateway.ops import logs
 from gateway.ops.startup import listen_problem
 from gateway.storage.db import database_label
@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
         )
     setup_logging(args.verbose, config=config)
     logs.starting("Sampark", pid=os.getpid(), database=database_label(config))
+    if config.tickets.key == SAMPLE_TICKET_KEY:
+        log.warning(
+            "tickets.key is the public sample key %r: anyone can tell a ticket's serial "
+            "(delete the setting before real use: a new database generates its own)",
+            SAMPLE_TICKET_KEY,
+        )
     app = create_app(config, with_worker=False if args.no_worker else None)
     with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
         asyncio.run(serve(app, config))
