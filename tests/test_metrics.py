@@ -3,7 +3,9 @@ dashboard reads them), the queues read at scrape time, and who may read them."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +150,20 @@ def test_several_processes_are_counted_together_with_a_multiprocess_dir(tmp_path
     }
     key = ("sampark_registrations_total", frozenset({("channel", "sms"), ("language", "hi")}))
     assert values[key] == 2
+
+
+async def test_the_sample_dashboard_reads_only_metrics_the_gateway_has(
+    client: TestClient[Any, Any],
+) -> None:
+    """docs/grafana-dashboard.json: every metric its queries name is one /metrics shows."""
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    named = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bsampark_[a-z_]+", target["expr"])
+    }
+    resp = await client.get("/metrics")
+    families = {f.name for f in text_string_to_metric_families(await resp.text())}
+    shown = families | {f"{n}_total" for n in families} | {f"{n}_bucket" for n in families}
+    assert named and sorted(named - shown) == []
