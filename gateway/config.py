@@ -618,6 +618,7 @@ def load_config(
             converted = value
         _set(raw, keys, converted, source=name)
         from_env[".".join(keys)] = name
+    _any_key_from_env(raw, env, from_env)
     if overrides:
         _merge(raw, overrides)
     raw["base_dir"] = file.resolve().parent
@@ -626,6 +627,27 @@ def load_config(
         return Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_describe(file, e, from_env)) from None
+
+
+ANY_KEY_PREFIX = "SAMPARK__"
+"""``SAMPARK__SECTION__KEY=value`` sets any key of the configuration (``SAMPARK__WORKER__
+MAX_TRIES=5``, ``SAMPARK__METRICS__ALLOW=[10.0.0.0/8]``), the value read as YAML: secrets
+and settings need no file. The named variables (``DATABASE_URL`` ...) win."""
+
+
+def _any_key_from_env(raw: dict[str, Any], env: Mapping[str, str], done: dict[str, str]) -> None:
+    for name in sorted(env):
+        if not name.startswith(ANY_KEY_PREFIX) or env[name] == "":
+            continue
+        keys = tuple(part.lower() for part in name.removeprefix(ANY_KEY_PREFIX).split("__"))
+        if not all(keys) or ".".join(keys) in done:
+            continue
+        try:
+            value = yaml.safe_load(env[name])
+        except yaml.YAMLError:
+            raise ConfigError(f"{name}: not a YAML value: {env[name]!r}") from None
+        _set(raw, keys, value, source=name)
+        done[".".join(keys)] = name
 
 
 def _translate_names(raw: dict[str, Any]) -> None:
