@@ -24,11 +24,15 @@ test: $(STAMP) lint test-sqlite
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
 	else echo "TEST_POSTGRES_URL is not set: PostgreSQL run skipped"; fi
 
+# Two test processes (pytest-xdist): the tests wait on sockets and subprocesses about half
+# the time, so two share a 2-CPU machine well. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test-sqlite: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 test-postgres: $(STAMP)
-	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider
+	SAMPARK_TEST_DATABASE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -47,12 +51,17 @@ bench: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py
 
-## Extract citizen-facing text, update every language's catalog, compile.
+## Extract citizen-facing text, update every language's catalog, compile; the same for the
+## staff console's words (domain console: Hindi and English, read from the .po at start-up).
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t -k gettext:2 -k _t:2 --no-location \
 		--sort-output --project Sampark -o locales/messages.pot .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
 	$(BIN)/pybabel compile -d locales -D messages --statistics
+	$(BIN)/pybabel extract -F babel-console.cfg --no-default-keywords -k _ -k C_ --no-location \
+		--sort-output --project Sampark -o locales/console.pot .
+	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l hi --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/console.pot -d locales -D console -l en_IN --no-fuzzy-matching
 
 ## After changing gateway/storage/models.py: write the next schema migration.
 migrations: $(STAMP)

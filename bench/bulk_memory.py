@@ -29,7 +29,9 @@ from aiohttp import web
 from arq.connections import RedisSettings, create_pool
 
 from gateway.app import load_static
-from gateway.campaigns.service import CampaignRunner, Campaigns, ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import Campaigns
 from gateway.channels.base import OutgoingSms, RecipientResult, SendOutcome
 from gateway.complaints.scope import scope_of
 from gateway.config import load_config
@@ -133,15 +135,7 @@ async def main(n: int) -> None:
     )
     provider = AcceptAll()
     async with aiohttp.ClientSession() as session:
-        runner = CampaignRunner(
-            config=config,
-            templates=templates,
-            provider=provider,
-            session=session,
-            redis=pool,
-            scheduler=NoScheduler(),
-            clock=lambda: datetime.now(UTC),
-        )
+        runner = CampaignRunner(campaigns=campaigns, provider=provider, session=session, redis=pool)
         runner.JOB_BUDGET = 1e9
         tracemalloc.start()
         t0 = time.monotonic()

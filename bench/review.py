@@ -44,9 +44,9 @@ async def fill(n: int, *, seed: int = 1) -> None:
     for table in ("complaint_event", "complaint", "citizen"):
         await conn.execute_script(f"DELETE FROM {table}")
     await conn.execute_query(
-        f"INSERT INTO citizen (id, phone, language, opted_out, created_at, updated_at) "
-        f"VALUES ({_ph(dialect, 6)})",
-        [1, "+919800000000", "hi", False, START, START],
+        f"INSERT INTO citizen (id, phone, language, opted_out, latin_only, created_at,"
+        f" updated_at) VALUES ({_ph(dialect, 7)})",
+        [1, "+919800000000", "hi", False, False, START, START],
     )
     places = [
         (d.code, t.code, b.code) for d in config.districts for t in d.tehsils for b in t.blocks

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import campaign
+import console_pages
 import escalation
 import outbound
 import ussd_hops
@@ -46,6 +47,8 @@ async def main(args: argparse.Namespace) -> None:
     listing_s, job_s, moved, plan = await escalation.main(args.complaints, args.overdue)
     print()
     bulk = await campaign.main(args.recipients)
+    print()
+    pages = await console_pages.main(args.console_complaints, rounds=20)
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     for n, bare, real in hops.levels:
@@ -138,6 +141,17 @@ async def main(args: argparse.Namespace) -> None:
             "yes" if job_s < 2 else "no",
         )
     )
+    worst = max(pages, key=lambda t: t.pct(0.95))
+    rows.append(
+        (
+            f"Console pages, {args.console_complaints:,}",
+            f"slowest p95 {worst.pct(0.95):.0f} ms ({worst.who}, {worst.page})",
+            "",
+            "",
+            "<200 ms",
+            "yes" if worst.pct(0.95) < console_pages.TARGET_MS else "no",
+        )
+    )
 
     print(f"\nSampark benchmarks, {machine()}, {time.perf_counter() - started:.0f} s")
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
@@ -155,4 +169,5 @@ if __name__ == "__main__":
     parser.add_argument("--complaints", type=int, default=1_000_000)
     parser.add_argument("--overdue", type=int, default=10_000)
     parser.add_argument("--recipients", type=int, default=100_000, help="of the campaign")
+    parser.add_argument("--console-complaints", type=int, default=100_000)
     asyncio.run(main(parser.parse_args()))

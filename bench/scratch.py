@@ -89,6 +89,10 @@ async def scratch_config(name: str, **overrides: Any) -> AsyncIterator[Config]:
         )
 
 
+BENCH_CALLBACK_SECRET = "bench-callback-secret-0123456789"
+"""Africa's Talking's callback secret in :func:`private_config_file`'s configuration."""
+
+
 def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:
     """The shipped config as a file in ``tmp``, for a gateway the benchmark starts as a
     process: absolute paths, its working files (the embedded Redis's among them) in
@@ -99,6 +103,8 @@ def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Pat
         raw["paths"][key] = str(ROOT / raw["paths"][key])
     raw["paths"]["data_dir"] = str(tmp / "data")
     raw.setdefault("bulk", {}).update(bulk or {})
+    # A known callback secret: the benchmark posts to the signed paths.
+    raw.setdefault("callbacks", {})["secrets"] = {"africastalking": BENCH_CALLBACK_SECRET}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path

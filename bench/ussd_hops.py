@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from scratch import private_config_file, scratch_workspace
+from scratch import BENCH_CALLBACK_SECRET, private_config_file, scratch_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 # A session as a citizen walks it: language, new complaint, Jal Shakti, Shimla, Theog,
@@ -189,7 +189,7 @@ async def _measure(levels: list[int], seconds: float, tmp: Path, database_url: s
     genv.setdefault("REDIS_URL", "embedded")
     gateway = start([sys.executable, "server.py"], genv, log=tmp / "gateway.log")
     ceiling_url = f"http://127.0.0.1:{ceiling_port}/ussd/africastalking"
-    gateway_url = f"http://127.0.0.1:{gateway_port}/ussd/africastalking"
+    gateway_url = f"http://127.0.0.1:{gateway_port}/ussd/africastalking/{BENCH_CALLBACK_SECRET}"
     try:
         await wait_ready(f"http://127.0.0.1:{ceiling_port}/healthz", lambda s: s == 200)
         await wait_ready(f"http://127.0.0.1:{gateway_port}/healthz", lambda s: s == 200)

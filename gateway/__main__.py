@@ -3,7 +3,8 @@
 Commands: ``init`` (a site directory: the sample configuration, catalogs and
 templates), ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
 ``migrate`` (the database's schema, once before starting processes),
-``simulate`` (a phone on the terminal), ``outbox`` (the SMS the gateway has sent),
+``simulate`` (a phone on the terminal), ``callbacks`` (the providers' callback URLs),
+``outbox`` (the SMS the gateway has sent),
 ``templates`` (lint the SMS templates), ``staff`` (staff accounts and API tokens),
 ``notify`` (bulk notifications), ``report`` (the monthly review). Each is a module of
 :mod:`gateway.cli`.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.cli import (
+    callbacks,
     init,
     migrate,
     notify,
@@ -43,6 +45,7 @@ COMMANDS: tuple[Command, ...] = (
     worker,
     migrate,
     simulate,
+    callbacks,
     outbox,
     templates,
     staff,

@@ -23,12 +23,16 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from gateway.campaigns.service import CampaignRunner, Campaigns, RunScheduler
+from gateway.campaigns.runner import CampaignRunner
+from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
 from gateway.channels.measured import measured
-from gateway.channels.registry import build_providers
+from gateway.channels.registry import PROVIDERS as PROVIDER_ENTRIES
+from gateway.channels.registry import build_providers, signed_providers
+from gateway.channels.signing import CallbackSigner
 from gateway.complaints.inbox import Inbox
 from gateway.complaints.lifecycle import Lifecycle
+from gateway.complaints.missed_calls import MissedCalls
 from gateway.complaints.registration import ComplaintService
 from gateway.config import Config, ConfigError
 from gateway.jobs.dispatch import ArqDispatcher, ArqRunScheduler, ArqSecondChance
@@ -40,6 +44,7 @@ from gateway.sms.notices import Notices
 from gateway.sms.outbox import Outbox
 from gateway.sms.templates import TemplateBook
 from gateway.storage import limits
+from gateway.storage.callback_secrets import callback_secrets
 from gateway.storage.db import close_database, open_database, using_database
 from gateway.storage.embedded_redis import EmbeddedRedis
 from gateway.storage.ticket_key import ticket_codec
@@ -47,6 +52,7 @@ from gateway.text.i18n import Catalogs, compile_catalogs
 from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
+from gateway.web.console import CONSOLE_PREFIX, create_console
 from gateway.web.health import healthz, live, ready
 from gateway.web.keys import (
     BULK_WORKER,
@@ -59,6 +65,7 @@ from gateway.web.keys import (
     LIFECYCLE,
     PROVIDERS,
     REDIS,
+    SIGNER,
     TEMPLATES,
     WORKER,
 )
@@ -77,6 +84,7 @@ __all__ = [
     "PROVIDERS",
     "REDIS",
     "SERVICES",
+    "SIGNER",
     "TEMPLATES",
     "WORKER",
     "Clock",
@@ -85,12 +93,16 @@ __all__ = [
     "build_campaigns",
     "build_services",
     "callback_limits",
+    "callback_signer",
+    "callback_urls",
     "catalogs_for",
     "create_app",
+    "every_callback_url",
     "job_context",
     "load_static",
     "open_services",
     "setup_ops_routes",
+    "stored_signer",
     "worker_context",
 ]
 
@@ -144,6 +156,8 @@ class Services:
     static: Static
     provider: Provider
     """The provider SMS are sent through (``sms.provider``)."""
+    signer: CallbackSigner
+    """The providers' callback secrets (read from the database), armed."""
     redis: ArqRedis
     notices: Notices
     dispatcher: ArqDispatcher
@@ -153,6 +167,7 @@ class Services:
     lifecycle: Lifecycle
     complaints: ComplaintService
     inbox: Inbox
+    missed_calls: MissedCalls
     campaign_scheduler: ArqRunScheduler
     campaigns: Campaigns
     campaign_runner: CampaignRunner
@@ -174,16 +189,22 @@ async def build_services(
     clock: Clock = wall_clock,
     static: Static | None = None,
     providers: Mapping[str, Provider] | None = None,
+    signer: CallbackSigner | None = None,
 ) -> Services:
-    """Every service of the gateway, on an open database (the ticket key is read from it).
+    """Every service of the gateway, on an open database (the ticket key and the callback
+    secrets are read from it).
 
-    ``static`` and ``providers`` are loaded and built from ``config`` unless given (the web
-    application has them before it starts, for its routes). Call :meth:`Services.close`
-    before closing the database.
+    ``static``, ``providers`` and ``signer`` are loaded and built from ``config`` unless
+    given (the web application has them before it starts, for its routes; ``providers``
+    built with ``signer.url``). Call :meth:`Services.close` before closing the database.
     """
     static = static or load_static(config)
+    signer = signer or callback_signer(config)
+    await arm_signer(config, signer)
     provider = measured(
-        (providers or build_providers(config, limits=callback_limits()))[config.sms.provider]
+        (providers or build_providers(config, limits=callback_limits(), callback_url=signer.url))[
+            config.sms.provider
+        ]
     )
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
     tickets = await ticket_codec(config)
@@ -203,6 +224,7 @@ async def build_services(
     inbox = Inbox(
         config=config, notices=notices, lifecycle=lifecycle, tickets=tickets, dispatcher=dispatcher
     )
+    missed_calls = MissedCalls(config=config, notices=notices, dispatcher=dispatcher, clock=clock)
     scheduler = ArqRunScheduler(redis)
     sessions = SessionRecorder()
     engine = UssdEngine(
@@ -213,11 +235,13 @@ async def build_services(
         services=complaints,
         hooks=session_hooks(sessions),
     )
+    campaigns = build_campaigns(config, static=static, scheduler=scheduler, clock=clock)
     return Services(
         config=config,
         clock=clock,
         static=static,
         provider=provider,
+        signer=signer,
         redis=redis,
         notices=notices,
         dispatcher=dispatcher,
@@ -225,16 +249,11 @@ async def build_services(
         lifecycle=lifecycle,
         complaints=complaints,
         inbox=inbox,
+        missed_calls=missed_calls,
         campaign_scheduler=scheduler,
-        campaigns=build_campaigns(config, static=static, scheduler=scheduler, clock=clock),
+        campaigns=campaigns,
         campaign_runner=CampaignRunner(
-            config=config,
-            templates=static.templates,
-            provider=provider,
-            session=http,
-            redis=redis,
-            scheduler=scheduler,
-            clock=clock,
+            campaigns=campaigns, provider=provider, session=http, redis=redis
         ),
         outbox=Outbox(
             provider=provider,
@@ -245,8 +264,64 @@ async def build_services(
         ),
         sessions=sessions,
         engine=engine,
-        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions),
+        callbacks=_callbacks(config, static, engine, inbox, second_chance, sessions, missed_calls),
     )
+
+
+def callback_signer(config: Config) -> CallbackSigner:
+    """The signer for ``config``'s public URL and ``callbacks.allow_unsigned``, not armed."""
+    return CallbackSigner(
+        public_url=config.public_url,
+        allow_unsigned=config.callbacks.allow_unsigned,
+        allowed_networks=config.callbacks.allowed_networks,
+    )
+
+
+async def arm_signer(config: Config, signer: CallbackSigner) -> None:
+    """Give ``signer`` the providers' secrets from the (open) database; those generated
+    now (the database's first start) are printed once, with their URLs to paste into the
+    providers' dashboards."""
+    found = await callback_secrets(config, signed_providers())
+    signer.arm(found.by_provider)
+    if found.generated:
+        providers = build_providers(config, limits=callback_limits(), callback_url=signer.url)
+        urls = callback_urls(signer, {name: providers[name] for name in found.generated})
+        # Printed, not logged: logs travel further than the operator's terminal.
+        print(
+            "Callback URLs, each with its provider's new secret: give them to the providers "
+            "(`python -m gateway callbacks` shows them again):\n  " + "\n  ".join(urls),
+            flush=True,
+        )
+
+
+def callback_urls(signer: CallbackSigner, providers: Mapping[str, Provider]) -> list[str]:
+    """The public, signed URL of every callback of ``providers`` that carries a secret,
+    one per route, in the providers' order; empty for a provider without a secret."""
+    urls: list[str] = []
+    for name, provider in providers.items():
+        if not PROVIDER_ENTRIES[name].signed:
+            continue
+        for route in provider.routes():
+            if isinstance(route, web.RouteDef):
+                url = signer.url(route.path)
+                if url is not None and url not in urls:  # a path may take GET and POST
+                    urls.append(url)
+    return urls
+
+
+async def stored_signer(config: Config) -> CallbackSigner:
+    """A signer armed with the secrets in ``config``'s database (opened and closed here):
+    how a command beside the server (``callbacks``, ``simulate``) learns the URLs."""
+    signer = callback_signer(config)
+    async with using_database(config):
+        await arm_signer(config, signer)
+    return signer
+
+
+def every_callback_url(config: Config, signer: CallbackSigner) -> list[str]:
+    """Every provider's callback URLs, signed by ``signer`` (``python -m gateway callbacks``)."""
+    providers = build_providers(config, limits=callback_limits(), callback_url=signer.url)
+    return callback_urls(signer, providers)
 
 
 def _callbacks(
@@ -256,6 +331,7 @@ def _callbacks(
     inbox: Inbox,
     second_chance: ArqSecondChance,
     sessions: SessionRecorder,
+    missed_calls: MissedCalls,
 ) -> GatewayCallbacks:
     """What the providers' callback routes hand hops, reports and inbound SMS to."""
     return GatewayCallbacks(
@@ -267,6 +343,7 @@ def _callbacks(
         second_chance=second_chance,
         sessions=sessions,
         answer_window=timedelta(minutes=config.worker.unknown_answer_retry_minutes),
+        missed_calls=missed_calls,
     )
 
 
@@ -351,6 +428,7 @@ def create_app(
     if config.worker.embedded if with_worker is None else with_worker:
         setup_worker(app)
     setup_routes(app)
+    setup_console(app, config)
     return app
 
 
@@ -409,15 +487,22 @@ def callback_limits() -> CallbackLimits:
 
 def setup_providers(app: web.Application) -> None:
     config = app[CONFIG]
-    providers = build_providers(config, limits=callback_limits())
+    signer = callback_signer(config)  # armed with the secrets once the database is open
+    providers = build_providers(config, limits=callback_limits(), callback_url=signer.url)
+    app[SIGNER] = signer
     app[PROVIDERS] = providers
     app[CALLBACK_ROUTES] = {}
     for name, provider in providers.items():
+        if PROVIDER_ENTRIES[name].signed:
+            routes = app.router.add_routes(signer.guard(name, provider.routes()))
         # The simulator's listing of what it "sent" is for trying the gateway out only.
-        if name != "simulator" or config.sms.provider == "simulator":
-            for route in app.router.add_routes(provider.routes()):
-                if route.resource is not None:
-                    app[CALLBACK_ROUTES][route.resource] = name
+        elif name != "simulator" or config.sms.provider == "simulator":
+            routes = app.router.add_routes(provider.routes())
+        else:
+            continue
+        for route in routes:
+            if route.resource is not None:
+                app[CALLBACK_ROUTES][route.resource] = name
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP] = aiohttp.ClientSession()
@@ -436,6 +521,7 @@ def setup_services(app: web.Application) -> None:
             clock=app[CLOCK],
             static=Static(catalogs=app[CATALOGS], templates=app[TEMPLATES]),
             providers=app[PROVIDERS],
+            signer=app[SIGNER],
         )
         app[SERVICES] = services
         # The keys the staff API and the providers' routes read.
@@ -475,3 +561,13 @@ def setup_ops_routes(app: web.Application) -> None:
     app.router.add_get("/healthz/live", live)
     app.router.add_get("/healthz/ready", ready)
     app.router.add_get("/metrics", metrics_view)
+
+
+def setup_console(app: web.Application, config: Config) -> None:
+    """The staff console under ``/console/`` (``/console`` leads there)."""
+
+    async def to_console(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently(f"{CONSOLE_PREFIX}/")
+
+    app.router.add_get(CONSOLE_PREFIX, to_console)
+    app.add_subapp(CONSOLE_PREFIX, create_console(config))

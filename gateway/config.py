@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     create_model,
     field_validator,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from gateway.channels.registry import PROVIDERS
+from gateway.text import yamltext
 from gateway.text.i18n import DATE_FORMAT, Catalogs
 from gateway.text.names import fill_names
 from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, is_region, normalize_phone
@@ -199,6 +201,9 @@ class ServiceSettings(_Model):
     name: LocalizedText
     """The helpline's name, used in SMS and on the first screen."""
     service_code: Annotated[str, Field(pattern=r"^\*[0-9*]+#$")]
+    helpline_number: Annotated[str, Field(pattern=r"^\+?[0-9 -]{3,20}$")] | None = None
+    """The number citizens call (and give a missed call to), as written in SMS; None: the
+    number the missed call was made to, as the provider gives it."""
     default_language: str
     timezone: str = "Asia/Kolkata"
     country: str = DEFAULT_REGION
@@ -226,6 +231,42 @@ class ServiceSettings(_Model):
 class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class CallbackSettings(_Model):
+    """How providers reach the gateway's callbacks, and what proves a callback is theirs."""
+
+    public_url: str | None = None
+    """The gateway's address as providers reach it (``https://sampark.example.in``): the start
+    of every callback URL shown (``python -m gateway callbacks``) and sent to a provider
+    that takes one per message (Exotel's ``StatusCallback``). None: ``http://HOST:PORT``."""
+    allow_unsigned: bool = False
+    """Also serve the old callback paths without a secret (``/ussd/africastalking``), for
+    an installation moving to the signed ones; every call to them is logged."""
+    secrets: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,128}$")]] = {}
+    """A provider's secret path segment, when chosen rather than generated at the first
+    start and kept in the database."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", v):
+            raise ValueError("must be an http:// or https:// URL with no query")
+        return v.rstrip("/") if v is not None else v
+
+    allowed_networks: dict[str, list[IPvAnyNetwork]] = {}
+    """A provider's address ranges (``africastalking: [196.201.214.0/24]``): its callbacks
+    from anywhere else answer 404 whatever their secret. Unset: any address. The address is
+    the connection's: behind a proxy, the proxy's."""
+
+    @field_validator("secrets", "allowed_networks")
+    @classmethod
+    def _known_providers(cls, v: dict[str, Any]) -> dict[str, Any]:
+        signed = [name for name, entry in PROVIDERS.items() if entry.signed]
+        for name in v:
+            if name not in signed:
+                raise ValueError(f"{name!r} is not a provider with callbacks: one of {signed}")
+        return v
 
 
 class DatabaseSettings(_Model):
@@ -311,6 +352,11 @@ class _SmsSettings(_Model):
     @model_validator(mode="after")
     def _ready_to_send(self) -> _SmsSettings:
         entry = PROVIDERS[self.provider]
+        if not entry.sends:
+            senders = [name for name, e in PROVIDERS.items() if e.sends]
+            raise ValueError(
+                f"provider: {entry.name} is a USSD aggregator and sends no SMS: one of {senders}"
+            )
         settings = self.settings_of(self.provider)
         by_setting = {setting: variable for variable, setting in entry.env.items()}
         for name in entry.required:
@@ -319,6 +365,11 @@ class _SmsSettings(_Model):
                 raise ValueError(
                     f"{entry.name}.{name} is required when provider is {entry.name}{variable}"
                 )
+        if entry.dlt and not self.dlt_entity_id:
+            raise ValueError(
+                f"dlt_entity_id is required when provider is {entry.name}, which sends India's "
+                "DLT data (DLT_ENTITY_ID)"
+            )
         return self
 
 
@@ -382,6 +433,23 @@ class MetricsSettings(_Model):
     A request forwarded by a proxy (``X-Forwarded-For``) must come from these too."""
 
 
+class ConsoleSettings(_Model):
+    """The staff console at ``/console/`` (:mod:`gateway.web.console`)."""
+
+    secure_cookies: bool = False
+    """Mark the session cookie ``Secure``: set it when the gateway is reached over HTTPS
+    (behind a TLS-terminating proxy), as it should be anywhere but on one's own machine."""
+    idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    """A session unused this long is signed out (kept in Redis, renewed on each request)."""
+    failures_per_account: Annotated[int, Field(ge=1, le=1000)] = 5
+    failures_per_address: Annotated[int, Field(ge=1, le=10000)] = 20
+    failure_window_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    """Failed sign-ins counted per account and per address in this window: past either
+    limit, sign-ins are refused until the window ends."""
+    languages: Annotated[list[str], Field(min_length=1)] = ["en_IN", "hi"]
+    """The console's own languages (catalogs ``locales/<lang>/LC_MESSAGES/console.po``)."""
+
+
 class Paths(_Model):
     data_dir: str = "var"
     locales: str = "locales"
@@ -393,6 +461,7 @@ class Config(_Model):
 
     service: ServiceSettings
     server: ServerSettings = ServerSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()
@@ -404,6 +473,7 @@ class Config(_Model):
     review: ReviewSettings = ReviewSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
     levels: Annotated[list[Level], Field(min_length=1, max_length=6)]
@@ -549,6 +619,17 @@ class Config(_Model):
             return {b.code for d in self.districts for b in d.blocks}
         return set()
 
+    @property
+    def public_url(self) -> str:
+        """Where providers reach the gateway: ``callbacks.public_url``, else this machine's
+        ``http://HOST:PORT`` (loopback when listening on every interface)."""
+        if self.callbacks.public_url:
+            return self.callbacks.public_url
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.base_dir / p
@@ -568,11 +649,13 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "REDIS_URL": (("redis", "url"), str),
     "PORT": (("server", "port"), int),
     "HOST": (("server", "host"), str),
+    "PUBLIC_URL": (("callbacks", "public_url"), str),
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),
     "LOG_LEVEL": (("log", "level"), str),
     "LOG_FORMAT": (("log", "format"), str),
+    "CONSOLE_SECURE_COOKIES": (("console", "secure_cookies"), str),  # true or false
     # Each provider's own (AT_USERNAME ...), as its registry entry names them.
     **{
         variable: (("sms", name, setting), str)
@@ -595,7 +678,7 @@ def load_config(
     env = os.environ if environ is None else environ
     file = Path(path if path is not None else env.get("SAMPARK_CONFIG", "config.yaml"))
     try:
-        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        raw = yamltext.load_strict(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {file} not found") from None
     except yaml.YAMLError as e:
@@ -671,25 +754,6 @@ def _translate_names(raw: dict[str, Any]) -> None:
         default_language=default if isinstance(default, str) else "",
         pgettext=catalogs.pgettext,
     )
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice (PyYAML keeps the last one silently)."""
-
-
-def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice", key_node.start_mark
-            )
-        keys.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def _set(tree: dict[str, Any], keys: tuple[str, ...], value: Any, *, source: str) -> None:

@@ -30,7 +30,7 @@ from aiohttp.test_utils import TestClient
 from arq.constants import in_progress_key_prefix
 from tortoise.connection import get_connection
 
-from gateway.app import REDIS, create_app, worker_context
+from gateway.app import REDIS, SIGNER, create_app, worker_context
 from gateway.config import Config, load_config
 from gateway.jobs.dispatch import QUEUE, health_check_key
 from gateway.jobs.worker import build_worker, stop_worker
@@ -39,6 +39,7 @@ from tests.fakes.africastalking import FakeAfricasTalking
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config.yaml"
 TABLES = (
+    "missed_call",
     "inbound_message",
     "ussd_session",
     "outbound_message",
@@ -53,11 +54,25 @@ TABLES = (
 )
 
 
+def _worker_database(url: str) -> str:
+    """``url`` for this test process: under pytest-xdist, worker N takes the database N
+    numbers past ``url``'s, since each test flushes its database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    if index == 0:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    if base + index > 15:
+        pytest.exit(f"TEST_REDIS_URL database {base} + worker {index} is past Redis's 15")
+    return parts._replace(path=f"/{base + index}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        yield url
+        yield _worker_database(url)
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -170,6 +185,16 @@ async def reset_state(app: web.Application) -> None:
     await app[REDIS].flushdb()
 
 
+def signed(client: TestClient[Any, Any], path: str) -> str:
+    """The callback ``path`` (``/sms/africastalking/inbound``) with its provider's secret,
+    as the provider is told to call it (``python -m gateway callbacks``)."""
+    app = client.app
+    assert app is not None
+    found = app[SIGNER].path(path)
+    assert found is not None, f"no secret for {path}: the app has not started"
+    return found
+
+
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
@@ -232,6 +257,8 @@ class Phone:
     service_code: str = "*1100#"
     send_twice: bool = False
     """Send every hop twice, as a network retrying on a slow answer would."""
+    ussd_path: str | None = None
+    """The signed USSD callback path, for a client that is not the app's own."""
     session_id: str = ""
     inputs: list[str] = field(default_factory=list)
     screens: list[str] = field(default_factory=list)
@@ -245,12 +272,13 @@ class Phone:
             "networkCode": "40445",
             "text": "*".join(self.inputs),
         }
-        resp = await self.client.post("/ussd/africastalking", data=form)
+        path = self.ussd_path or signed(self.client, "/ussd/africastalking")
+        resp = await self.client.post(path, data=form)
         assert resp.status == 200, await resp.text()
         assert resp.content_type == "text/plain"
         body = await resp.text()
         if self.send_twice:
-            again = await self.client.post("/ussd/africastalking", data=form)
+            again = await self.client.post(path, data=form)
             assert await again.text() == body, "a retried hop must get the identical screen"
         assert body.startswith(("CON ", "END ")), body
         self.ended = body.startswith("END ")

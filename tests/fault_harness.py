@@ -41,6 +41,7 @@ import aiohttp
 import asyncpg
 import yaml
 
+from gateway.channels.signing import signed_path
 from tests.fakes.africastalking_process import API_KEY, USERNAME
 
 __all__ = [
@@ -71,10 +72,16 @@ SETTINGS: dict[str, Any] = {
     },
     "sms": {"africastalking": {"timeout_seconds": 3.0}},
     "bulk": {"batch_size": 10, "quiet_hours": None},
+    "callbacks": {"secrets": {"africastalking": "fault-harness-secret-0123456789"}},
 }
 """The rig's gateway settings over the shipped ones: a sweep every 5 s and a 10 s lease
 (the shipped 60 s and two minutes would only make the scenarios longer), a lost answer
 sent once more after a minute, AT answering within 3 s."""
+
+
+def _signed(path: str) -> str:
+    """An Africa's Talking callback path with the rig's secret (``SETTINGS``)."""
+    return signed_path(path, SETTINGS["callbacks"]["secrets"]["africastalking"])
 
 
 def free_port() -> int:
@@ -284,7 +291,7 @@ class Rig:
         await until(self._database_up, "the web server up", within=self.size.deadline)
         await self.start_worker()
         await until(self.healthy, "the worker's health record", within=self.size.deadline)
-        await self.control(reports=f"{self.web}/sms/africastalking/delivery")
+        await self.control(reports=self.web + _signed("/sms/africastalking/delivery"))
         if self.size.campaign:
             await self.staff_token()
 
@@ -364,7 +371,7 @@ class Rig:
                     "networkCode": "40445",
                     "text": "*".join(inputs),
                 }
-                status, body = await self._post("/ussd/africastalking", form)
+                status, body = await self._post(_signed("/ussd/africastalking"), form)
                 return body if status == 200 else "END"
 
             screen = await hop()
@@ -391,7 +398,7 @@ class Rig:
         """An SMS from ``phone``, posted as AT does until the gateway takes it (2xx)."""
         form = {"from": phone, "to": "51100", "text": text, "id": uuid.uuid4().hex, "date": "now"}
         deadline = time.monotonic() + self.size.deadline
-        while not 200 <= (await self._post("/sms/africastalking/inbound", form))[0] < 300:
+        while not 200 <= (await self._post(_signed("/sms/africastalking/inbound"), form))[0] < 300:
             if time.monotonic() > deadline:
                 raise Timeout(f"inbound SMS not taken within {self.size.deadline:g} s")
             await asyncio.sleep(0.5)

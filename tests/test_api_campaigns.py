@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.storage.models import AuditRecord, Campaign, CampaignStatus, ComplaintStatus, StaffRole
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, signed
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_campaigns import (
     VARIABLES,
@@ -99,7 +99,7 @@ async def test_a_campaign_by_http_from_preview_to_delivered(
     body = await resp.json()
     assert body["status"] == "done"
     assert body["progress"]["sent"] == 5 and body["progress"]["queued"] == 0
-    url = str(client.make_url("/sms/africastalking/delivery"))
+    url = str(client.make_url(signed(client, "/sms/africastalking/delivery")))
     for m in fake.sent:
         await fake.send_delivery_report(url, m.message_id, "Success", phone=m.number)
     body = await (await client.get(f"/api/v1/campaigns/{cid}", headers=auth["je_theog"])).json()

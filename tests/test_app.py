@@ -148,16 +148,18 @@ def test_server_py_runs_with_embedded_redis_and_stops_cleanly(tmp_path: Path) ->
     port = free_port()
     env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'server.db'}", PORT=str(port))
     stderr_path = tmp_path / "stderr.log"
+    stdout_path = tmp_path / "stdout.log"
     base = f"http://127.0.0.1:{port}"
     redis_pid: int | None = None
     with (
         stderr_path.open("w") as stderr,
+        stdout_path.open("w") as stdout,
         subprocess.Popen(
             [sys.executable, "server.py"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stderr,
         ) as proc,
     ):
@@ -183,17 +185,19 @@ def test_server_py_runs_with_embedded_redis_and_stops_cleanly(tmp_path: Path) ->
             assert psutil.Process(redis_pid).create_time() >= psutil.Process(proc.pid).create_time()
             assert psutil.Process(redis_pid).name().startswith("redis-server")
 
-            status, body = http(
-                "POST",
-                f"{base}/ussd/africastalking",
-                {
-                    "sessionId": "ATUid_server_py",
-                    "serviceCode": "*1100#",
-                    "phoneNumber": "+919812345678",
-                    "networkCode": "40445",
-                    "text": "",
-                },
-            )
+            # The new database's callback secrets, printed once with their URLs.
+            printed = stdout_path.read_text()
+            (hop_url,) = re.findall(rf"{base}/ussd/africastalking/[A-Za-z0-9_-]+$", printed, re.M)
+            assert hop_url.rsplit("/", 1)[1] not in log
+            hop = {
+                "sessionId": "ATUid_server_py",
+                "serviceCode": "*1100#",
+                "phoneNumber": "+919812345678",
+                "networkCode": "40445",
+                "text": "",
+            }
+            assert http("POST", f"{base}/ussd/africastalking", hop)[0] == 404  # unsigned
+            status, body = http("POST", hop_url, hop)
             assert status == 200 and body.startswith("CON "), body
             assert "English" in body
 

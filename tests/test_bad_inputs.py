@@ -26,7 +26,7 @@ from gateway.storage.models import (
     UssdSession,
 )
 from gateway.web.callbacks import SessionRecorder
-from tests.conftest import Phone
+from tests.conftest import Phone, signed
 from tests.staff_helpers import auth, make_staff_token
 
 PHONE = "+919812345678"
@@ -80,7 +80,9 @@ async def test_an_end_notice_is_recorded_without_a_field_that_does_not_fit(
 ) -> None:
     """An informational field past its column is dropped: refusing the notice would have
     the network send it again and again, for a field nobody needs."""
-    resp = await client.post("/ussd/africastalking/events", data=end_notice(**changes))
+    resp = await client.post(
+        signed(client, "/ussd/africastalking/events"), data=end_notice(**changes)
+    )
     assert resp.status == 200, await resp.text()
     session = await UssdSession.get(session_id="ATUid_unseen")
     assert session.end_status == "Success" and session.phone == PHONE
@@ -97,7 +99,7 @@ async def test_an_end_notice_keeps_its_free_text_without_nuls(
     notice = end_notice(
         status="Fail\x00ed", errorMessage="timed\x00 out", lastAppResponse="CON\x00 Menu"
     )
-    resp = await client.post("/ussd/africastalking/events", data=notice)
+    resp = await client.post(signed(client, "/ussd/africastalking/events"), data=notice)
     assert resp.status == 200, await resp.text()
     session = await UssdSession.get(session_id="ATUid_unseen")
     assert (session.end_status, session.error_message) == ("Failed", "timed out")
@@ -108,7 +110,9 @@ async def test_an_end_notice_keeps_its_free_text_without_nuls(
 async def test_an_end_notice_for_a_session_id_no_session_can_have_is_refused(
     client: TestClient[Any, Any], session_id: str
 ) -> None:
-    resp = await client.post("/ussd/africastalking/events", data=end_notice(session_id))
+    resp = await client.post(
+        signed(client, "/ussd/africastalking/events"), data=end_notice(session_id)
+    )
     assert resp.status == 400
     assert (await resp.text()).startswith("sessionId: ")
     assert await UssdSession.all().count() == 0
@@ -127,7 +131,7 @@ async def test_a_first_hop_with_an_unusable_identifier_is_refused_at_once(
     """Refused before the caller typed anything: a session let through here would fail to
     submit the complaint at its last hop ("something went wrong", the complaint lost)."""
     hop = {"sessionId": "ATUid_ok", "serviceCode": "*1100#", "phoneNumber": PHONE, "text": ""}
-    resp = await client.post("/ussd/africastalking", data={**hop, field: value})
+    resp = await client.post(signed(client, "/ussd/africastalking"), data={**hop, field: value})
     assert resp.status == 400
     assert (await resp.text()).startswith(f"{field}: ")
 
@@ -162,7 +166,7 @@ async def test_a_hop_with_an_unusable_network_code_goes_on_without_it(
         "networkCode": "4" * 17,
         "text": "",
     }
-    resp = await client.post("/ussd/africastalking", data=hop)
+    resp = await client.post(signed(client, "/ussd/africastalking"), data=hop)
     assert resp.status == 200 and (await resp.text()).startswith("CON ")
     await client.app[CALLBACKS].sessions.flush()  # type: ignore[attr-defined]
     session = await UssdSession.get(session_id="ATUid_net")
@@ -180,14 +184,18 @@ def inbound(**changes: str) -> dict[str, str]:
 async def test_an_inbound_sms_whose_id_no_column_takes_is_refused(
     client: TestClient[Any, Any], message_id: str
 ) -> None:
-    resp = await client.post("/sms/africastalking/inbound", data=inbound(id=message_id))
+    resp = await client.post(
+        signed(client, "/sms/africastalking/inbound"), data=inbound(id=message_id)
+    )
     assert resp.status == 400
     assert (await resp.text()).startswith("id: ")
     assert await InboundMessage.all().count() == 0
 
 
 async def test_an_inbound_sms_is_kept_without_its_nuls(client: TestClient[Any, Any]) -> None:
-    resp = await client.post("/sms/africastalking/inbound", data=inbound(text="HE\x00LP\x00"))
+    resp = await client.post(
+        signed(client, "/sms/africastalking/inbound"), data=inbound(text="HE\x00LP\x00")
+    )
     assert resp.status == 200, await resp.text()
     message = await InboundMessage.get(provider_message_id="ATXid_in1")
     assert message.text == "HELP" and message.intent == "help"
@@ -198,7 +206,7 @@ async def test_a_delivery_report_whose_id_no_column_takes_is_refused(
     client: TestClient[Any, Any], message_id: str
 ) -> None:
     report = {"id": message_id, "status": "Success", "phoneNumber": PHONE}
-    resp = await client.post("/sms/africastalking/delivery", data=report)
+    resp = await client.post(signed(client, "/sms/africastalking/delivery"), data=report)
     assert resp.status == 400
     assert (await resp.text()).startswith("id: ")
 
@@ -214,7 +222,7 @@ async def test_a_failure_report_with_a_nul_in_its_reason_is_recorded_without_it(
         status=MessageStatus.SENT, provider_message_id="ATXid_sent1"
     )
     report = {"id": "ATXid_sent1", "status": "Failed", "failureReason": "Absent\x00Subscriber"}
-    resp = await client.post("/sms/africastalking/delivery", data=report)
+    resp = await client.post(signed(client, "/sms/africastalking/delivery"), data=report)
     assert resp.status == 200, await resp.text()
     await ack.refresh_from_db()
     assert ack.last_error == "AbsentSubscriber"  # and a second chance is on its way

@@ -21,7 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, COMPLAINTS, CONFIG, REDIS, worker_context
-from gateway.campaigns.service import Campaigns, ComplaintFilter, in_quiet_hours, progress
+from gateway.campaigns.audience import ComplaintFilter
+from gateway.campaigns.progress import progress
+from gateway.campaigns.quiet_hours import in_quiet_hours
+from gateway.campaigns.service import Campaigns
 from gateway.cli.notify import progress_bar
 from gateway.complaints.registration import NewComplaint
 from gateway.complaints.scope import Scope, scope_of
@@ -49,6 +52,7 @@ from tests.conftest import (
     AppFactory,
     make_config,
     run_worker,
+    signed,
 )
 from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
@@ -273,7 +277,7 @@ async def test_a_campaign_goes_from_preview_to_delivered(
 
     got = await progress(campaign)
     assert (got.queued, got.sent, got.delivered, got.failed) == (0, 7, 0, 0)
-    url = str(bulk_client.make_url(DELIVERY_PATH))
+    url = str(bulk_client.make_url(signed(bulk_client, DELIVERY_PATH)))
     for m in fake.sent:
         status = "Success" if m.number != number(3) else "Failed"
         await fake.send_delivery_report(url, m.message_id, status, phone=m.number)
@@ -294,6 +298,49 @@ async def test_opted_out_citizens_are_skipped(
     await campaign.refresh_from_db()
     assert campaign.skipped == 1
     assert not await OutboundMessage.filter(recipient=number(2)).exists()
+
+
+async def test_a_csv_number_the_provider_says_opted_out_is_remembered_as_for_one_sms(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """A number from a campaign's CSV has no citizen record; AT's 406 for it opts it out
+    all the same (the outbox's rule: one delivery path), so the next campaign skips it."""
+    await complaint(number(1))
+    blacklisted = number(2)  # in the CSV only: no citizen record
+    fake.outcomes[blacklisted] = 406
+    admin, _ = await district_admin(bulk_client)
+    campaigns = bulk_client.app[CAMPAIGNS]
+
+    async def csv_campaign() -> Campaign:
+        campaign = await campaigns.create(
+            admin,
+            scope_of(admin, campaigns.config),
+            template="area_update",
+            variables=VARIABLES,
+            audience=None,
+            actor="t",
+        )
+
+        async def text() -> Any:
+            yield f"{number(1)}\n{blacklisted}\n"
+
+        await campaigns.add_numbers(campaign, text(), actor="t")
+        return await campaigns.start(campaign, actor="t")
+
+    first = await csv_campaign()
+    await run_bulk(bulk_client)
+    failed = await OutboundMessage.get(campaign_id=first.id, recipient=blacklisted)
+    assert failed.status == "failed" and failed.attempts == 1
+    assert failed.last_error == "UserInBlacklist (406)"
+    assert (await Citizen.get(phone=blacklisted)).opted_out
+    assert not (await Citizen.get(phone=number(1))).opted_out
+
+    second = await csv_campaign()
+    await run_bulk(bulk_client)
+    assert [m.number for m in fake.sent] == [number(1), number(1)]
+    await second.refresh_from_db()
+    assert second.skipped == 1
+    assert not await OutboundMessage.filter(campaign_id=second.id, recipient=blacklisted).exists()
 
 
 async def test_batches_respect_the_rate_and_a_failed_request_resends_only_the_rest(
@@ -364,7 +411,7 @@ async def test_a_request_whose_answer_is_lost_is_not_sent_again(
     assert (got.status, got.queued, got.sent, got.unknown) == ("sending", 0, 6, 4)
 
     # Reports for three of the four: matched by number (their IDs were in the lost answer).
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     for n in lost[:3]:
         await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
     assert (await progress(campaign)).delivered == 3
@@ -412,7 +459,7 @@ async def test_a_campaign_whose_lost_answers_are_reported_is_done_soon_after(
         f"{job!r} looks again only in {due / 1000 - time.time():.0f} s"
     )
 
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     for n in (number(i) for i in range(1, 4)):
         status, _ = await fake.send_delivery_report(url, fake.message_id_for(n), "Success", phone=n)
         assert status == 200

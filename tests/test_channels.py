@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import CAMPAIGNS, PROVIDERS, callback_limits
-from gateway.campaigns.service import ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
 from gateway.channels.africastalking.parse import parse_ussd_hop
 from gateway.channels.africastalking.provider import AfricasTalking
 from gateway.channels.africastalking.settings import AfricasTalkingSettings
@@ -170,7 +170,7 @@ async def test_the_provider_routes_answer_400_past_the_limits_they_are_given(
     app.add_routes(at.routes())
     client = await aiohttp_client(app)
     form = {"from": CITIZEN, "to": "51100", "text": "HELP", "id": "ATXid_long"}
-    resp = await client.post("/sms/africastalking/inbound", data=form)
+    resp = await client.post("/sms/africastalking/inbound", data=form)  # the bare routes
     assert (resp.status, await resp.text()) == (400, "id: longer than 5 characters (10)")
 
 

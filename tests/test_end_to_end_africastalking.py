@@ -18,7 +18,15 @@ from gateway.app import REDIS
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE
 from gateway.storage.models import Citizen, ComplaintEvent, OutboundMessage
-from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, Phone, make_config, run_worker
+from tests.conftest import (
+    AT_API_KEY,
+    AT_USERNAME,
+    AppFactory,
+    Phone,
+    make_config,
+    run_worker,
+    signed,
+)
 from tests.fakes.africastalking import FakeAfricasTalking, RecordedRequest
 
 SENDER_ID = "HPSEVA"
@@ -125,7 +133,7 @@ async def test_delivery_reports_from_at_update_the_messages(
     number = "+919800000021"
     await register(client, number, ENGLISH)
     await run_worker(client.app)
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     ack = await OutboundMessage.get(template=ACK)
     notice = await OutboundMessage.get(template=OFFICER_NOTICE)
 
@@ -172,7 +180,7 @@ async def test_a_failed_report_for_the_acknowledgement_gives_it_a_second_chance(
     number = "+919800000022"
     await register(client, number, HINDI)
     await run_worker(client.app)
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     ack = await OutboundMessage.get(template=ACK)
 
     status, _ = await fake.send_delivery_report(
@@ -196,7 +204,7 @@ async def test_a_repeated_failure_report_keeps_the_second_chance(
     number = "+919800000025"
     await register(client, number, ENGLISH)
     await run_worker(client.app)
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     message_id = fake.message_id_for(number)
 
     for retry_count in (0, 1):  # AT sends the same report again
@@ -225,7 +233,7 @@ async def test_in_flight_report_before_the_final_one_keeps_the_message_sent(
     number = "+919800000023"
     await register(client, number, ENGLISH)
     await run_worker(client.app)
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     message_id = fake.message_id_for(number)
 
     assert (await fake.send_delivery_report(url, message_id, "Buffered", phone=number))[0] == 200

@@ -22,7 +22,7 @@ from gateway.complaints.lifecycle import Change, Lifecycle
 from gateway.jobs.dispatch import ArqDispatcher
 from gateway.storage.models import Complaint, ComplaintEvent, InboundMessage, OutboundMessage
 from gateway.web.callbacks import GatewayCallbacks
-from tests.conftest import ROOT, run_worker
+from tests.conftest import ROOT, run_worker, signed
 from tests.test_lifecycle import OFFICER_L1, register, sms, texts_to
 
 CITIZEN = "+919811120001"
@@ -169,7 +169,7 @@ async def test_an_sms_not_handled_is_answered_503_for_at_to_send_it_again(
 ) -> None:
     inbox(app_client).dispatcher = FaultyDispatcher(app_client.app[REDIS])
     form = {"from": CITIZEN, "to": "51100", "text": "HELP", "id": "ATXid_503", "date": ""}
-    resp = await app_client.post("/sms/africastalking/inbound", data=form)
+    resp = await app_client.post(signed(app_client, "/sms/africastalking/inbound"), data=form)
     assert (resp.status, resp.headers.get("Retry-After")) == (503, "5")
     assert "ATXid_503 not handled" in caplog.text and CITIZEN not in caplog.text
     record = await InboundMessage.get(provider_message_id="ATXid_503")

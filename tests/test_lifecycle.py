@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import LIFECYCLE
 from gateway.complaints.lifecycle import IllegalTransition, InvalidTransfer
 from gateway.storage.models import Complaint, ComplaintEvent, OutboundMessage
-from tests.conftest import Clock, Phone, run_worker
+from tests.conftest import Clock, Phone, run_worker, signed
 
 OFFICER_L1 = "+919800100001"  # Jal Shakti, Theog (config.yaml)
 OFFICER_L2 = "+919800100002"
@@ -29,7 +29,7 @@ async def sms(client: TestClient[Any, Any], sender: str, text: str, msg_id: str 
         "id": msg_id or f"ATXid_in_{next(_ids)}",
         "linkId": "",
     }
-    resp = await client.post("/sms/africastalking/inbound", data=form)
+    resp = await client.post(signed(client, "/sms/africastalking/inbound"), data=form)
     return resp.status
 
 

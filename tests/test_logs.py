@@ -25,6 +25,9 @@ NUMBER = "+919812345678"
 REGISTRATION = ("", "2", "1", "2", "9", "2", "1", "1")
 """Dial, English, new complaint, Jal Shakti, Shimla, Theog, no water supply, submit."""
 REQUEST_ID = "req-7f3a-registration"
+SECRET = "logs-test-secret-0123"
+"""Africa's Talking's callback secret, chosen (``callbacks.secrets``) through the
+environment, so that the test knows the signed path."""
 
 
 def hop(base: str, session: str, text: str, request_id: str | None = None) -> str:
@@ -36,7 +39,9 @@ def hop(base: str, session: str, text: str, request_id: str | None = None) -> st
         "text": text,
     }
     request = urllib.request.Request(
-        f"{base}/ussd/africastalking", data=urllib.parse.urlencode(form).encode(), method="POST"
+        f"{base}/ussd/africastalking/{SECRET}",
+        data=urllib.parse.urlencode(form).encode(),
+        method="POST",
     )
     if request_id is not None:
         request.add_header("X-Request-ID", request_id)
@@ -71,6 +76,7 @@ def test_json_lines_carry_the_request_id_into_the_sms_job(
         REDIS_URL=redis_url,
         PORT=str(port),
         LOG_FORMAT="json",
+        SAMPARK__CALLBACKS__SECRETS=f"{{africastalking: {SECRET}}}",
     )
     with (
         log.open("w") as stderr,
@@ -137,6 +143,7 @@ def test_json_lines_carry_the_request_id_into_the_sms_job(
     assert {"method", "path", "status", "ms", "request_id"} <= set(access[-1])
     assert any(line["request_id"] == REQUEST_ID and line["status"] == 200 for line in access)
     assert NUMBER not in log.read_text() and NUMBER[1:] not in log.read_text()
+    assert SECRET not in log.read_text(), "the access log shows the route, not the secret"
 
 
 def test_plain_lines_name_the_level_and_the_logger(tmp_path: Path) -> None:

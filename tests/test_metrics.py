@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import REDIS
 from gateway.config import Config
 from gateway.jobs.dispatch import ArqDispatcher
-from tests.conftest import ROOT, AppFactory, Phone, make_config, run_worker
+from tests.conftest import ROOT, AppFactory, Phone, make_config, run_worker, signed
 
 ENGLISH = "2"
 REGISTRATION = (ENGLISH, "1", "2", "9", "2", "1", "1")
@@ -89,11 +89,15 @@ async def test_queue_depth_and_oldest_age_are_read_at_scrape_time(
 
 async def test_a_refused_callback_is_counted(client: TestClient[Any, Any]) -> None:
     before = await scrape(client)
-    resp = await client.post("/ussd/africastalking", data={"text": ""})
+    resp = await client.post(signed(client, "/ussd/africastalking"), data={"text": ""})
     assert resp.status == 400
+    resp = await client.post("/ussd/africastalking/not-the-secret-0123", data={"text": ""})
+    assert resp.status == 404
     after = await scrape(client)
     assert moved(before, after, "sampark_callbacks_refused_total", provider="africastalking",
                  status="400") == 1  # fmt: skip
+    assert moved(before, after, "sampark_callbacks_refused_total", provider="africastalking",
+                 status="404") == 1  # fmt: skip
 
 
 async def test_metrics_are_refused_outside_the_allowed_networks(

@@ -7,7 +7,10 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.conftest import ROOT
 from tests.test_startup import assert_one_line, run_cli, sqlite_url
+
+NEWEST = "0018_channels_missed_calls"
 
 
 def run(*args: str, **env: str) -> tuple[int, str, str]:
@@ -41,19 +44,20 @@ def test_migrate_makes_the_database_and_check_tells_pending_or_not(tmp_path: Pat
     status, out, _ = run("migrate", DATABASE_URL=url)
     assert status == 0 and "was up to date" in out
 
-    # A migration missing (a database from an older release): named, then applied.
+    # A migration missing (a database from an older release): named, then applied. (The
+    # newest migration, undone by hand: a newer one goes here when one is added.)
     with sqlite3.connect(file) as db:
-        db.execute("DELETE FROM tortoise_migrations WHERE name = '0016_message_essential'")
-        db.execute("ALTER TABLE outbound_message DROP COLUMN essential")
+        db.execute(f"DELETE FROM tortoise_migrations WHERE name = '{NEWEST}'")
+        db.execute("DROP TABLE missed_call")
     status, out, _ = run("migrate", "--check", DATABASE_URL=url)
-    assert status == 1 and out.strip() == "1 migration(s) pending: 0016_message_essential"
+    assert status == 1 and out.strip() == f"1 migration(s) pending: {NEWEST}"
     assert_one_line(
         *run_cli("staff", "list", DATABASE_URL=url),
-        f"DATABASE_URL: SQLite {file} has 1 migration(s) not applied (0016_message_essential)",
+        f"DATABASE_URL: SQLite {file} has 1 migration(s) not applied ({NEWEST})",
         "run `python -m gateway migrate`",
     )
     status, out, _ = run("migrate", DATABASE_URL=url)
-    assert status == 0 and out.strip() == "applied: 0016_message_essential"
+    assert status == 0 and out.strip() == f"applied: {NEWEST}"
     status, out, err = run("staff", "list", DATABASE_URL=url)
     assert status == 0, err
     assert f"database: SQLite {file}" in err
@@ -78,3 +82,11 @@ def test_migrate_on_a_new_database_of_the_runs_kind(new_database: Callable[[], s
     assert status == 0 and out.startswith("applied: "), (out, err)
     assert run("migrate", "--check", DATABASE_URL=url)[0] == 0
     assert run("staff", "list", DATABASE_URL=url)[0] == 0
+
+
+def test_newest_is_the_newest_migration() -> None:
+    """The test above undoes NEWEST by hand: a new migration must take its place there."""
+    migrations = sorted(
+        p.stem for p in (ROOT / "gateway" / "storage" / "migrations").glob("0*.py")
+    )
+    assert migrations[-1] == NEWEST, "update NEWEST and its undoing in the test above"

@@ -30,20 +30,15 @@ from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE, ArqDispatcher, send_sms_job_id
 from gateway.jobs.tasks import resend_unanswered
-from gateway.sms.outbox import (
-    MessageDraft,
-    Outbox,
-    TransientSendFailure,
-    claim_messages,
-    queue_messages,
-    record_delivery_report,
-    record_unanswered,
-)
+from gateway.sms.delivery import claim_messages
+from gateway.sms.outbox import MessageDraft, Outbox, TransientSendFailure, queue_messages
+from gateway.sms.reports import record_delivery_report
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STUCK_AFTER
 from gateway.sms.templates import RenderedSms
+from gateway.sms.unanswered import record_unanswered
 from gateway.storage.models import Channel, Citizen, ComplaintEvent, OutboundMessage
-from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker
+from tests.conftest import AT_API_KEY, AT_USERNAME, AppFactory, make_config, run_worker, signed
 from tests.fakes.africastalking import FakeAfricasTalking, Fault
 
 CITIZEN = "+919812345678"
@@ -669,7 +664,7 @@ async def report(
     client: TestClient[Any, Any], fake: FakeAfricasTalking, message_id: str, status: str, phone: str
 ) -> None:
     """AT's delivery report for ``message_id`` to ``phone``, through the callback route."""
-    url = str(client.make_url(DELIVERY_PATH))
+    url = str(client.make_url(signed(client, DELIVERY_PATH)))
     assert await fake.send_delivery_report(url, message_id, status, phone=phone) == (200, "OK")
 
 
@@ -751,7 +746,7 @@ async def test_a_report_that_comes_before_its_send_gave_up_on_the_answer_is_take
     ack = await register(lossy_client)
     [claimed] = await claim_messages([ack.id])  # a worker's send, waiting for its answer
     assert claimed is not None
-    url = str(lossy_client.make_url(DELIVERY_PATH))
+    url = str(lossy_client.make_url(signed(lossy_client, DELIVERY_PATH)))
     status, body = await fake.send_delivery_report(url, "ATXid_early", "Success", phone=CITIZEN)
     assert status == 503, body
     # Another number's report, or one with an ID of ours, is taken as ever.

@@ -32,6 +32,7 @@ from gateway.channels.base import (
     DeliveryReport,
     DeliveryState,
     InboundSms,
+    MissedCall,
     OutgoingSms,
     PayloadError,
     ProviderError,
@@ -40,6 +41,9 @@ from gateway.channels.base import (
     UssdReply,
     UssdSessionEnd,
 )
+from gateway.channels.signing import CallbackSigner
+from gateway.web.keys import SIGNER
+from tests.conftest import signed
 from tests.fakes.africastalking import AUTH_FAILED, FakeAfricasTalking, Fault
 
 USERNAME = "sampark"
@@ -1018,6 +1022,9 @@ class RecordingCallbacks:
     async def inbound_sms(self, sms: InboundSms) -> None:
         self.inbound.append(sms)
 
+    async def missed_call(self, call: MissedCall) -> None:
+        raise AssertionError("Africa's Talking has no missed-call callback")
+
 
 @pytest.fixture
 def callbacks() -> RecordingCallbacks:
@@ -1028,7 +1035,9 @@ def callbacks() -> RecordingCallbacks:
 async def client(aiohttp_client: AiohttpClient, callbacks: RecordingCallbacks) -> Any:
     app = web.Application()
     app[CALLBACKS] = callbacks
-    app.add_routes(make_provider("http://127.0.0.1:9").routes())
+    signer = app[SIGNER] = CallbackSigner(public_url="http://127.0.0.1:9")
+    signer.arm({AT: "at-test-secret-0123456789"})
+    app.add_routes(signer.guard(AT, make_provider("http://127.0.0.1:9").routes()))
     return await aiohttp_client(app)
 
 
@@ -1046,7 +1055,7 @@ async def test_ussd_route_replies_con_or_end(
     client: Any, callbacks: RecordingCallbacks, reply: UssdReply, body: str
 ) -> None:
     callbacks.reply = reply
-    response = await client.post("/ussd/africastalking", data=USSD_HOP)
+    response = await client.post(signed(client, "/ussd/africastalking"), data=USSD_HOP)
     assert response.status == 200
     assert response.content_type == "text/plain"
     assert await response.text() == body
@@ -1057,28 +1066,30 @@ async def test_ussd_route_first_hop_and_devanagari_reply(
     client: Any, callbacks: RecordingCallbacks
 ) -> None:
     callbacks.reply = UssdReply("1. नई शिकायत\n2. स्थिति", end=False)
-    response = await client.post("/ussd/africastalking", data=having(USSD_HOP, text=""))
+    response = await client.post(
+        signed(client, "/ussd/africastalking"), data=having(USSD_HOP, text="")
+    )
     assert response.status == 200
     assert (await response.read()).decode("utf-8") == "CON 1. नई शिकायत\n2. स्थिति"
     assert callbacks.hops[0].text == ""
 
 
 async def test_ussd_events_route(client: Any, callbacks: RecordingCallbacks) -> None:
-    response = await client.post("/ussd/africastalking/events", data=USSD_END)
+    response = await client.post(signed(client, "/ussd/africastalking/events"), data=USSD_END)
     assert (response.status, await response.text()) == (200, "OK")
     assert callbacks.ends == [parse_ussd_session_end(USSD_END)]
 
 
 async def test_delivery_route(client: Any, callbacks: RecordingCallbacks) -> None:
     payload = having(DLR, status="Failed", failureReason="DeliveryFailure")
-    response = await client.post("/sms/africastalking/delivery", data=payload)
+    response = await client.post(signed(client, "/sms/africastalking/delivery"), data=payload)
     assert response.status == 200
     assert callbacks.reports == [parse_delivery_report(payload)]
     assert callbacks.reports[0].state is DeliveryState.FAILED
 
 
 async def test_inbound_route(client: Any, callbacks: RecordingCallbacks) -> None:
-    response = await client.post("/sms/africastalking/inbound", data=INBOUND)
+    response = await client.post(signed(client, "/sms/africastalking/inbound"), data=INBOUND)
     assert response.status == 200
     assert callbacks.inbound == [parse_inbound_sms(INBOUND)]
 
@@ -1099,7 +1110,7 @@ async def test_inbound_route(client: Any, callbacks: RecordingCallbacks) -> None
 async def test_routes_answer_400_naming_the_field(
     client: Any, callbacks: RecordingCallbacks, path: str, payload: dict[str, str], field_name: str
 ) -> None:
-    response = await client.post(path, data=payload)
+    response = await client.post(signed(client, path), data=payload)
     assert response.status == 400
     assert response.content_type == "text/plain"
     assert (await response.text()).startswith(f"{field_name}: ")
@@ -1119,7 +1130,7 @@ async def test_routes_reject_json_bodies_with_400(
     client: Any, callbacks: RecordingCallbacks, path: str
 ) -> None:
     payload = {**USSD_HOP, **USSD_END, **DLR, **INBOUND}
-    response = await client.post(path, json=payload)
+    response = await client.post(signed(client, path), json=payload)
     assert response.status == 400
     assert "body" in await response.text()
     assert callbacks.calls == 0
@@ -1147,7 +1158,7 @@ async def test_routes_reject_json_bodies_with_400(
 async def test_routes_never_500_on_bad_bodies(
     client: Any, callbacks: RecordingCallbacks, path: str, body: bytes, headers: dict[str, str]
 ) -> None:
-    response = await client.post(path, data=body, headers=headers)
+    response = await client.post(signed(client, path), data=body, headers=headers)
     assert response.status == 400
     assert callbacks.calls == 0
 
@@ -1156,10 +1167,12 @@ async def test_routes_log_masked_numbers_and_no_text(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="gateway.channels.africastalking"):
-        await client.post("/ussd/africastalking", data=USSD_HOP)
-        await client.post("/sms/africastalking/inbound", data=INBOUND)
-        await client.post("/sms/africastalking/delivery", data=DLR)
-        await client.post("/ussd/africastalking", data=having(USSD_HOP, phoneNumber="+91abc"))
+        await client.post(signed(client, "/ussd/africastalking"), data=USSD_HOP)
+        await client.post(signed(client, "/sms/africastalking/inbound"), data=INBOUND)
+        await client.post(signed(client, "/sms/africastalking/delivery"), data=DLR)
+        await client.post(
+            signed(client, "/ussd/africastalking"), data=having(USSD_HOP, phoneNumber="+91abc")
+        )
     assert "+91******5678" in caplog.text
     assert "9812345678" not in caplog.text
     assert "Paani" not in caplog.text
@@ -1175,7 +1188,7 @@ async def test_fake_drives_our_delivery_endpoint_end_to_end(
         OutgoingSms("Namaste", (PHONE,)), session=http
     )
     assert sent.provider_message_id is not None
-    url = str(client.make_url("/sms/africastalking/delivery"))
+    url = str(client.make_url(signed(client, "/sms/africastalking/delivery")))
     status, text = await fake_at.send_delivery_report(
         url, sent.provider_message_id, "Rejected", "UserInBlackList", phone=PHONE, retry_count=1
     )

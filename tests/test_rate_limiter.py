@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway.campaigns.service import RateLimiter
+from gateway.campaigns.runner import RateLimiter
 
 
 class Seconds:

@@ -112,6 +112,7 @@ SERVICES = frozenset(
         "GatewayCallbacks",
         "Inbox",
         "Lifecycle",
+        "MissedCalls",
         "Notices",
         "Outbox",
         "SessionRecorder",

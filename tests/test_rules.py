@@ -17,12 +17,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from tortoise.transactions import in_transaction
 
-from gateway.campaigns.service import ComplaintFilter
+from gateway.campaigns.audience import ComplaintFilter
 from gateway.complaints.lifecycle import ALLOWED, OPEN
 from gateway.complaints.routing import area_of, district_level, officer_for
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import AREA_FIELDS, Config, Officer, area_field
-from gateway.sms.outbox import MessageDraft, after_final_failure, queue_messages
+from gateway.sms.delivery import after_final_failure
+from gateway.sms.outbox import MessageDraft, queue_messages
 from gateway.sms.templates import TemplateBook
 from gateway.staff.accounts import InvalidStaff, NewStaff, validate_staff
 from gateway.storage.models import (

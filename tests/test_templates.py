@@ -353,3 +353,45 @@ def test_the_readme_shows_the_linters_current_table() -> None:
     readme = (root / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- templates-matrix -->\n", 1)[1].split("\n<!-- /templates-matrix")[0]
     assert shown == matrix, "README.md: paste the table `python -m gateway templates check` prints"
+
+
+def test_the_linter_names_placeholder_dlt_ids_for_a_dlt_provider(tmp_path: Path) -> None:
+    """With Exotel (which sends DltTemplateId), an ID still marked ``# placeholder`` in its
+    file, or none, is named; with a provider that sends none, a placeholder is not."""
+    from gateway.config import load_config
+    from gateway.sms.template_check import check_templates
+    from gateway.sms.templates import TemplateBook
+    from gateway.text.i18n import Catalogs
+
+    root = Path(__file__).resolve().parent.parent
+    two = [{"code": "en_IN", "name": "English", "latin": True}, {"code": "hi", "name": "हिन्दी"}]
+    (tmp_path / "note.yaml").write_text(
+        "name: note\ncategory: service_implicit\nvariables: []\nlanguages:\n"
+        "  en_IN:\n"
+        "    dlt_template_id: '1107000000000000077'\n"
+        "    text: 'Thank you.'\n"
+        "  hi:\n"
+        "    dlt_template_id: '1107000000000100099'  # placeholder: register the text\n"
+        "    text: 'धन्यवाद।'\n",
+        encoding="utf-8",
+    )
+    overrides = {"languages": two, "paths": {"sms_templates": str(tmp_path)}}
+    exotel = {
+        "SMS_PROVIDER": "exotel",
+        "EXOTEL_SID": "s",
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "EXOTEL_SENDER": "HPSEVA",
+        "DLT_ENTITY_ID": "1101234567890123456",
+    }
+    book = TemplateBook.load(tmp_path, languages=["en_IN", "hi"])
+    catalogs = Catalogs(root / "locales", ["en_IN", "hi"])
+    config = load_config(root / "config.yaml", environ=exotel, overrides=overrides)
+    rows = {r.language: r for r in check_templates(config, catalogs, book)}
+    assert rows["en_IN"].problems == ()
+    assert rows["hi"].problems == (
+        "dlt_template_id 1107000000000100099 is a placeholder: register the text and put "
+        "its ID here (exotel sends it with every SMS)",
+    )
+    simulator = load_config(root / "config.yaml", environ={}, overrides=overrides)
+    assert all(r.problems == () for r in check_templates(simulator, catalogs, book))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from wcwidth import wcswidth
 
-from gateway.campaigns.service import Progress
+from gateway.campaigns.progress import Progress
 from gateway.cli.notify import CampaignBar
 from gateway.cli.simulate import _box
 from tests.conftest import Phone

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.config import Config
 from gateway.storage.models import Complaint
-from tests.conftest import AppFactory, Phone, make_config
+from tests.conftest import AppFactory, Phone, make_config, signed
 
 ENGLISH, HINDI = "2", "1"
 MY_COMPLAINTS, CHECK_STATUS = "2", "3"
@@ -41,7 +41,7 @@ async def test_my_complaints_lists_newest_first_and_rates_a_resolved_one(
     assert "Due by" in detail and "Solved" not in detail
 
     resp = await client.post(
-        "/sms/africastalking/inbound",
+        signed(client, "/sms/africastalking/inbound"),
         data={
             "from": "+919800100001",
             "to": "51100",

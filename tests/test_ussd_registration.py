@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import CALLBACKS
 from gateway.storage.models import Citizen, Complaint, ComplaintEvent, OutboundMessage, UssdSession
 from gateway.text.tickets import verhoeff_is_valid
-from tests.conftest import Phone, run_worker
+from tests.conftest import Phone, run_worker, signed
 
 # Sample config: 2 Jal Shakti, 9 Shimla, 2 Theog, 1 "No water supply"; hi is the default.
 ENGLISH, HINDI = "2", "1"
@@ -170,7 +170,7 @@ async def test_network_sending_only_the_latest_input(client: TestClient[Any, Any
 
     async def hop(text: str) -> str:
         resp = await client.post(
-            "/ussd/africastalking",
+            signed(client, "/ussd/africastalking"),
             data={
                 "sessionId": session,
                 "serviceCode": "*1100#",
@@ -190,7 +190,7 @@ async def test_network_sending_only_the_latest_input(client: TestClient[Any, Any
 
 async def test_first_hop_with_inputs_in_the_dialled_code(client: TestClient[Any, Any]) -> None:
     resp = await client.post(
-        "/ussd/africastalking",
+        signed(client, "/ussd/africastalking"),
         data={
             "sessionId": "ATUid_shortcut",
             "serviceCode": "*1100#",
@@ -216,7 +216,7 @@ async def test_first_hop_with_inputs_in_the_dialled_code(client: TestClient[Any,
 async def test_malformed_callbacks_get_a_400_naming_the_field(
     client: TestClient[Any, Any], form: dict[str, str], field: str
 ) -> None:
-    resp = await client.post("/ussd/africastalking", data=form)
+    resp = await client.post(signed(client, "/ussd/africastalking"), data=form)
     assert resp.status == 400
     assert field in await resp.text()
 
@@ -224,7 +224,7 @@ async def test_malformed_callbacks_get_a_400_naming_the_field(
 async def test_session_end_notice_is_recorded(client: TestClient[Any, Any], phone: Phone) -> None:
     await phone.dial()
     resp = await client.post(
-        "/ussd/africastalking/events",
+        signed(client, "/ussd/africastalking/events"),
         data={
             "sessionId": phone.session_id,
             "serviceCode": "*1100#",

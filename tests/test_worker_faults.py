@@ -34,9 +34,18 @@ from gateway.complaints.registration import ACKNOWLEDGEMENT, NewComplaint
 from gateway.config import Config
 from gateway.jobs.dispatch import QUEUE, send_sms_job_id
 from gateway.jobs.worker import build_worker, stop_worker
-from gateway.sms.outbox import STALE_SENDING
+from gateway.sms.delivery import STALE_SENDING
 from gateway.storage.models import Channel, ComplaintEvent, OutboundMessage
-from tests.conftest import AT_API_KEY, AT_USERNAME, ROOT, AppFactory, Phone, make_config, run_worker
+from tests.conftest import (
+    AT_API_KEY,
+    AT_USERNAME,
+    ROOT,
+    AppFactory,
+    Phone,
+    make_config,
+    run_worker,
+    signed,
+)
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_app import ENGLISH, clean_env, free_port
 from tests.test_outbox import (
@@ -502,7 +511,9 @@ async def test_the_standalone_worker_gives_a_failed_acknowledgement_its_second_c
                 return False
 
         await eventually(healthy, "the server up and the standalone worker's health record")
-        phone = Phone(cast(TestClient[Any, Any], session), number=CITIZEN)
+        # The processes read the callback secret from the database the test app stored it in.
+        ussd = signed(at_client, "/ussd/africastalking")
+        phone = Phone(cast(TestClient[Any, Any], session), number=CITIZEN, ussd_path=ussd)
         await phone.dial()
         await phone.send(ENGLISH)
         done = await phone.walk("1", "2", "9", "2", "1", "1")

@@ -14,6 +14,7 @@ recipient refused messages; the gateway acts on those alone.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "DeliveryReport",
     "DeliveryState",
     "InboundSms",
+    "MissedCall",
     "OutgoingSms",
     "PayloadError",
     "Provider",
@@ -64,9 +66,13 @@ class UssdHop:
     """E.164 with the leading ``+``."""
     network_code: str
     text: str
-    """Everything typed in the session so far, inputs joined by ``*`` (empty on the first hop)."""
+    """Everything typed in the session so far, inputs joined by ``*`` (empty on the first hop);
+    only the newest input when ``latest_only``."""
     provider: str = field(kw_only=True)
     """The name of the provider whose callback brought it."""
+    latest_only: bool = field(kw_only=True, default=False)
+    """The network sends only the newest input (IMImobile), never the whole path: ``text``
+    is that input, and an input equal to the last one is a new input, not a retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,22 @@ class InboundSms:
 
 
 @dataclass(frozen=True, slots=True)
+class MissedCall:
+    """A call to the helpline's number that was not answered (a "missed call", given on
+    purpose: the caller wants to be called or texted back)."""
+
+    call_id: str
+    caller: str
+    """E.164 with the leading ``+``."""
+    called: str | None
+    """The number called, as the provider wrote it (the helpline's)."""
+    status: str | None = None
+    provider: str = field(kw_only=True)
+    """The name of the provider that saw it: with ``call_id``, what makes a retried
+    callback a no-op."""
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingSms:
     """One text to one or more recipients (providers may send these in one request)."""
 
@@ -145,6 +167,9 @@ class OutgoingSms:
     for a provider whose API takes it; the sender ID is the provider's own setting."""
     dlt_entity_id: str | None = None
     """The sender's principal entity on DLT (``sms.dlt_entity_id``), likewise."""
+    reference: str | None = None
+    """Our own name for the message (the outbox's message ID), for a provider that echoes
+    one back in its delivery reports (Exotel's ``CustomField``)."""
 
 
 class SendOutcome(enum.StrEnum):
@@ -204,6 +229,10 @@ class ProviderContext:
     data_dir: Path
     """Where a provider may keep files of its own (the simulator's messages)."""
     limits: CallbackLimits
+    callback_url: Callable[[str], str | None] = field(kw_only=True, default=lambda path: None)
+    """The public URL, with its secret, of one of the provider's callback paths
+    (``/sms/exotel/delivery``), for a provider that names it in each request; None when
+    the gateway does not know it (the secrets not read yet)."""
 
 
 class ProviderError(Exception):
@@ -233,6 +262,10 @@ class Callbacks(Protocol):
     async def inbound_sms(self, sms: InboundSms) -> None:
         """Act on an incoming SMS; raises (:class:`RetryLater` or any error) when it was not
         handled, for the route to answer so that the provider sends it again."""
+        ...
+
+    async def missed_call(self, call: MissedCall) -> None:
+        """Act on a missed call (the caller is texted how to use the service)."""
         ...
 
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from gateway.channels.africastalking import settings as africastalking
+from gateway.channels.exotel import settings as exotel
 
 if TYPE_CHECKING:
     from gateway.channels.base import CallbackLimits, Provider, ProviderContext
     from gateway.config import Config
 
-__all__ = ["PROVIDERS", "ProviderEntry", "build_providers"]
+__all__ = ["PROVIDERS", "ProviderEntry", "build_providers", "signed_providers"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class ProviderEntry:
     """Environment variable -> the setting it overrides."""
     required: tuple[str, ...] = ()
     """Settings that must be given when it sends the gateway's SMS (``sms.provider``)."""
+    dlt: bool = False
+    """It sends India's DLT data (``sms.dlt_entity_id`` is required, and every template it
+    sends needs its DLT template ID in every language)."""
+    sends: bool = True
+    """It sends SMS (``sms.provider`` may name it); a USSD aggregator does not."""
+    signed: bool = True
+    """Its callback routes carry its secret (:mod:`gateway.channels.signing`); the
+    simulator's listing, for this machine only, does not."""
 
 
 def _simulator(settings: None, context: ProviderContext) -> Provider:
@@ -54,10 +63,22 @@ def _africastalking(
     return AfricasTalking(settings, region=context.region, limits=context.limits)
 
 
+def _imimobile(settings: None, context: ProviderContext) -> Provider:
+    from gateway.channels.imimobile.provider import Imimobile
+
+    return Imimobile(context)
+
+
+def _exotel(settings: exotel.ExotelSettings, context: ProviderContext) -> Provider:
+    from gateway.channels.exotel.provider import Exotel
+
+    return Exotel(settings, context=context)
+
+
 PROVIDERS: Mapping[str, ProviderEntry] = {
     entry.name: entry
     for entry in (
-        ProviderEntry("simulator", _simulator),
+        ProviderEntry("simulator", _simulator, signed=False),
         ProviderEntry(
             africastalking.NAME,
             _africastalking,
@@ -65,21 +86,47 @@ PROVIDERS: Mapping[str, ProviderEntry] = {
             env=africastalking.ENV_VARIABLES,
             required=africastalking.REQUIRED_TO_SEND,
         ),
+        ProviderEntry(
+            exotel.NAME,
+            _exotel,
+            settings=exotel.ExotelSettings,
+            env=exotel.ENV_VARIABLES,
+            required=exotel.REQUIRED_TO_SEND,
+            dlt=True,
+        ),
+        ProviderEntry("imimobile", _imimobile, sends=False),
     )
 }
 """Every provider, by the name ``sms.provider`` uses; the first is the default."""
 
 
-def build_providers(config: Config, *, limits: CallbackLimits) -> dict[str, Provider]:
+def _no_url(path: str) -> str | None:
+    return None
+
+
+def signed_providers() -> list[str]:
+    """The providers whose callbacks carry a secret."""
+    return [name for name, entry in PROVIDERS.items() if entry.signed]
+
+
+def build_providers(
+    config: Config,
+    *,
+    limits: CallbackLimits,
+    callback_url: Callable[[str], str | None] | None = None,
+) -> dict[str, Provider]:
     """Every known provider: all their callback routes are served (a USSD callback from
     Africa's Talking works whichever provider sends SMS); ``config.sms.provider`` sends.
-    ``limits`` are the lengths the database keeps of what callbacks name."""
+    ``limits`` are the lengths the database keeps of what callbacks name;
+    ``callback_url`` gives a callback path's public, signed URL (a
+    :class:`~gateway.channels.signing.CallbackSigner`'s ``url``)."""
     from gateway.channels.base import ProviderContext
 
     context = ProviderContext(
         region=config.service.country,
         data_dir=config.path(config.paths.data_dir),
         limits=limits,
+        callback_url=callback_url or _no_url,
     )
     return {
         name: entry.build(config.sms.settings_of(name), context)

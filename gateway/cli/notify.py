@@ -19,15 +19,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tqdm import tqdm
 
 from gateway.app import build_campaigns, load_static, open_services
-from gateway.campaigns.service import (
-    CampaignConflict,
-    Campaigns,
-    ComplaintFilter,
-    Preview,
-    Progress,
-    campaign_scope,
-    progress,
-)
+from gateway.campaigns.audience import ComplaintFilter, campaign_scope
+from gateway.campaigns.progress import Progress, progress
+from gateway.campaigns.service import CampaignConflict, Campaigns, Preview
 from gateway.cli.base import say_database
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config, load_config

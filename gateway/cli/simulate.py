@@ -1,5 +1,10 @@
-"""A phone on the terminal: dials the running gateway through its Africa's Talking USSD
-callback, exactly as the network would, and shows the SMS the phone receives."""
+"""A phone on the terminal: dials the running gateway through a USSD aggregator's callback
+(Africa's Talking's, or IMImobile's with ``--aggregator imimobile``), exactly as the network
+would, and shows the SMS the phone receives.
+
+The callback's path carries the aggregator's secret: the simulator reads it from the
+gateway's database (the configuration's), as ``python -m gateway callbacks`` does, so it
+dials the same signed URL the network would."""
 
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from wcwidth import wcswidth
 
+from gateway.app import stored_signer
+from gateway.channels.africastalking.routes import USSD_PATH as AT_USSD_PATH
+from gateway.channels.imimobile.parse import ABORT_PREFIX
+from gateway.channels.imimobile.routes import SESSION_HEADER
+from gateway.channels.imimobile.routes import USSD_PATH as IMI_USSD_PATH
 from gateway.config import Config, load_config
 from gateway.text.encoding import measure_screen
 
@@ -33,13 +43,99 @@ def add_parser(commands: Commands) -> None:
     p = commands.add_parser("simulate", help="dial the service from a phone on this terminal")
     p.add_argument("--url", help="the running gateway (default: http://127.0.0.1:PORT)")
     p.add_argument("--phone", default="+919812345678", help="the caller's number")
+    p.add_argument(
+        "--aggregator",
+        choices=sorted(AGGREGATORS),
+        default="africastalking",
+        help="whose USSD callback format to dial through (default: africastalking)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     url = args.url or f"http://127.0.0.1:{config.server.port}"
-    return asyncio.run(run_simulator(config, base_url=url, phone=args.phone))
+    dialler = AGGREGATORS[args.aggregator]
+    hop_path = asyncio.run(stored_signer(config)).path(dialler.path)
+    assert hop_path is not None  # stored_signer arms every provider with callbacks
+    return asyncio.run(
+        run_simulator(config, base_url=url, phone=args.phone, hop_path=hop_path, dialler=dialler)
+    )
+
+
+class Dialler:
+    """One aggregator's USSD request and answer, as its network sends and reads them."""
+
+    path: str
+
+    async def hop(
+        self, http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str,
+        inputs: list[str],
+    ) -> tuple[int, str, bool]:  # fmt: skip
+        """Send the hop for ``inputs`` (the newest last); (HTTP status, screen, ended)."""
+        raise NotImplementedError
+
+    async def hang_up(
+        self, http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str
+    ) -> None:
+        """Tell the gateway the caller hung up, when the aggregator does."""
+
+
+class AfricasTalkingDialler(Dialler):
+    """A form POST with every input so far joined by ``*``; ``CON ``/``END `` answers."""
+
+    path = AT_USSD_PATH
+
+    async def hop(
+        self, http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str,
+        inputs: list[str],
+    ) -> tuple[int, str, bool]:  # fmt: skip
+        form = {
+            "sessionId": session,
+            "serviceCode": code,
+            "phoneNumber": phone,
+            "networkCode": "40445",
+            "text": "*".join(inputs),
+        }
+        async with http.post(url, data=form) as resp:
+            body = await resp.text()
+        kind, _, screen = body.partition(" ")
+        return resp.status, screen if resp.status == 200 else body, kind != "CON"
+
+
+class ImimobileDialler(Dialler):
+    """A GET with the newest input only (the dialled string first); the screen as the body,
+    ``X-USSD-SESSION`` 1 to continue, 0 to end; a hang-up is a ``Map Dialog User Abort``."""
+
+    path = IMI_USSD_PATH
+
+    async def hop(
+        self, http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str,
+        inputs: list[str],
+    ) -> tuple[int, str, bool]:  # fmt: skip
+        msg = inputs[-1] if inputs else code
+        return await self._get(http, url, session=session, phone=phone, code=code, msg=msg)
+
+    async def hang_up(
+        self, http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str
+    ) -> None:
+        msg = f"{ABORT_PREFIX} User Reason"
+        await self._get(http, url, session=session, phone=phone, code=code, msg=msg)
+
+    @staticmethod
+    async def _get(
+        http: aiohttp.ClientSession, url: str, *, session: str, phone: str, code: str, msg: str
+    ) -> tuple[int, str, bool]:
+        query = {"msisdn": phone.lstrip("+"), "msg": msg, "code": code, "tid": session}
+        async with http.get(url, params={**query, "dcs": "15"}) as resp:
+            body = await resp.text()
+        return resp.status, body, resp.headers.get(SESSION_HEADER) != "1"
+
+
+AGGREGATORS: dict[str, Dialler] = {
+    "africastalking": AfricasTalkingDialler(),
+    "imimobile": ImimobileDialler(),
+}
 
 
 def _columns(line: str) -> int:
@@ -65,9 +161,19 @@ async def _read(prompt: str) -> str | None:
         return None
 
 
-async def run_simulator(config: Config, *, base_url: str, phone: str) -> int:
-    """Run interactive sessions until the user quits; returns the exit status."""
-    hop_url = f"{base_url.rstrip('/')}/ussd/africastalking"
+async def run_simulator(
+    config: Config,
+    *,
+    base_url: str,
+    phone: str,
+    hop_path: str,
+    dialler: Dialler = AGGREGATORS["africastalking"],
+) -> int:
+    """Run interactive sessions until the user quits; returns the exit status.
+
+    ``hop_path``: the USSD callback's path, with its secret; ``dialler`` its aggregator's
+    format."""
+    hop_url = f"{base_url.rstrip('/')}{hop_path}"
     sms_url = f"{base_url.rstrip('/')}/simulator/sms"
     code = config.service.service_code
     tz = ZoneInfo(config.service.timezone)
@@ -85,28 +191,22 @@ async def run_simulator(config: Config, *, base_url: str, phone: str) -> int:
             session_id = f"SIM_{uuid.uuid4().hex[:12]}"
             inputs: list[str] = []
             while True:
-                form = {
-                    "sessionId": session_id,
-                    "serviceCode": code,
-                    "phoneNumber": phone,
-                    "networkCode": "40445",
-                    "text": "*".join(inputs),
-                }
-                async with http.post(hop_url, data=form) as resp:
-                    body = await resp.text()
-                if resp.status != 200:
-                    print(f"[gateway answered {resp.status}: {body}]")
+                status, screen, ended = await dialler.hop(
+                    http, hop_url, session=session_id, phone=phone, code=code, inputs=inputs
+                )
+                if status != 200:
+                    print(f"[gateway answered {status}: {screen}]")
                     break
-                kind, _, screen = body.partition(" ")
                 m = measure_screen(screen)
                 note = f"{m.length}/{m.budget} {m.encoding.value.upper()}" + (
                     "" if m.fits else f"  OVER BUDGET by {m.over}"
                 )
                 print(_box(screen, note))
-                if kind != "CON":
+                if ended:
                     break
                 reply = await _read("> ")
                 if reply is None or reply.strip() == "/quit":
+                    await dialler.hang_up(http, hop_url, session=session_id, phone=phone, code=code)
                     return 0
                 if reply.strip() == "/drop":
                     print("[network lost: the session is gone; dial again]")

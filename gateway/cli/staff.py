@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from gateway.cli.base import say_database
 from gateway.config import Config, load_config
+from gateway.errors import FieldError
 from gateway.staff.accounts import (
     InvalidStaff,
     NewStaff,
@@ -26,6 +28,7 @@ from gateway.staff.accounts import (
     revoke_token,
 )
 from gateway.staff.audit import audit
+from gateway.staff.passwords import set_password
 from gateway.storage.db import using_database
 from gateway.storage.models import ApiToken, StaffMember, StaffRole
 from gateway.text.phone import mask_phone
@@ -83,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("reactivate", help="reopen a closed account (its unrevoked tokens work)")
     p.add_argument("username")
+
+    p = sub.add_parser("password", help="set a console password (prompted, never an argument)")
+    p.add_argument("username")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read it from the first line of stdin"
+    )
 
     p = sub.add_parser("token", help="API tokens: issue, list, revoke")
     tokens = p.add_subparsers(dest="token_command", required=True)
@@ -157,7 +166,33 @@ async def staff_command(
         return await _reactivate(config, args.username, out, err)
     if command == "token":
         return await _token_command(args, out, err)
+    if command == "password":
+        return await _password(args.username, args.password_stdin, out, err)
     raise AssertionError(command)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new password: stdin's first line (``--password-stdin``), or typed twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        raise FieldError("password", "the two entries differ")
+    return first
+
+
+async def _password(username: str, from_stdin: bool, out: Print, err: Print) -> int:
+    staff = await StaffMember.get_or_none(username=username, active=True)
+    if staff is None:
+        err(f"error: no active account {username!r}")
+        return 1
+    try:
+        await set_password(staff, _read_password(from_stdin), actor=ACTOR)
+    except FieldError as e:
+        err(f"error: {e.field}: {e.problem}")
+        return 2
+    out(f"password set for {username}: sign in at /console/")
+    return 0
 
 
 async def _reactivate(config: Config, username: str, out: Print, err: Print) -> int:

@@ -38,13 +38,8 @@ from gateway.errors import FieldError
 from gateway.ops import metrics
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, MessageDraft, queue_messages
-from gateway.storage.models import (
-    Citizen,
-    Complaint,
-    ComplaintEvent,
-    ComplaintStatus,
-    EventKind,
-)
+from gateway.sms.templates import RenderedSms
+from gateway.storage.models import Citizen, Complaint, ComplaintEvent, ComplaintStatus, EventKind
 from gateway.storage.sql import insert_rows, is_stale_snapshot, update_rows
 
 __all__ = [
@@ -599,6 +594,29 @@ class Lifecycle:
         return self.config.sms_language(
             citizen.language or c.language, latin_only=citizen.latin_only
         )
+
+    async def citizen_preview(
+        self,
+        complaint_id: int,
+        action: str,
+        remark: str = "",
+        *,
+        department: str | None = None,
+        block: str | None = None,
+    ) -> RenderedSms | None:
+        """The SMS ``action`` (``note``, ``resolve`` or ``transfer``) would send the citizen,
+        rendered as the action renders it (their language, their handset's script), from
+        the complaint as it is now (nothing is written); None when they would get none
+        (opted out). A transfer's target is checked as :meth:`transfer` checks it."""
+        c = await Complaint.get(id=complaint_id)
+        citizen = await Citizen.get(id=c.citizen_id)  # type: ignore[attr-defined]
+        if action == "transfer":
+            self._check_target(department, block)
+            draft = self._transfer(c, citizen, self.clock(), department, block)[0]
+        else:
+            template = {"note": "complaint_status_update", "resolve": "complaint_resolved"}
+            draft = self._tell_citizen(c, citizen, template[action], remark=remark)
+        return draft.sms if draft is not None else None
 
     def _tell_citizen(
         self, c: Complaint, citizen: Citizen, template: str, *, key: str = "", **values: str

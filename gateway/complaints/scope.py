@@ -33,7 +33,15 @@ from tortoise.queryset import QuerySet
 from gateway.config import Config, Officer, area_field
 from gateway.storage.models import Complaint, StaffMember, StaffRole
 
-__all__ = ["OutOfScope", "Scope", "level_number", "officer_scope", "scope_of"]
+__all__ = [
+    "AREA_NAMES",
+    "OutOfScope",
+    "Scope",
+    "area_lookups",
+    "level_number",
+    "officer_scope",
+    "scope_of",
+]
 
 _NOTHING = 0
 """The level of an account whose level the config no longer knows: it matches nothing."""
@@ -46,6 +54,16 @@ class OutOfScope(Exception):
         super().__init__(f"complaint {ticket}: {reason}")
         self.ticket = ticket
         self.reason = reason
+
+
+AREA_NAMES = ("department", "district", "tehsil", "block")
+"""The fields that place a complaint, a scope or an audience (``None``: any)."""
+
+
+def area_lookups(area: object) -> dict[str, Any]:
+    """``area``'s :data:`AREA_NAMES` that are set, as equality lookups on complaints."""
+    values = ((name, getattr(area, name)) for name in AREA_NAMES)
+    return {name: value for name, value in values if value is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,16 +85,7 @@ class Scope:
     writable: bool = True
 
     def _area(self) -> dict[str, Any]:
-        return {
-            name: value
-            for name, value in (
-                ("department", self.department),
-                ("district", self.district),
-                ("tehsil", self.tehsil),
-                ("block", self.block),
-            )
-            if value is not None
-        }
+        return area_lookups(self)
 
     def reading(self) -> dict[str, Any]:
         """What may be read, as tortoise lookups on :class:`Complaint` (``field`` is equal,

@@ -1,6 +1,7 @@
 """Handing work to the arq workers: the queues, the job IDs, and the dispatchers the
 domain is given (its Protocols :class:`~gateway.sms.outbox.Dispatcher`,
-:class:`~gateway.sms.outbox.SecondChance` and :class:`~gateway.campaigns.service.RunScheduler`)."""
+:class:`~gateway.sms.delivery.SecondChance` and
+:class:`~gateway.campaigns.service.RunScheduler`)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from typing import NotRequired, TypedDict
 
 from arq import Retry
 
-from gateway.campaigns.service import CampaignRunner, RunScheduler, resume_sending
+from gateway.campaigns.runner import CampaignRunner, resume_sending
+from gateway.campaigns.service import RunScheduler
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config
 from gateway.ops import logs, metrics

@@ -190,6 +190,18 @@ def _table(review: MonthlyReview, dimension: str, title: str, rows: list[Figures
     return "\n".join(out)
 
 
+def _missed_calls_html(review: MonthlyReview) -> list[str]:
+    """The month's missed calls (a state-wide review's only)."""
+    m = review.missed_calls
+    if m is None:
+        return []
+    return [
+        "<h2>Missed calls</h2>",
+        f"<p>{m.calls} missed calls from {m.numbers} numbers; {m.texted} texted back how to "
+        "reach the service (at most once an hour per number).</p>",
+    ]
+
+
 def review_html(review: MonthlyReview, *, title: str) -> str:
     """A self-contained page (no scripts, no external resources) that prints cleanly."""
     scope = ", ".join(f"{k}: {v}" for k, v in review.scope.items() if v) or "the whole state"
@@ -219,6 +231,7 @@ def review_html(review: MonthlyReview, *, title: str) -> str:
         _table(review, "district", "District", review.districts),
         "<h2>By officer</h2>",
         _table(review, "officer", "Officer", review.officers),
+        *_missed_calls_html(review),
         "</body></html>",
     ]
     return "\n".join(body) + "\n"

@@ -59,7 +59,7 @@ from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.errors import FieldError
 from gateway.storage.limits import EARLIEST_DATE, LATEST_DATE
-from gateway.storage.models import ComplaintStatus, EventKind
+from gateway.storage.models import ComplaintStatus, EventKind, MissedCall
 
 __all__ = [
     "DIMENSIONS",
@@ -67,6 +67,7 @@ __all__ = [
     "FlaggedDepartment",
     "FlaggedOfficer",
     "InvalidMonth",
+    "MissedCallFigures",
     "MonthlyReview",
     "month_bounds",
     "monthly_review",
@@ -125,6 +126,17 @@ class FlaggedOfficer(BaseModel):
     escalation_rate: float
 
 
+class MissedCallFigures(BaseModel):
+    """The month's missed calls to the helpline's number (state-wide: a call has no area)."""
+
+    calls: int
+    """Missed calls received."""
+    texted: int
+    """Those answered with an SMS (at most one an hour per number)."""
+    numbers: int
+    """Distinct numbers that called."""
+
+
 class MonthlyReview(BaseModel):
     """The review of one month for one scope."""
 
@@ -145,6 +157,8 @@ class MonthlyReview(BaseModel):
     officers: list[Figures]
     flagged_departments: list[FlaggedDepartment]
     flagged_officers: list[FlaggedOfficer]
+    missed_calls: MissedCallFigures | None = None
+    """For a state-wide review only (a missed call names no department or area)."""
 
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
@@ -518,6 +532,9 @@ async def monthly_review(
                 )
             )
     candidates.sort(key=lambda o: (-o.escalation_rate, -o.escalated, o.officer))
+    state_wide = not (
+        scope.department or scope.district or scope.tehsil or scope.block or district or department
+    )
     return MonthlyReview(
         month=month,
         timezone=timezone,
@@ -540,4 +557,14 @@ async def monthly_review(
         officers=rows["officer"],
         flagged_departments=flagged_departments,
         flagged_officers=candidates[: settings.escalation_flag_top],
+        missed_calls=await _missed_calls(start, as_of) if state_wide else None,
+    )
+
+
+async def _missed_calls(start: datetime, end: datetime) -> MissedCallFigures:
+    calls = MissedCall.filter(received_at__gte=start, received_at__lt=end)
+    return MissedCallFigures(
+        calls=await calls.count(),
+        texted=await calls.filter(replied=True).count(),
+        numbers=len(set(await calls.values_list("phone", flat=True))),
     )

@@ -1,20 +1,32 @@
 """The sweep: messages that should be moving and are not, handed to the worker again.
 
-What counts as stranded is :func:`~gateway.sms.outbox.stranded_messages`'s; this module
-decides which job each one gets, so that a job ID still held in Redis never hides one.
+What counts as stranded is :func:`stranded_messages`'s; :func:`requeue_stranded` decides
+which job each one gets, so that a job ID still held in Redis never hides one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from gateway.sms.outbox import retry_unanswered, stranded_messages
-from gateway.storage.models import MessageStatus
+from tortoise.expressions import Q
 
-__all__ = ["STRANDED_GRACE", "STUCK_AFTER", "TaggedDispatcher", "requeue_stranded", "resend_lost"]
+from gateway.sms.delivery import STALE_SENDING
+from gateway.sms.unanswered import retry_unanswered
+from gateway.storage.models import MessageStatus, OutboundMessage
+
+__all__ = [
+    "STRANDED_GRACE",
+    "STUCK_AFTER",
+    "StrandedMessage",
+    "TaggedDispatcher",
+    "requeue_stranded",
+    "resend_lost",
+    "stranded_messages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +97,49 @@ async def resend_lost(
         # A job ID of their own: the first send's job result may still be kept.
         await dispatcher.dispatch(ids, tag="unanswered")
     return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class StrandedMessage:
+    """A message that should be moving and is not (see :func:`stranded_messages`)."""
+
+    id: int
+    status: MessageStatus
+    since: datetime
+    """When it should have moved: written (queued), due again (retrying), or its claim's
+    lease over (sending)."""
+
+
+async def stranded_messages(
+    *, grace: timedelta, lease: timedelta = STALE_SENDING, limit: int = 500
+) -> list[StrandedMessage]:
+    """Messages no job is moving, oldest first: queued more than ``grace`` ago (a crash
+    between commit and enqueue), retrying more than ``grace`` past their due time (the
+    job that was to retry them lost with Redis), and sending past their ``lease`` (the
+    worker died mid-send).
+
+    A campaign's messages are not among them: the campaign's own job sends them, at its
+    rate and only while the campaign is sending."""
+    now = datetime.now(UTC)
+    cutoff = now - grace
+    rows = await (
+        OutboundMessage.filter(campaign_id__isnull=True)
+        .filter(
+            Q(status=MessageStatus.QUEUED, created_at__lt=cutoff)
+            | Q(status=MessageStatus.RETRYING, next_attempt_at__lt=cutoff)
+            | Q(status=MessageStatus.SENDING, updated_at__lt=now - lease)
+        )
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", "status", "created_at", "next_attempt_at", "updated_at")
+    )
+    stranded = []
+    for message_id, status, written, due, claimed in rows:
+        state = MessageStatus(status)
+        when = {
+            MessageStatus.QUEUED: written,
+            MessageStatus.RETRYING: due,
+            MessageStatus.SENDING: claimed + lease,
+        }[state]
+        stranded.append(StrandedMessage(int(str(message_id)), state, when))
+    return stranded

@@ -4,6 +4,10 @@ For every template in every language it renders the longest values the system ca
 each variable and checks what an operator's DLT scrubbing and the citizen's bill care
 about: each value within DLT's 30 characters, the text within 2 SMS segments, the text
 matching its registered pattern (each variable written ``{#var#}``), a template ID given.
+
+When the provider sending SMS is one on India's DLT (``dlt`` in its registry entry: Exotel),
+an ID still marked as a placeholder in its file (``dlt_template_id: "..."  # placeholder``)
+is a problem too: the operator would drop every SMS sent with it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
+from gateway.channels.registry import PROVIDERS
 from gateway.config import Config
 from gateway.sms.notices import STATUS_WORDS
 from gateway.sms.templates import DLT_VARIABLE_MAX, SmsTemplate, TemplateBook
@@ -25,6 +31,7 @@ __all__ = [
     "format_matrix",
     "format_table",
     "longest_values",
+    "placeholder_ids",
 ]
 
 MAX_SEGMENTS = 2
@@ -63,7 +70,26 @@ def longest_values(config: Config, catalogs: Catalogs, language: str) -> dict[st
     }
 
 
-def _check(template: SmsTemplate, language: str, values: dict[str, str], config: Config) -> Row:
+_PLACEHOLDER = re.compile(
+    r"""dlt_template_id:\s*["']?([0-9A-Za-z]+)["']?\s*#\s*placeholder""", re.IGNORECASE
+)
+
+
+def placeholder_ids(directory: Path) -> frozenset[str]:
+    """The DLT template IDs the template files in ``directory`` mark as placeholders."""
+    found: set[str] = set()
+    for path in sorted(directory.glob("*.yaml")):
+        found.update(_PLACEHOLDER.findall(path.read_text(encoding="utf-8")))
+    return frozenset(found)
+
+
+def _check(
+    template: SmsTemplate,
+    language: str,
+    values: dict[str, str],
+    config: Config,
+    placeholders: frozenset[str] | None,
+) -> Row:
     problems = []
     text = template.texts[language]
     wanted = {v: values.get(v, "x" * DLT_VARIABLE_MAX) for v in template.variables}
@@ -81,8 +107,18 @@ def _check(template: SmsTemplate, language: str, values: dict[str, str], config:
     )
     if not re.fullmatch(pattern, rendered.text, flags=re.DOTALL):
         problems.append("the rendered text does not match its DLT pattern")
+    provider = config.sms.provider
     if not text.dlt_template_id:
-        problems.append("no dlt_template_id")
+        problems.append(
+            f"no dlt_template_id ({provider} sends it with every SMS)"
+            if placeholders is not None
+            else "no dlt_template_id"
+        )
+    elif placeholders is not None and text.dlt_template_id in placeholders:
+        problems.append(
+            f"dlt_template_id {text.dlt_template_id} is a placeholder: register the text "
+            f"and put its ID here ({provider} sends it with every SMS)"
+        )
     units = measure_sms(rendered.text).units
     return Row(
         template.name, language, rendered.encoding.value, units, rendered.segments, tuple(problems)
@@ -91,11 +127,16 @@ def _check(template: SmsTemplate, language: str, values: dict[str, str], config:
 
 def check_templates(config: Config, catalogs: Catalogs, book: TemplateBook) -> list[Row]:
     """One row per template and language, with what is wrong in it (nothing, ideally)."""
+    placeholders = (
+        placeholder_ids(config.path(config.paths.sms_templates))
+        if PROVIDERS[config.sms.provider].dlt
+        else None
+    )
     rows = []
     for language in (lang.code for lang in config.languages):
         values = longest_values(config, catalogs, language)
         for name in book.names:
-            rows.append(_check(book[name], language, values, config))
+            rows.append(_check(book[name], language, values, config, placeholders))
     return rows
 
 

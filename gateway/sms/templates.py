@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from gateway.text import yamltext
 from gateway.text.encoding import Encoding, measure_sms
 
 __all__ = [
@@ -129,7 +130,7 @@ class TemplateBook:
 def _load_one(file: Path, languages: list[str]) -> SmsTemplate:
     where = file.name
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yamltext.load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise TemplateError(f"{where}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):

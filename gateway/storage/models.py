@@ -169,9 +169,13 @@ class Complaint(Model):
         # complaints open, (status, due_at) leaves SQLite scanning the table.
         # (citizen_id, created_at): a number's complaints (this month's count before each
         # registration, "my complaints"); without it both read every complaint.
+        # (district, status, due_at) and (status, level): the console's lists and counts
+        # for a district's staff, and its open complaints per level for the state's.
         indexes = (
             ("status", "due_at"),
             ("department", "district", "block"),
+            ("district", "status", "due_at"),
+            ("status", "level"),
             ("created_at", "id"),
             ("due_at",),
             ("citizen_id", "created_at"),
@@ -327,6 +331,20 @@ class StaffMember(Model):
     phone = fields.CharField(max_length=16, null=True)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    password_hash = fields.CharField(
+        max_length=200,
+        null=True,
+        description="argon2id hash for the console (null: cannot sign in)",
+    )
+    console_language = fields.CharField(
+        max_length=10, null=True, description="the console language chosen by the member"
+    )
+    password_link_hash = fields.CharField(
+        max_length=64,
+        null=True,
+        description="SHA-256 of the secret of a one-time set-password link",
+    )
+    password_link_expires_at = fields.DatetimeField(null=True)
 
     tokens: fields.ReverseRelation[ApiToken]
 
@@ -429,3 +447,21 @@ class Setting(Model):
 
     class Meta:
         table = "setting"
+
+
+class MissedCall(Model):
+    """A missed call to the helpline's number, and whether the caller was texted back (at
+    most once an hour per number). Its provider ID makes a retried callback a no-op."""
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=30)
+    call_id = fields.CharField(max_length=100)
+    phone = fields.CharField(max_length=16)
+    called = fields.CharField(max_length=20, null=True)
+    received_at = fields.DatetimeField()
+    replied = fields.BooleanField(default=False, description="an SMS went back for it")
+
+    class Meta:
+        table = "missed_call"
+        unique_together = (("provider", "call_id"),)
+        indexes = (("phone", "received_at"),)

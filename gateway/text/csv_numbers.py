@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gateway.text.phone import InvalidPhoneNumber, normalize_phone
@@ -42,7 +42,7 @@ class RefusedRow:
     message: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"line": self.line, "reason": self.reason, "message": self.message}
+        return asdict(self)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -67,16 +67,7 @@ class CsvReport:
     delimiter: str = ","
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "numbers": self.numbers,
-            "duplicates": self.duplicates,
-            "bad_lines": self.bad_lines,
-            "bad_line_numbers": self.bad_line_numbers,
-            "refused": [r.as_json() for r in self.refused],
-            "refused_by_reason": self.refused_by_reason,
-            "delimiter": self.delimiter,
-        }
+        return asdict(self)
 
     def describe(self) -> list[str]:
         """The report as lines of text, for the command line."""

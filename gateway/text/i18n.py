@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -53,8 +54,13 @@ def compile_catalogs(locales_dir: Path, languages: Iterable[str]) -> list[Path]:
         try:
             with po.open("rb") as f:
                 catalog = read_po(f, locale=lang)
-            with mo.open("wb") as out:
+            # Written beside it and renamed: a process starting at the same moment (a web
+            # process beside a worker, or a second test process) reads the old file or the
+            # new one, never half of one.
+            part = mo.with_name(f"{mo.name}.{os.getpid()}.part")
+            with part.open("wb") as out:
                 write_mo(out, catalog, use_fuzzy=False)
+            os.replace(part, mo)
         except OSError:
             log.warning("cannot write %s; the catalog will be compiled in memory", mo)
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
-import yaml
+from gateway.text import yamltext
 
 __all__ = [
     "NAME_CONTEXTS",
@@ -111,7 +111,7 @@ def extract_config_names(
 
     Registered in ``babel.cfg`` as ``[gateway.text.names.extract_config_names: config.yaml]``.
     """
-    raw = yaml.safe_load(fileobj.read().decode("utf-8"))
+    raw = yamltext.load(fileobj.read().decode("utf-8"))
     if not isinstance(raw, dict):
         return
     service = raw.get("service")

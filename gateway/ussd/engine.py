@@ -146,6 +146,8 @@ class UssdEngine(Generic[S]):
                 log.warning("ussd session %s: phone changed mid-session", hop.session_id)
                 text = self._t(state.language, "Session error. Please dial again.")
                 return UssdReply(text, True), None, None
+            if hop.latest_only:
+                state.latest_only = True  # said by the provider, not guessed from the text
             retry = hop.text == state.last_text and not state.latest_only
             if (retry or state.ended) and state.last_reply is not None:
                 # A retry of the hop already answered: same screen, nothing changes.
@@ -196,7 +198,12 @@ class UssdEngine(Generic[S]):
         if draft is not None and start == self.menu.main and self.menu.resume is not None:
             start = self.menu.resume
         state = SessionState(
-            phone=hop.phone, language=ctx.language, stack=[[start, 0]], data={}, draft=draft
+            phone=hop.phone,
+            language=ctx.language,
+            stack=[[start, 0]],
+            data={},
+            draft=draft,
+            latest_only=hop.latest_only,
         )
         if self.hooks is not None:
             try:

@@ -19,14 +19,17 @@ from tortoise.transactions import in_transaction
 from gateway.channels.base import (
     DeliveryReport,
     InboundSms,
+    MissedCall,
     RetryLater,
     UssdHop,
     UssdReply,
     UssdSessionEnd,
 )
 from gateway.complaints.inbox import InboundInProgress, Inbox
+from gateway.complaints.missed_calls import MissedCalls
 from gateway.ops import metrics
-from gateway.sms.outbox import ReportTooEarly, SecondChance, record_delivery_report
+from gateway.sms.delivery import SecondChance
+from gateway.sms.reports import ReportTooEarly, record_delivery_report
 from gateway.storage.db import DATABASE_UNREACHABLE
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
@@ -66,6 +69,7 @@ class GatewayCallbacks:
         second_chance: SecondChance | None = None,
         sessions: SessionRecorder | None = None,
         answer_window: timedelta | None = None,
+        missed_calls: MissedCalls | None = None,
     ) -> None:
         """``answer_window``: how long a message whose answer was lost may be settled by a
         report naming only its number (``worker.unknown_answer_retry_minutes``)."""
@@ -75,6 +79,7 @@ class GatewayCallbacks:
         self.apology = apology
         self.inbox = inbox
         self.second_chance = second_chance
+        self.missed_calls = missed_calls
 
     async def ussd_hop(self, hop: UssdHop) -> UssdReply:
         started = time.perf_counter()
@@ -139,6 +144,12 @@ class GatewayCallbacks:
             await self.inbox.receive(sms)
         except InboundInProgress as exc:
             raise RetryLater(str(exc)) from None
+
+    async def missed_call(self, call: MissedCall) -> None:
+        if self.missed_calls is None:
+            log.warning("missed call %s not handled: no missed-call service", call.call_id)
+            return
+        await self.missed_calls.receive(call)
 
 
 class SessionRecorder:

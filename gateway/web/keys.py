@@ -13,6 +13,7 @@ from arq.worker import Worker
 
 from gateway.campaigns.service import Campaigns
 from gateway.channels.base import Provider
+from gateway.channels.signing import CallbackSigner
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.complaints.registration import ComplaintService
 from gateway.config import Config
@@ -30,6 +31,7 @@ __all__ = [
     "LIFECYCLE",
     "PROVIDERS",
     "REDIS",
+    "SIGNER",
     "TEMPLATES",
     "WORKER",
 ]
@@ -40,6 +42,8 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 TEMPLATES = web.AppKey("templates", TemplateBook)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 REDIS = web.AppKey("redis", ArqRedis)
+SIGNER = web.AppKey("signer", CallbackSigner)
+"""The providers' callback secrets, and the callbacks refused for a wrong one."""
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 COMPLAINTS = web.AppKey("complaints", ComplaintService)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

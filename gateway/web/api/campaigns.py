@@ -17,13 +17,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from gateway.campaigns.service import (
-    CampaignConflict,
-    Campaigns,
-    ComplaintFilter,
-    campaign_scope,
-    progress,
-)
+from gateway.campaigns.audience import ComplaintFilter, campaign_scope
+from gateway.campaigns.progress import progress
+from gateway.campaigns.service import CampaignConflict, Campaigns
 from gateway.staff.audit import actor_of, audit
 from gateway.storage.models import Campaign, ComplaintStatus, StaffRole
 from gateway.text.csv_numbers import parse_numbers

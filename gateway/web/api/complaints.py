@@ -62,7 +62,16 @@ from gateway.web.api.common import (
 from gateway.web.api.openapi import operation
 from gateway.web.keys import CLOCK, COMPLAINTS, CONFIG, LIFECYCLE
 
-__all__ = ["routes"]
+__all__ = [
+    "ACTING",
+    "DECIDING",
+    "REGISTERING",
+    "ListQuery",
+    "RegisterIn",
+    "check_codes",
+    "filtered",
+    "routes",
+]
 
 routes = web.RouteTableDef()
 
@@ -284,8 +293,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     return when, ident
 
 
-def _check_codes(config: Config, query: ListQuery) -> int | None:
-    """400 for a code the config does not know; the level filter as a number."""
+def check_codes(config: Config, query: ListQuery) -> int | None:
+    """400 for a code the config does not know; the level filter as a number (shared
+    with the console)."""
     if query.department is not None and config.department(query.department) is None:
         raise FieldError("department", f"unknown {query.department!r}")
     if query.district is not None and config.district(query.district) is None:
@@ -302,7 +312,7 @@ def _check_codes(config: Config, query: ListQuery) -> int | None:
     raise FieldError("level", f"1 to {len(codes)}, or one of {', '.join(codes)}")
 
 
-def _filtered(
+def filtered(
     query: ListQuery,
     qs: QuerySet[Complaint],
     *,
@@ -310,6 +320,7 @@ def _filtered(
     now: datetime,
     tz: ZoneInfo,
 ) -> QuerySet[Complaint]:
+    """``qs`` narrowed by ``query``'s filters (the API's list and the console's)."""
     exact = {
         name: getattr(query, name)
         for name in ("status", "department", "district", "block")
@@ -369,9 +380,9 @@ async def _act(
 async def list_complaints(request: web.Request) -> web.Response:
     query = request_query(request, ListQuery)
     config = _services(request).config
-    level = _check_codes(config, query)
+    level = check_codes(config, query)
     now = _services(request).clock()
-    qs = _filtered(
+    qs = filtered(
         query,
         request_scope(request).complaints(),
         level=level,

@@ -1,0 +1,411 @@
+"""Sending campaigns, the worker side (:class:`CampaignRunner`): recipients written in
+batches by walking the audience with a keyset cursor (``Campaign.cursor``), each batch sent
+by the one delivery path (:func:`gateway.sms.delivery.send_request`) at a rate counted in
+segments a second per provider (:class:`RateLimiter`), outside quiet hours; resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as _time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from gateway.campaigns.audience import audience_batch
+from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR, PENDING
+from gateway.campaigns.quiet_hours import in_quiet_hours
+from gateway.campaigns.service import Campaigns, RunScheduler
+from gateway.channels.base import OutgoingSms, Provider
+from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
+from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
+from gateway.sms.retry import backoff
+from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
+from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
+from gateway.storage.sql import insert_returning
+
+__all__ = ["CampaignRunner", "RateLimiter", "resume_sending"]
+
+log = logging.getLogger(__name__)
+
+_Pending = tuple[int, str, str, int, str | None]
+"""A message to send: (id, recipient, text, segments, DLT template ID)."""
+
+
+_PENDING_COLUMNS = ("id", "recipient", "text", "segments", "dlt_template_id")
+"""A :data:`_Pending`'s columns of the message's row."""
+
+
+def _pending(
+    message_id: object, recipient: object, text: object, segments: object, dlt: object
+) -> _Pending:
+    """A :data:`_Pending` from the row's values (as the database driver gives them)."""
+    return (
+        int(str(message_id)),
+        str(recipient),
+        str(text),
+        int(str(segments)),
+        None if dlt is None else str(dlt),
+    )
+
+
+_TAKEN = (MessageStatus.SENT, MessageStatus.DELIVERED)
+
+
+async def resume_sending(scheduler: RunScheduler) -> int:
+    """Queue every campaign marked sending (after a restart, or a job lost with a worker);
+    how many."""
+    ids = await Campaign.filter(status=CampaignStatus.SENDING).values_list("id", flat=True)
+    for campaign_id in ids:
+        await scheduler.schedule(int(str(campaign_id)))
+    return len(ids)
+
+
+_TOKEN_BUCKET = """
+local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wanted, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(held[1]) or capacity, tonumber(held[2]) or now
+if now > at then
+    tokens = math.min(capacity, tokens + (now - at) * rate)
+    at = now
+end
+tokens = tokens - wanted
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+           'at', string.format('%.6f', at))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+if tokens >= 0 then return 0 end
+return math.ceil(-tokens / rate * 1e6)
+"""
+"""A token bucket, one atomic step: refill for the time since the last request, take the
+tokens wanted (the bucket may go into debt), answer the microseconds until the debt is
+paid. Key: the bucket (a hash, gone once it would be full again); args: rate a second,
+capacity, tokens wanted, now in seconds (empty: the Redis server's clock)."""
+
+
+class RateLimiter:
+    """Segments a second per provider, shared through Redis by every campaign and worker.
+
+    A token bucket (:data:`_TOKEN_BUCKET`) filling at ``per_second`` up to ``capacity``,
+    one second's worth (at least one segment). A request takes its segments at once and
+    waits until the bucket is out of debt, so any ``t`` seconds carry at most ``capacity +
+    per_second * t`` segments, a fractional rate holds (0.5: a segment every two seconds)
+    and a request larger than the capacity waits for what it takes beyond it. Requests
+    are served in the order they ask, whichever worker they come from. The time is the
+    Redis server's, the same for every worker; ``clock`` (seconds) replaces it in tests.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        provider: str,
+        per_second: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.key = f"sampark:bulk-rate:{provider}"
+        self.per_second = per_second
+        self.capacity = max(1.0, per_second)
+        self.clock = clock
+        self._take = redis.register_script(_TOKEN_BUCKET)
+
+    async def reserve(self, segments: int) -> float:
+        """Take ``segments`` from the bucket; the seconds to wait before sending them."""
+        now = "" if self.clock is None else repr(self.clock())
+        micros = await self._take(
+            keys=[self.key], args=[repr(self.per_second), repr(self.capacity), segments, now]
+        )
+        return int(micros) / 1e6
+
+    async def acquire(self, segments: int) -> None:
+        """Wait until ``segments`` may be sent."""
+        wait = await self.reserve(segments)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class CampaignRunner:
+    """The worker side: writes a campaign's recipients and sends them, resumably."""
+
+    LOCK_TTL = 60
+    JOB_BUDGET = 45.0
+    """Seconds one job works before handing over to the next (arq jobs time out)."""
+
+    def __init__(
+        self,
+        *,
+        campaigns: Campaigns,
+        provider: Provider,
+        session: aiohttp.ClientSession,
+        redis: Redis,
+    ) -> None:
+        """``campaigns``: the staff side's, whose configuration, texts
+        (:meth:`~gateway.campaigns.service.Campaigns.render_all`), scheduler and clock the
+        runner shares."""
+        config = campaigns.config
+        self.campaigns = campaigns
+        self.config = config
+        self.scheduler = campaigns.scheduler
+        self.clock = campaigns.clock
+        self.provider = provider
+        self.session = session
+        self.redis = redis
+        self.limiter = RateLimiter(
+            redis, provider=provider.name, per_second=config.bulk.segments_per_second
+        )
+        self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
+        self._lease = timedelta(seconds=config.worker.send_lease_seconds)
+
+    def _lock_key(self, campaign_id: int) -> str:
+        return f"sampark:campaign-lock:{campaign_id}"
+
+    async def run(self, campaign_id: int) -> str:
+        """Work on the campaign for a while; queues its own continuation. One runner per
+        campaign at a time (a Redis lock); a second job for it returns ``busy``."""
+        token = uuid.uuid4().hex
+        key = self._lock_key(campaign_id)
+        if not await self.redis.set(key, token, nx=True, ex=self.LOCK_TTL):
+            return "busy"
+        then: tuple[bool, datetime | None] | None = None
+        try:
+            outcome, then = await self._run_locked(campaign_id)
+            return outcome
+        finally:
+            if await self.redis.get(key) in (token, token.encode()):
+                await self.redis.delete(key)
+            if then is not None:
+                await self.scheduler.schedule(campaign_id, at=then[1])
+
+    async def _run_locked(
+        self, campaign_id: int
+    ) -> tuple[str, tuple[bool, datetime | None] | None]:
+        fresh: list[_Pending] = []
+        try:
+            return await self._work(campaign_id, fresh)
+        finally:
+            # Written and held for sending, but the runner stops first (paused, cancelled,
+            # quiet hours, its time is up): back to the queue, as if never claimed.
+            if fresh:
+                await OutboundMessage.filter(
+                    id__in=[p[0] for p in fresh], status=MessageStatus.SENDING
+                ).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
+
+    async def _work(
+        self, campaign_id: int, fresh: list[_Pending]
+    ) -> tuple[str, tuple[bool, datetime | None] | None]:
+        """The runner's loop; ``fresh`` holds the messages written but not yet sent."""
+        deadline = _time.monotonic() + self.JOB_BUDGET
+        failures = 0
+        while True:
+            await self.redis.expire(self._lock_key(campaign_id), self.LOCK_TTL)
+            campaign = await Campaign.get_or_none(id=campaign_id)
+            if campaign is None or campaign.status is not CampaignStatus.SENDING:
+                if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
+                    # A batch written while the cancel was being recorded, and this
+                    # runner's own written but unsent one.
+                    await OutboundMessage.filter(
+                        Q(status__in=list(CLAIMABLE))
+                        | Q(id__in=[p[0] for p in fresh], status=MessageStatus.SENDING),
+                        campaign_id=campaign_id,
+                    ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
+                    fresh.clear()
+                return (campaign.status.value if campaign else "missing"), None
+            quiet_end = in_quiet_hours(self.config, self.clock())
+            if quiet_end is not None:
+                log.info("campaign %s: quiet hours, resuming at %s", campaign_id, quiet_end)
+                return "quiet", (True, quiet_end)
+            # The next batch is written while the provider takes the last one.
+            writing = (
+                asyncio.ensure_future(self._write_batch(campaign))
+                if campaign.cursor != DONE_CURSOR
+                else None
+            )
+            try:
+                sent, transient = await self._send_batch(campaign, fresh)
+            finally:
+                if writing is not None:
+                    fresh += await writing
+            failures = failures + 1 if transient else 0
+            if failures:
+                delay = backoff(
+                    failures,
+                    base=self.config.worker.retry_base_seconds,
+                    maximum=self.config.worker.retry_max_seconds,
+                )
+                if delay > 10:
+                    return "retrying", (True, datetime.now(UTC) + timedelta(seconds=delay))
+                await asyncio.sleep(delay)
+            elif not sent and campaign.cursor == DONE_CURSOR:
+                pending = await OutboundMessage.filter(
+                    campaign_id=campaign_id, status__in=list(PENDING)
+                ).count()
+                soon = datetime.now(UTC) + timedelta(seconds=15)
+                if pending:
+                    # Only messages another (dead) worker left "sending": take them when stale.
+                    return "waiting", (True, soon)
+                answer_due = await next_unanswered_retry(
+                    wait=self._answer_wait, campaign_id=campaign_id
+                )
+                if answer_due is not None:
+                    # Answers lost: their reports may settle them any moment (look again
+                    # soon, to be done then), else their one more try is due then.
+                    return "waiting", (True, min(soon, answer_due))
+                await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
+                    status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
+                )
+                log.info("campaign %s: every recipient handed to the provider", campaign_id)
+                return "done", None
+            if _time.monotonic() > deadline:
+                return "continues", (True, None)
+
+    async def _write_batch(self, campaign: Campaign) -> list[_Pending]:
+        """Write the next batch of recipients and move the cursor, in one transaction.
+
+        The messages are written already held by this runner ("sending", first attempt):
+        it sends them next, with no claim of their own. Returns them."""
+        size = self.config.bulk.batch_size
+        after = int(campaign.cursor) if campaign.cursor else 0
+        rendered = self.campaigns.render_all(campaign.template, campaign.variables)
+        default = self.config.service.default_language
+        people = await audience_batch(campaign, after=after, size=size, default_language=default)
+        if not people:
+            await Campaign.filter(id=campaign.id).update(cursor=DONE_CURSOR)
+            campaign.cursor = DONE_CURSOR
+            return []
+        messages: list[tuple[Any, ...]] = []
+        skipped = 0
+        now = datetime.now(UTC)
+        for person in people:
+            if person.opted_out and not campaign.essential:
+                skipped += 1
+                continue
+            messages.append(
+                new_message_row(
+                    rendered.get(person.language) or rendered[default],
+                    recipient=person.phone,
+                    provider=self.provider.name,
+                    idempotency_key=f"campaign:{campaign.id}:{person.phone}",
+                    at=now,
+                    campaign_id=campaign.id,
+                    held=True,
+                )
+            )
+        cursor = str(people[-1].key)
+        async with in_transaction() as conn:
+            # A citizen seen before (another complaint, or a batch redone) is skipped by
+            # the unique key: one message per number.
+            written = await insert_returning(
+                conn,
+                OutboundMessage._meta.db_table,
+                NEW_MESSAGE_COLUMNS,
+                messages,
+                returning=_PENDING_COLUMNS,
+                skip_conflicts_on="idempotency_key",
+            )
+            await (
+                Campaign.filter(id=campaign.id)
+                .using_db(conn)
+                .update(cursor=cursor, skipped=F("skipped") + skipped)
+            )
+        campaign.cursor = cursor
+        return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
+
+    async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
+        """Send ``fresh`` (taken from the list as they go to the provider), then the next of
+        the messages waiting; (messages accepted, any transient failure)."""
+        now = datetime.now(UTC)
+        size = self.config.bulk.batch_size
+        held = {p[0] for p in fresh}
+        await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+        rows: list[_Pending] = list(fresh)
+        mine = OutboundMessage.filter(campaign_id=campaign.id)
+        columns = _PENDING_COLUMNS
+        if len(rows) < size:
+            # Retried and stale ones, then queued ones: each query a range of the
+            # (campaign_id, status) index (one OR over all the statuses would walk every
+            # message already sent, batch after batch).
+            rows += [
+                _pending(*row)
+                for row in await mine.filter(
+                    status__in=[MessageStatus.RETRYING, MessageStatus.SENDING]
+                )
+                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
+                .exclude(id__in=list(held))
+                .order_by("id")
+                .limit(size - len(rows))
+                .values_list(*columns)
+            ]
+        if len(rows) < size:
+            rows += [
+                _pending(*row)
+                for row in await mine.filter(status=MessageStatus.QUEUED)
+                .order_by("id")
+                .limit(size - len(rows))
+                .values_list(*columns)
+            ]
+        # One request per text (and its DLT template: one per language of the template).
+        by_text: dict[tuple[str, str | None], list[tuple[int, str, int]]] = {}
+        for mid, recipient, text, segments, dlt_template_id in rows:
+            by_text.setdefault((text, dlt_template_id), []).append((mid, recipient, segments))
+        accepted = 0
+        transient = False
+        for (text, dlt_template_id), group in by_text.items():
+            segments = group[0][2]
+            per_request = max(1, int(self.limiter.capacity) // max(1, segments))
+            for i in range(0, len(group), per_request):
+                status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
+                if status and str(status[0]) != CampaignStatus.SENDING.value:
+                    return accepted, False
+                chunk = group[i : i + per_request]
+                await self.limiter.acquire(segments * len(chunk))
+                ids = {mid for mid, _, _ in chunk}
+                fresh[:] = [p for p in fresh if p[0] not in ids]
+                # Shielded: a worker stopped mid-request still records what the provider took.
+                sms = OutgoingSms(
+                    text=text,
+                    recipients=(),
+                    dlt_template_id=dlt_template_id,
+                    dlt_entity_id=self.config.sms.dlt_entity_id,
+                )
+                a, t = await asyncio.shield(self._send_one_request(sms, chunk, held))
+                accepted += a
+                transient = transient or t
+        return accepted, transient
+
+    async def _send_one_request(
+        self, sms: OutgoingSms, chunk: list[tuple[int, str, int]], held: set[int]
+    ) -> tuple[int, bool]:
+        """Send ``sms`` (its text and DLT IDs) to the messages of ``chunk`` this runner holds
+        or can claim; (messages accepted, any transient failure)."""
+        # Messages this runner wrote are held already (first attempt); the others are
+        # claimed in one statement: a row another worker holds (sending, not stale), or one
+        # already sent, is left alone.
+        mine = [
+            ClaimedMessage(mid, phone, sms.text, 1, sms.dlt_template_id)
+            for mid, phone, _ in chunk
+            if mid in held
+        ]
+        others = [mid for mid, _, _ in chunk if mid not in held]
+        claimed = await claim_messages(others, lease=self._lease) if others else []
+        mine += [m for m in claimed if m is not None]
+        results = await send_request(
+            mine,
+            sms,
+            provider=self.provider,
+            session=self.session,
+            may_retry=lambda m: m.attempts < self.config.bulk.max_tries,
+        )
+        return (
+            sum(r.status in _TAKEN for r in results.values()),
+            any(r.transient for r in results.values()),
+        )
