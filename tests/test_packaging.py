@@ -64,7 +64,12 @@ def test_the_wheel_carries_the_site_and_runs_from_it(
     )
 
     port = free_port()
-    env = clean_env(DATABASE_URL=new_database(), PORT=str(port))
+    secret = "wheel-test-secret-0123"
+    env = clean_env(
+        DATABASE_URL=new_database(),
+        PORT=str(port),
+        SAMPARK__CALLBACKS__SECRETS=f"{{africastalking: {secret}}}",
+    )
     assert "applied: " in sh(sampark, "migrate", cwd=site, env=env)
     log = tmp_path / "serve.log"
     with log.open("w") as stderr, subprocess.Popen(
@@ -85,7 +90,7 @@ def test_the_wheel_carries_the_site_and_runs_from_it(
             assert status == 200, (body, log.read_text())
             status, screen = http(
                 "POST",
-                f"http://127.0.0.1:{port}/ussd/africastalking",
+                f"http://127.0.0.1:{port}/ussd/africastalking/{secret}",
                 {"sessionId": "ATUid_wheel", "serviceCode": "*1100#",
                  "phoneNumber": "+919812345678", "networkCode": "40445", "text": ""},
             )  # fmt: skip
