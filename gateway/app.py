@@ -26,6 +26,7 @@ from arq.connections import ArqRedis
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import CALLBACKS, CallbackLimits, Provider
+from gateway.channels.measured import measured
 from gateway.channels.registry import PROVIDERS as PROVIDER_ENTRIES
 from gateway.channels.registry import build_providers, signed_providers
 from gateway.channels.signing import CallbackSigner
@@ -54,7 +55,7 @@ from gateway.ussd.engine import UssdEngine
 from gateway.web.api import API_PREFIX, create_api
 from gateway.web.callbacks import GatewayCallbacks, SessionRecorder, session_hooks
 from gateway.web.console import CONSOLE_PREFIX, create_console
-from gateway.web.health import healthz
+from gateway.web.health import healthz, live, ready
 from gateway.web.keys import (
     BULK_WORKER,
     CAMPAIGNS,
@@ -71,6 +72,8 @@ from gateway.web.keys import (
     TEMPLATES,
     WORKER,
 )
+from gateway.web.metrics import metrics_view
+from gateway.web.observe import CALLBACK_ROUTES, observe
 from ussd_menus.citizen import CitizenServices, build_menu
 
 __all__ = [
@@ -101,6 +104,7 @@ __all__ = [
     "job_context",
     "load_static",
     "open_services",
+    "setup_ops_routes",
     "stored_signer",
     "worker_context",
 ]
@@ -205,9 +209,11 @@ async def build_services(
     static = static or load_static(config)
     signer = signer or callback_signer(config)
     await arm_signer(config, signer)
-    provider = (
-        providers or build_providers(config, limits=callback_limits(), callback_url=signer.url)
-    )[config.sms.provider]
+    provider = measured(
+        (providers or build_providers(config, limits=callback_limits(), callback_url=signer.url))[
+            config.sms.provider
+        ]
+    )
     notices = Notices(config=config, catalogs=static.catalogs, templates=static.templates)
     tickets = await ticket_codec(config)
     dispatcher = ArqDispatcher(redis)
@@ -379,20 +385,23 @@ def job_context(services: Services) -> JobContext:
 
 
 @asynccontextmanager
-async def open_services(config: Config, *, clock: Clock = wall_clock) -> AsyncIterator[Services]:
+async def open_services(
+    config: Config, *, clock: Clock = wall_clock, migrate: bool = False
+) -> AsyncIterator[Services]:
     """The services for a command run beside the server (``python -m gateway worker``,
     ``notify``): the catalogs and templates loaded, then the database, Redis and an HTTP
     client opened, in the server's order, and closed in reverse after the block.
 
     The Redis must be one the server shares (``REDIS_URL``): the embedded one is private to
-    the server's process."""
+    the server's process. The database must be migrated, unless ``migrate`` (the worker's
+    start-up, like the server's)."""
     if config.redis.url == "embedded":
         raise ConfigError(
             "redis.url: this command needs a Redis it can share with the server; "
             "set REDIS_URL (the embedded Redis lives inside `serve`)"
         )
     static = load_static(config)
-    async with using_database(config):
+    async with using_database(config, migrate=migrate):
         redis = await open_redis(config.redis.url)
         try:
             async with aiohttp.ClientSession() as http:
@@ -424,7 +433,7 @@ def create_app(
     deadlines and timers (tests move it forward by days).
     """
     logsafe.install()  # before the first request: no secret in a log line or a 400 body
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[observe])
     app[CONFIG] = config
     app[CLOCK] = clock or wall_clock
     setup_static(app, config)
@@ -502,12 +511,18 @@ def setup_providers(app: web.Application) -> None:
     providers = build_providers(config, limits=callback_limits(), callback_url=signer.url)
     app[SIGNER] = signer
     app[PROVIDERS] = providers
+    app[CALLBACK_ROUTES] = {}
     for name, provider in providers.items():
         if PROVIDER_ENTRIES[name].signed:
-            app.router.add_routes(signer.guard(name, provider.routes()))
+            routes = app.router.add_routes(signer.guard(name, provider.routes()))
         # The simulator's listing of what it "sent" is for trying the gateway out only.
         elif name != "simulator" or config.sms.provider == "simulator":
-            app.router.add_routes(provider.routes())
+            routes = app.router.add_routes(provider.routes())
+        else:
+            continue
+        for route in routes:
+            if route.resource is not None:
+                app[CALLBACK_ROUTES][route.resource] = name
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HTTP] = aiohttp.ClientSession()
@@ -557,7 +572,16 @@ def worker_context(app: web.Application) -> JobContext:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    setup_ops_routes(app)
     app.add_subapp(API_PREFIX, create_api())
+
+
+def setup_ops_routes(app: web.Application) -> None:
+    """What operators' tools ask: the health checks (and metrics) of a web process, or of
+    a worker run alone (``python -m gateway worker --port``)."""
+    app.router.add_get("/healthz/live", live)
+    app.router.add_get("/healthz/ready", ready)
+    app.router.add_get("/metrics", metrics_view)
 
 
 def setup_console(app: web.Application, config: Config) -> None:

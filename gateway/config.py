@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -427,6 +428,27 @@ class TicketSettings(_Model):
     """Digits before the check digit: 10^digits complaints before tickets grow."""
 
 
+class LogSettings(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The least important lines written (env ``LOG_LEVEL``); ``-v`` on a command: DEBUG."""
+    format: Literal["plain", "json"] = "plain"
+    """``plain``: a line of text per event; ``json``: a JSON object per line, for a log
+    collector (env ``LOG_FORMAT``)."""
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _any_case(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return v.upper() if v.lower() in ("debug", "info", "warning", "error") else v.lower()
+
+
+class MetricsSettings(_Model):
+    allow: list[IPv4Network | IPv6Network] = [IPv4Network("127.0.0.0/8")]
+    """Networks ``GET /metrics`` answers (loopback ``::1`` always); anyone else gets 403.
+    A request forwarded by a proxy (``X-Forwarded-For``) must come from these too."""
+
+
 class ConsoleSettings(_Model):
     """The staff console at ``/console/`` (:mod:`gateway.web.console`)."""
 
@@ -477,6 +499,8 @@ class Config(_Model):
     lifecycle: LifecycleSettings = LifecycleSettings()
     bulk: BulkSettings = BulkSettings()
     review: ReviewSettings = ReviewSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
     console: ConsoleSettings = ConsoleSettings()
     paths: Paths = Paths()
     languages: Annotated[list[Language], Field(min_length=1)]
@@ -669,6 +693,8 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], type]] = {
     "SMS_PROVIDER": (("sms", "provider"), str),
     "DLT_ENTITY_ID": (("sms", "dlt_entity_id"), str),
     "TICKETS_KEY": (("tickets", "key"), str),
+    "LOG_LEVEL": (("log", "level"), str),
+    "LOG_FORMAT": (("log", "format"), str),
     "CONSOLE_SECURE_COOKIES": (("console", "secure_cookies"), str),  # true or false
     # Each provider's own (AT_USERNAME ...), as its registry entry names them.
     **{
@@ -715,6 +741,7 @@ def load_config(
             converted = value
         _set(raw, keys, converted, source=name)
         from_env[".".join(keys)] = name
+    _any_key_from_env(raw, env, from_env)
     if overrides:
         _merge(raw, overrides)
     raw["base_dir"] = file.resolve().parent
@@ -723,6 +750,27 @@ def load_config(
         return Config.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_describe(file, e, from_env)) from None
+
+
+ANY_KEY_PREFIX = "SAMPARK__"
+"""``SAMPARK__SECTION__KEY=value`` sets any key of the configuration (``SAMPARK__WORKER__
+MAX_TRIES=5``, ``SAMPARK__METRICS__ALLOW=[10.0.0.0/8]``), the value read as YAML: secrets
+and settings need no file. The named variables (``DATABASE_URL`` ...) win."""
+
+
+def _any_key_from_env(raw: dict[str, Any], env: Mapping[str, str], done: dict[str, str]) -> None:
+    for name in sorted(env):
+        if not name.startswith(ANY_KEY_PREFIX) or env[name] == "":
+            continue
+        keys = tuple(part.lower() for part in name.removeprefix(ANY_KEY_PREFIX).split("__"))
+        if not all(keys) or ".".join(keys) in done:
+            continue
+        try:
+            value = yaml.safe_load(env[name])
+        except yaml.YAMLError:
+            raise ConfigError(f"{name}: not a YAML value: {env[name]!r}") from None
+        _set(raw, keys, value, source=name)
+        done[".".join(keys)] = name
 
 
 def _translate_names(raw: dict[str, Any]) -> None:

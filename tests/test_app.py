@@ -109,7 +109,7 @@ def free_port() -> int:
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without the gateway's own variables, plus ``extra``."""
     skip = set(ENV_OVERRIDES) | {"SAMPARK_CONFIG"}
-    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env = {k: v for k, v in os.environ.items() if k not in skip and not k.startswith("SAMPARK__")}
     env.update(extra)
     return env
 

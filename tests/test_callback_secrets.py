@@ -164,6 +164,8 @@ def test_the_callbacks_command_prints_every_url_one_a_line(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", new_database())
     monkeypatch.setenv("PUBLIC_URL", "https://sampark.example.in/")
+    main(["--config", str(SHIPPED_CONFIG), "migrate"])  # commands refuse a new database
+    capsys.readouterr()
     main(["--config", str(SHIPPED_CONFIG), "callbacks"])
     lines = capsys.readouterr().out.splitlines()
     urls = [line for line in lines if line.startswith("https://")]

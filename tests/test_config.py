@@ -513,3 +513,34 @@ def test_an_officer_phone_that_cannot_receive_notices_is_refused(
 def test_an_officer_phone_is_kept_in_e164(tmp_path: Path) -> None:
     config = load_altered(tmp_path, lambda raw: raw["officers"][1].update(phone="098001 00002"))
     assert config.officers[1].phone == "+919800100002"
+
+
+def test_any_key_is_settable_from_the_environment() -> None:
+    """SAMPARK__SECTION__KEY, the value read as YAML; the named variables win."""
+    config = load_config(
+        SHIPPED,
+        environ={
+            "SAMPARK__WORKER__MAX_TRIES": "5",
+            "SAMPARK__METRICS__ALLOW": "[10.0.0.0/8, 192.168.1.0/24]",
+            "SAMPARK__LOG__FORMAT": "json",
+            "SAMPARK__SMS__AFRICASTALKING__API_KEY": "atsk_from_env",
+            "SAMPARK__SERVER__PORT": "9000",
+            "PORT": "9100",
+        },
+    )
+    assert config.worker.max_tries == 5
+    assert [str(n) for n in config.metrics.allow] == ["10.0.0.0/8", "192.168.1.0/24"]
+    assert config.log.format == "json"
+    assert config.sms.africastalking.api_key == "atsk_from_env"
+    assert config.server.port == 9100, "PORT wins over SAMPARK__SERVER__PORT"
+
+
+def test_a_wrong_value_from_the_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"SAMPARK__WORKER__MAX_TRIES": "0"})
+    message = str(excinfo.value)
+    assert "worker.max_tries" in message
+    assert "from environment variable SAMPARK__WORKER__MAX_TRIES" in message
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(SHIPPED, environ={"SAMPARK__WORKR__MAX_TRIES": "3"})
+    assert "workr: unknown key" in str(excinfo.value)

@@ -192,7 +192,7 @@ def test_a_sqlite_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -
     (tmp_path / "a-file").write_text("")
     url = f"sqlite:///{tmp_path / 'a-file' / 'var' / 'gateway.db'}"
     assert_one_line(
-        *run_cli("staff", "list", DATABASE_URL=url),
+        *run_cli("migrate", DATABASE_URL=url),
         f"DATABASE_URL: cannot create {tmp_path / 'a-file' / 'var'}",
         "directory this user can write",
     )

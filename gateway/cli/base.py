@@ -8,13 +8,14 @@ subcommand, with its handler (the parsed arguments to an exit status) as ``run``
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import TYPE_CHECKING, NoReturn, Protocol, TypeAlias
 
-from gateway.ops import logsafe
+from gateway.config import Config, LogSettings
+from gateway.ops import logs
+from gateway.storage.db import database_label
 
-__all__ = ["Command", "CommandParser", "positive_int", "setup_logging"]
+__all__ = ["Command", "CommandParser", "positive_int", "say_database", "setup_logging"]
 
 
 class Command(Protocol):
@@ -50,15 +51,13 @@ def positive_int(text: str) -> int:
     return n
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Log lines for a long-running command (``serve``, ``worker``), secrets redacted."""
-    logsafe.install()  # every record, aiohttp's too, without tokens or Authorization values
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("tortoise").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    if not verbose:
-        # arq logs every job and a health line every 10 s; the gateway logs what matters.
-        logging.getLogger("arq").setLevel(logging.WARNING)
+def setup_logging(verbose: bool = False, *, config: Config | None = None) -> None:
+    """Log lines for a long-running command (``serve``, ``worker``), secrets redacted, in
+    ``config``'s ``log`` format from its level (DEBUG with ``verbose``)."""
+    settings = config.log if config is not None else LogSettings()
+    logs.configure(level="DEBUG" if verbose else settings.level, format=settings.format)
+
+
+def say_database(config: Config) -> None:
+    """Tell which database a command works on (on stderr: its output stays its own)."""
+    print(f"database: {database_label(config)}", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from gateway.app import every_callback_url, stored_signer
 from gateway.channels.signing import provider_of
+from gateway.cli.base import say_database
 from gateway.config import load_config
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def add_parser(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    say_database(config)
     signer = asyncio.run(stored_signer(config))
     if args.path:
         try:

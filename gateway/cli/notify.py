@@ -22,6 +22,7 @@ from gateway.app import build_campaigns, load_static, open_services
 from gateway.campaigns.audience import ComplaintFilter, campaign_scope
 from gateway.campaigns.progress import Progress, progress
 from gateway.campaigns.service import CampaignConflict, Campaigns, Preview
+from gateway.cli.base import say_database
 from gateway.complaints.scope import Scope, scope_of
 from gateway.config import Config, load_config
 from gateway.errors import FieldError
@@ -187,6 +188,7 @@ async def run_notify(config: Config, args: argparse.Namespace) -> int:
     On the gateway's services (:func:`gateway.app.open_services`); beside a server whose
     Redis is its own (embedded), on the database alone, the campaign left to the server's
     worker to find."""
+    say_database(config)
     if config.redis.url == "embedded":
         static = load_static(config)
         async with using_database(config):

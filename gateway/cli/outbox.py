@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from gateway.cli.base import positive_int
+from gateway.cli.base import positive_int, say_database
 from gateway.config import Config, load_config
 from gateway.storage.db import using_database
 from gateway.storage.models import OutboundMessage
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def print_outbox(config: Config, *, limit: int, show_numbers: bool) -> None:
     """Print the latest outbound messages: when, to whom, which template, status, text."""
+    say_database(config)
     async with using_database(config):
         rows = await OutboundMessage.all().order_by("-id").limit(limit)
         if not rows:

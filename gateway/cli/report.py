@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
+from gateway.cli.base import say_database
 from gateway.complaints.scope import Scope
 from gateway.config import Config, load_config
 from gateway.reports.render import review_csv, review_html
@@ -72,6 +73,7 @@ async def run_report(
     if department is not None and config.department(department) is None:
         print(f"sampark: --department: unknown department {department!r}", file=err)
         return 2
+    say_database(config)
     async with using_database(config):
         review = await monthly_review(
             month=month,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from contextlib import suppress
 from typing import TYPE_CHECKING
@@ -14,13 +15,17 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.cli.base import setup_logging
-from gateway.config import Config, load_config
+from gateway.config import SAMPLE_TICKET_KEY, Config, ConfigError, load_config
+from gateway.ops import logs
 from gateway.ops.startup import listen_problem
+from gateway.storage.db import database_label
 
 if TYPE_CHECKING:
     from gateway.cli.base import Commands
 
 __all__ = ["add_parser", "run"]
+
+log = logging.getLogger("gateway")
 
 
 def add_parser(commands: Commands) -> None:
@@ -32,7 +37,21 @@ def add_parser(commands: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    setup_logging(args.verbose)
+    if config.redis.url == "embedded" and (args.no_worker or not config.worker.embedded):
+        why = "--no-worker" if args.no_worker else "worker.embedded: false"
+        raise ConfigError(
+            f"{why}: the embedded Redis lives inside this process, so no worker elsewhere "
+            "can reach its queue and no SMS would be sent (set REDIS_URL to a Redis the "
+            "worker shares, or run the worker in-process)"
+        )
+    setup_logging(args.verbose, config=config)
+    logs.starting("Sampark", pid=os.getpid(), database=database_label(config))
+    if config.tickets.key == SAMPLE_TICKET_KEY:
+        log.warning(
+            "tickets.key is the public sample key %r: anyone can tell a ticket's serial "
+            "(delete the setting before real use: a new database generates its own)",
+            SAMPLE_TICKET_KEY,
+        )
     app = create_app(config, with_worker=False if args.no_worker else None)
     with suppress(KeyboardInterrupt):  # Ctrl-C while starting: the runner has cleaned up
         asyncio.run(serve(app, config))
@@ -56,8 +75,8 @@ async def serve(app: web.Application, config: Config) -> None:
             if problem is None:
                 raise
             raise problem from e
-        logging.getLogger("gateway").info(
-            "Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
+        log.info(
+            "ready: Sampark on http://%s:%s (USSD %s, SMS via %s, database %s, redis %s)",
             host,
             port,
             config.service.service_code,
@@ -70,5 +89,7 @@ async def serve(app: web.Application, config: Config) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        log.info("stopping")
     finally:
         await runner.cleanup()
+    log.info("stopped")

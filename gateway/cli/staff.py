@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from gateway.cli.base import say_database
 from gateway.config import Config, load_config
 from gateway.errors import FieldError
 from gateway.staff.accounts import (
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
 
     async def on_the_database() -> int:
+        say_database(config)
         async with using_database(config):
             return await staff_command(config, args)
 

@@ -35,6 +35,7 @@ from gateway.complaints.routing import district_level, officer_for, officer_refu
 from gateway.complaints.scope import OutOfScope, Scope
 from gateway.config import Config, Officer
 from gateway.errors import FieldError
+from gateway.ops import metrics
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, MessageDraft, queue_messages
 from gateway.sms.templates import RenderedSms
@@ -428,6 +429,7 @@ class Lifecycle:
         if message_ids:
             await self.dispatcher.dispatch(message_ids)
         for m in moves:
+            metrics.escalation(self.config.levels[m.c.level - 1].code)
             log.info(
                 "complaint %s: escalate by system -> %s L%d",
                 m.c.ticket,

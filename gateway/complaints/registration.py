@@ -21,6 +21,7 @@ from gateway.complaints.lifecycle import IllegalTransition, Lifecycle
 from gateway.complaints.routing import officer_for
 from gateway.config import Config
 from gateway.errors import FieldError
+from gateway.ops import metrics
 from gateway.sms.notices import Notices
 from gateway.sms.outbox import Dispatcher, queue_messages
 from gateway.storage.models import (
@@ -332,6 +333,7 @@ class ComplaintService:
             ):
                 drafts.append(to_officer)
             ids = await queue_messages(drafts, using_db=conn)
+        metrics.registration(new.channel.value, new.language)
         log.info(
             "complaint %s registered via %s for %s",
             complaint.ticket,

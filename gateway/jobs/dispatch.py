@@ -8,11 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
+
+from gateway.ops import logs
 
 __all__ = [
     "BULK_QUEUE",
@@ -38,6 +41,13 @@ def health_check_key(queue: str = QUEUE) -> str:
 def send_sms_job_id(message_id: int) -> str:
     """One job per message: arq refuses a second job with the same ID while it exists."""
     return f"sms:{message_id}"
+
+
+def _traced() -> dict[str, Any]:
+    """A job's keyword arguments carrying the request ID of the context queuing it (its
+    log lines then name the request that led to it: :func:`gateway.ops.logs.bound`)."""
+    request_id = logs.request_id()
+    return {"request_id": request_id} if request_id is not None else {}
 
 
 _ENQUEUE_IF_NEW = """
@@ -70,11 +80,17 @@ class ArqDispatcher:
         if not message_ids:
             return
         now = timestamp_ms()
+        kwargs = _traced()
         async with self.pool.pipeline(transaction=False) as pipe:
             for message_id in dict.fromkeys(message_ids):
                 job_id = send_sms_job_id(message_id) + (f":{tag}" if tag else "")
                 job = serialize_job(
-                    "send_sms", (message_id,), {}, None, now, serializer=self.pool.job_serializer
+                    "send_sms",
+                    (message_id,),
+                    kwargs,
+                    None,
+                    now,
+                    serializer=self.pool.job_serializer,
                 )
                 await self._enqueue(
                     keys=[job_key_prefix + job_id, result_key_prefix + job_id, self.queue],
@@ -108,6 +124,7 @@ class ArqSecondChance:
         await self.pool.enqueue_job(
             "send_sms",
             message_id,
+            **_traced(),
             _job_id=f"{send_sms_job_id(message_id)}:second",
             _queue_name=self.queue,
             _defer_by=self.delay,
@@ -130,5 +147,10 @@ class ArqRunScheduler:
             else f"campaign:{campaign_id}:{uuid.uuid4().hex[:12]}"
         )
         await self.pool.enqueue_job(
-            "run_campaign", campaign_id, _job_id=job_id, _queue_name=self.queue, _defer_until=at
+            "run_campaign",
+            campaign_id,
+            **_traced(),
+            _job_id=job_id,
+            _queue_name=self.queue,
+            _defer_until=at,
         )

@@ -16,11 +16,13 @@ from gateway.campaigns.runner import CampaignRunner, resume_sending
 from gateway.campaigns.service import RunScheduler
 from gateway.complaints.lifecycle import Lifecycle
 from gateway.config import Config
+from gateway.ops import logs, metrics
 from gateway.sms.outbox import Outbox, TransientSendFailure
 from gateway.sms.retry import backoff
 from gateway.sms.sweep import STRANDED_GRACE, TaggedDispatcher, resend_lost
 from gateway.sms.sweep import requeue_stranded as sweep_stranded
 from gateway.storage.db import DATABASE_UNREACHABLE
+from gateway.storage.models import OutboundMessage
 
 __all__ = [
     "JobContext",
@@ -50,8 +52,14 @@ class JobContext(TypedDict):
     """Set by arq for each job: 1 on its first try."""
 
 
-async def send_sms(ctx: JobContext, message_id: int) -> str:
-    """Send one outbound message; a transient failure is tried again after :func:`backoff`."""
+async def send_sms(ctx: JobContext, message_id: int, *, request_id: str | None = None) -> str:
+    """Send one outbound message; a transient failure is tried again after :func:`backoff`.
+    ``request_id``: the request that led to it, named on the job's log lines."""
+    with logs.bound(request_id=request_id):
+        return await _send_sms(ctx, message_id)
+
+
+async def _send_sms(ctx: JobContext, message_id: int) -> str:
     config = ctx["config"]
     job_try = ctx.get("job_try", 1)
     delay = backoff(
@@ -70,8 +78,27 @@ async def send_sms(ctx: JobContext, message_id: int) -> str:
         # next try takes it; claimed, the sweep does after the lease. A failed job instead
         # would keep its result, and with it the message's job ID, for an hour.
         log.warning("message %s: database unreachable, will retry: %r", message_id, e)
+        metrics.database_error("send_sms")
         raise Retry(defer=delay) from None
+    if result.detail not in NOT_SENT:
+        await _count_sent(ctx, message_id, result.status.value)
     return result.status.value
+
+
+NOT_SENT = frozenset({"already handled", "missing"})
+"""What :meth:`Outbox.deliver` says of a message it did not try to send this time."""
+
+
+async def _count_sent(ctx: JobContext, message_id: int, state: str) -> None:
+    """Count the send in the metrics, by the message's template (a failure to read it loses
+    the count, never the job: the message has been sent)."""
+    try:
+        templates = await OutboundMessage.filter(id=message_id).values_list("template", flat=True)
+    except Exception as e:
+        log.debug("message %s: not counted: %r", message_id, e)
+        return
+    template = str(templates[0]) if templates else "unknown"
+    metrics.sms(template, ctx["outbox"].provider.name, state)
 
 
 async def requeue_stranded(ctx: JobContext, *, grace: timedelta = STRANDED_GRACE) -> int:
@@ -106,9 +133,13 @@ async def feedback_timers(ctx: JobContext) -> tuple[int, int]:
     return await ctx["lifecycle"].feedback_timers()
 
 
-async def run_campaign(ctx: JobContext, campaign_id: int) -> str:
-    """Write and send a campaign's recipients for a while (continues in a new job)."""
-    return await ctx["campaign_runner"].run(campaign_id)
+async def run_campaign(
+    ctx: JobContext, campaign_id: int, *, request_id: str | None = None
+) -> str:
+    """Write and send a campaign's recipients for a while (continues in a new job, which
+    carries ``request_id`` on: :class:`~gateway.jobs.dispatch.ArqRunScheduler`)."""
+    with logs.bound(request_id=request_id):
+        return await ctx["campaign_runner"].run(campaign_id)
 
 
 async def resume_campaigns(ctx: JobContext) -> int:

@@ -33,6 +33,7 @@ from gateway.jobs.tasks import (
     send_sms,
     sweep_after_outage,
 )
+from gateway.ops import metrics
 
 __all__ = [
     "build_bulk_worker",
@@ -226,6 +227,7 @@ async def supervise(
             await worker.async_run()
             return
         except Exception as e:
+            metrics.redis_error(f"{name}_worker")
             if outage_since is None:
                 outage_since = time.monotonic()
                 log.error("the %s worker stopped (%r): restarting it", name, e, exc_info=e)
@@ -263,8 +265,10 @@ async def running_workers(
     bulk_task = asyncio.create_task(
         supervise(bulk, name="campaign", recovered=resume_campaigns), name="arq-bulk-worker"
     )
+    log.info("workers started (queues %s and %s)", worker.queue_name, bulk.queue_name)
     try:
         yield worker, bulk
     finally:
         await stop_worker(bulk, bulk_task)
         await stop_worker(worker, task)
+        log.info("workers stopped")

@@ -25,7 +25,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["BAD_REQUEST_BODY", "RedactSecrets", "install", "redact"]
+from gateway.text.phone import mask_phone
+
+__all__ = ["BAD_REQUEST_BODY", "RedactSecrets", "install", "mask_numbers", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,13 @@ _SECRETS: Final = (
     (re.compile(r"(atsk_)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
 )
 _MARK: Final = "_sampark_redacted"
+_NUMBER: Final = re.compile(r"(?:%2B|\+)?\d{5,}")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with each run of five digits or more (a phone number, a ticket) masked as
+    :func:`~gateway.text.phone.mask_phone` masks a number: its last four digits kept."""
+    return _NUMBER.sub(lambda m: mask_phone(m.group().replace("%2B", "+")), text)
 
 
 def redact(text: str) -> str:

@@ -20,17 +20,22 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate
+from tortoise.migrations.executor import MigrationExecutor, PlanStep
 
 from gateway.config import Config
-from gateway.ops.startup import database_problem
+from gateway.ops.startup import StartupError, database_problem
 from gateway.storage.ticket_key import ticket_key
 
 __all__ = [
     "DATABASE_UNREACHABLE",
+    "NotMigrated",
     "close_database",
+    "database_label",
     "database_ok",
     "migration_lock",
+    "migration_status",
     "open_database",
+    "pending_migrations",
     "sqlite_file",
     "tortoise_config",
     "using_database",
@@ -40,6 +45,13 @@ log = logging.getLogger(__name__)
 
 MODELS_MODULE = "gateway.storage.models"
 MIGRATIONS_MODULE = "gateway.storage.migrations"
+_APPS: dict[str, dict[str, Any]] = {
+    "models": {
+        "models": [MODELS_MODULE],
+        "default_connection": "default",
+        "migrations": MIGRATIONS_MODULE,
+    }
+}
 
 
 def tortoise_config(config: Config) -> dict[str, Any]:
@@ -97,13 +109,21 @@ async def open_database(config: Config, *, run_migrations: bool = True) -> list[
     """Connect, bring the schema up to date (idempotent, cheap when it already is) and,
     at a database's first start, store its ticket key.
 
-    Every process that opens the database comes here (server, worker, each command), so
-    they take turns at the migrations (:func:`migration_lock`). A database that cannot be
+    The processes that run the gateway come here (server, worker), so they take turns at
+    the migrations (:func:`migration_lock`). With ``run_migrations=False`` (a command's),
+    a database that is missing or not migrated is refused instead (:class:`NotMigrated`):
+    a mistyped DATABASE_URL must not make a new, empty database. A database that cannot be
     reached or opened raises :class:`~gateway.ops.startup.StartupError` naming DATABASE_URL.
     Returns the connections opened, for :func:`close_database`.
     """
+    if not run_migrations:
+        _require_file(config)
     try:
         return await _open(config, run_migrations=run_migrations)
+    except NotMigrated:
+        with suppress(Exception):
+            await Tortoise.close_connections()
+        raise
     except Exception as e:
         # Whatever failed, an open aiosqlite connection's thread would keep the process
         # from exiting.
@@ -124,14 +144,85 @@ async def _open(config: Config, *, run_migrations: bool) -> list[BaseDBAsyncClie
         sqlite3.connect(file).close()
     if not run_migrations:
         await Tortoise.init(config=tc)
+        pending = await pending_migrations()
+        if pending:
+            raise NotMigrated(
+                "DATABASE_URL",
+                f"{database_label(config)} has {len(pending)} migration(s) not applied "
+                f"({pending[0]}{' ...' if len(pending) > 1 else ''})",
+                "run `python -m gateway migrate`, or start the gateway once",
+            )
     else:
         async with migration_lock(config):
-            await migrate(config=tc)
+            applied: list[str] = []
+
+            def report(_: str, steps: list[PlanStep], fake: bool, dry_run: bool) -> None:
+                applied.extend(step.migration.name for step in steps if not step.backward)
+
+            await migrate(config=tc, reporter=report)
+            if applied:
+                log.info("migrations applied: %s", ", ".join(applied))
             # migrate() leaves its connections open; a leaked aiosqlite thread blocks exit.
             await Tortoise.close_connections()
             await Tortoise.init(config=tc)
             await ticket_key(config)
     return [get_connection(alias) for alias in tc["connections"]]
+
+
+class NotMigrated(StartupError):
+    """A command's database that is missing or lacks migrations (it is not created)."""
+
+
+def _require_file(config: Config) -> None:
+    file = sqlite_file(config)
+    if file is not None and not file.exists():
+        raise NotMigrated(
+            "DATABASE_URL",
+            f"no database at {file}",
+            "point DATABASE_URL at the gateway's database, or run `python -m gateway "
+            "migrate` to make a new one",
+        )
+
+
+async def pending_migrations() -> list[str]:
+    """The migrations the open database lacks, in the order they would be applied."""
+    connection = get_connection("default")
+    # tortoise reads a missing migrations table as "none applied", and so would read a
+    # database it cannot reach: reach it first, for the error that names the problem.
+    await connection.execute_query("SELECT 1")
+    executor = MigrationExecutor(connection, _APPS)
+    return [step.migration.name for step in await executor.plan() if not step.backward]
+
+
+async def migration_status(config: Config) -> list[str] | None:
+    """The migrations ``config``'s database lacks (changing nothing); None when there is
+    no database at all (a SQLite file that does not exist)."""
+    file = sqlite_file(config)
+    if file is not None and not file.exists():
+        return None
+    try:
+        await Tortoise.init(config=tortoise_config(config))
+        return await pending_migrations()
+    except Exception as e:
+        problem = database_problem(e, config.database.url, file)
+        if problem is None:
+            raise
+        raise problem from e
+    finally:
+        with suppress(Exception):
+            await Tortoise.close_connections()
+
+
+def database_label(config: Config) -> str:
+    """The database ``config`` names, for a person (no password): ``SQLite /srv/g.db``,
+    ``PostgreSQL sampark@db1:5432/sampark``."""
+    url = config.database.url
+    if url.startswith("sqlite:"):
+        file = sqlite_file(config)
+        return f"SQLite {file}" if file is not None else "SQLite in memory"
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return f"PostgreSQL {user}{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
 MIGRATION_LOCK = 0x53414D50_4D494752
@@ -209,9 +300,10 @@ async def close_database(opened: list[BaseDBAsyncClient] | None = None) -> None:
 
 
 @asynccontextmanager
-async def using_database(config: Config) -> AsyncIterator[None]:
-    """The database open (and migrated) for the ``async with`` block: a command's."""
-    opened = await open_database(config)
+async def using_database(config: Config, *, migrate: bool = False) -> AsyncIterator[None]:
+    """The database open for the ``async with`` block: a command's, refused when it is
+    missing or not migrated (:class:`NotMigrated`); migrated first with ``migrate``."""
+    opened = await open_database(config, run_migrations=migrate)
     try:
         yield
     finally:

