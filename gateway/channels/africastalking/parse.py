@@ -30,8 +30,17 @@ from gateway.channels.base import (
     UssdReply,
     UssdSessionEnd,
 )
-from gateway.text.phone import DEFAULT_REGION, InvalidPhoneNumber, mask_phone, normalize_phone
-from gateway.text.storable import is_identifier, storable
+from gateway.channels.fields import (
+    free_text,
+    identifier,
+    informational,
+    lenient_phone,
+    optional,
+    required,
+    required_phone,
+)
+from gateway.text.phone import DEFAULT_REGION
+from gateway.text.storable import storable
 
 __all__ = [
     "MAX_INBOUND_TEXT_LENGTH",
@@ -49,29 +58,12 @@ MAX_USSD_TEXT_LENGTH: Final = 1000
 MAX_INBOUND_TEXT_LENGTH: Final = 2000
 
 
-def _required(fields: Mapping[str, str], name: str, *, allow_empty: bool = False) -> str:
-    value = fields.get(name)
-    if value is None:
-        raise PayloadError(name, "missing")
-    if not allow_empty and not value.strip():
-        raise PayloadError(name, "empty")
-    return value
-
-
-def _optional(fields: Mapping[str, str], name: str) -> str | None:
-    """A field's value, or None when absent or blank."""
-    value = fields.get(name)
-    if value is None or not value.strip():
-        return None
-    return value
-
-
 def _optional_int(
     fields: Mapping[str, str], name: str, bounds: tuple[int, int] | None = None
 ) -> int | None:
     """A count: None when absent, not a whole number, negative, or past ``bounds`` (the
     range kept, for a count that is kept)."""
-    value = _optional(fields, name)
+    value = optional(fields, name)
     if value is None:
         return None
     try:
@@ -88,52 +80,6 @@ def _optional_int(
         log.warning("africastalking: ignoring %s out of range (%d characters)", name, len(value))
         return None
     return number
-
-
-def _identifier(fields: Mapping[str, str], name: str, limit: int) -> str:
-    """A required identifier, refused unless it fits its limit and is printable."""
-    value = _required(fields, name)
-    if len(value) > limit:
-        raise PayloadError(name, f"longer than {limit} characters ({len(value)})")
-    if not is_identifier(value, limit):
-        raise PayloadError(name, "contains a character that is not printable")
-    return value
-
-
-def _informational(fields: Mapping[str, str], name: str, limit: int) -> str | None:
-    """An optional field we only record: None when absent, or when it does not fit its
-    limit or is not printable (dropped, never refused)."""
-    value = _optional(fields, name)
-    if value is None or is_identifier(value, limit):
-        return value
-    log.warning("africastalking: ignoring unusable %s (%d characters)", name, len(value))
-    return None
-
-
-def _free_text(fields: Mapping[str, str], name: str) -> str | None:
-    """Optional free text, without the characters no column takes."""
-    value = _optional(fields, name)
-    return None if value is None else storable(value)
-
-
-def _required_phone(fields: Mapping[str, str], name: str, region: str) -> str:
-    raw = _required(fields, name)
-    try:
-        return normalize_phone(raw, region=region)
-    except InvalidPhoneNumber as exc:
-        raise PayloadError(name, str(exc)) from None
-
-
-def _lenient_phone(fields: Mapping[str, str], name: str, region: str) -> str | None:
-    """An informational phone number: E.164 when it is one, else None (never a 400)."""
-    raw = _optional(fields, name)
-    if raw is None:
-        return None
-    try:
-        return normalize_phone(raw, region=region)
-    except InvalidPhoneNumber:
-        log.warning("africastalking: ignoring malformed %s %s", name, mask_phone(raw))
-        return None
 
 
 def _check_length(name: str, value: str, limit: int) -> None:
@@ -172,16 +118,16 @@ def parse_ussd_hop(
     service code that does not fit its limit or holds a control character is refused on
     the first hop, so a session that got past it can always be recorded and submit.
     """
-    session_id = _identifier(fields, "sessionId", limits.ussd_session_id)
-    service_code = _identifier(fields, "serviceCode", limits.ussd_service_code)
-    phone = _required_phone(fields, "phoneNumber", region)
+    session_id = identifier(fields, "sessionId", limits.ussd_session_id)
+    service_code = identifier(fields, "serviceCode", limits.ussd_service_code)
+    phone = required_phone(fields, "phoneNumber", region)
     text = fields.get("text") or ""
     _check_length("text", text, MAX_USSD_TEXT_LENGTH)
     return UssdHop(
         session_id=session_id,
         service_code=service_code,
         phone=phone,
-        network_code=_informational(fields, "networkCode", limits.ussd_network_code) or "",
+        network_code=informational(fields, "networkCode", limits.ussd_network_code) or "",
         text=storable(text),
         provider=NAME,
     )
@@ -198,22 +144,22 @@ def parse_ussd_session_end(
     not fit its limit become None rather than a rejection; ``status`` is cut to its
     limit. Only a missing or unusable ``sessionId`` or a missing ``status`` is refused.
     """
-    session_id = _identifier(fields, "sessionId", limits.ussd_session_id)
-    status = storable(_required(fields, "status"))[: limits.ussd_end_status]
+    session_id = identifier(fields, "sessionId", limits.ussd_session_id)
+    status = storable(required(fields, "status"))[: limits.ussd_end_status]
     if not status.strip():
         raise PayloadError("status", "empty")
     return UssdSessionEnd(
         session_id=session_id,
         status=status,
-        phone=_lenient_phone(fields, "phoneNumber", region),
-        service_code=_informational(fields, "serviceCode", limits.ussd_service_code),
-        network_code=_informational(fields, "networkCode", limits.ussd_network_code),
+        phone=lenient_phone(fields, "phoneNumber", region),
+        service_code=informational(fields, "serviceCode", limits.ussd_service_code),
+        network_code=informational(fields, "networkCode", limits.ussd_network_code),
         duration_ms=_optional_int(fields, "durationInMillis", limits.ussd_duration_ms),
         hops=_optional_int(fields, "hopsCount", limits.ussd_hops),
-        last_input=_free_text(fields, "input"),
-        last_response=_free_text(fields, "lastAppResponse"),
-        error_message=_free_text(fields, "errorMessage"),
-        cost=_informational(fields, "cost", limits.ussd_cost),
+        last_input=free_text(fields, "input"),
+        last_response=free_text(fields, "lastAppResponse"),
+        error_message=free_text(fields, "errorMessage"),
+        cost=informational(fields, "cost", limits.ussd_cost),
         provider=NAME,
     )
 
@@ -229,19 +175,19 @@ def parse_delivery_report(
     our messages' (longer than its limit, a control character) or a status not in
     :data:`~.statuses.DELIVERY_STATES`.
     """
-    message_id = _identifier(fields, "id", limits.outbound_message_id)
-    status = _required(fields, "status").strip()
+    message_id = identifier(fields, "id", limits.outbound_message_id)
+    status = required(fields, "status").strip()
     state = DELIVERY_STATES.get(status)
     if state is None:
         raise PayloadError("status", f"unknown delivery status {status[:40]!r}")
-    failure_reason = _free_text(fields, "failureReason")
+    failure_reason = free_text(fields, "failureReason")
     return DeliveryReport(
         provider_message_id=message_id,
         state=state,
         provider_status=status,
         failure_reason=failure_reason,
-        phone=_lenient_phone(fields, "phoneNumber", region),
-        network_code=_informational(fields, "networkCode", limits.ussd_network_code),
+        phone=lenient_phone(fields, "phoneNumber", region),
+        network_code=informational(fields, "networkCode", limits.ussd_network_code),
         retry_count=_optional_int(fields, "retryCount"),
         opted_out=report_opted_out(state, failure_reason),
         provider=NAME,
@@ -259,19 +205,19 @@ def parse_inbound_sms(
     ``date`` becomes None. An ``id`` longer than its limit or holding a control character
     is refused: it is what makes a retried callback a no-op.
     """
-    sender = _required_phone(fields, "from", region)
-    recipient = _required(fields, "to").strip()
-    text = _required(fields, "text", allow_empty=True)
+    sender = required_phone(fields, "from", region)
+    recipient = required(fields, "to").strip()
+    text = required(fields, "text", allow_empty=True)
     _check_length("text", text, MAX_INBOUND_TEXT_LENGTH)
-    message_id = _identifier(fields, "id", limits.inbound_message_id)
+    message_id = identifier(fields, "id", limits.inbound_message_id)
     return InboundSms(
         provider_message_id=message_id,
         sender=sender,
         recipient=recipient,
         text=storable(text),
-        received_at=_parse_date(_optional(fields, "date")),
-        link_id=_optional(fields, "linkId"),
-        network_code=_informational(fields, "networkCode", limits.ussd_network_code),
+        received_at=_parse_date(optional(fields, "date")),
+        link_id=optional(fields, "linkId"),
+        network_code=informational(fields, "networkCode", limits.ussd_network_code),
         provider=NAME,
     )
 

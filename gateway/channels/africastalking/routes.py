@@ -28,6 +28,7 @@ from gateway.channels.africastalking.parse import (
     parse_ussd_session_end,
 )
 from gateway.channels.base import CALLBACKS, CallbackLimits, PayloadError, RetryLater
+from gateway.channels.fields import read_form
 from gateway.text.phone import mask_phone
 
 __all__ = ["DELIVERY_PATH", "INBOUND_PATH", "USSD_EVENTS_PATH", "USSD_PATH", "routes"]
@@ -39,7 +40,6 @@ USSD_EVENTS_PATH: Final = "/ussd/africastalking/events"
 DELIVERY_PATH: Final = "/sms/africastalking/delivery"
 INBOUND_PATH: Final = "/sms/africastalking/inbound"
 
-_FORM_CONTENT_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 _Handler = Callable[..., Awaitable[web.Response]]
 
@@ -67,27 +67,9 @@ def _bad_request(request: web.Request, problem: str) -> web.Response:
     return _text(problem, status=400)
 
 
-async def _read_form(request: web.Request) -> dict[str, str]:
-    """The request's form fields; raises PayloadError when the body is not a form."""
-    if request.content_type not in _FORM_CONTENT_TYPES:
-        raise PayloadError(
-            "body", f"expected application/x-www-form-urlencoded, got {request.content_type!r}"
-        )
-    try:
-        form = await request.post()
-    except (ValueError, LookupError) as exc:  # bad encoding, unknown charset
-        raise PayloadError("body", f"unreadable form: {type(exc).__name__}") from None
-    fields: dict[str, str] = {}
-    for key, value in form.items():
-        if not isinstance(value, str):
-            raise PayloadError(key, "a file upload, expected a text field")
-        fields.setdefault(key, value)  # the first of repeated fields wins
-    return fields
-
-
 async def _ussd_hop(request: web.Request, *, region: str, limits: CallbackLimits) -> web.Response:
     try:
-        hop = parse_ussd_hop(await _read_form(request), limits=limits, region=region)
+        hop = parse_ussd_hop(await read_form(request), limits=limits, region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.debug(
@@ -105,7 +87,7 @@ async def _ussd_session_ended(
     request: web.Request, *, region: str, limits: CallbackLimits
 ) -> web.Response:
     try:
-        end = parse_ussd_session_end(await _read_form(request), limits=limits, region=region)
+        end = parse_ussd_session_end(await read_form(request), limits=limits, region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
@@ -123,7 +105,7 @@ async def _delivery_report(
     request: web.Request, *, region: str, limits: CallbackLimits
 ) -> web.Response:
     try:
-        report = parse_delivery_report(await _read_form(request), limits=limits, region=region)
+        report = parse_delivery_report(await read_form(request), limits=limits, region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
@@ -145,7 +127,7 @@ async def _inbound_sms(
     request: web.Request, *, region: str, limits: CallbackLimits
 ) -> web.Response:
     try:
-        sms = parse_inbound_sms(await _read_form(request), limits=limits, region=region)
+        sms = parse_inbound_sms(await read_form(request), limits=limits, region=region)
     except PayloadError as exc:
         return _bad_request(request, str(exc))
     log.info(
