@@ -300,6 +300,41 @@ async def test_opted_out_citizens_are_skipped(
     assert not await OutboundMessage.filter(recipient=number(2)).exists()
 
 
+@pytest.mark.parametrize("audience", ["filter", "csv"])
+async def test_a_latin_only_handset_gets_the_latin_alternative(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking, audience: str
+) -> None:
+    """A citizen whose phone shows boxes for Devanagari (latin_only) gets Hindi's Latin
+    alternative (hi_Latn) from a campaign too, as from the lifecycle; the preview says so."""
+    await complaint(number(1), language="hi")
+    await complaint(number(2), language="hi")
+    await Citizen.filter(phone=number(2)).update(latin_only=True)
+    admin, _ = await district_admin(bulk_client)
+    campaigns = bulk_client.app[CAMPAIGNS]
+    campaign = await campaigns.create(
+        admin,
+        scope_of(admin, campaigns.config),
+        template="area_update",
+        variables=VARIABLES,
+        audience=ComplaintFilter(block="theog") if audience == "filter" else None,
+        actor="t",
+    )
+    if audience == "csv":
+
+        async def text() -> Any:
+            yield f"{number(1)}\n{number(2)}\n"
+
+        await campaigns.add_numbers(campaign, text(), actor="t")
+    preview = await campaigns.preview_campaign(campaign)
+    assert preview.languages == {"hi": 1, "hi_Latn": 1}
+    await campaigns.start(campaign, actor="t")
+    await run_bulk(bulk_client)
+    rendered = campaigns.render_all("area_update", VARIABLES)
+    texts = {m.number: m.text for m in fake.sent}
+    assert texts == {number(1): rendered["hi"].text, number(2): rendered["hi_Latn"].text}
+    assert rendered["hi_Latn"].encoding.value == "gsm7"
+
+
 async def test_a_csv_number_the_provider_says_opted_out_is_remembered_as_for_one_sms(
     bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
 ) -> None:

@@ -113,6 +113,8 @@ class Person:
     phone: str
     language: str
     opted_out: bool
+    latin_only: bool = False
+    """Their handset shows only Latin letters: they get the language's Latin alternative."""
 
 
 async def audience_batch(
@@ -127,7 +129,14 @@ async def audience_batch(
             await Complaint.filter(scope.q() & f.q(), id__gt=after)
             .order_by("id")
             .limit(size)
-            .values("id", "language", "citizen__phone", "citizen__language", "citizen__opted_out")
+            .values(
+                "id",
+                "language",
+                "citizen__phone",
+                "citizen__language",
+                "citizen__opted_out",
+                "citizen__latin_only",
+            )
         )
         return [
             Person(
@@ -135,6 +144,7 @@ async def audience_batch(
                 str(r["citizen__phone"]),
                 str(r["citizen__language"] or r["language"]),
                 bool(r["citizen__opted_out"]),
+                bool(r["citizen__latin_only"]),
             )
             for r in rows
         ]
@@ -146,13 +156,13 @@ async def audience_batch(
     )
     phones = [str(p) for _, p in contacts]
     known = {
-        str(p): (lang, bool(o))
-        for p, lang, o in await Citizen.filter(phone__in=phones).values_list(
-            "phone", "language", "opted_out"
+        str(p): (lang, bool(o), bool(latin))
+        for p, lang, o, latin in await Citizen.filter(phone__in=phones).values_list(
+            "phone", "language", "opted_out", "latin_only"
         )
     }
     people = []
     for key, phone in contacts:
-        lang, opted = known.get(str(phone), (None, False))
-        people.append(Person(int(key), str(phone), str(lang or default_language), opted))
+        lang, opted, latin = known.get(str(phone), (None, False, False))
+        people.append(Person(int(key), str(phone), str(lang or default_language), opted, latin))
     return people

@@ -294,7 +294,10 @@ class CampaignRunner:
                 continue
             messages.append(
                 new_message_row(
-                    rendered.get(person.language) or rendered[default],
+                    rendered.get(
+                        self.config.sms_language(person.language, latin_only=person.latin_only)
+                    )
+                    or rendered[default],
                     recipient=person.phone,
                     provider=self.provider.name,
                     idempotency_key=f"campaign:{campaign.id}:{person.phone}",

@@ -187,15 +187,20 @@ class Campaigns:
         rows = (
             await Complaint.filter(id__in=Subquery(firsts))
             .annotate(n=Count("id"))
-            .group_by("language", "citizen__language", "citizen__opted_out")
-            .values("language", "citizen__language", "citizen__opted_out", "n")
+            .group_by("language", "citizen__language", "citizen__opted_out", "citizen__latin_only")
+            .values(
+                "language", "citizen__language", "citizen__opted_out", "citizen__latin_only", "n"
+            )
         )
         return self._tally(
             template,
             rendered,
             (
                 (
-                    str(r["citizen__language"] or r["language"]),
+                    self.config.sms_language(
+                        str(r["citizen__language"] or r["language"]),
+                        latin_only=bool(r["citizen__latin_only"]),
+                    ),
                     bool(r["citizen__opted_out"]),
                     int(r["n"]),
                 )
@@ -213,10 +218,11 @@ class Campaigns:
         for i in range(0, len(numbers), 500):
             chunk = list(numbers[i : i + 500])
             in_scope = Complaint.filter(scope.q(), citizen__phone__in=chunk)
-            for phone, lang, opted in await in_scope.distinct().values_list(
-                "citizen__phone", "citizen__language", "citizen__opted_out"
+            for phone, lang, opted, latin in await in_scope.distinct().values_list(
+                "citizen__phone", "citizen__language", "citizen__opted_out", "citizen__latin_only"
             ):
-                mine[str(phone)] = (lang, bool(opted))
+                chosen = lang or self.config.service.default_language
+                mine[str(phone)] = (self.config.sms_language(chosen, latin_only=latin), bool(opted))
         default = self.config.service.default_language
         groups: dict[tuple[str, bool], int] = {}
         for n in numbers:
@@ -246,19 +252,20 @@ class Campaigns:
         where, values = scope_sql(conn, Scope.from_json(campaign.scope))
         sql = (
             "SELECT ci.language, ci.opted_out, EXISTS (SELECT 1 FROM complaint co "
-            f"WHERE co.citizen_id = ci.id{where}) AS mine, COUNT(*) FROM campaign_contact cc "
-            "LEFT JOIN citizen ci ON ci.phone = cc.phone "
-            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY 1, 2, 3"
+            f"WHERE co.citizen_id = ci.id{where}) AS mine, ci.latin_only, COUNT(*) "
+            "FROM campaign_contact cc LEFT JOIN citizen ci ON ci.phone = cc.phone "
+            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY 1, 2, 3, 4"
         )
         _, rows = await conn.execute_query(sql, values)
         triples = []
         outside = 0
         for row in rows:
-            language, opted_out, mine, n = (
+            language, opted_out, mine, latin, n = (
                 list(dict(row).values()) if not isinstance(row, tuple) else list(row)
             )
             if mine:
-                triples.append((str(language or default), bool(opted_out), int(n)))
+                lang = self.config.sms_language(str(language or default), latin_only=bool(latin))
+                triples.append((lang, bool(opted_out), int(n)))
             else:
                 outside += int(n)
         return self._tally(campaign.template, rendered, triples, outside=outside)
