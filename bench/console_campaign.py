@@ -7,7 +7,7 @@ then the form), uploads a CSV file of N numbers through the notices compose form
 (multipart, within the form's 4 MiB limit), which answers with the preview, and starts it.
 Until the campaign is done, every second: the progress counts ``notices.js`` polls
 (``/console/notices/{id}/progress``) and the notice's page, each timed. Reports the time
-to done, both latencies (p50, p95, worst) against :data:`LIVE_MS`, whether the counts
+to done, both latencies (p50, p95, worst) against :data:`LIVE_MS`, how often the counts
 moved, and the gateway's peak memory (psutil's RSS sampled, and the kernel's high-water
 mark) against the campaign benchmark's 300 MB. Rate limit and quiet hours as there.
 Run: ``python bench/console_campaign.py --recipients 100000``.
@@ -71,7 +71,9 @@ class Run:
 
     @property
     def live(self) -> bool:
-        return self.worst_ms < LIVE_MS and self.moves >= 2
+        """Every poll within :data:`LIVE_MS`, and new counts at least every other poll
+        (a staff member watching sees it move, not a bar that jumps at the end)."""
+        return self.worst_ms < LIVE_MS and 2 * self.moves >= len(self.settled) - 1
 
 
 def csv_file(count: int) -> bytes:
@@ -255,8 +257,8 @@ def _report(
         print(f"  {name:16} p50 {Run.pct(times, 0.5):6.1f} ms  p95 {Run.pct(times, 0.95):6.1f} ms"
               f"  max {max(times):6.1f} ms")  # fmt: skip
     live = "yes" if run.live else "NO"
-    print(f"  {len(run.json_ms)} polls, the counts moved in {run.moves}; live "
-          f"(every poll < {LIVE_MS:.0f} ms, counts moving): {live}")  # fmt: skip
+    print(f"  {len(run.json_ms)} polls, the counts moved in {run.moves}; live (every poll "
+          f"< {LIVE_MS:.0f} ms, new counts at least every other poll): {live}")  # fmt: skip
     met = "yes" if peak < MEMORY_MB else "NO"
     print(f"  gateway peak memory: {peak:.0f} MB (RSS sampled {run.rss_mb:.0f} MB, "
           f"high-water {hwm:.0f} MB; target < {MEMORY_MB:.0f} MB: {met})")  # fmt: skip
