@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import campaign
+import console_campaign
 import console_pages
 import escalation
 import outbound
@@ -34,6 +35,32 @@ def machine() -> str:
         out = subprocess.run(["free", "-m"], capture_output=True, text=True).stdout.split("\n")
         mem = f", {out[1].split()[1]} MB memory" if len(out) > 1 else ""
     return f"{os.cpu_count()} CPUs{mem}, Python {sys.version.split()[0]}"
+
+
+def _console_campaign(
+    count: int, got: dict[str, float]
+) -> list[tuple[str, str, str, str, str, str]]:
+    """The campaign started from the browser: time to done, the polls' latency, memory."""
+    live = got["live"] and got["gateway_mb"] < console_campaign.MEMORY_MB
+    return [
+        (
+            f"Console campaign, {count:,}",
+            f"{got['done_s']:.1f} s to done, gateway {got['gateway_mb']:.0f} MB",
+            f"preview {got['preview_s']:.1f} s",
+            "",
+            "polls <500 ms, <300 MB",
+            "yes" if live else "no",
+        ),
+        (
+            "",
+            f"progress p95 {got['json_p95']:.0f} max {got['json_max']:.0f} ms, "
+            f"page p95 {got['page_p95']:.0f} max {got['page_max']:.0f} ms",
+            f"{got['moves']:.0f} of {got['polls']:.0f} polls moved",
+            "",
+            "",
+            "",
+        ),
+    ]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -49,6 +76,8 @@ async def main(args: argparse.Namespace) -> None:
     bulk = await campaign.main(args.recipients)
     print()
     pages = await console_pages.main(args.console_complaints, rounds=20)
+    print()
+    watched = await console_campaign.main(args.recipients)
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     for n, bare, real in hops.levels:
@@ -130,6 +159,7 @@ async def main(args: argparse.Namespace) -> None:
             "",
         )
     )
+    rows.extend(_console_campaign(r, watched))
     indexed = "yes" if any("INDEX" in line.upper() for line in plan) else "NO: reads all"
     rows.append(
         (
