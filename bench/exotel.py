@@ -73,12 +73,15 @@ async def plain_client(base_url: str, forms: list[dict[str, str]]) -> float:
     """Seconds for one aiohttp client to post ``forms`` to the fake, 50 at a time, as the
     provider's request would (Basic auth, a form, the answer read)."""
     url = send_url(base_url)
-    auth = aiohttp.BasicAuth(fake_exotel.API_KEY, fake_exotel.API_TOKEN)
+    headers = {
+        "Authorization": aiohttp.encode_basic_auth(fake_exotel.API_KEY, fake_exotel.API_TOKEN),
+        "Accept": "application/json",
+    }
     todo = iter(forms)
 
     async def sender(http: aiohttp.ClientSession) -> None:
         for form in todo:
-            async with http.post(url, data=form, auth=auth) as resp:
+            async with http.post(url, data=form, headers=headers) as resp:
                 await resp.read()
                 assert resp.status == 200, resp.status
 
