@@ -1,7 +1,8 @@
 """Bulk: a whole campaign, from the staff's request to the last request reaching the provider.
 
-The gateway (``server.py``, embedded workers) and the fake Africa's Talking each run as
-their own process. A staff member and token are made with the staff CLI; then, through
+The gateway (``server.py``, embedded workers) and the fake Africa's Talking (or, with
+``provider="exotel"``, the fake Exotel: bench/exotel.py) each run as their own process.
+A staff member and token are made with the staff CLI; then, through
 ``/api/v1``: create a CSV campaign of N numbers (template ``area_update``, identical text),
 upload the numbers, start it, and wait until the fake has accepted every number. Reports
 the total time, recipients per second reaching the provider, the provider requests
@@ -18,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fake_exotel
 from fake_provider import API_KEY, USERNAME
 from scratch import private_config_file, scratch_workspace
 from ussd_hops import free_port, start, stop, wait_ready
@@ -44,15 +46,43 @@ def peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_config(tmp: Path, *, batch_size: int | None = None) -> Path:
+Ceiling = Callable[[str, int, int], Awaitable[float]]
+"""Seconds for a plain client to post (fake's base URL, requests, recipients) as the
+gateway did: the same requests to the same fake, the figure's ceiling."""
+
+
+def provider_env(provider: str, fake_url: str) -> tuple[str, dict[str, str]]:
+    """The fake server's script for ``provider`` and the gateway's environment for it."""
+    if provider == "exotel":
+        return "fake_exotel.py", {
+            "SMS_PROVIDER": "exotel",
+            "EXOTEL_SID": fake_exotel.SID,
+            "EXOTEL_API_KEY": fake_exotel.API_KEY,
+            "EXOTEL_API_TOKEN": fake_exotel.API_TOKEN,
+            "EXOTEL_SENDER": fake_exotel.SENDER,
+            "EXOTEL_BASE_URL": fake_url,
+            "DLT_ENTITY_ID": fake_exotel.DLT_ENTITY_ID,
+        }
+    return "fake_provider.py", {
+        "SMS_PROVIDER": "africastalking",
+        "AT_USERNAME": USERNAME,
+        "AT_API_KEY": API_KEY,
+        "AT_BASE_URL": fake_url,
+    }
+
+
+def bench_config(
+    tmp: Path, *, batch_size: int | None = None, sms: dict[str, Any] | None = None
+) -> Path:
     """The shipped config with no quiet hours and a rate no run reaches (and ``batch_size``
-    recipients a request, when given), private to this run."""
+    recipients a request, when given; ``sms`` settings over the shipped ones), private to
+    this run."""
     # The rate limit must not be what is measured: at 10,000 segments a second, this
     # campaign's two-segment Hindi text capped the figure at 5,000 recipients a second.
     bulk: dict[str, Any] = {"segments_per_second": 100_000, "quiet_hours": None}
     if batch_size is not None:
         bulk["batch_size"] = batch_size
-    return private_config_file(tmp, bulk=bulk)
+    return private_config_file(tmp, bulk=bulk, sms=sms)
 
 
 async def numbers(count: int) -> AsyncIterator[bytes]:
@@ -66,26 +96,49 @@ async def numbers(count: int) -> AsyncIterator[bytes]:
         yield "".join(chunk).encode()
 
 
-async def main(count: int, *, batch_size: int | None = None) -> dict[str, float]:
-    """Run the campaign on a scratch database; its figures (seconds, MB, requests)."""
-    async with scratch_workspace("campaign") as (tmp, database_url):
-        return await _measure(count, tmp, database_url, batch_size=batch_size)
+async def main(
+    count: int,
+    *,
+    batch_size: int | None = None,
+    provider: str = "africastalking",
+    sms: dict[str, Any] | None = None,
+    ceiling: Ceiling | None = None,
+) -> dict[str, float]:
+    """Run the campaign on a scratch database through ``provider``'s fake (``sms``
+    settings over the shipped ones); its figures (seconds, MB, requests, and with
+    ``ceiling`` the plain client's seconds for the same requests, ``ceiling_s``)."""
+    async with scratch_workspace(f"campaign-{provider}") as (tmp, database_url):
+        return await _measure(
+            count,
+            tmp,
+            database_url,
+            batch_size=batch_size,
+            provider=provider,
+            sms=sms,
+            ceiling=ceiling,
+        )
 
 
 async def _measure(
-    count: int, tmp: Path, database_url: str, *, batch_size: int | None
+    count: int,
+    tmp: Path,
+    database_url: str,
+    *,
+    batch_size: int | None,
+    provider: str,
+    sms: dict[str, Any] | None,
+    ceiling: Ceiling | None,
 ) -> dict[str, float]:
     fake_port, port = free_port(), free_port()
+    fake_url = f"http://127.0.0.1:{fake_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SAMPARK_CONFIG")}
-    fake = start([sys.executable, str(ROOT / "bench" / "fake_provider.py"), str(fake_port)], env)
+    script, provider_vars = provider_env(provider, fake_url)
+    fake = start([sys.executable, str(ROOT / "bench" / script), str(fake_port)], env)
     genv = dict(
         env,
-        SAMPARK_CONFIG=str(bench_config(tmp, batch_size=batch_size)),
+        SAMPARK_CONFIG=str(bench_config(tmp, batch_size=batch_size, sms=sms)),
         PORT=str(port),
-        SMS_PROVIDER="africastalking",
-        AT_USERNAME=USERNAME,
-        AT_API_KEY=API_KEY,
-        AT_BASE_URL=f"http://127.0.0.1:{fake_port}",
+        **provider_vars,
     )
     genv["DATABASE_URL"] = database_url
     genv.setdefault("REDIS_URL", "embedded")
@@ -145,6 +198,8 @@ async def _measure(
             total = time.perf_counter() - t0
             async with http.get(f"{base}/campaigns/{campaign}") as resp:
                 sent = await resp.json()
+            # The plain client, after the campaign: the same fake, the same requests.
+            ceiling_s = await ceiling(fake_url, stats["requests"], count) if ceiling else None
         figures = {
             "total_s": total,
             "upload_s": uploaded,
@@ -155,8 +210,10 @@ async def _measure(
             "fake_mb": peak_mb(fake.pid),
             "bench_mb": peak_mb(os.getpid()),
         }
+        if ceiling_s is not None:
+            figures["ceiling_s"] = ceiling_s
         print(
-            f"Campaign, {count:,} recipients, identical text, database "
+            f"Campaign, {count:,} recipients, identical text, {provider}, database "
             f"{genv['DATABASE_URL'].split(':')[0]}, redis {genv['REDIS_URL'].split(':')[0]}"
         )
         print(f"  total, request to last provider request: {total:8.1f} s")

@@ -25,6 +25,7 @@ import campaign
 import console_campaign
 import console_pages
 import escalation
+import exotel
 import outbound
 import ussd_hops
 
@@ -78,6 +79,8 @@ async def main(args: argparse.Namespace) -> None:
     pages = await console_pages.main(args.console_complaints, rounds=20)
     print()
     watched = await console_campaign.main(args.recipients)
+    print()
+    ex = await exotel.main(args.exotel_messages, args.exotel_recipients, args.exotel_paced)
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     for n, bare, real in hops.levels:
@@ -183,12 +186,58 @@ async def main(args: argparse.Namespace) -> None:
         )
     )
 
+    rows += exotel_rows(ex, args)
+
     print(f"\nSampark benchmarks, {machine()}, {time.perf_counter() - started:.0f} s")
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     head = ("benchmark", "gateway", "ceiling", "ratio", "target", "met")
     widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
     for r in (head, tuple("-" * w for w in widths), *rows):
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def exotel_rows(
+    ex: dict[str, exotel.Figures], args: argparse.Namespace
+) -> list[tuple[str, str, str, str, str, str]]:
+    """The Exotel parts' rows: each figure next to the plain client's, and the busiest
+    minute at the default pacing against Exotel's 200."""
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    if (single := ex.get("outbound")) is not None:
+        n = args.exotel_messages
+        rows.append(
+            (
+                "Exotel SMS, one per request",
+                f"{n / single.gateway_s:.0f}/s",
+                f"plain client {n / single.ceiling_s:.0f}/s",
+                f"{single.ratio:.2f}",
+                "",
+                "",
+            )
+        )
+    if (bulk := ex.get("campaign")) is not None:
+        r = args.exotel_recipients
+        rows.append(
+            (
+                f"Exotel campaign, {r:,}",
+                f"{r / bulk.gateway_s:.0f} recipients/s, {bulk.requests:,} requests",
+                f"plain client {r / bulk.ceiling_s:.0f}/s",
+                f"{bulk.ratio:.2f}",
+                "",
+                "",
+            )
+        )
+    if (paced := ex.get("paced")) is not None:
+        rows.append(
+            (
+                f"Exotel default pacing, {args.exotel_paced:,} SMS",
+                f"busiest minute {paced.busiest_minute} requests",
+                "",
+                "",
+                "<=200/min",
+                "yes" if paced.busiest_minute <= 200 else "no",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":
@@ -200,4 +249,12 @@ if __name__ == "__main__":
     parser.add_argument("--overdue", type=int, default=10_000)
     parser.add_argument("--recipients", type=int, default=100_000, help="of the campaign")
     parser.add_argument("--console-complaints", type=int, default=100_000)
+    parser.add_argument("--exotel-messages", type=int, default=2000)
+    parser.add_argument("--exotel-recipients", type=int, default=100_000, help="of its campaign")
+    parser.add_argument(
+        "--exotel-paced",
+        type=int,
+        default=0,
+        help="single SMS at Exotel's default pacing, counted a minute at the fake (450: 2.5 min)",
+    )
     asyncio.run(main(parser.parse_args()))

@@ -93,16 +93,21 @@ BENCH_CALLBACK_SECRET = "bench-callback-secret-0123456789"
 """Africa's Talking's callback secret in :func:`private_config_file`'s configuration."""
 
 
-def private_config_file(tmp: Path, *, bulk: dict[str, Any] | None = None) -> Path:
+def private_config_file(
+    tmp: Path, *, bulk: dict[str, Any] | None = None, sms: dict[str, Any] | None = None
+) -> Path:
     """The shipped config as a file in ``tmp``, for a gateway the benchmark starts as a
     process: absolute paths, its working files (the embedded Redis's among them) in
     ``tmp``, never in the checkout's ``var/`` where ``make run`` would find its jobs; with
-    ``bulk`` settings over the shipped ones."""
+    ``bulk`` settings over the shipped ones, and ``sms``'s providers' settings over theirs
+    (``{"exotel": {"requests_per_minute": ...}}``)."""
     raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     for key in ("locales", "sms_templates"):
         raw["paths"][key] = str(ROOT / raw["paths"][key])
     raw["paths"]["data_dir"] = str(tmp / "data")
     raw.setdefault("bulk", {}).update(bulk or {})
+    for provider, settings in (sms or {}).items():
+        raw["sms"].setdefault(provider, {}).update(settings)
     # A known callback secret: the benchmark posts to the signed paths.
     raw.setdefault("callbacks", {})["secrets"] = {"africastalking": BENCH_CALLBACK_SECRET}
     path = tmp / "config.yaml"

@@ -442,3 +442,26 @@ def test_exotel_needs_its_account_and_the_dlt_entity() -> None:
         load_config(SHIPPED_CONFIG, environ=environ)
     config = load_config(SHIPPED_CONFIG, environ={**environ, "DLT_ENTITY_ID": ENTITY})
     assert config.sms.exotel.subdomain == "api.exotel.com"
+
+
+def test_exotel_pacing_ships_under_its_rate_and_is_raised_only_by_configuration() -> None:
+    environ = {
+        "SMS_PROVIDER": "exotel",
+        "EXOTEL_SID": SID,
+        "EXOTEL_API_KEY": KEY,
+        "EXOTEL_API_TOKEN": TOKEN,
+        "EXOTEL_SENDER": SENDER,
+        "DLT_ENTITY_ID": ENTITY,
+    }
+    shipped = load_config(SHIPPED_CONFIG, environ=environ).sms.exotel
+    assert shipped.requests_per_minute == 180  # any minute at 195 or fewer (the pacer test)
+    # An account whose limit Exotel raised, or the benchmark against the fake server.
+    raised = {"requests_per_minute": 1_000_000, "segments_per_minute": 100_000_000}
+    config = load_config(SHIPPED_CONFIG, environ=environ, overrides={"sms": {"exotel": raised}})
+    assert config.sms.exotel.requests_per_minute == 1_000_000
+    with pytest.raises(ConfigError, match="requests_per_minute"):
+        load_config(
+            SHIPPED_CONFIG,
+            environ=environ,
+            overrides={"sms": {"exotel": {"requests_per_minute": 0}}},
+        )

@@ -99,14 +99,13 @@ class FakeExotel:
         app.router.add_post(f"/v1/Accounts/{self.sid}/Sms/send.json", self._send)
         return app
 
-    async def start(self) -> str:
+    async def start(self, *, port: int = 0) -> str:
+        """Serve on loopback (``port``, else a free one); the base URL."""
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = int(self._runner.addresses[0][1])
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
