@@ -23,9 +23,14 @@ pytestmark = pytest.mark.skipif(
     "run of the suite has them)",
 )
 
-SIZE = Size(citizens=8, campaign=200, segments_per_second=40, deadline=90)
+SIZE = Size(citizens=8, campaign=200, segments_per_second=40, deadline=180)
 """Eight registrations (four overdue: escalated) and a campaign of 200 (400 segments:
-ten seconds at 40 a second, long enough for a worker to die and another to start)."""
+ten seconds at 40 a second, long enough for a worker to die and another to start).
+
+The deadline: when the killed worker was the campaign's runner, its Redis lock
+(``CampaignRunner.LOCK_TTL``, 60 s) holds the campaign until it expires, and the next
+``resume_campaigns`` (each minute, at :30) starts it again: up to two minutes with nothing
+sent. The run then takes about two and a half minutes instead of half of one."""
 RULE_3 = "rule 3 (worker died mid-send)"
 
 
