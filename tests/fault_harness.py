@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ __all__ = [
     "redis_restart",
     "reports_lost",
     "running_rig",
+    "scale_out",
     "worker_kill",
 ]
 
@@ -147,6 +149,10 @@ class Figures:
     """Duplicates by the rule that allows them (README, "How it works": at-least-once
     remains in (1), (2) and (3)); "unexplained" is a defect."""
     failed: int = 0
+    escalated: int = 0
+    """Escalation SMS to citizens written (scale-out)."""
+    escalated_mid_campaign: int = 0
+    """Of those, written before the campaign finished."""
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -159,6 +165,11 @@ class Figures:
             f"{self.answers_lost} answers lost ({self.settled_by_report} settled by their "
             f"report, {self.sent_again_unanswered} sent once more)"
             + (f"; {self.sending_at_fault} sending when killed" if self.sending_at_fault else "")
+            + (
+                f"; {self.escalated} escalated ({self.escalated_mid_campaign} mid-campaign)"
+                if self.escalated
+                else ""
+            )
         )
 
 
@@ -166,11 +177,15 @@ class Rig:
     """The gateway's processes and what drives them (see the module's docstring). Use
     :func:`running_rig`, which stops every process however the block ends."""
 
-    def __init__(self, workdir: Path, database_url: str, size: Size) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str, size: Size, *, webs: int = 1, workers: int = 1
+    ) -> None:
         self.workdir = workdir
         self.database_url = database_url
         self.size = size
-        self.ports = {name: free_port() for name in ("redis", "fake", "web")}
+        self.web_names = ["web", *(f"web{n}" for n in range(2, webs + 1))]
+        self.worker_names = ["worker", *(f"worker{n}" for n in range(2, workers + 1))]
+        self.ports = {name: free_port() for name in ("redis", "fake", *self.web_names)}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.http: aiohttp.ClientSession | None = None
         self.token = ""
@@ -184,7 +199,13 @@ class Rig:
 
     @property
     def web(self) -> str:
-        return f"http://127.0.0.1:{self.ports['web']}"
+        """The first web process's address."""
+        return self.webs[0]
+
+    @property
+    def webs(self) -> list[str]:
+        """Every web process's address (``webs`` of them: they take turns at the traffic)."""
+        return [f"http://127.0.0.1:{self.ports[name]}" for name in self.web_names]
 
     @property
     def fake(self) -> str:
@@ -217,12 +238,15 @@ class Rig:
         path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
         return path
 
-    async def _spawn(self, name: str, *args: str) -> None:
+    async def _spawn(self, name: str, *args: str, port: int | None = None) -> None:
+        env = self.env()
+        if port is not None:
+            env["PORT"] = str(port)
         with (self.workdir / f"{name}.log").open("ab") as log:
             self.processes[name] = await asyncio.create_subprocess_exec(
                 *args,
                 cwd=ROOT,
-                env=self.env(),
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -265,8 +289,8 @@ class Rig:
 
         await until(answers, "redis-server accepting connections", within=self.size.deadline)
 
-    async def start_worker(self) -> None:
-        await self._spawn("worker", sys.executable, "-m", "gateway", "worker")
+    async def start_worker(self, name: str = "worker") -> None:
+        await self._spawn(name, sys.executable, "-m", "gateway", "worker")
 
     async def kill(self, name: str) -> None:
         """SIGKILL: no chance to finish or record anything."""
@@ -286,10 +310,13 @@ class Rig:
             str(self.ports["fake"]),
         )
         await until(self._fake_up, "the fake provider answering", within=self.size.deadline)
-        # The web server first: it applies the migrations the worker then finds done.
-        await self._spawn("web", sys.executable, "server.py", "--no-worker")
-        await until(self._database_up, "the web server up", within=self.size.deadline)
-        await self.start_worker()
+        # The first web server first: it applies the migrations the others then find done.
+        for name in self.web_names:
+            port = self.ports[name]
+            await self._spawn(name, sys.executable, "server.py", "--no-worker", port=port)
+            await until(partial(self._database_up, name), f"{name} up", within=self.size.deadline)
+        for name in self.worker_names:
+            await self.start_worker(name)
         await until(self.healthy, "the worker's health record", within=self.size.deadline)
         await self.control(reports=self.web + _signed("/sms/africastalking/delivery"))
         if self.size.campaign:
@@ -297,7 +324,7 @@ class Rig:
 
     async def stop(self) -> None:
         """Stop every process (the gateway's as Ctrl-C would, then for good)."""
-        for name in ("worker", "web"):
+        for name in (*self.worker_names, *self.web_names):
             proc = self.processes.get(name)
             if proc is not None and proc.returncode is None:
                 proc.send_signal(signal.SIGINT)
@@ -323,13 +350,13 @@ class Rig:
         self._check_alive("fake")
         return (await self._get(f"{self.fake}/stats"))[0] == 200
 
-    async def _database_up(self) -> bool:
-        self._check_alive("web")
-        status, body = await self._get(f"{self.web}/healthz")
+    async def _database_up(self, name: str = "web") -> bool:
+        self._check_alive(name)
+        status, body = await self._get(f"http://127.0.0.1:{self.ports[name]}/healthz")
         return status != 0 and isinstance(body, dict) and body.get("database") == "ok"
 
     async def healthy(self) -> bool:
-        self._check_alive("web", "worker")
+        self._check_alive(*self.web_names, *self.worker_names)
         return (await self._get(f"{self.web}/healthz"))[0] == 200
 
     # ----------------------------------------------------------------- the fake
@@ -346,22 +373,30 @@ class Rig:
 
     # ----------------------------------------------------------------- traffic
 
-    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, str]:
+    async def _post(
+        self, path: str, form: dict[str, str], *, web: str | None = None
+    ) -> tuple[int, str]:
         assert self.http is not None
         try:
-            async with self.http.post(f"{self.web}{path}", data=form) as resp:
+            async with self.http.post(f"{web or self.web}{path}", data=form) as resp:
                 return resp.status, await resp.text()
         except (aiohttp.ClientError, TimeoutError) as e:
             return 0, repr(e)
 
-    async def register(self, phone: str) -> str:
+    async def register(self, phone: str, *, turn: int = 0) -> str:
         """A citizen registers a complaint by USSD, dialling again after any failure (an
-        apology, a lost session) as people do; the ticket number."""
+        apology, a lost session) as people do; the ticket number. Each hop goes to the
+        next web process, from the ``turn``-th (as a load balancer without stickiness
+        would send them)."""
 
         async def attempt() -> str | None:
             session, inputs = f"ATUid_{uuid.uuid4().hex}", []
+            hops = 0
 
             async def hop(value: str | None = None) -> str:
+                nonlocal hops
+                web = self.webs[(turn + hops) % len(self.webs)]
+                hops += 1
                 if value is not None:
                     inputs.append(value)
                 form = {
@@ -371,7 +406,7 @@ class Rig:
                     "networkCode": "40445",
                     "text": "*".join(inputs),
                 }
-                status, body = await self._post(_signed("/ussd/africastalking"), form)
+                status, body = await self._post(_signed("/ussd/africastalking"), form, web=web)
                 return body if status == 200 else "END"
 
             screen = await hop()
@@ -394,19 +429,21 @@ class Rig:
         self.tickets[phone] = ticket
         return ticket
 
-    async def inbound(self, phone: str, text: str) -> None:
-        """An SMS from ``phone``, posted as AT does until the gateway takes it (2xx)."""
+    async def inbound(self, phone: str, text: str, *, turn: int = 0) -> None:
+        """An SMS from ``phone``, posted as AT does (to the ``turn``-th web process) until
+        the gateway takes it (2xx)."""
         form = {"from": phone, "to": "51100", "text": text, "id": uuid.uuid4().hex, "date": "now"}
+        path, web = _signed("/sms/africastalking/inbound"), self.webs[turn % len(self.webs)]
         deadline = time.monotonic() + self.size.deadline
-        while not 200 <= (await self._post(_signed("/sms/africastalking/inbound"), form))[0] < 300:
+        while not 200 <= (await self._post(path, form, web=web))[0] < 300:
             if time.monotonic() > deadline:
                 raise Timeout(f"inbound SMS not taken within {self.size.deadline:g} s")
             await asyncio.sleep(0.5)
 
     async def citizen(self, i: int) -> None:
         phone = f"+91981{i:07d}"
-        ticket = await self.register(phone)
-        await self.inbound(phone, f"STATUS {ticket}")
+        ticket = await self.register(phone, turn=i)
+        await self.inbound(phone, f"STATUS {ticket}", turn=i + 1)
 
     async def staff_token(self) -> str:
         """A state administrator and a token for them, made with the staff CLI."""
@@ -427,7 +464,8 @@ class Rig:
         return self.token
 
     async def campaign(self) -> int:
-        """A CSV campaign of ``size.campaign`` numbers through the staff API, started."""
+        """A CSV campaign of ``size.campaign`` numbers through the staff API (the last web
+        process), started."""
         assert self.http is not None
         if not self.token:
             await self.staff_token()
@@ -438,7 +476,7 @@ class Rig:
             "variables": {"service": "Water supply", "place": "Theog", "update": "restored"},
             "audience": {"csv": numbers},
         }
-        api = f"{self.web}/api/v1/campaigns"
+        api = f"{self.webs[-1]}/api/v1/campaigns"
         async with self.http.post(api, json=body, headers=headers) as resp:
             assert resp.status == 201, (resp.status, await resp.text())
             campaign = int((await resp.json())["id"])
@@ -460,7 +498,7 @@ class Rig:
         await asyncio.gather(*jobs)
 
     async def accepted_at_least(self, n: int) -> bool:
-        self._check_alive("fake", "web")
+        self._check_alive("fake", *self.web_names)
         return int((await self.stats())["accepted"]) >= n
 
     # ----------------------------------------------------------------- measuring
@@ -484,7 +522,7 @@ class Rig:
         """What is left to move: everything (messages queued, retrying, sending or waiting
         for their lost answer's report or one more try; campaigns sending; reports on
         their way), and the messages of no campaign among it."""
-        self._check_alive("fake", "web", "worker")
+        self._check_alive("fake", *self.web_names, *self.worker_names)
         conn = await asyncpg.connect(self.database_url)
         try:
             moving = await conn.fetchrow(
@@ -612,15 +650,17 @@ def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 @asynccontextmanager
-async def running_rig(workdir: Path, database_url: str, size: Size) -> AsyncIterator[Rig]:
-    """A started :class:`Rig`; every process it started is stopped when the block ends,
-    however it ends."""
-    rig = Rig(workdir, database_url, size)
+async def running_rig(
+    workdir: Path, database_url: str, size: Size, *, webs: int = 1, workers: int = 1
+) -> AsyncIterator[Rig]:
+    """A started :class:`Rig` (``webs`` web processes, ``workers`` workers); every process
+    it started is stopped when the block ends, however it ends."""
+    rig = Rig(workdir, database_url, size, webs=webs, workers=workers)
     try:
         await rig.start()
         yield rig
     except BaseException:
-        for name in ("web", "worker", "fake"):
+        for name in (*rig.web_names, *rig.worker_names, "fake"):
             print(f"--- the end of {name}.log:\n{rig.log(name)[-3000:]}", file=sys.stderr)
         raise
     finally:
@@ -634,7 +674,7 @@ def _expected_messages(size: Size) -> int:
     return 3 * size.citizens + size.campaign
 
 
-async def _during(traffic: asyncio.Future[None], check: Callable[[], Awaitable[bool]]) -> bool:
+async def _during(traffic: asyncio.Future[Any], check: Callable[[], Awaitable[bool]]) -> bool:
     """``check()``, failing at once if the traffic failed."""
     if traffic.done():
         traffic.result()
@@ -690,6 +730,115 @@ async def worker_kill(rig: Rig) -> Figures:
     finally:
         traffic.cancel()
     return await rig.measure("worker killed mid-send", drained=await rig.drain(over))
+
+
+OFFICERS = {1: "+919800100001", 2: "+919800100002"}
+"""The Jal Shakti officers for Theog by level (``config.yaml``): block (a registration's
+notice), tehsil (an escalation's)."""
+
+
+async def make_overdue(rig: Rig, *, every: int) -> set[str]:
+    """Every ``every``-th registered complaint's deadline put a day in the past, as time
+    passing would (SQL: the gateway has no other way); their tickets."""
+    tickets = {t for n, (_, t) in enumerate(sorted(rig.tickets.items())) if n % every == 0}
+    conn = await asyncpg.connect(rig.database_url)
+    try:
+        await conn.execute(
+            "UPDATE complaint SET due_at = now() - interval '1 day' WHERE ticket = ANY($1)",
+            sorted(tickets),
+        )
+    finally:
+        await conn.close()
+    return tickets
+
+
+def should_receive(rig: Rig, overdue: set[str]) -> Counter[tuple[str, str]]:
+    """What each phone should have received, as (number, ticket) -> messages, from the
+    gateway's promises alone (not its outbox): a citizen their acknowledgement and status
+    reply, and the escalation if overdue; the block officer a notice per complaint, the
+    tehsil officer one per escalated complaint."""
+    should: Counter[tuple[str, str]] = Counter()
+    for phone, ticket in rig.tickets.items():
+        escalated = int(ticket in overdue)
+        should[(phone, ticket)] = 2 + escalated
+        should[(OFFICERS[1], ticket)] += 1
+        should[(OFFICERS[2], ticket)] += escalated
+    return +should
+
+
+def received_by_ticket(
+    rig: Rig, received: list[tuple[str, str, int]]
+) -> tuple[Counter[tuple[str, str]], list[str]]:
+    """What each phone received, as (number, ticket) -> distinct messages (copies beyond
+    the first are :meth:`Rig.measure`'s), and every message to a phone other than a
+    campaign recipient that does not name exactly one ticket of the run's."""
+    ticket_of = {re.compile(rf"\b{re.escape(t)}\b"): t for t in rig.tickets.values()}
+    got: Counter[tuple[str, str]] = Counter()
+    odd = []
+    for number, text, _ in received:
+        if number.startswith("+91962"):
+            continue
+        tickets = [t for pattern, t in ticket_of.items() if pattern.search(text)]
+        if len(tickets) != 1:
+            odd.append(f"{number}: {text!r} names {len(tickets)} tickets of the run")
+        for t in tickets:
+            got[(number, t)] += 1
+    return got, odd
+
+
+async def scale_out(rig: Rig) -> Figures:
+    """(e) Two web processes and two workers (``running_rig(..., webs=2, workers=2)``).
+    Registrations take turns between the web processes hop by hop, as a load balancer
+    without stickiness would send them; then half of the complaints are made overdue and
+    a campaign starts. Mid-campaign, with sends in flight, one worker is SIGKILLed and
+    another started in its place: its start runs the deadline job while the campaign
+    sends, and the surviving worker's sweep takes over the dead one's messages.
+
+    The figures' notes list every phone whose messages differ from what it should have
+    received (:func:`should_receive`) and every copy beyond the first."""
+    await rig.control(delay=0.2)
+    await asyncio.gather(*(rig.citizen(i) for i in range(rig.size.citizens)))
+    overdue = await make_overdue(rig, every=2)
+    started = asyncio.ensure_future(rig.campaign())
+    try:
+
+        async def mid_campaign() -> bool:
+            stats = await rig.stats()
+            sent = sum(1 for n, _, _ in stats["received"] if str(n).startswith("+91962"))
+            return started.done() and int(stats["in_flight"]) >= 1 and sent >= 1
+
+        await until(lambda: _during(started, mid_campaign), "campaign sends in flight", within=60)
+        await rig.kill("worker")
+        rig.sending_at_fault = await rig.sending_now()
+        await rig.start_worker("worker")
+        over = time.monotonic()
+        await started
+    finally:
+        started.cancel()
+    figures = await rig.measure("scale-out, a worker killed", drained=await rig.drain(over))
+    stats = await rig.stats()
+    got, odd = received_by_ticket(rig, [(str(n), str(t), int(c)) for n, t, c in stats["received"]])
+    should = should_receive(rig, overdue)
+    for key in sorted(set(got) | set(should)):
+        if got[key] != should[key]:
+            figures.notes.append(f"{key[0]} ticket {key[1]}: {got[key]} of {should[key]}")
+    figures.notes += odd
+    figures.escalated, figures.escalated_mid_campaign = await _escalations(rig)
+    return figures
+
+
+async def _escalations(rig: Rig) -> tuple[int, int]:
+    """Escalation SMS written, and of those, how many before the campaign finished."""
+    conn = await asyncpg.connect(rig.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS all, count(*) FILTER (WHERE m.created_at < c.finished_at) "
+            "AS mid FROM outbound_message m, campaign c "
+            "WHERE m.template = 'complaint_escalated'"
+        )
+    finally:
+        await conn.close()
+    return int(row["all"]), int(row["mid"])
 
 
 PROVIDER_FAULTS = {"slow": 0.1, "reset": 0.1, "garbage": 0.1}
