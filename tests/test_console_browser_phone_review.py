@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from gateway.config import load_config
 from gateway.storage.db import using_database
@@ -137,9 +138,12 @@ def test_the_review_of_a_seeded_month_shows_its_figures(page: Any, site: Site, a
         page.click("text=Download CSV")
     assert download.value.suggested_filename == "review-2026-10.csv"
     page.click("text=Print view")
-    assert not page.locator("header.top").is_visible()
+    # The click returns before the print view has loaded: wait for it and its stylesheet.
+    page.wait_for_url(re.compile(r"print=1"))
+    page.wait_for_load_state("load")
+    expect(page.locator("header.top")).to_be_hidden()
     page.emulate_media(media="print")
-    assert not page.locator("form.filters-row").is_visible()
+    expect(page.locator("form.filters-row")).to_be_hidden()
 
 
 @pytest.mark.skipif(not SHOTS, reason="CONSOLE_SHOTS=<dir> saves screenshots of every page")
