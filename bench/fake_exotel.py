@@ -20,6 +20,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fake_provider import Counter, serve_forever
+
 from tests.fakes.exotel import ExotelRequest, FakeExotel
 
 SID, API_KEY, API_TOKEN = "sampark1", "exotel_bench_key", "exotel_bench_token"
@@ -27,18 +29,7 @@ SENDER, DLT_ENTITY_ID = "HPSEVA", "1101234567890123456"
 WINDOW: Final = 60.0
 
 
-class _Counter(list[object]):
-    """Counts what would have been recorded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.recorded = 0
-
-    def append(self, item: object) -> None:
-        self.recorded += 1
-
-
-class _Minutes(_Counter):
+class _Minutes(Counter):
     """Counts requests, and the most of them within any :data:`WINDOW` seconds."""
 
     def __init__(self) -> None:
@@ -63,7 +54,7 @@ class CountingFake(FakeExotel):
 
     async def _stats(self, request: web.Request) -> web.Response:
         requests, sent = self.requests, self.sent
-        assert isinstance(requests, _Minutes) and isinstance(sent, _Counter)
+        assert isinstance(requests, _Minutes) and isinstance(sent, Counter)
         return web.json_response(
             {
                 "requests": requests.recorded,
@@ -76,12 +67,8 @@ class CountingFake(FakeExotel):
 async def serve(port: int) -> None:
     fake = CountingFake(sid=SID, api_key=API_KEY, api_token=API_TOKEN)
     fake.requests = _Minutes()  # type: ignore[assignment]
-    fake.sent = _Counter()  # type: ignore[assignment]
-    await fake.start(port=port)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.close()
+    fake.sent = Counter()  # type: ignore[assignment]
+    await serve_forever(fake, port)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from tests.fakes.africastalking import FakeAfricasTalking
 USERNAME, API_KEY = "sampark", "atsk_bench_key"
 
 
-class _Counter(list[object]):
+class Counter(list[object]):
     """Counts what would have been recorded."""
 
     def __init__(self) -> None:
@@ -37,19 +38,31 @@ class CountingFake(FakeAfricasTalking):
 
     async def _stats(self, request: web.Request) -> web.Response:
         requests, sent = self.requests, self.sent
-        assert isinstance(requests, _Counter) and isinstance(sent, _Counter)
+        assert isinstance(requests, Counter) and isinstance(sent, Counter)
         return web.json_response({"requests": requests.recorded, "accepted": sent.recorded})
 
 
-async def serve(port: int) -> None:
-    fake = CountingFake(username=USERNAME, api_key=API_KEY)
-    fake.requests = _Counter()  # type: ignore[assignment]
-    fake.sent = _Counter()  # type: ignore[assignment]
+class Fake(Protocol):
+    """What the fakes of tests/fakes share: started on a port, closed."""
+
+    async def start(self, *, port: int = 0) -> str: ...
+    async def close(self) -> None: ...
+
+
+async def serve_forever(fake: Fake, port: int) -> None:
+    """Run ``fake`` on ``port`` until the process is stopped (the fake servers' main)."""
     await fake.start(port=port)
     try:
         await asyncio.Event().wait()
     finally:
         await fake.close()
+
+
+async def serve(port: int) -> None:
+    fake = CountingFake(username=USERNAME, api_key=API_KEY)
+    fake.requests = Counter()  # type: ignore[assignment]
+    fake.sent = Counter()  # type: ignore[assignment]
+    await serve_forever(fake, port)
 
 
 if __name__ == "__main__":
