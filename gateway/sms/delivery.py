@@ -68,6 +68,8 @@ class DeliveryResult:
     detail: str
     transient: bool = False
     """The provider struggled (a transient failure, a lost answer): the sender backs off."""
+    template: str | None = None
+    """The message's template, where the sender knows it (a single SMS's delivery)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ class ClaimedMessage:
     attempts: int
     """Attempts so far, this one included."""
     dlt_template_id: str | None = None
+    template: str | None = None
+    """The SMS template it was written from (what the metrics count it by)."""
 
 
 async def claim_messages(
@@ -106,7 +110,7 @@ async def claim_messages(
         f'"updated_at" = {param(conn, 2)} '
         f'WHERE "id" IN ({marks}) AND ("status" IN ({param(conn, 3)}, {param(conn, 4)}) '
         f'OR ("status" = {param(conn, 1)} AND "updated_at" < {param(conn, 5)})) '
-        'RETURNING "id", "recipient", "text", "attempts", "dlt_template_id"',
+        'RETURNING "id", "recipient", "text", "attempts", "dlt_template_id", "template"',
         [
             MessageStatus.SENDING.value,
             now,
@@ -123,6 +127,7 @@ async def claim_messages(
             str(r["text"]),
             int(r["attempts"]),
             r["dlt_template_id"],
+            r["template"],
         )
         for r in rows
     }

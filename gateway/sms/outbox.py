@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -245,7 +245,7 @@ class Outbox:
         result = results[msg.id]
         if result.status is MessageStatus.RETRYING:
             raise TransientSendFailure(result.detail)
-        return result
+        return replace(result, template=msg.template)
 
     async def _write_sent(self, rows: Sequence[SentRow]) -> None:
         for row in rows:
