@@ -72,6 +72,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Script = Annotated[str, Field(pattern=r"^[A-Z][a-z]{3}$")]
+"""An ISO 15924 script code: ``Deva``, ``Arab``, ``Beng``, ``Latn``."""
+
+
 class Language(_Model):
     """A language a citizen can choose; ``code`` names its gettext catalog and babel locale."""
 
@@ -88,6 +92,12 @@ class Language(_Model):
     latin_alternative: str | None = None
     """The language a Latin-only handset gets this language's SMS in (``hi_Latn`` for ``hi``);
     by default English (``en_IN``), else the first Latin language configured."""
+    script: Script | None = None
+    """The script (ISO 15924) its screens and SMS are written in, where the language has
+    more than one: ``Deva`` for Santali (few handsets draw Ol Chiki), ``Arab`` for Kashmiri."""
+    scripts: dict[Script, str] = {}
+    """The same language in other scripts, each a configured language: ``{Deva: ks_Deva}``.
+    A number whose handset is marked as drawing that script gets its SMS there."""
     date_format: Annotated[str, Field(min_length=1, max_length=20)] = DATE_FORMAT
     """A babel (CLDR) date pattern for screens and SMS, chosen for their budget: digits by
     default, since month names change length between CLDR releases."""
@@ -540,7 +550,19 @@ class Config(_Model):
                 raise ValueError(
                     f"languages[{i}].latin_alternative: {alt!r} is not a configured Latin language"
                 )
+            self._check_scripts(i, lang)
         return self
+
+    def _check_scripts(self, i: int, lang: Language) -> None:
+        for script, code in lang.scripts.items():
+            target = self.language(code)
+            where = f"languages[{i}].scripts.{script}"
+            if script == "Latn":
+                raise ValueError(f"{where}: Latin letters are latin_alternative's")
+            if target is None:
+                raise ValueError(f"{where}: {code!r} is not a configured language")
+            if target.script != script:
+                raise ValueError(f"{where}: {code!r} is not written in {script} (its script:)")
 
     @model_validator(mode="after")
     def _private_ticket_key(self) -> Config:
@@ -628,10 +650,13 @@ class Config(_Model):
     def language(self, code: str) -> Language | None:
         return next((lang for lang in self.languages if lang.code == code), None)
 
-    def sms_language(self, code: str, *, latin_only: bool) -> str:
+    def sms_language(self, code: str, *, latin_only: bool, script: str | None = None) -> str:
         """The language an SMS is written in for a citizen who chose ``code``: on a handset
-        that shows only Latin letters, the language's Latin alternative."""
+        that shows only Latin letters, the language's Latin alternative; on one marked as
+        drawing another ``script`` than the language's, the language in that script."""
         lang = self.language(code)
+        if lang is not None and not latin_only and script and script != lang.script:
+            return lang.scripts.get(script, code)
         if not latin_only or lang is None or lang.latin:
             return code
         if lang.latin_alternative:

@@ -115,6 +115,8 @@ class Person:
     opted_out: bool
     latin_only: bool = False
     """Their handset shows only Latin letters: they get the language's Latin alternative."""
+    script: str | None = None
+    """The script their handset was marked as drawing: the language in that script."""
 
 
 async def audience_batch(
@@ -136,6 +138,7 @@ async def audience_batch(
                 "citizen__language",
                 "citizen__opted_out",
                 "citizen__latin_only",
+                "citizen__script",
             )
         )
         return [
@@ -145,6 +148,7 @@ async def audience_batch(
                 str(r["citizen__language"] or r["language"]),
                 bool(r["citizen__opted_out"]),
                 bool(r["citizen__latin_only"]),
+                r["citizen__script"],
             )
             for r in rows
         ]
@@ -156,13 +160,14 @@ async def audience_batch(
     )
     phones = [str(p) for _, p in contacts]
     known = {
-        str(p): (lang, bool(o), bool(latin))
-        for p, lang, o, latin in await Citizen.filter(phone__in=phones).values_list(
-            "phone", "language", "opted_out", "latin_only"
+        str(p): (lang, bool(o), bool(latin), script)
+        for p, lang, o, latin, script in await Citizen.filter(phone__in=phones).values_list(
+            "phone", "language", "opted_out", "latin_only", "script"
         )
     }
     people = []
     for key, phone in contacts:
-        lang, opted, latin = known.get(str(phone), (None, False, False))
-        people.append(Person(int(key), str(phone), str(lang or default_language), opted, latin))
+        lang, opted, latin, script = known.get(str(phone), (None, False, False, None))
+        language = str(lang or default_language)
+        people.append(Person(int(key), str(phone), language, opted, latin, script))
     return people

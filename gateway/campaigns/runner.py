@@ -295,7 +295,9 @@ class CampaignRunner:
             messages.append(
                 new_message_row(
                     rendered.get(
-                        self.config.sms_language(person.language, latin_only=person.latin_only)
+                        self.config.sms_language(
+                            person.language, latin_only=person.latin_only, script=person.script
+                        )
                     )
                     or rendered[default],
                     recipient=person.phone,

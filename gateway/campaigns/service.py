@@ -59,6 +59,15 @@ log = logging.getLogger(__name__)
 
 
 START_AHEAD_MAX = timedelta(days=30)
+# What decides the language of a filter audience's SMS: the complaint's and the citizen's
+# language, and what the citizen's handset draws.
+HANDSET_GROUP = (
+    "language",
+    "citizen__language",
+    "citizen__opted_out",
+    "citizen__latin_only",
+    "citizen__script",
+)
 """How far ahead a campaign may be started for."""
 
 
@@ -187,10 +196,8 @@ class Campaigns:
         rows = (
             await Complaint.filter(id__in=Subquery(firsts))
             .annotate(n=Count("id"))
-            .group_by("language", "citizen__language", "citizen__opted_out", "citizen__latin_only")
-            .values(
-                "language", "citizen__language", "citizen__opted_out", "citizen__latin_only", "n"
-            )
+            .group_by(*HANDSET_GROUP)
+            .values(*HANDSET_GROUP, "n")
         )
         return self._tally(
             template,
@@ -200,6 +207,7 @@ class Campaigns:
                     self.config.sms_language(
                         str(r["citizen__language"] or r["language"]),
                         latin_only=bool(r["citizen__latin_only"]),
+                        script=r["citizen__script"],
                     ),
                     bool(r["citizen__opted_out"]),
                     int(r["n"]),
@@ -218,11 +226,16 @@ class Campaigns:
         for i in range(0, len(numbers), 500):
             chunk = list(numbers[i : i + 500])
             in_scope = Complaint.filter(scope.q(), citizen__phone__in=chunk)
-            for phone, lang, opted, latin in await in_scope.distinct().values_list(
-                "citizen__phone", "citizen__language", "citizen__opted_out", "citizen__latin_only"
+            for phone, lang, opted, latin, script in await in_scope.distinct().values_list(
+                "citizen__phone",
+                "citizen__language",
+                "citizen__opted_out",
+                "citizen__latin_only",
+                "citizen__script",
             ):
                 chosen = lang or self.config.service.default_language
-                mine[str(phone)] = (self.config.sms_language(chosen, latin_only=latin), bool(opted))
+                language = self.config.sms_language(chosen, latin_only=latin, script=script)
+                mine[str(phone)] = (language, bool(opted))
         default = self.config.service.default_language
         groups: dict[tuple[str, bool], int] = {}
         for n in numbers:
@@ -252,19 +265,21 @@ class Campaigns:
         where, values = scope_sql(conn, Scope.from_json(campaign.scope))
         sql = (
             "SELECT ci.language, ci.opted_out, EXISTS (SELECT 1 FROM complaint co "
-            f"WHERE co.citizen_id = ci.id{where}) AS mine, ci.latin_only, COUNT(*) "
+            f"WHERE co.citizen_id = ci.id{where}) AS mine, ci.latin_only, ci.script, COUNT(*) "
             "FROM campaign_contact cc LEFT JOIN citizen ci ON ci.phone = cc.phone "
-            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY 1, 2, 3, 4"
+            f"WHERE cc.campaign_id = {int(campaign.id)} GROUP BY 1, 2, 3, 4, 5"
         )
         _, rows = await conn.execute_query(sql, values)
         triples = []
         outside = 0
         for row in rows:
-            language, opted_out, mine, latin, n = (
+            language, opted_out, mine, latin, script, n = (
                 list(dict(row).values()) if not isinstance(row, tuple) else list(row)
             )
             if mine:
-                lang = self.config.sms_language(str(language or default), latin_only=bool(latin))
+                lang = self.config.sms_language(
+                    str(language or default), latin_only=bool(latin), script=script
+                )
                 triples.append((lang, bool(opted_out), int(n)))
             else:
                 outside += int(n)

@@ -163,7 +163,9 @@ class Inbox:
         language = (
             self.config.service.default_language
             if officer is not None or citizen is None or citizen.language is None
-            else self.config.sms_language(citizen.language, latin_only=citizen.latin_only)
+            else self.config.sms_language(
+                citizen.language, latin_only=citizen.latin_only, script=citizen.script
+            )
         )
         reply = _Reply(self, to=sms.sender, language=language, key=key)
         # The complaint an earlier attempt at this SMS acted on before failing.

@@ -592,7 +592,7 @@ class Lifecycle:
     def _sms_language(self, c: Complaint, citizen: Citizen) -> str:
         """The language of an SMS to ``citizen`` (Latin letters on a Latin-only handset)."""
         return self.config.sms_language(
-            citizen.language or c.language, latin_only=citizen.latin_only
+            citizen.language or c.language, latin_only=citizen.latin_only, script=citizen.script
         )
 
     async def citizen_preview(

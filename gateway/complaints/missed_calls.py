@@ -87,6 +87,7 @@ class MissedCalls:
         language = self.config.sms_language(
             chosen or self.config.service.default_language,
             latin_only=bool(citizen and citizen.latin_only),
+            script=citizen.script if citizen else None,
         )
         draft = self.notices.draft(
             REPLY_TEMPLATE,

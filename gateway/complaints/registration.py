@@ -139,13 +139,14 @@ class ComplaintService:
         # another script shows it can show that script. One upsert: most callers are new.
         now = datetime.now(UTC)
         conn = get_connection("default")
-        p = [param(conn, i) for i in range(1, 5)]
+        p = [param(conn, i) for i in range(1, 6)]
         await conn.execute_query(
-            'INSERT INTO "citizen" ("phone", "language", "latin_only", "opted_out", '
-            f'"created_at", "updated_at") VALUES ({p[0]}, {p[1]}, {p[2]}, FALSE, {p[3]}, {p[3]}) '
-            'ON CONFLICT ("phone") DO UPDATE SET "language" = excluded."language", '
-            '"latin_only" = excluded."latin_only", "updated_at" = excluded."updated_at"',
-            [phone, language, lang.latin, now],
+            'INSERT INTO "citizen" ("phone", "language", "latin_only", "script", "opted_out", '
+            f'"created_at", "updated_at") VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}, FALSE, '
+            f'{p[4]}, {p[4]}) ON CONFLICT ("phone") DO UPDATE SET '
+            '"language" = excluded."language", "latin_only" = excluded."latin_only", '
+            '"script" = excluded."script", "updated_at" = excluded."updated_at"',
+            [phone, language, lang.latin, lang.script, now],
         )
 
     async def registered_this_month(self, phone: str) -> int:
@@ -248,17 +249,25 @@ class ComplaintService:
             citizen = await Citizen.get_or_none(phone=new.phone, using_db=conn)
             lang = self.config.language(new.language)
             latin = lang is not None and lang.latin
+            script = lang.script if lang is not None else None
             if citizen is None:
                 citizen = await Citizen.create(
-                    phone=new.phone, language=new.language, latin_only=latin, using_db=conn
+                    phone=new.phone,
+                    language=new.language,
+                    latin_only=latin,
+                    script=script,
+                    using_db=conn,
                 )
             elif citizen.language != new.language:
                 citizen.language = new.language
                 citizen.latin_only = latin
+                citizen.script = script
                 await citizen.save(
-                    using_db=conn, update_fields=["language", "latin_only", "updated_at"]
+                    using_db=conn, update_fields=["language", "latin_only", "script", "updated_at"]
                 )
-            sms_lang = self.config.sms_language(new.language, latin_only=citizen.latin_only)
+            sms_lang = self.config.sms_language(
+                new.language, latin_only=citizen.latin_only, script=citizen.script
+            )
             level = self.config.levels[0]
             due_at = now + timedelta(days=level.days)
             complaint = await Complaint.create(

@@ -119,6 +119,9 @@ class Citizen(Model):
     latin_only = fields.BooleanField(
         default=False, description="the handset shows only Latin letters: SMS in GSM-7"
     )
+    script = fields.CharField(
+        max_length=4, null=True, description="ISO 15924: the script the handset draws, if marked"
+    )
     opted_out = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
+from gateway.complaints.handsets import handset_of, mark_handset
 from gateway.complaints.lifecycle import (
     ALLOWED,
     OPEN,
@@ -252,6 +253,7 @@ async def _complaint_page(
     config = request.config_dict[CONFIG]
     now = request.config_dict[CLOCK]()
     refusal = scope.refusal(c)
+    handset = handset_of(config, c.citizen, c.language)
     actions = {
         name: refusal is None and _may(staff, roles) and c.status in ALLOWED[name]
         for name, roles in (
@@ -274,6 +276,8 @@ async def _complaint_page(
         preview=preview,
         error=error,
         config=config,
+        handset=handset,
+        may_mark=refusal is None and _may(staff, ACTING) and len(handset.choices) > 1,
         officers=[  # those the lifecycle lets it be reassigned to
             o
             for o in config.officers
@@ -358,7 +362,27 @@ async def reassign(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _act(request: web.Request, c: Complaint, action: Any) -> web.StreamResponse:
+@routes.post("/complaints/{ticket}/handset")
+async def handset(request: web.Request) -> web.StreamResponse:
+    """Mark what the citizen's phone draws (they said their SMS show boxes): their later
+    SMS go in Latin letters or in a script their phone draws."""
+    c = await _in_scope(request)
+    if not _may(current_staff(request), ACTING):
+        raise web.HTTPForbidden(text="403: your role may not do this")
+    form = await request.post()
+    config = request.config_dict[CONFIG]
+    shows = str(form.get("shows", ""))
+    return await _act(
+        request,
+        c,
+        lambda *, actor, scope: mark_handset(config, c.id, shows, actor=actor, scope=scope),
+        done=C_("Saved. The citizen's next SMS will be written so."),
+    )
+
+
+async def _act(
+    request: web.Request, c: Complaint, action: Any, *, done: str | None = None
+) -> web.StreamResponse:
     """Run ``action`` as the member within their scope; back to the complaint with what
     happened, or its page with why not."""
     staff = current_staff(request)
@@ -370,5 +394,5 @@ async def _act(request: web.Request, c: Complaint, action: Any) -> web.StreamRes
         return await _complaint_page(request, c, error=str(e), status=409)
     except FieldError as e:
         return await _complaint_page(request, c, error=str(e), status=400)
-    await flash(request, C_("Done. The SMS is on its way."))
+    await flash(request, done or C_("Done. The SMS is on its way."))
     raise web.HTTPSeeOther(f"/console/complaints/{c.ticket}")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session
+from babel import Locale
 
 from gateway.config import Config
 from gateway.storage.models import StaffMember, StaffRole
@@ -75,6 +76,13 @@ class Names:
     def language(self, code: str) -> str:
         lang = self.config.language(code)
         return lang.name if lang else code
+
+    def script(self, code: str) -> str:
+        """A script's name (ISO 15924 ``Deva``) in the page's language, from CLDR."""
+        try:
+            return str(Locale.parse(self.lang).scripts.get(code, code))
+        except (ValueError, LookupError):
+            return code
 
     def when(self, value: datetime | None) -> str:
         return value.astimezone(self.tz).strftime("%d-%m-%Y %H:%M") if value else "–"
