@@ -28,9 +28,8 @@ SCRIPTED = [
 
 
 def scripted_config(languages: list[dict[str, Any]]) -> Any:
-    return load_config(
-        SHIPPED_CONFIG, environ={}, overrides={"languages": languages, "language_menu": {"first": []}}
-    )
+    overrides = {"languages": languages, "language_menu": {"first": []}}
+    return load_config(SHIPPED_CONFIG, environ={}, overrides=overrides)
 
 
 def test_a_number_marked_for_another_script_gets_the_language_written_in_it() -> None:

@@ -41,11 +41,20 @@ async def choose_language(phone: Phone, config: Config, code: str, screen: str) 
             key, _, rest = line.partition(" ")
             if rest in wanted:
                 return await phone.send(key)
-        more = [line for line in screen.splitlines() if line.endswith(("/More", " More languages"))]
+        more = [m for line in screen.splitlines() if (m := MORE_OPTION.match(line))]
         assert more, f"{code}: not on {screen!r}, which offers no more languages"
-        screen = await phone.send(more[0].split(" ", 1)[0])
-        assert "98 " not in screen, f"the other languages take more than one screen: {screen!r}"
+        # "अन्य/More A-K": the group whose Latin names span the language's.
+        lang = config.language(code)
+        assert lang is not None
+        initial = (lang.hint or lang.name)[:1].upper()
+        spans = [m for m in more if not m["span"] or m["span"][0] <= initial <= m["span"][2]]
+        assert spans, f"{code}: no More option spans {initial!r}: {screen!r}"
+        screen = await phone.send(spans[-1]["key"])
+        assert "98 " not in screen, f"a group of languages takes more than one screen: {screen!r}"
     raise AssertionError(f"{code} is on neither the first screen nor More languages")
+
+
+MORE_OPTION = re.compile(r"^(?P<key>\d+) .*(?:/More|More languages)(?: (?P<span>[A-Z]-[A-Z]))?$")
 
 
 async def choose(phone: Phone, screen: str, text: str) -> str:

@@ -7,6 +7,7 @@ Screen texts are English message ids marked with ``N_`` and translated per citiz
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from gateway.complaints.registration import (
     NewComplaint,
     Registration,
 )
-from gateway.config import Config
+from gateway.config import Config, Language
 from gateway.sms.notices import STATUS_WORDS
 from gateway.storage.models import Channel
 from gateway.text.i18n import N_
@@ -102,6 +103,10 @@ def language_title(ctx: Ctx) -> str:
 MORE_LANGUAGES = N_("More languages")
 """The last option of the first screen, translated short ("अन्य": shown as "अन्य/More"),
 and the title of the screen listing the other languages (in English)."""
+MORE_INVALID = N_("Wrong choice. Try again:")
+"""The "More languages" screen's wrong-input hint (every Choice's default)."""
+MORE_GROUP = "more_group"
+"""Which group of the other languages the "More languages" screen shows (``ctx.data``)."""
 LANGUAGE_INVALID = N_("Wrong choice.")
 """Shorter than other screens' hint: the first screen is the most crowded."""
 
@@ -126,18 +131,20 @@ def first_languages(ctx: Ctx) -> list[str]:
 
 def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     codes = first_languages(ctx)
-    more = len(codes) < len(ctx.config.languages)
+    groups = more_language_groups(ctx)
+    more = more_labels(ctx, groups)
     labels = _language_labels(ctx, codes, more=more)
     options = [
         Option(label=verbatim(label), action=_choose(code))
         for code, label in zip(codes, labels, strict=True)
     ]
-    if more:
-        options.append(Option(label=more_languages_label, next="more_languages"))
+    options += [
+        Option(label=verbatim(label), action=_show_group(i)) for i, label in enumerate(more)
+    ]
     return options
 
 
-def _language_labels(ctx: Ctx, codes: Sequence[str], *, more: bool) -> list[str]:
+def _language_labels(ctx: Ctx, codes: Sequence[str], *, more: Sequence[str]) -> list[str]:
     """Each language's name with its Latin hint ("हिन्दी (Hindi)") where the first screen
     has room for them all, else its name alone: the state's languages and "More languages"
     stay on one screen (a handset that cannot draw a script has English and Roman Hindi)."""
@@ -145,8 +152,7 @@ def _language_labels(ctx: Ctx, codes: Sequence[str], *, more: bool) -> list[str]
     hinted = [f"{lang.name} ({lang.hint})" if lang.hint else lang.name for lang in langs]
     if not more:
         return hinted
-    items = [f"{i} {label}" for i, label in enumerate(hinted, start=1)]
-    items.append(f"{len(items) + 1} {more_languages_label(ctx)}")
+    items = [f"{i} {label}" for i, label in enumerate([*hinted, *more], start=1)]
     # Laid out as the Choice lays its pages out: for the longer of title and wrong-input hint.
     header = max(language_title(ctx), ctx.t(LANGUAGE_INVALID), key=len)
     if ctx.budget.fits(compose(header, items, f"{NAV_BACK} {ctx.t(BACK)}")):
@@ -159,14 +165,68 @@ def more_languages_label(ctx: Ctx) -> str:
     return default if default == MORE_LANGUAGES else f"{default}/More"
 
 
-def more_language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
-    # By their Latin names, so that the screen is GSM-7 and holds them all.
+def latin_name(lang: Language) -> str:
+    """How the "More languages" screens list a language: by its Latin name."""
+    return lang.hint or lang.name
+
+
+def more_language_groups(ctx: Ctx) -> list[list[Language]]:
+    """The languages not on the first screen, by Latin name, in as few screens as hold
+    them (each one GSM-7 screen, so that every language is within two screens of the
+    first), split evenly where they fit so: ``A-K``, ``K-U``."""
     first = set(first_languages(ctx))
+    rest = sorted(
+        (lang for lang in ctx.config.languages if lang.code not in first), key=latin_name
+    )
+    if not rest:
+        return []
+    shown = _latin_language(ctx.config)
+    texts = ctx if shown is None else replace(ctx, language=shown)
+    header = max(texts.t(MORE_LANGUAGES), texts.t(MORE_INVALID), key=len)
+    footer = f"{NAV_BACK} {texts.t(BACK)}"
+
+    def fits(group: Sequence[Language]) -> bool:
+        items = [f"{i} {latin_name(lang)}" for i, lang in enumerate(group, start=1)]
+        return ctx.budget.fits(compose(header, items, footer))
+
+    greedy: list[list[Language]] = [[]]
+    for lang in rest:
+        if greedy[-1] and not fits([*greedy[-1], lang]):
+            greedy.append([])
+        greedy[-1].append(lang)
+    size = -(-len(rest) // len(greedy))
+    even = [rest[i : i + size] for i in range(0, len(rest), size)]
+    return even if len(even) == len(greedy) and all(map(fits, even)) else greedy
+
+
+def more_labels(ctx: Ctx, groups: Sequence[Sequence[Language]]) -> list[str]:
+    """The first screen's "More languages" options: one, or one per group with the first
+    letters of its Latin names ("अन्य/More A-K")."""
+    label = more_languages_label(ctx)
+    if len(groups) < 2:
+        return [label] * len(groups)
     return [
-        Option(label=verbatim(lang.hint or lang.name), action=_choose(lang.code))
-        for lang in ctx.config.languages
-        if lang.code not in first
+        f"{label} {latin_name(g[0])[:1].upper()}-{latin_name(g[-1])[:1].upper()}"
+        for g in groups
     ]
+
+
+def _show_group(index: int) -> Action[CitizenServices]:
+    async def action(c: Ctx) -> Transition:
+        c.data[MORE_GROUP] = str(index)
+        return Goto("more_languages")
+
+    return action
+
+
+def more_language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
+    # By their Latin names, so that the screen is GSM-7 and holds a group whole.
+    groups = more_language_groups(ctx)
+    if not groups:
+        return []
+    chosen = ctx.data.get(MORE_GROUP, "0")
+    group = groups[min(int(chosen) if chosen.isdigit() else 0, len(groups) - 1)]
+    return [Option(label=verbatim(latin_name(lang)), action=_choose(lang.code)) for lang in group]
 
 
 def main_title(ctx: Ctx) -> str:
@@ -366,6 +426,7 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
             "more_languages",
             title=MORE_LANGUAGES,
             options=more_language_options,
+            invalid=MORE_INVALID,
             shown_in=_latin_language(config),
         ),
         Choice(
