@@ -15,7 +15,7 @@ from gateway.app import CONFIG, LIFECYCLE
 from gateway.config import ConfigError, load_config
 from gateway.storage.models import AuditRecord, Citizen, OutboundMessage
 from tests.conftest import SHIPPED_CONFIG
-from tests.staff_helpers import ROLES
+from tests.staff_helpers import ROLES, auth, make_staff_token
 from tests.test_api_complaints import complaint
 from tests.test_console import account, csrf, sign_in
 
@@ -112,3 +112,18 @@ async def test_staff_who_may_not_act_on_the_complaint_cannot_mark_its_number(
     hidden = await client.post(path, data={"csrf": token, "shows": "Latn"})
     assert hidden.status == 404
     assert not (await Citizen.get(id=c.citizen_id)).latin_only  # type: ignore[attr-defined]
+
+
+async def test_the_api_marks_a_number_as_the_console_does(client: TestClient[Any, Any]) -> None:
+    agent = await make_staff_token(client, "agent", **ROLES["agent"])
+    elsewhere = await make_staff_token(client, "elsewhere", **ROLES["district_admin_elsewhere"])
+    c = await complaint(client)
+    path = f"/api/v1/complaints/{c.ticket}/handset"
+    marked = await client.post(path, json={"shows": "Latn"}, headers=auth(agent))
+    assert marked.status == 200
+    assert await marked.json() == {"ticket": c.ticket, "shows": "Latn", "choices": ["own", "Latn"]}
+    wrong = await client.post(path, json={"shows": "Deva"}, headers=auth(agent))
+    assert wrong.status == 400 and (await wrong.json())["error"]["field"] == "shows"
+    hidden = await client.post(path, json={"shows": "own"}, headers=auth(elsewhere))
+    assert hidden.status == 404
+    assert (await Citizen.get(id=c.citizen_id)).latin_only  # type: ignore[attr-defined]

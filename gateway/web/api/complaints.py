@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from gateway.complaints.handsets import mark_handset
 from gateway.complaints.lifecycle import (
     OPEN,
     Change,
@@ -175,6 +176,20 @@ class ComplaintDetail(ComplaintOut):
 class RemarkIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     remark: Text
+
+
+class HandsetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    shows: str = Field(
+        description="what the citizen's phone draws: own (its language's letters), Latn "
+        "(Latin letters only) or an ISO 15924 script the language has texts in (Deva)"
+    )
+
+
+class HandsetOut(BaseModel):
+    ticket: str
+    shows: str
+    choices: list[str] = Field(description="what the number may be marked as")
 
 
 class TransferIn(BaseModel):
@@ -533,6 +548,35 @@ async def reassign(request: web.Request) -> web.Response:
     return await _act(
         request, c, _services(request).lifecycle.reassign, body.officer, remark=body.remark
     )
+
+
+@operation(
+    routes,
+    "POST",
+    "/complaints/{ticket}/handset",
+    summary="Mark what the citizen's phone draws (they said the SMS show boxes): their "
+    "later SMS go in Latin letters or in a script it draws",
+    roles=ACTING,
+    body=HandsetIn,
+    response=HandsetOut,
+    extra_responses={403: ACTION_ERRORS[403]},
+    status=200,
+)
+async def handset(request: web.Request) -> web.Response:
+    c = await _in_scope(request)
+    body = request_body(request, HandsetIn)
+    staff = request_staff(request)
+    try:
+        marked = await mark_handset(
+            _services(request).config,
+            c.id,
+            body.shows,
+            actor=actor_of(staff),
+            scope=request_scope(request),
+        )
+    except OutOfScope as e:
+        raise ApiError(403, "out_of_scope", f"you may not act on it: {e.reason}") from None
+    return _json(HandsetOut(ticket=c.ticket or "", shows=marked.shows, choices=[*marked.choices]))
 
 
 async def _same_registration(complaint_id: int, new: NewComplaint) -> None:
