@@ -293,3 +293,32 @@ async def test_no_input_answers_500(client: TestClient[Any, Any]) -> None:
         "/console/accounts", data={"csrf": token, "username": "x", "name": "X", "role": "king"}
     )
     assert answer.status == 400
+
+
+async def test_an_administrator_reopens_a_closed_account_in_the_console(
+    client: TestClient[Any, Any],
+) -> None:
+    await account(client, "district_admin", **ROLES["district_admin"])
+    await account(client, "agent", **ROLES["agent"])
+    await sign_in(client, "district_admin")
+    token = await csrf(client, "/console/accounts")
+    closed = await client.post(
+        "/console/accounts/deactivate", data={"csrf": token, "username": "agent"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert closed.status == 303 and not (await StaffMember.get(username="agent")).active
+    page = await (await client.get("/console/accounts")).text()
+    assert 'action="/console/accounts/reactivate"' in page
+    reopened = await client.post(
+        "/console/accounts/reactivate", data={"csrf": token, "username": "agent"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert reopened.status == 303 and (await StaffMember.get(username="agent")).active
+    again = await client.post(
+        "/console/accounts/reactivate", data={"csrf": token, "username": "agent"}
+    )
+    assert again.status == 409 and "open already" in await again.text()
+    assert await AuditRecord.filter(action="staff.reactivate", target="staff:agent").count() == 1
+    await client.post("/console/signout", data={"csrf": token})
+    status, _ = await sign_in(client, "agent")
+    assert status == 303

@@ -20,6 +20,7 @@ from gateway.staff.accounts import (
     deactivate_staff,
     issue_token,
     list_tokens,
+    reactivate_staff,
     revoke_token,
 )
 from gateway.staff.audit import actor_of
@@ -157,9 +158,26 @@ async def deactivate(request: web.Request) -> web.StreamResponse:
     admin = _admin(request)
     staff = await _target(request, admin)
     if staff.id == admin.id:
-        return await _page(request, error="You cannot deactivate yourself.", status=400)
+        return await _page(request, error=C_("You cannot deactivate yourself."), status=400)
     await deactivate_staff(staff.username, actor=actor_of(admin))
     await flash(request, C_("Account {username} deactivated."), username=staff.username)
+    raise web.HTTPSeeOther("/console/accounts")
+
+
+@routes.post("/accounts/reactivate")
+async def reactivate(request: web.Request) -> web.StreamResponse:
+    """Reopen a closed account, checked against the configuration as it is now."""
+    admin = _admin(request)
+    staff = await _target(request, admin)
+    try:
+        reopened = await reactivate_staff(
+            request.config_dict[CONFIG], staff.username, actor=actor_of(admin)
+        )
+    except FieldError as e:
+        return await _page(request, error=str(e), status=400)
+    if reopened is None:
+        return await _page(request, error=C_("That account is open already."), status=409)
+    await flash(request, C_("Account {username} reactivated."), username=staff.username)
     raise web.HTTPSeeOther("/console/accounts")
 
 

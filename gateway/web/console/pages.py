@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.storage.models import StaffMember, StaffRole
 from gateway.web.console.session import session_context, signed_in_staff
 from gateway.web.console.text import (
+    CHANNEL_LABELS,
     EVENT_LABELS,
     LANGUAGE_NAMES,
     SMS_LABELS,
@@ -128,6 +129,7 @@ async def render(
         "status_label": label(STATUS_LABELS),
         "event_label": label(EVENT_LABELS),
         "sms_label": label(SMS_LABELS),
+        "channel_label": label(CHANNEL_LABELS),
         "simulator_open": config.sms.provider == "simulator"
         or bool(staff and staff.role == StaffRole.STATE_ADMIN and config.console.simulator_numbers),
         **session_context(session),

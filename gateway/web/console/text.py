@@ -15,6 +15,7 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 __all__ = [
+    "CHANNEL_LABELS",
     "C_",
     "DOMAIN",
     "EVENT_LABELS",
@@ -59,6 +60,13 @@ EVENT_LABELS = {
     "reopened": C_("Reopened"),
     "flagged": C_("Flagged for the state review"),
     "citizen_message": C_("Citizen's SMS"),
+    "message_failed": C_("An SMS could not be delivered"),
+}
+CHANNEL_LABELS = {
+    "ussd": C_("by USSD"),
+    "sms": C_("by SMS"),
+    "phone_call": C_("by phone, through an agent"),
+    "web": C_("on the web"),
 }
 SMS_LABELS = {
     "queued": C_("queued"),
