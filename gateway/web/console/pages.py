@@ -25,6 +25,7 @@ from gateway.web.console.text import (
     LANGUAGE_NAMES,
     SMS_LABELS,
     STATUS_LABELS,
+    VARIABLE_LABELS,
     ConsoleText,
 )
 from gateway.web.keys import CLOCK, CONFIG
@@ -130,6 +131,7 @@ async def render(
         "event_label": label(EVENT_LABELS),
         "sms_label": label(SMS_LABELS),
         "channel_label": label(CHANNEL_LABELS),
+        "variable_label": label(VARIABLE_LABELS),
         "simulator_open": config.sms.provider == "simulator"
         or bool(staff and staff.role == StaffRole.STATE_ADMIN and config.console.simulator_numbers),
         **session_context(session),

@@ -22,6 +22,7 @@ __all__ = [
     "LANGUAGE_NAMES",
     "SMS_LABELS",
     "STATUS_LABELS",
+    "VARIABLE_LABELS",
     "ConsoleText",
 ]
 
@@ -62,6 +63,17 @@ EVENT_LABELS = {
     "citizen_message": C_("Citizen's SMS"),
     "message_failed": C_("An SMS could not be delivered"),
 }
+VARIABLE_LABELS = {
+    "service": C_("Service (e.g. water supply)"),
+    "place": C_("Place (e.g. Theog bazaar)"),
+    "update": C_("What to tell (e.g. restored by 6 pm)"),
+    "ticket": C_("Ticket"),
+    "remark": C_("Remark"),
+    "department": C_("Department"),
+    "due_date": C_("Due date"),
+}
+"""Labels of a bulk template's values on the compose form; a variable not here is shown
+by its name."""
 CHANNEL_LABELS = {
     "ussd": C_("by USSD"),
     "sms": C_("by SMS"),
