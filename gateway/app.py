@@ -135,6 +135,7 @@ def catalogs_for(config: Config) -> Catalogs:
         config.path(config.paths.locales),
         [lang.code for lang in config.languages],
         date_formats={lang.code: lang.date_format for lang in config.languages},
+        cldr_locales={lang.code: lang.cldr_locale for lang in config.languages if lang.cldr_locale},
     )
 
 

@@ -98,6 +98,9 @@ class Language(_Model):
     scripts: dict[Script, str] = {}
     """The same language in other scripts, each a configured language: ``{Deva: ks_Deva}``.
     A number whose handset is marked as drawing that script gets its SMS there."""
+    cldr_locale: str | None = None
+    """The CLDR locale its dates and plural rules follow, where babel has none of the
+    code's own (Santali in Latin letters: ``sat``); required then, never guessed."""
     date_format: Annotated[str, Field(min_length=1, max_length=20)] = DATE_FORMAT
     """A babel (CLDR) date pattern for screens and SMS, chosen for their budget: digits by
     default, since month names change length between CLDR releases."""
@@ -551,7 +554,21 @@ class Config(_Model):
                     f"languages[{i}].latin_alternative: {alt!r} is not a configured Latin language"
                 )
             self._check_scripts(i, lang)
+            self._check_cldr(i, lang)
         return self
+
+    def _check_cldr(self, i: int, lang: Language) -> None:
+        from babel import localedata
+
+        if lang.cldr_locale is not None and not localedata.exists(lang.cldr_locale):
+            raise ValueError(
+                f"languages[{i}].cldr_locale: babel has no CLDR locale {lang.cldr_locale!r}"
+            )
+        if lang.cldr_locale is None and not localedata.exists(lang.code):
+            raise ValueError(
+                f"languages[{i}].cldr_locale: babel has no CLDR locale {lang.code!r}: name the "
+                f"one its dates and plural rules follow (e.g. {lang.code.split('_')[0]!r})"
+            )
 
     def _check_scripts(self, i: int, lang: Language) -> None:
         for script, code in lang.scripts.items():

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CONFIG, LIFECYCLE
+from gateway.app import CONFIG, LIFECYCLE, catalogs_for
 from gateway.config import ConfigError, load_config
 from gateway.storage.models import AuditRecord, Citizen, OutboundMessage
 from tests.conftest import SHIPPED_CONFIG
@@ -127,3 +127,12 @@ async def test_the_api_marks_a_number_as_the_console_does(client: TestClient[Any
     hidden = await client.post(path, json={"shows": "own"}, headers=auth(elsewhere))
     assert hidden.status == 404
     assert (await Citizen.get(id=c.citizen_id)).latin_only  # type: ignore[attr-defined]
+
+
+def test_a_language_babel_has_no_locale_for_must_name_the_one_it_follows() -> None:
+    roman_santali = {"code": "sat_Latn", "name": "Santali (Roman)", "latin": True}
+    with pytest.raises(ConfigError) as refused:
+        scripted_config([*SCRIPTED, roman_santali])
+    assert "languages[4].cldr_locale: babel has no CLDR locale 'sat_Latn'" in str(refused.value)
+    config = scripted_config([*SCRIPTED, {**roman_santali, "cldr_locale": "sat"}])
+    assert str(catalogs_for(config).locale("sat_Latn")) == "sat"

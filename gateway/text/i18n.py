@@ -129,13 +129,15 @@ class Catalogs:
         languages: Iterable[str],
         *,
         date_formats: Mapping[str, str] | None = None,
+        cldr_locales: Mapping[str, str] | None = None,
     ) -> None:
         self._translations: dict[str, NullTranslations] = {}
         self._locales: dict[str, Locale] = {}
         self._date_formats = dict(date_formats or {})
+        cldr = dict(cldr_locales or {})
         for lang in languages:
             self._translations[lang] = _load(locales_dir, lang)
-            self._locales[lang] = _babel_locale(lang)
+            self._locales[lang] = _babel_locale(cldr.get(lang, lang))
 
     def gettext(self, lang: str, message: str) -> str:
         t = self._translations.get(lang)
