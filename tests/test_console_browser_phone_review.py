@@ -42,13 +42,13 @@ def screen(page: Any) -> str:
 
 
 def wait_for_inbox(page: Any, text: str) -> str:
+    """The inbox once it shows ``text``, without reloading: the page fetches it again."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         inbox = str(page.locator(".inbox").inner_text())
         if text in inbox:
             return inbox
-        time.sleep(0.5)
-        page.reload()
+        page.wait_for_timeout(500)
     raise AssertionError(f"{text!r} did not reach the simulator's inbox: {inbox}")
 
 

@@ -19,3 +19,23 @@
     typed.focus();
   });
 })();
+
+// The phone's SMS arrive after the screen that caused them (the worker sends them): the
+// inbox is fetched again every few seconds for a while, and replaced when it changed.
+(function () {
+  var inbox = document.getElementById("inbox-messages");
+  if (!inbox || !window.fetch || !window.DOMParser) return;
+  var started = Date.now();
+  var timer = window.setInterval(function () {
+    if (Date.now() - started > 5 * 60 * 1000) { window.clearInterval(timer); return; }
+    if (document.visibilityState !== "visible") return;
+    fetch(window.location.pathname, { credentials: "same-origin" })
+      .then(function (answer) { return answer.ok ? answer.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("inbox-messages");
+        if (fresh && fresh.innerHTML !== inbox.innerHTML) inbox.innerHTML = fresh.innerHTML;
+      })
+      .catch(function () { /* offline for a moment: the next tick tries again */ });
+  }, 3000);
+})();
