@@ -367,6 +367,9 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
             title=MORE_LANGUAGES,
             options=more_language_options,
             shown_in=_latin_language(config),
+            # The short hint, as on the first screen: pages are laid out for the longer of
+            # title and hint, and every other language has to fit on this one screen.
+            invalid=LANGUAGE_INVALID,
         ),
         Choice(
             "main",
