@@ -55,9 +55,15 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
             ["स्थिति", "sthiti"], ["मदति", "sahayata"]),
     "sa": (["आम्", "aam", "समाहितम्"], ["न", "na", "नहि", "न समाहितम्"], ["स्थितिः", "sthiti"],
            ["साहाय्यम्", "sahayata"]),
+    "sd": (["ها", "haa", "جي ها", "حل ٿي ويو", "thi wayo"], ["نه", "na", "ناهي", "حل نه ٿيو"],
+           ["حالت", "halat"], ["مدد", "madad"]),
+    "sd_Deva": (["हा", "haa", "जी हा", "हल थी वियो", "thi viyo"], ["न", "nahe", "नाहे", "हल न थियो"],
+                ["हालत", "halat"], ["मदद", "madad"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
+OK.update(sd="چڱو")
+OK.update(sd_Deva="ठीक आहे")
 
 # Each language's digits 0 to 9, as its citizens' keypads type them.
 DIGITS = {
@@ -78,6 +84,8 @@ DIGITS = {
     "ne": "०१२३४५६७८९",
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
+    "sd": "٠١٢٣٤٥٦٧٨٩",  # Arabic-Indic, as CLDR's Sindhi numbers them
+    "sd_Deva": "०१२३४५६७८९",
 }
 
 

@@ -428,6 +428,9 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
             options=more_language_options,
             invalid=MORE_INVALID,
             shown_in=_latin_language(config),
+            # The short hint, as on the first screen: pages are laid out for the longer of
+            # title and hint, and every other language has to fit on this one screen.
+            invalid=LANGUAGE_INVALID,
         ),
         Choice(
             "main",
