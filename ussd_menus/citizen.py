@@ -103,8 +103,6 @@ def language_title(ctx: Ctx) -> str:
 MORE_LANGUAGES = N_("More languages")
 """The last option of the first screen, translated short ("अन्य": shown as "अन्य/More"),
 and the title of the screen listing the other languages (in English)."""
-MORE_INVALID = N_("Wrong choice. Try again:")
-"""The "More languages" screen's wrong-input hint (every Choice's default)."""
 MORE_GROUP = "more_group"
 """Which group of the other languages the "More languages" screen shows (``ctx.data``)."""
 LANGUAGE_INVALID = N_("Wrong choice.")
@@ -182,7 +180,7 @@ def more_language_groups(ctx: Ctx) -> list[list[Language]]:
         return []
     shown = _latin_language(ctx.config)
     texts = ctx if shown is None else replace(ctx, language=shown)
-    header = max(texts.t(MORE_LANGUAGES), texts.t(MORE_INVALID), key=len)
+    header = max(texts.t(MORE_LANGUAGES), texts.t(LANGUAGE_INVALID), key=len)
     footer = f"{NAV_BACK} {texts.t(BACK)}"
 
     def fits(group: Sequence[Language]) -> bool:
@@ -426,10 +424,9 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
             "more_languages",
             title=MORE_LANGUAGES,
             options=more_language_options,
-            invalid=MORE_INVALID,
             shown_in=_latin_language(config),
             # The short hint, as on the first screen: pages are laid out for the longer of
-            # title and hint, and every other language has to fit on this one screen.
+            # title and hint, and a group of languages should fill its screen.
             invalid=LANGUAGE_INVALID,
         ),
         Choice(
