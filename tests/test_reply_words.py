@@ -55,9 +55,12 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
             ["स्थिति", "sthiti"], ["मदति", "sahayata"]),
     "sa": (["आम्", "aam", "समाहितम्"], ["न", "na", "नहि", "न समाहितम्"], ["स्थितिः", "sthiti"],
            ["साहाय्यम्", "sahayata"]),
+    "ks": (["آ", "aa", "آہن", "aahan", "ہاں", "حل سپُد", "hal sapud"],
+           ["نہ", "na", "نا", "حل نہ سپُد", "hal na sapud"], ["حالت", "halat"], ["مدد", "madad"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
+OK["ks"] = "ٹھیک چھُ"
 
 # Each language's digits 0 to 9, as its citizens' keypads type them.
 DIGITS = {
@@ -78,6 +81,7 @@ DIGITS = {
     "ne": "०१२३४५६७८९",
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
+    "ks": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
 }
 
 
