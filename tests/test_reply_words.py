@@ -57,10 +57,13 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["साहाय्यम्", "sahayata"]),
     "ks": (["آ", "aa", "آہن", "aahan", "ہاں", "حل سپُد", "hal sapud"],
            ["نہ", "na", "نا", "حل نہ سپُد", "hal na sapud"], ["حالت", "halat"], ["مدد", "madad"]),
+    "ks_Deva": (["आ", "aa", "आहन", "हाँ", "हल सपुद", "hal sapud"], ["ना", "na", "न", "हल न सपुद"],
+                ["हालत", "halat"], ["मदद", "madad"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
 OK["ks"] = "ٹھیک چھُ"
+OK["ks_Deva"] = "ठीक छु"
 
 # Each language's digits 0 to 9, as its citizens' keypads type them.
 DIGITS = {
@@ -82,6 +85,7 @@ DIGITS = {
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
     "ks": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
+    "ks_Deva": "०१२३४५६७८९",
 }
 
 
