@@ -56,6 +56,8 @@ LANGUAGES = [
     *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
     *("sd",),
     *("sd_Deva",),
+    "ks",
+    "ks_Deva",
 ]
 
 

@@ -58,12 +58,17 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
     "sd": (["ها", "haa", "جي ها", "حل ٿي ويو", "thi wayo"], ["نه", "na", "ناهي", "حل نه ٿيو"],
            ["حالت", "halat"], ["مدد", "madad"]),
     "sd_Deva": (["हा", "haa", "जी हा", "हल थी वियो", "thi viyo"], ["न", "nahe", "नाहे", "हल न थियो"],
+    "ks": (["آ", "aa", "آہن", "aahan", "ہاں", "حل سپُد", "hal sapud"],
+           ["نہ", "na", "نا", "حل نہ سپُد", "hal na sapud"], ["حالت", "halat"], ["مدد", "madad"]),
+    "ks_Deva": (["आ", "aa", "आहन", "हाँ", "हल सपुद", "hal sapud"], ["ना", "na", "न", "हल न सपुद"],
                 ["हालत", "halat"], ["मदद", "madad"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
 OK.update(sd="چڱو")
 OK.update(sd_Deva="ठीक आहे")
+OK["ks"] = "ٹھیک چھُ"
+OK["ks_Deva"] = "ठीक छु"
 
 # Each language's digits 0 to 9, as its citizens' keypads type them.
 DIGITS = {
@@ -86,6 +91,8 @@ DIGITS = {
     "sa": "०१२३४५६७८९",
     "sd": "٠١٢٣٤٥٦٧٨٩",  # Arabic-Indic, as CLDR's Sindhi numbers them
     "sd_Deva": "०१२३४५६७८९",
+    "ks": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
+    "ks_Deva": "०१२३४५६७८९",
 }
 
 
