@@ -352,18 +352,19 @@ def language_table() -> str:
     catalogs = catalogs_for(CONFIG)
     words = Vocabulary.load(LOCALES, LANGUAGES)
     lines = [
-        "| code | language | Latin-only handsets get | yes / no | CLDR locale"
-        " | reviewed by a native speaker |",
-        "|---|---|---|---|---|---|",
+        "| code | language | handsets drawing another script get | Latin-only handsets get"
+        " | yes / no | CLDR locale | reviewed by a native speaker |",
+        "|---|---|---|---|---|---|---|",
     ]
     for lang in CONFIG.languages:
         name = f"{lang.name} ({lang.hint})" if lang.hint else lang.name
+        others = ", ".join(f"{s}: `{code}`" for s, code in lang.scripts.items()) or "–"
         latin = CONFIG.sms_language(lang.code, latin_only=True)
         said = words.words_to_send(lang.code)
         review = {True: "yes", False: "no", None: "not said"}[reviewed(LOCALES, lang.code)]
         lines.append(
-            f"| `{lang.code}` | {name} | `{latin}` | {said['yes_word']} / {said['no_word']}"
-            f" | `{catalogs.locale(lang.code)}` | {review} |"
+            f"| `{lang.code}` | {name} | {others} | `{latin}` | {said['yes_word']} / "
+            f"{said['no_word']} | `{catalogs.locale(lang.code)}` | {review} |"
         )
     return "\n".join(lines)
 

@@ -129,9 +129,7 @@ def first_languages(ctx: Ctx) -> list[str]:
 
 def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     codes = first_languages(ctx)
-    groups = more_language_groups(ctx)
-    more = more_labels(ctx, groups)
-    labels = _language_labels(ctx, codes, more=more)
+    labels, more = _first_screen_labels(ctx, codes, more_language_groups(ctx))
     options = [
         Option(label=verbatim(label), action=_choose(code))
         for code, label in zip(codes, labels, strict=True)
@@ -142,20 +140,28 @@ def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     return options
 
 
-def _language_labels(ctx: Ctx, codes: Sequence[str], *, more: Sequence[str]) -> list[str]:
-    """Each language's name with its Latin hint ("हिन्दी (Hindi)") where the first screen
-    has room for them all, else its name alone: the state's languages and "More languages"
-    stay on one screen (a handset that cannot draw a script has English and Roman Hindi)."""
+def _first_screen_labels(
+    ctx: Ctx, codes: Sequence[str], groups: Sequence[Sequence[Language]]
+) -> tuple[list[str], list[str]]:
+    """The first screen's labels, the fullest that fit on one screen: each language's name
+    with its Latin hint ("हिन्दी (Hindi)"), else its name alone; "More languages" in the
+    caller's word and English ("अन्य/More A-K"), else in English ("More A-K"). The state's
+    languages and the way to the others stay on one screen (a handset that cannot draw a
+    script has English and Roman Hindi)."""
     langs = [lang for lang in map(ctx.config.language, codes) if lang is not None]
     hinted = [f"{lang.name} ({lang.hint})" if lang.hint else lang.name for lang in langs]
-    if not more:
-        return hinted
-    items = [f"{i} {label}" for i, label in enumerate([*hinted, *more], start=1)]
+    names = [lang.name for lang in langs]
+    word = more_languages_label(ctx)
+    candidates = [(hinted, word), (names, word), (names, "More")]
     # Laid out as the Choice lays its pages out: for the longer of title and wrong-input hint.
     header = max(language_title(ctx), ctx.t(LANGUAGE_INVALID), key=len)
-    if ctx.budget.fits(compose(header, items, f"{NAV_BACK} {ctx.t(BACK)}")):
-        return hinted
-    return [lang.name for lang in langs]
+    footer = f"{NAV_BACK} {ctx.t(BACK)}"
+    for labels, more_word in candidates:
+        more = more_labels(groups, more_word)
+        items = [f"{i} {label}" for i, label in enumerate([*labels, *more], start=1)]
+        if not groups or ctx.budget.fits(compose(header, items, footer)):
+            return labels, more
+    return names, more_labels(groups, "More")
 
 
 def more_languages_label(ctx: Ctx) -> str:
@@ -197,15 +203,13 @@ def more_language_groups(ctx: Ctx) -> list[list[Language]]:
     return even if len(even) == len(greedy) and all(map(fits, even)) else greedy
 
 
-def more_labels(ctx: Ctx, groups: Sequence[Sequence[Language]]) -> list[str]:
+def more_labels(groups: Sequence[Sequence[Language]], word: str) -> list[str]:
     """The first screen's "More languages" options: one, or one per group with the first
     letters of its Latin names ("अन्य/More A-K")."""
-    label = more_languages_label(ctx)
     if len(groups) < 2:
-        return [label] * len(groups)
+        return [word] * len(groups)
     return [
-        f"{label} {latin_name(g[0])[:1].upper()}-{latin_name(g[-1])[:1].upper()}"
-        for g in groups
+        f"{word} {latin_name(g[0])[:1].upper()}-{latin_name(g[-1])[:1].upper()}" for g in groups
     ]
 
 
