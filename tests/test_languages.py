@@ -33,28 +33,31 @@ def labels(config: Config, code: str) -> set[str]:
 
 
 async def choose_language(phone: Phone, config: Config, code: str, screen: str) -> str:
-    """Choose ``code`` on the first screen, or on "More languages" (never a third screen:
-    every language is within two); the main menu it shows."""
+    """Choose ``code`` on the first screen, or on the "More languages" screen whose letters
+    span its Latin name ("अन्य/More A-K"; never a third screen: every language is within
+    two); the main menu it shows."""
     wanted = labels(config, code)
-    for _ in range(2):
-        for line in screen.splitlines():
-            key, _, rest = line.partition(" ")
-            if rest in wanted:
-                return await phone.send(key)
-        more = [m for line in screen.splitlines() if (m := MORE_OPTION.match(line))]
-        assert more, f"{code}: not on {screen!r}, which offers no more languages"
-        # "अन्य/More A-K": the group whose Latin names span the language's.
-        lang = config.language(code)
-        assert lang is not None
-        initial = (lang.hint or lang.name)[:1].upper()
-        spans = [m for m in more if not m["span"] or m["span"][0] <= initial <= m["span"][2]]
-        assert spans, f"{code}: no More option spans {initial!r}: {screen!r}"
-        screen = await phone.send(spans[-1]["key"])
-        assert "98 " not in screen, f"a group of languages takes more than one screen: {screen!r}"
-    raise AssertionError(f"{code} is on neither the first screen nor More languages")
+    lang = config.language(code)
+    assert lang is not None
+    initial = (lang.hint or lang.name)[:1].upper()
+    for line in screen.splitlines():
+        key, _, rest = line.partition(" ")
+        if rest in wanted:
+            return await phone.send(key)
+    more = [m for line in screen.splitlines() if (m := MORE_OPTION.match(line))]
+    assert more, f"{code}: not on {screen!r}, which offers no more languages"
+    spans = [m for m in more if not m["span"] or m["span"][0] <= initial <= m["span"][2]]
+    assert len(spans) == 1, f"{code}: {len(spans)} More options span {initial!r}: {screen!r}"
+    group = await phone.send(spans[0]["key"])
+    assert "98 " not in group, f"a group of languages takes more than one screen: {group!r}"
+    for line in group.splitlines():
+        key, _, rest = line.partition(" ")
+        if rest in wanted:
+            return await phone.send(key)
+    raise AssertionError(f"{code} is on neither the first screen nor {group!r}")
 
 
-MORE_OPTION = re.compile(r"^(?P<key>\d+) .*(?:/More|More languages)(?: (?P<span>[A-Z]-[A-Z]))?$")
+MORE_OPTION = re.compile(r"^(?P<key>\d+) (?:\S+/)?More(?: languages)?(?: (?P<span>[A-Z]-[A-Z]))?$")
 
 
 async def choose(phone: Phone, screen: str, text: str) -> str:

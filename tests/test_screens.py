@@ -46,7 +46,7 @@ from gateway.ussd.menu import (
 )
 from gateway.ussd.screen import Budget
 from tests.conftest import SHIPPED_CONFIG, AppFactory, Phone, make_config
-from ussd_menus.citizen import MINE, MORE_GROUP, SHOWN, build_menu
+from ussd_menus.citizen import ALL_GROUPS, MINE, MORE_GROUP, SHOWN, build_menu
 
 # The confirm screen's title carries the citizen's own words (or names chosen from lists),
 # so it may be shortened to fit; every other screen is static text that must fit whole.
@@ -134,8 +134,8 @@ def data_variants(config: Config, node: str) -> Iterator[tuple[str, dict[str, st
                         label = f"{status}/{dept.code}/{due.date()}/{'own' if owned else 'other'}"
                         yield label, {SHOWN: "|".join(shown)}
     elif node == "more_languages":  # each group of the other languages
-        for group in range(4):  # past the last group: the last group
-            yield f"group {group}", {MORE_GROUP: str(group)}
+        for group in [*map(str, range(4)), ALL_GROUPS]:  # past the last group: the last
+            yield f"group {group}", {MORE_GROUP: group}
     elif node == "block":
         for district in config.districts:
             yield f"district={district.code}", {"district": district.code}

@@ -6,9 +6,10 @@ Screen texts are English message ids marked with ``N_`` and translated per citiz
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from itertools import groupby
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,8 @@ MORE_LANGUAGES = N_("More languages")
 and the title of the screen listing the other languages (in English)."""
 MORE_GROUP = "more_group"
 """Which group of the other languages the "More languages" screen shows (``ctx.data``)."""
+ALL_GROUPS = "all"
+"""The "More languages" screen shows every group (the first screen had room for one way)."""
 LANGUAGE_INVALID = N_("Wrong choice.")
 """Shorter than other screens' hint: the first screen is the most crowded."""
 
@@ -116,6 +119,12 @@ def _choose(code: str) -> Action[CitizenServices]:
         return Restart("main")
 
     return action
+
+
+async def _change_language(ctx: Ctx) -> Transition:
+    # A new root: the first screen has no room for "0 Back" (choosing the language the
+    # caller has goes back as well).
+    return Restart("language")
 
 
 def first_languages(ctx: Ctx) -> list[str]:
@@ -134,8 +143,10 @@ def language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
         Option(label=verbatim(label), action=_choose(code))
         for code, label in zip(codes, labels, strict=True)
     ]
+    if len(more) == 1:
+        return [*options, Option(label=verbatim(more[0]), action=_show_group(ALL_GROUPS))]
     options += [
-        Option(label=verbatim(label), action=_show_group(i)) for i, label in enumerate(more)
+        Option(label=verbatim(label), action=_show_group(str(i))) for i, label in enumerate(more)
     ]
     return options
 
@@ -155,13 +166,14 @@ def _first_screen_labels(
     candidates = [(hinted, word), (names, word), (names, "More")]
     # Laid out as the Choice lays its pages out: for the longer of title and wrong-input hint.
     header = max(language_title(ctx), ctx.t(LANGUAGE_INVALID), key=len)
-    footer = f"{NAV_BACK} {ctx.t(BACK)}"
     for labels, more_word in candidates:
         more = more_labels(groups, more_word)
         items = [f"{i} {label}" for i, label in enumerate([*labels, *more], start=1)]
-        if not groups or ctx.budget.fits(compose(header, items, footer)):
+        if not groups or ctx.budget.fits(compose(header, items, "")):
             return labels, more
-    return names, more_labels(groups, "More")
+    # No room for a way into each group (a network circle added a language): one way into
+    # them all, paged on the next screen.
+    return names, [word] if groups else []
 
 
 def more_languages_label(ctx: Ctx) -> str:
@@ -193,14 +205,39 @@ def more_language_groups(ctx: Ctx) -> list[list[Language]]:
         items = [f"{i} {latin_name(lang)}" for i, lang in enumerate(group, start=1)]
         return ctx.budget.fits(compose(header, items, footer))
 
-    greedy: list[list[Language]] = [[]]
-    for lang in rest:
-        if greedy[-1] and not fits([*greedy[-1], lang]):
-            greedy.append([])
-        greedy[-1].append(lang)
-    size = -(-len(rest) // len(greedy))
-    even = [rest[i : i + size] for i in range(0, len(rest), size)]
-    return even if len(even) == len(greedy) and all(map(fits, even)) else greedy
+    # Cut between initial letters where a group can (so that "A-K" and "L-U" never share
+    # a letter a citizen must guess about), as evenly as the screens allow.
+    runs = [list(run) for _, run in groupby(rest, key=lambda lang: latin_name(lang)[:1])]
+    groups: list[list[Language]] = [[]]
+    for run in runs:
+        if groups[-1] and not fits([*groups[-1], *run]):
+            groups.append([])
+        for lang in run:  # a letter too long for one screen is cut within it
+            if groups[-1] and not fits([*groups[-1], lang]):
+                groups.append([])
+            groups[-1].append(lang)
+    return _balanced(groups, fits)
+
+
+def _balanced(
+    groups: list[list[Language]], fits: Callable[[Sequence[Language]], bool]
+) -> list[list[Language]]:
+    """Two groups made as even as the letter boundaries and the screen allow (the first
+    holds all it can): "A-K", "L-U" rather than "A-S", "T-U"."""
+    if len(groups) != 2:
+        return groups
+    everyone = [*groups[0], *groups[1]]
+    cuts = [
+        i
+        for i in range(1, len(everyone))
+        if latin_name(everyone[i])[:1] != latin_name(everyone[i - 1])[:1]
+        and fits(everyone[:i])
+        and fits(everyone[i:])
+    ]
+    if not cuts:
+        return groups
+    best = min(cuts, key=lambda i: abs(len(everyone) - 2 * i))
+    return [everyone[:best], everyone[best:]]
 
 
 def more_labels(groups: Sequence[Sequence[Language]], word: str) -> list[str]:
@@ -213,9 +250,9 @@ def more_labels(groups: Sequence[Sequence[Language]], word: str) -> list[str]:
     ]
 
 
-def _show_group(index: int) -> Action[CitizenServices]:
+def _show_group(group: str) -> Action[CitizenServices]:
     async def action(c: Ctx) -> Transition:
-        c.data[MORE_GROUP] = str(index)
+        c.data[MORE_GROUP] = group
         return Goto("more_languages")
 
     return action
@@ -226,8 +263,11 @@ def more_language_options(ctx: Ctx) -> Sequence[Option[CitizenServices]]:
     groups = more_language_groups(ctx)
     if not groups:
         return []
-    chosen = ctx.data.get(MORE_GROUP, "0")
-    group = groups[min(int(chosen) if chosen.isdigit() else 0, len(groups) - 1)]
+    chosen = ctx.data.get(MORE_GROUP, ALL_GROUPS)
+    if chosen.isdigit():
+        group = groups[min(int(chosen), len(groups) - 1)]
+    else:  # one way into them all: paged with 98
+        group = [lang for g in groups for lang in g]
     return [Option(label=verbatim(latin_name(lang)), action=_choose(lang.code)) for lang in group]
 
 
@@ -422,7 +462,11 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
     """The citizen menu, as the gateway runs it."""
     nodes: list[Node[CitizenServices]] = [
         Choice(
-            "language", title=language_title, options=language_options, invalid=LANGUAGE_INVALID
+            "language",
+            title=language_title,
+            options=language_options,
+            invalid=LANGUAGE_INVALID,
+            root=True,
         ),
         Choice(
             "more_languages",
@@ -440,7 +484,7 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
                 Option(N_("New complaint"), action=new_complaint),
                 Option(N_("My complaints"), action=my_complaints),
                 Option(N_("Check status"), next="ticket_entry"),
-                Option(N_("Change language"), next="language"),
+                Option(N_("Change language"), action=_change_language),
             ],
             hints=(NO_COMPLAINTS,),
         ),

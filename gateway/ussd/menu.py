@@ -182,6 +182,9 @@ class Choice(Generic[S]):
     shown_in: str | None = None
     """The language this screen's own texts (title, hints, More, Back) are shown in whatever
     the caller's (a list of languages by their Latin names, kept GSM-7: 182 characters)."""
+    root: bool = False
+    """Reached only as a new root (:class:`Restart`): its first page never offers "0 Back",
+    whose room its items need (the language menu)."""
 
     def option_list(self, ctx: Context[S]) -> Sequence[Option[S]]:
         return self.options(ctx) if callable(self.options) else self.options
@@ -194,6 +197,7 @@ class Choice(Generic[S]):
         self, ctx: Context[S], *, page: int, hint: str | None, can_go_back: bool
     ) -> Rendered:
         ctx = self.texts(ctx)
+        can_go_back = can_go_back and not self.root
         options = self.option_list(ctx)
         items = [f"{i} {_text(ctx, o.label)}" for i, o in enumerate(options, start=1)]
         title = _text(ctx, self.title)
