@@ -36,6 +36,7 @@ FEEDBACK = {
     "ne": ("हो", "ho", "होइन", "hoina"),
     "mai": ("हँ", "han", "नहि", "nahi"),
     "sa": ("आम्", "aam", "न", "na"),
+    "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
 }
 
 
