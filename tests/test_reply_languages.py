@@ -37,6 +37,7 @@ FEEDBACK = {
     "mai": ("हँ", "han", "नहि", "nahi"),
     "sa": ("आम्", "aam", "न", "na"),
     "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
+    "doi": ("हां", "haan", "नेईं", "nein"),
 }
 
 

@@ -57,6 +57,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["साहाय्यम्", "sahayata"]),
     "brx": (["नंगौ", "nonggou", "जाबाय", "समाधान जाबाय"], ["नङा", "nonga", "जायाखै", "jayakhai"],
             ["स्थिति", "sthiti"], ["हेफाजाब", "hefajab"]),
+    "doi": (["हां", "haan", "आं", "हल होई गेआ"], ["नेईं", "nein", "नेईं होआ", "hal nei hoa"],
+            ["स्थिति", "halat"], ["मदद", "madad"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -81,6 +83,7 @@ DIGITS = {
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
     "brx": "०१२३४५६७८९",
+    "doi": "०१२३४५६७८९",
 }
 
 
