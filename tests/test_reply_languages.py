@@ -38,6 +38,7 @@ FEEDBACK = {
     "sa": ("आम्", "aam", "न", "na"),
     "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
     "doi": ("हां", "haan", "नेईं", "nein"),
+    "kok": ("हय", "hoy", "ना", "na"),
 }
 
 

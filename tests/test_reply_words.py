@@ -59,6 +59,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
             ["स्थिति", "sthiti"], ["हेफाजाब", "hefajab"]),
     "doi": (["हां", "haan", "आं", "हल होई गेआ"], ["नेईं", "nein", "नेईं होआ", "hal nei hoa"],
             ["स्थिति", "halat"], ["मदद", "madad"]),
+    "kok": (["हय", "hoy", "हंय", "सुटलें"], ["ना", "na", "सुटूंक ना", "sutunk na"],
+            ["स्थिती", "sthiti"], ["मजत", "mazat"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -84,6 +86,7 @@ DIGITS = {
     "sa": "०१२३४५६७८९",
     "brx": "०१२३४५६७८९",
     "doi": "०१२३४५६७८९",
+    "kok": "०१२३४५६७८९",
 }
 
 
