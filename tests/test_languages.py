@@ -229,16 +229,3 @@ def test_the_language_menu_names_configured_languages(menu: dict[str, Any], erro
     with pytest.raises(ConfigError) as e:
         load_config(SHIPPED_CONFIG, environ={}, overrides={"language_menu": menu})
     assert error in str(e.value)
-
-
-async def test_a_wrong_choice_on_more_languages_keeps_every_language_on_its_screen(
-    client: TestClient[Any, Any],
-) -> None:
-    # The list lays its page out for its wrong-choice hint too: the first screen's short one.
-    phone = Phone(client, number="+919811100009")
-    first = (await phone.dial()).splitlines()
-    listed = await phone.send(first[-1].split(" ", 1)[0])
-    assert listed.splitlines()[0] == "More languages" and "98 " not in listed, listed
-    wrong = await phone.send("77")
-    assert wrong.splitlines()[0] == "Wrong choice.", wrong
-    assert wrong.splitlines()[1:] == listed.splitlines()[1:]

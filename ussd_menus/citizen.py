@@ -103,8 +103,7 @@ MORE_LANGUAGES = N_("More languages")
 """The last option of the first screen, translated short ("अन्य": shown as "अन्य/More"),
 and the title of the screen listing the other languages (in English)."""
 LANGUAGE_INVALID = N_("Wrong choice.")
-"""Shorter than other screens' hint: the first screen is the most crowded, and the list of
-the other languages (which lays its page out for the longer of title and hint) is next."""
+"""Shorter than other screens' hint: the first screen is the most crowded."""
 
 
 def _choose(code: str) -> Action[CitizenServices]:
@@ -367,7 +366,6 @@ def build_menu(config: Config) -> Menu[CitizenServices]:
             "more_languages",
             title=MORE_LANGUAGES,
             options=more_language_options,
-            invalid=LANGUAGE_INVALID,
             shown_in=_latin_language(config),
         ),
         Choice(
