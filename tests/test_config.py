@@ -58,6 +58,7 @@ LANGUAGES = [
     *("sd_Deva",),
     "ks",
     "ks_Deva",
+    *("brx", "doi", "kok"),
 ]
 
 

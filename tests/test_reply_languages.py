@@ -40,6 +40,9 @@ FEEDBACK = {
     "sd_Deva": ("हा", "ha", "न", "nahe"),
     "ks": ("آ", "aa", "نہ", "na"),
     "ks_Deva": ("आ", "aah", "ना", "nah"),
+    "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
+    "doi": ("हां", "haan", "नेईं", "nein"),
+    "kok": ("हय", "hoy", "ना", "na"),
 }
 
 

@@ -63,6 +63,12 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["نہ", "na", "نا", "حل نہ سپُد", "hal na sapud"], ["حالت", "halat"], ["مدد", "madad"]),
     "ks_Deva": (["आ", "aa", "आहन", "हाँ", "हल सपुद", "hal sapud"], ["ना", "na", "न", "हल न सपुद"],
                 ["हालत", "halat"], ["मदद", "madad"]),
+    "brx": (["नंगौ", "nonggou", "जाबाय", "समाधान जाबाय"], ["नङा", "nonga", "जायाखै", "jayakhai"],
+            ["स्थिति", "sthiti"], ["हेफाजाब", "hefajab"]),
+    "doi": (["हां", "haan", "आं", "हल होई गेआ"], ["नेईं", "nein", "नेईं होआ", "hal nei hoa"],
+            ["स्थिति", "halat"], ["मदद", "madad"]),
+    "kok": (["हय", "hoy", "हंय", "सुटलें"], ["ना", "na", "सुटूंक ना", "sutunk na"],
+            ["स्थिती", "sthiti"], ["मजत", "mazat"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -91,6 +97,9 @@ DIGITS = {
     "sd_Deva": "०१२३४५६७८९",
     "ks": "۰۱۲۳۴۵۶۷۸۹",  # Extended Arabic-Indic, as Urdu keyboards type them
     "ks_Deva": "०१२३४५६७८९",
+    "brx": "०१२३४५६७८९",
+    "doi": "०१२३४५६७८९",
+    "kok": "०१२३४५६७८९",
 }
 
 
