@@ -305,10 +305,15 @@ async def test_a_latin_only_handset_gets_the_latin_alternative(
     bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking, audience: str
 ) -> None:
     """A citizen whose phone shows boxes for Devanagari (latin_only) gets Hindi's Latin
-    alternative (hi_Latn) from a campaign too, as from the lifecycle; the preview says so."""
+    alternative (hi_Latn) from a campaign too, as from the lifecycle; one whose phone draws
+    Devanagari but not Perso-Arabic (script Deva) gets Kashmiri in Devanagari (ks_Deva).
+    The preview says so."""
     await complaint(number(1), language="hi")
     await complaint(number(2), language="hi")
+    await complaint(number(3), language="ks", citizen_language="ks")
+    await complaint(number(4), language="ks", citizen_language="ks")
     await Citizen.filter(phone=number(2)).update(latin_only=True)
+    await Citizen.filter(phone=number(4)).update(script="Deva")
     admin, _ = await district_admin(bulk_client)
     campaigns = bulk_client.app[CAMPAIGNS]
     campaign = await campaigns.create(
@@ -322,16 +327,21 @@ async def test_a_latin_only_handset_gets_the_latin_alternative(
     if audience == "csv":
 
         async def text() -> Any:
-            yield f"{number(1)}\n{number(2)}\n"
+            yield "".join(f"{number(i)}\n" for i in range(1, 5))
 
         await campaigns.add_numbers(campaign, text(), actor="t")
     preview = await campaigns.preview_campaign(campaign)
-    assert preview.languages == {"hi": 1, "hi_Latn": 1}
+    assert preview.languages == {"hi": 1, "hi_Latn": 1, "ks": 1, "ks_Deva": 1}
     await campaigns.start(campaign, actor="t")
     await run_bulk(bulk_client)
     rendered = campaigns.render_all("area_update", VARIABLES)
     texts = {m.number: m.text for m in fake.sent}
-    assert texts == {number(1): rendered["hi"].text, number(2): rendered["hi_Latn"].text}
+    assert texts == {
+        number(1): rendered["hi"].text,
+        number(2): rendered["hi_Latn"].text,
+        number(3): rendered["ks"].text,
+        number(4): rendered["ks_Deva"].text,
+    }
     assert rendered["hi_Latn"].encoding.value == "gsm7"
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import CONFIG, LIFECYCLE, catalogs_for
+from gateway.app import COMPLAINTS, CONFIG, LIFECYCLE, catalogs_for
 from gateway.config import ConfigError, load_config
-from gateway.storage.models import AuditRecord, Citizen, OutboundMessage
+from gateway.storage.models import AuditRecord, Citizen, Complaint, OutboundMessage
 from tests.conftest import SHIPPED_CONFIG
 from tests.staff_helpers import ROLES, auth, make_staff_token
 from tests.test_api_complaints import complaint
@@ -136,3 +136,31 @@ def test_a_language_babel_has_no_locale_for_must_name_the_one_it_follows() -> No
     assert "languages[4].cldr_locale: babel has no CLDR locale 'sat_Latn'" in str(refused.value)
     config = scripted_config([*SCRIPTED, {**roman_santali, "cldr_locale": "sat"}])
     assert str(catalogs_for(config).locale("sat_Latn")) == "sat"
+
+
+async def test_a_kashmiri_citizen_whose_phone_draws_devanagari_gets_kashmiri_in_it(
+    client: TestClient[Any, Any],
+) -> None:
+    """Choosing Kashmiri (Devanagari) marks the number; so can an agent, for a citizen who
+    chose Kashmiri in Perso-Arabic and then saw boxes."""
+    services = client.app[COMPLAINTS]
+    await services.set_language("+919812399001", "ks_Deva")
+    chosen = await Citizen.get(phone="+919812399001")
+    assert (chosen.language, chosen.script, chosen.latin_only) == ("ks_Deva", "Deva", False)
+    await services.set_language("+919812399001", "ks")
+    assert (await Citizen.get(phone="+919812399001")).script == "Arab"
+
+    await account(client, "agent", **ROLES["agent"])
+    c = await complaint(client, phone="+919812399002")
+    await Complaint.filter(id=c.id).update(language="ks")
+    await Citizen.filter(id=c.citizen_id).update(language="ks", script="Arab")  # type: ignore[attr-defined]
+    await sign_in(client, "agent")
+    page = await (await client.get(f"/console/complaints/{c.ticket}")).text()
+    assert 'value="Deva">Devanagari</option>' in page
+    token = await csrf(client)
+    path = f"/console/complaints/{c.ticket}/handset"
+    done = await client.post(path, data={"csrf": token, "shows": "Deva"}, allow_redirects=False)
+    assert done.status == 303
+    await client.app[LIFECYCLE].add_note(c.id, "Pipe laid", actor="test")
+    sms = await OutboundMessage.filter(complaint_id=c.id, template="complaint_status_update").get()
+    assert sms.language == "ks_Deva"
