@@ -54,6 +54,7 @@ def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
 LANGUAGES = [
     *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
     *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
+    *("mni",),
 ]
 
 

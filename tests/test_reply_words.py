@@ -55,6 +55,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
             ["स्थिति", "sthiti"], ["मदति", "sahayata"]),
     "sa": (["आम्", "aam", "समाहितम्"], ["न", "na", "नहि", "न समाहितम्"], ["स्थितिः", "sthiti"],
            ["साहाय्यम्", "sahayata"]),
+    "mni": (["হোই", "hoi", "লোইরে", "অৱাবা লোইরে"], ["নত্তে", "natte", "লোইদ্রি", "loidri"],
+            ["ফিভম", "phibham"], ["মতেং", "mateng"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -78,6 +80,7 @@ DIGITS = {
     "ne": "०१२३४५६७८९",
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
+    "mni": "০১২৩৪৫৬৭৮৯",  # Bengali digits, as Manipuri in Bengali script types them
 }
 
 
