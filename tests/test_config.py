@@ -55,6 +55,7 @@ LANGUAGES = [
     *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
     *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
     *("mni",),
+    *("sat",),
 ]
 
 

@@ -57,6 +57,8 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
            ["साहाय्यम्", "sahayata"]),
     "mni": (["হোই", "hoi", "লোইরে", "অৱাবা লোইরে"], ["নত্তে", "natte", "লোইদ্রি", "loidri"],
             ["ফিভম", "phibham"], ["মতেং", "mateng"]),
+    "sat": (["हें", "hen", "हँ", "समाधान होयेना"], ["बाङ", "bang", "ओंहों", "बाय होयेना", "bay hoena"],
+            ["हालत", "halot"], ["गोड़ो", "goro"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -81,6 +83,7 @@ DIGITS = {
     "mai": "०१२३४५६७८९",
     "sa": "०१२३४५६७८९",
     "mni": "০১২৩৪৫৬৭৮৯",  # Bengali digits, as Manipuri in Bengali script types them
+    "sat": "०१२३४५६७८९",
 }
 
 
