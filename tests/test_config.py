@@ -56,6 +56,7 @@ LANGUAGES = [
     *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
     *("mni",),
     *("sat",),
+    *("sat_Latn",),
 ]
 
 

@@ -38,6 +38,7 @@ FEEDBACK = {
     "sa": ("आम्", "aam", "न", "na"),
     "mni": ("হোই", "hoi", "নত্তে", "natte"),
     "sat": ("हें", "hen", "बाङ", "bang"),
+    "sat_Latn": ("HEN", "hoena", "bang", "bay hoena"),
 }
 
 
