@@ -54,11 +54,8 @@ def write(tmp_path: Path, raw: dict[str, Any]) -> Path:
 LANGUAGES = [
     *("hi", "en_IN", "hi_Latn", "bn", "mr", "gu", "pa"),
     *("te", "ta", "kn", "ml", "or", "as", "ur", "ne", "mai", "sa"),
-    *("sd",),
-    *("sd_Deva",),
-    "ks",
-    "ks_Deva",
-    *("brx", "doi", "kok"),
+    *("brx", "doi", "kok", "mni", "sat", "sat_Latn"),
+    *("ks", "ks_Deva", "sd", "sd_Deva"),
 ]
 
 

@@ -155,11 +155,17 @@ async def test_a_latin_only_handset_gets_its_hindi_sms_in_roman_letters(
     assert config.departments[1].name["hi_Latn"] in ack.text
 
 
-def test_roman_hindi_is_gsm7_everywhere() -> None:
-    """Menus, names and SMS texts in hi_Latn travel in GSM-7 (160 characters an SMS)."""
+# The languages written in Latin letters as people text them (a Latin-only handset's).
+ROMAN = ["hi_Latn", "sat_Latn"]
+
+
+@pytest.mark.parametrize("code", ROMAN)
+def test_roman_script_languages_are_gsm7_everywhere(code: str) -> None:
+    """Menus, names and SMS texts in Roman Hindi and Roman Santali travel in GSM-7 (160
+    characters an SMS)."""
     problems = []
     for message in _catalog_ids():
-        text = CATALOGS.gettext("hi_Latn", message)
+        text = CATALOGS.gettext(code, message)
         if detect_encoding(text) is not Encoding.GSM7:
             problems.append(f"catalog {message!r}: {text!r}")
     texts = [SHIPPED.service.name, *(lv.name for lv in SHIPPED.levels)]
@@ -168,15 +174,15 @@ def test_roman_hindi_is_gsm7_everywhere() -> None:
     for dist in SHIPPED.districts:
         texts += [dist.name, *(t.name for t in dist.tehsils), *(b.name for b in dist.blocks)]
     problems += [
-        f"name {n['en_IN']!r}: {n['hi_Latn']!r}"
+        f"name {n['en_IN']!r}: {n[code]!r}"
         for n in texts
-        if detect_encoding(n["hi_Latn"]) is not Encoding.GSM7
+        if detect_encoding(n[code]) is not Encoding.GSM7
     ]
     book = TemplateBook.load(SHIPPED.path(SHIPPED.paths.sms_templates), languages=CODES)
     problems += [
-        f"template {t.name}: {t.texts['hi_Latn'].text!r}"
+        f"template {t.name}: {t.texts[code].text!r}"
         for t in book
-        if detect_encoding(t.texts["hi_Latn"].text) is not Encoding.GSM7
+        if detect_encoding(t.texts[code].text) is not Encoding.GSM7
     ]
     assert not problems, "\n".join(problems)
 
@@ -190,7 +196,9 @@ def test_sms_language_for_a_latin_only_handset() -> None:
     assert SHIPPED.sms_language("hi", latin_only=True) == "hi_Latn"
     assert SHIPPED.sms_language("hi", latin_only=False) == "hi"
     assert SHIPPED.sms_language("hi_Latn", latin_only=True) == "hi_Latn"
-    others = [x.code for x in SHIPPED.languages if not x.latin and x.code != "hi"]
+    assert SHIPPED.sms_language("sat", latin_only=True) == "sat_Latn"
+    assert SHIPPED.sms_language("sat", latin_only=False) == "sat"
+    others = [x.code for x in SHIPPED.languages if not x.latin and x.code not in ("hi", "sat")]
     assert others and all(SHIPPED.sms_language(c, latin_only=True) == "en_IN" for c in others)
 
 

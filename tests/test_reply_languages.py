@@ -43,6 +43,9 @@ FEEDBACK = {
     "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
     "doi": ("हां", "haan", "नेईं", "nein"),
     "kok": ("हय", "hoy", "ना", "na"),
+    "mni": ("হোই", "hoi", "নত্তে", "natte"),
+    "sat": ("हें", "hen", "बाङ", "bang"),
+    "sat_Latn": ("HEN", "hoena", "bang", "bay hoena"),
 }
 
 

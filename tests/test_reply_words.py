@@ -16,6 +16,7 @@ from tests.conftest import SHIPPED_CONFIG
 
 CONFIG = load_config(SHIPPED_CONFIG, environ={})
 CODES = [lang.code for lang in CONFIG.languages]
+LATIN = {lang.code: lang.latin for lang in CONFIG.languages}
 LOCALES = CONFIG.path(CONFIG.paths.locales)
 WORDS = Vocabulary.load(LOCALES, CODES)
 T = "436805396"
@@ -69,6 +70,12 @@ TABLE: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
             ["स्थिति", "halat"], ["मदद", "madad"]),
     "kok": (["हय", "hoy", "हंय", "सुटलें"], ["ना", "na", "सुटूंक ना", "sutunk na"],
             ["स्थिती", "sthiti"], ["मजत", "mazat"]),
+    "mni": (["হোই", "hoi", "লোইরে", "অৱাবা লোইরে"], ["নত্তে", "natte", "লোইদ্রি", "loidri"],
+            ["ফিভম", "phibham"], ["মতেং", "mateng"]),
+    "sat": (["हें", "hen", "हँ", "समाधान होयेना"], ["बाङ", "bang", "ओंहों", "बाय होयेना", "bay hoena"],
+            ["हालत", "halot"], ["गोड़ो", "goro"]),
+    "sat_Latn": (["hen", "haan", "samadhan hoena"], ["bang", "onhon", "bay hoena"], ["halot"],
+                 ["goro"]),
 }  # fmt: skip
 # "All right": a yes as the whole message; beside a ticket, only an acknowledgement.
 OK = {"en_IN": "okay", "te": "సరే", "ta": "சரி", "ml": "ശരി", "or": "ହଉ", "kn": "ಸರಿ", "ne": "हुन्छ"}
@@ -100,6 +107,9 @@ DIGITS = {
     "brx": "०१२३४५६७८९",
     "doi": "०१२३४५६७८९",
     "kok": "०१२३४५६७८९",
+    "mni": "০১২৩৪৫৬৭৮৯",  # Bengali digits, as Manipuri in Bengali script types them
+    "sat": "०१२३४५६७८९",
+    "sat_Latn": "0123456789",
 }
 
 
@@ -246,6 +256,7 @@ def test_the_sms_that_say_what_to_send_name_the_language_s_own_words(lang: str) 
         assert sms.language == lang and sms.segments <= 2, (name, sms.text)
         named = [v for k, v in words.items() if k in template.variables]
         assert named and all(word in sms.text for word in named), (name, sms.text)
-    # Shown in the language's own script: not the English keywords, but in English itself.
-    if lang not in ("en_IN", "hi_Latn"):
+    # Shown in the language's own script: not the English keywords, but in English itself
+    # and in the languages written in Latin letters (Roman Hindi, Roman Santali).
+    if not LATIN[lang]:
         assert not any(word.isascii() for word in words.values()), words
