@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 from gateway.app import load_static
 from gateway.config import load_config
-from gateway.sms.template_check import check_templates, format_matrix, format_table
+from gateway.sms.template_check import (
+    check_templates,
+    format_matrix,
+    format_placeholders,
+    format_table,
+    placeholder_ids,
+)
 
 if TYPE_CHECKING:
     from gateway.cli.base import Commands
@@ -29,6 +35,15 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print("\nSMS per template and language (g: GSM-7, u: UCS-2):\n")
     print(format_matrix(rows))
+    codes = [lang.code for lang in config.languages]
+    ids = placeholder_ids(config.path(config.paths.sms_templates))
+    placeholders = format_placeholders(static.templates, ids, codes)
+    if placeholders:
+        print(
+            "\nPlaceholder DLT template IDs (register each text on the operator's DLT "
+            "platform and put its real ID in place before sending through a provider on "
+            f"DLT):\n{placeholders}"
+        )
     bad = [r for r in rows if r.problems]
     print(f"\n{len(rows) - len(bad)} ok, {len(bad)} with problems")
     return 1 if bad else 0

@@ -30,6 +30,7 @@ __all__ = [
     "Row",
     "check_templates",
     "format_matrix",
+    "format_placeholders",
     "format_table",
     "longest_values",
     "placeholder_ids",
@@ -170,6 +171,39 @@ def format_table(rows: list[Row]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_placeholders(book: TemplateBook, placeholders: frozenset[str], codes: list[str]) -> str:
+    """Each language's DLT template IDs still marked as placeholders, as runs of numbers
+    (``ks: 1107000000000100701-720 (20)``): the texts to register before sending through
+    a provider on DLT. Empty when there are none."""
+    lines = []
+    for code in codes:
+        given = (book[name].texts.get(code) for name in book.names)
+        marked = {t.dlt_template_id for t in given if t is not None and t.dlt_template_id}
+        ids = sorted(marked & placeholders, key=lambda i: (len(i), i))
+        if ids:
+            lines.append(f"  {code}: {', '.join(_runs(ids))} ({len(ids)})")
+    return "\n".join(lines)
+
+
+def _runs(ids: list[str]) -> list[str]:
+    """Consecutive numeric IDs written as one range: ``...100701-720``."""
+    runs: list[list[str]] = []
+    for i in ids:
+        last = runs[-1][-1] if runs else None
+        if last is not None and i.isdigit() and last.isdigit() and int(i) == int(last) + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    out = []
+    for run in runs:
+        first, end = run[0], run[-1]
+        if first == end:
+            out.append(first)
+        else:  # "...100701-720" where only the last three digits differ
+            out.append(f"{first}-{end[-3:] if first[:-3] == end[:-3] else end}")
+    return out
 
 
 def format_matrix(rows: list[Row]) -> str:
