@@ -38,7 +38,7 @@ FEEDBACK = {
     "sa": ("आम्", "aam", "न", "na"),
     "sd": ("ها", "haa", "نه", "na"),
     "sd_Deva": ("हा", "ha", "न", "nahe"),
-    "ks": ("آ", "aa", "نہ", "na"),
+    "ks": ("آ", "aah", "نہ", "na"),
     "ks_Deva": ("आ", "aah", "ना", "nah"),
     "brx": ("नंगौ", "nonggou", "नङा", "nonga"),
     "doi": ("हां", "haan", "नेईं", "nein"),

@@ -18,7 +18,8 @@ from gateway.app import COMPLAINTS, create_app
 from gateway.complaints.registration import NewComplaint
 from gateway.config import SAMPLE_TICKET_KEY, Config, ConfigError, load_config
 from gateway.storage.db import close_database, tortoise_config
-from gateway.storage.models import Channel, Citizen, Complaint, Setting
+from gateway.storage.models import Channel, Complaint, Setting
+from gateway.storage.sql import param
 from gateway.text.tickets import TicketCodec
 from tests.conftest import SHIPPED_CONFIG, make_config
 
@@ -108,9 +109,18 @@ async def test_a_database_with_tickets_but_no_stored_key_keeps_the_sample_key(
     await migrate(config=tc, target="models.0011_citizen_and_message_lookups")
     await Tortoise.close_connections()
     await Tortoise.init(config=tc)
-    citizen = await Citizen.create(phone="+919812345000", language="en_IN")
+    # Written as that release wrote them: today's models have columns that schema lacks.
+    conn = Tortoise.get_connection("default")
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    p = ", ".join(param(conn, i) for i in range(1, 7))
+    await conn.execute_query(
+        'INSERT INTO "citizen" ("phone", "language", "latin_only", "opted_out", "created_at", '
+        f'"updated_at") VALUES ({p})',
+        ["+919812345000", "en_IN", False, False, now, now],
+    )
+    rows = await conn.execute_query_dict('SELECT "id" FROM "citizen"')
     await Complaint.create(
-        citizen=citizen,
+        citizen_id=rows[0]["id"],
         ticket=sample_ticket(1),
         language="en_IN",
         department="jal_shakti",

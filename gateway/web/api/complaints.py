@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from gateway.complaints.handsets import mark_handset
 from gateway.complaints.lifecycle import (
     OPEN,
     Change,
@@ -43,6 +42,7 @@ from gateway.complaints.scope import OutOfScope
 from gateway.config import Config
 from gateway.errors import FieldError
 from gateway.staff.audit import actor_of
+from gateway.staff.handsets import mark_handset
 from gateway.storage.limits import EARLIEST_DATE, LATEST_DATE, is_identifier, max_length
 from gateway.storage.models import (
     Channel,

@@ -23,7 +23,6 @@ from pydantic import ValidationError
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
-from gateway.complaints.handsets import handset_of, mark_handset
 from gateway.complaints.lifecycle import (
     ALLOWED,
     OPEN,
@@ -34,6 +33,7 @@ from gateway.complaints.routing import officer_refusal
 from gateway.complaints.scope import OutOfScope, Scope
 from gateway.errors import FieldError
 from gateway.staff.audit import actor_of
+from gateway.staff.handsets import handset_of, mark_handset
 from gateway.storage.limits import is_identifier, max_length
 from gateway.storage.models import (
     Complaint,
