@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time as _time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR,
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import OutgoingSms, Provider
+from gateway.ops import metrics
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
@@ -213,11 +215,12 @@ class CampaignRunner:
                 if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
                     # A batch written while the cancel was being recorded, and this
                     # runner's own written but unsent one.
-                    await OutboundMessage.filter(
+                    cancelled = await OutboundMessage.filter(
                         Q(status__in=list(CLAIMABLE))
                         | Q(id__in=[p[0] for p in fresh], status=MessageStatus.SENDING),
                         campaign_id=campaign_id,
                     ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
+                    metrics.campaign_recipients(self.provider.name, "cancelled", cancelled)
                     fresh.clear()
                 return (campaign.status.value if campaign else "missing"), None
             if campaign.started_at is not None and campaign.started_at > datetime.now(UTC):
@@ -324,6 +327,8 @@ class CampaignRunner:
                 .update(cursor=cursor, skipped=F("skipped") + skipped)
             )
         campaign.cursor = cursor
+        metrics.campaign_recipients(self.provider.name, "written", len(written))
+        metrics.campaign_recipients(self.provider.name, "opted_out", skipped)
         return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
 
     async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
@@ -411,6 +416,9 @@ class CampaignRunner:
             session=self.session,
             may_retry=lambda m: m.attempts < self.config.bulk.max_tries,
         )
+        outcomes = Counter(r.status.value for r in results.values())
+        for outcome, n in outcomes.items():
+            metrics.campaign_recipients(self.provider.name, outcome, n)
         return (
             sum(r.status in _TAKEN for r in results.values()),
             any(r.transient for r in results.values()),
