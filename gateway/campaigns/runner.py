@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -32,7 +33,7 @@ from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_returning
 
-__all__ = ["CampaignRunner", "RateLimiter", "resume_sending"]
+__all__ = ["CampaignLock", "CampaignRunner", "RateLimiter", "resume_sending"]
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,93 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Extend the lock (key) by ARGV[2] ms if it is still the one taken with token ARGV[1]: 1,
+else 0 (it expired, and perhaps another runner holds it now)."""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Delete the lock (key) if it is still the one taken with token ARGV[1]."""
+
+
+class CampaignLock:
+    """One runner's hold on a campaign: a Redis key with its own token and a short expiry,
+    renewed by :meth:`keep` (every third of it) for as long as the runner lives.
+
+    A worker killed mid-campaign stops renewing, so the campaign is free again within
+    ``seconds`` rather than after a long fixed expiry. A live runner keeps it: the renewal
+    runs on its own task, beside whatever the runner waits for. The runner asks
+    :meth:`held` before each provider request: true only while the last renewal it saw
+    succeed still has more than a third of the expiry to run, so an event loop stalled
+    past the renewal, or a Redis that stopped answering, stops the runner before another
+    could have taken the campaign. (Messages are held in the database too: a second
+    runner could not send what this one holds; the lock keeps two from sharing the work.)
+    """
+
+    def __init__(self, redis: Redis, key: str, *, seconds: float) -> None:
+        self.redis = redis
+        self.key = key
+        self.seconds = seconds
+        self.token = uuid.uuid4().hex
+        self._until = 0.0
+        self._lost = False
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def take(self) -> bool:
+        """Take the lock if no one holds it."""
+        asked = _time.monotonic()
+        if not await self.redis.set(self.key, self.token, nx=True, px=self._ms):
+            return False
+        self._until = asked + self.seconds
+        return True
+
+    @property
+    def _ms(self) -> int:
+        return int(self.seconds * 1000)
+
+    def held(self) -> bool:
+        """True while this runner certainly still holds the lock (with a third of its
+        expiry to spare)."""
+        return not self._lost and _time.monotonic() < self._until - self.seconds / 3
+
+    async def renew(self) -> bool:
+        """Extend the lock once; False when it was no longer this runner's."""
+        asked = _time.monotonic()
+        if int(await self._renew(keys=[self.key], args=[self.token, self._ms])) != 1:
+            self._lost = True
+            return False
+        self._until = asked + self.seconds
+        return True
+
+    async def keep(self) -> None:
+        """Renew every third of the expiry until cancelled or the lock is lost; a Redis
+        error is retried at the next turn (:meth:`held` turns false meanwhile)."""
+        while True:
+            await asyncio.sleep(self.seconds / 3)
+            try:
+                if not await self.renew():
+                    log.warning("campaign lock %s lost: this runner stops", self.key)
+                    return
+            except (RedisError, OSError) as e:
+                log.warning("campaign lock %s not renewed: %s", self.key, e)
+
+    async def release(self) -> None:
+        """Free the lock, if it is still this runner's."""
+        await self._release(keys=[self.key], args=[self.token])
+
+
 class CampaignRunner:
     """The worker side: writes a campaign's recipients and sends them, resumably."""
 
-    LOCK_TTL = 60
     JOB_BUDGET = 45.0
     """Seconds one job works before handing over to the next (arq jobs time out)."""
 
@@ -171,29 +255,36 @@ class CampaignRunner:
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
 
+    def lock(self, campaign_id: int) -> CampaignLock:
+        """The campaign's lock (not yet taken), held for ``bulk.lock_seconds``."""
+        return CampaignLock(
+            self.redis, self._lock_key(campaign_id), seconds=self.config.bulk.lock_seconds
+        )
+
     async def run(self, campaign_id: int) -> str:
         """Work on the campaign for a while; queues its own continuation. One runner per
-        campaign at a time (a Redis lock); a second job for it returns ``busy``."""
-        token = uuid.uuid4().hex
-        key = self._lock_key(campaign_id)
-        if not await self.redis.set(key, token, nx=True, ex=self.LOCK_TTL):
+        campaign at a time (:class:`CampaignLock`); a second job for it returns ``busy``."""
+        lock = self.lock(campaign_id)
+        if not await lock.take():
             return "busy"
+        keeping = asyncio.ensure_future(lock.keep())
         then: tuple[bool, datetime | None] | None = None
         try:
-            outcome, then = await self._run_locked(campaign_id)
+            outcome, then = await self._run_locked(campaign_id, lock)
             return outcome
         finally:
-            if await self.redis.get(key) in (token, token.encode()):
-                await self.redis.delete(key)
+            keeping.cancel()
+            await asyncio.gather(keeping, return_exceptions=True)
+            await lock.release()
             if then is not None:
                 await self.scheduler.schedule(campaign_id, at=then[1])
 
     async def _run_locked(
-        self, campaign_id: int
+        self, campaign_id: int, lock: CampaignLock
     ) -> tuple[str, tuple[bool, datetime | None] | None]:
         fresh: list[_Pending] = []
         try:
-            return await self._work(campaign_id, fresh)
+            return await self._work(campaign_id, fresh, lock)
         finally:
             # Written and held for sending, but the runner stops first (paused, cancelled,
             # quiet hours, its time is up): back to the queue, as if never claimed.
@@ -203,13 +294,16 @@ class CampaignRunner:
                 ).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
 
     async def _work(
-        self, campaign_id: int, fresh: list[_Pending]
+        self, campaign_id: int, fresh: list[_Pending], lock: CampaignLock
     ) -> tuple[str, tuple[bool, datetime | None] | None]:
         """The runner's loop; ``fresh`` holds the messages written but not yet sent."""
         deadline = _time.monotonic() + self.JOB_BUDGET
         failures = 0
         while True:
-            await self.redis.expire(self._lock_key(campaign_id), self.LOCK_TTL)
+            if not lock.held():
+                # Another runner may have it now (or will: the resume job queues it).
+                log.warning("campaign %s: lock not held, this runner stops", campaign_id)
+                return "lock lost", None
             campaign = await Campaign.get_or_none(id=campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
@@ -237,7 +331,7 @@ class CampaignRunner:
                 else None
             )
             try:
-                sent, transient = await self._send_batch(campaign, fresh)
+                sent, transient = await self._send_batch(campaign, fresh, lock)
             finally:
                 if writing is not None:
                     fresh += await writing
@@ -331,9 +425,12 @@ class CampaignRunner:
         metrics.campaign_recipients(self.provider.name, "opted_out", skipped)
         return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
 
-    async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
+    async def _send_batch(
+        self, campaign: Campaign, fresh: list[_Pending], lock: CampaignLock
+    ) -> tuple[int, bool]:
         """Send ``fresh`` (taken from the list as they go to the provider), then the next of
-        the messages waiting; (messages accepted, any transient failure)."""
+        the messages waiting, while ``lock`` is held; (messages accepted, any transient
+        failure)."""
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
         held = {p[0] for p in fresh}
@@ -379,6 +476,8 @@ class CampaignRunner:
                     return accepted, False
                 chunk = group[i : i + per_request]
                 await self.limiter.acquire(segments * len(chunk))
+                if not lock.held():
+                    return accepted, False
                 ids = {mid for mid, _, _ in chunk}
                 fresh[:] = [p for p in fresh if p[0] not in ids]
                 # Shielded: a worker stopped mid-request still records what the provider took.
