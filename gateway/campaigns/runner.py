@@ -226,6 +226,8 @@ class CampaignRunner:
 
     JOB_BUDGET = 45.0
     """Seconds one job works before handing over to the next (arq jobs time out)."""
+    UNANSWERED_EVERY = 5.0
+    """Seconds between two looks for a campaign's lost answers due for their one more try."""
 
     def __init__(
         self,
@@ -251,6 +253,8 @@ class CampaignRunner:
         )
         self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
         self._lease = timedelta(seconds=config.worker.send_lease_seconds)
+        self._unanswered_looked: dict[int, float] = {}
+        """When each campaign's lost answers were last looked for (monotonic seconds)."""
 
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
@@ -358,7 +362,9 @@ class CampaignRunner:
                 )
                 if answer_due is not None:
                     # Answers lost: their reports may settle them any moment (look again
-                    # soon, to be done then), else their one more try is due then.
+                    # soon, to be done then), else their one more try is due then; the
+                    # next run looks for them at once.
+                    self._unanswered_looked.pop(campaign_id, None)
                     return "waiting", (True, min(soon, answer_due))
                 await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
                     status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
@@ -434,7 +440,12 @@ class CampaignRunner:
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
         held = {p[0] for p in fresh}
-        await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+        # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
+        # minutes): looking every few seconds, not at every batch, spares a query a batch.
+        looked = self._unanswered_looked.get(campaign.id)
+        if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
+            await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+            self._unanswered_looked[campaign.id] = _time.monotonic()
         rows: list[_Pending] = list(fresh)
         mine = OutboundMessage.filter(campaign_id=campaign.id)
         columns = _PENDING_COLUMNS
@@ -467,13 +478,18 @@ class CampaignRunner:
             by_text.setdefault((text, dlt_template_id), []).append((mid, recipient, segments))
         accepted = 0
         transient = False
+        first = True
         for (text, dlt_template_id), group in by_text.items():
             segments = group[0][2]
             per_request = max(1, int(self.limiter.capacity) // max(1, segments))
             for i in range(0, len(group), per_request):
-                status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
-                if status and str(status[0]) != CampaignStatus.SENDING.value:
-                    return accepted, False
+                # The first request's status is the one the loop has just read; each
+                # later one reads it again (a pause or cancel stops the next request).
+                if not first:
+                    status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
+                    if status and str(status[0]) != CampaignStatus.SENDING.value:
+                        return accepted, False
+                first = False
                 chunk = group[i : i + per_request]
                 await self.limiter.acquire(segments * len(chunk))
                 if not lock.held():
