@@ -29,7 +29,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 if __name__ == "__main__":
-    event_loop.install()  # the gateway's loop (SAMPARK_EVENT_LOOP): the same for both
+    event_loop.install()  # the loop SAMPARK_EVENT_LOOP names, as the gateway
     app = web.Application()
     app.router.add_post("/ussd/africastalking", hop)
     app.router.add_get("/healthz", healthz)
