@@ -19,9 +19,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -49,6 +50,51 @@ def peak_mb(pid: int) -> float:
 Ceiling = Callable[[str, int, int], Awaitable[float]]
 """Seconds for a plain client to post (fake's base URL, requests, recipients) as the
 gateway did: the same requests to the same fake, the figure's ceiling."""
+
+
+async def post_forms(
+    url: str, headers: dict[str, str], forms: Iterator[bytes], *, wide: int
+) -> float:
+    """Seconds for one aiohttp client to post the encoded ``forms`` (made as they are
+    taken) to ``url``, ``wide`` at a time, each answer read."""
+    todo = forms
+
+    async def sender(http: aiohttp.ClientSession) -> None:
+        for body in todo:
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                assert resp.status == 201, resp.status
+
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=wide)) as http:
+        await asyncio.gather(*(sender(http) for _ in range(wide)))
+    return time.perf_counter() - t0
+
+
+async def at_ceilings(fake_url: str, requests: int, recipients: int) -> tuple[float, float]:
+    """A plain client posting the campaign's batches to the fake Africa's Talking: as many
+    requests, each to as many numbers, the same form otherwise (the text and fields of the
+    gateway's first request, as the fake saw it); seconds one request after another (as a
+    campaign's runner sends them), and 50 at a time."""
+    async with aiohttp.ClientSession() as http, http.get(f"{fake_url}/stats") as resp:
+        first = dict((await resp.json())["first_form"])
+    per = -(-recipients // max(1, requests))
+
+    def forms() -> Iterator[bytes]:
+        # Made as they are posted: a million numbers need not sit in memory at once.
+        for low in range(0, recipients, per):
+            to = ",".join(f"+9195{i:08d}" for i in range(low, min(low + per, recipients)))
+            yield urlencode({**first, "to": to}).encode()
+
+    url = f"{fake_url}/version1/messaging"
+    headers = {
+        "apiKey": API_KEY,
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    one = await post_forms(url, headers, forms(), wide=1)
+    wide = await post_forms(url, headers, forms(), wide=50)
+    return one, wide
 
 
 def provider_env(provider: str, fake_url: str) -> tuple[str, dict[str, str]]:
@@ -200,6 +246,9 @@ async def _measure(
                 sent = await resp.json()
             # The plain client, after the campaign: the same fake, the same requests.
             ceiling_s = await ceiling(fake_url, stats["requests"], count) if ceiling else None
+            wide_s = None
+            if ceiling is None and provider == "africastalking":
+                ceiling_s, wide_s = await at_ceilings(fake_url, stats["requests"], count)
         figures = {
             "total_s": total,
             "upload_s": uploaded,
@@ -212,6 +261,8 @@ async def _measure(
         }
         if ceiling_s is not None:
             figures["ceiling_s"] = ceiling_s
+        if wide_s is not None:
+            figures["ceiling_wide_s"] = wide_s
         print(
             f"Campaign, {count:,} recipients, identical text, {provider}, database "
             f"{genv['DATABASE_URL'].split(':')[0]}, redis {genv['REDIS_URL'].split(':')[0]}"
@@ -226,6 +277,17 @@ async def _measure(
             f"  provider requests: {stats['requests']:,}; "
             f"segments a message: {figures['segments']:.1f}"
         )
+        if wide_s is not None and ceiling_s is not None:
+            send_s = total - uploaded
+            print(
+                f"  plain aiohttp client, the same {stats['requests']:,} requests one after "
+                f"another: {count / ceiling_s:8.0f} recipients/s; the gateway is "
+                f"{ceiling_s / send_s:.2f} of it"
+            )
+            print(
+                f"  the same, 50 requests at a time: {count / wide_s:8.0f} recipients/s; "
+                f"the gateway is {wide_s / send_s:.2f} of it"
+            )
         print(
             f"  peak memory: gateway {figures['gateway_mb']:.0f} MB, fake provider "
             f"{figures['fake_mb']:.0f} MB, this driver {figures['bench_mb']:.0f} MB"

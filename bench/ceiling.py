@@ -6,8 +6,13 @@ more: what the gateway does beyond this is its own cost."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.ops import event_loop
 
 SCREEN = "CON Choose department:\n1 Revenue\n2 Jal Shakti (Water)\n3 Electricity\n0 Back"
 
@@ -24,6 +29,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 if __name__ == "__main__":
+    event_loop.install()  # the loop SAMPARK_EVENT_LOOP names, as the gateway
     app = web.Application()
     app.router.add_post("/ussd/africastalking", hop)
     app.router.add_get("/healthz", healthz)

@@ -1,7 +1,8 @@
 """The fake Africa's Talking server (tests/fakes/africastalking.py) as its own process, so
 that the benchmark's senders do not share its CPU time: ``python bench/fake_provider.py PORT``.
 It keeps no record of what it was sent (a long run would fill memory), only counts:
-``GET /stats`` answers ``{"requests": n, "accepted": recipients}``."""
+``GET /stats`` answers ``{"requests": n, "accepted": recipients, "first_form": {...}}``
+(the first request's form, for a plain client to post the same)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ USERNAME, API_KEY = "sampark", "atsk_bench_key"
 
 
 class Counter(list[object]):
-    """Counts what would have been recorded."""
+    """Counts what would have been recorded, and keeps the first of it (a request's form,
+    which a plain client then posts as the gateway did)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.recorded = 0
+        self.first: object = None
 
     def append(self, item: object) -> None:
+        if not self.recorded:
+            self.first = item
         self.recorded += 1
 
 
@@ -39,7 +44,14 @@ class CountingFake(FakeAfricasTalking):
     async def _stats(self, request: web.Request) -> web.Response:
         requests, sent = self.requests, self.sent
         assert isinstance(requests, Counter) and isinstance(sent, Counter)
-        return web.json_response({"requests": requests.recorded, "accepted": sent.recorded})
+        first = getattr(requests.first, "form", None)
+        return web.json_response(
+            {
+                "requests": requests.recorded,
+                "accepted": sent.recorded,
+                "first_form": dict(first) if first is not None else None,
+            }
+        )
 
 
 class Fake(Protocol):

@@ -40,6 +40,7 @@ from gateway.app import REDIS, create_app, worker_context
 from gateway.config import Config
 from gateway.jobs.dispatch import ArqDispatcher
 from gateway.jobs.worker import build_worker
+from gateway.ops import event_loop
 from gateway.storage.models import OutboundMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,4 +176,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
+    print(f"event loop: {event_loop.install()}")  # the gateway's worker runs in this one
     asyncio.run(main(args.messages))

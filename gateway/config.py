@@ -356,6 +356,10 @@ class BulkSettings(_Model):
     """Recipients written, or sent in one provider request, at a time."""
     max_tries: Annotated[int, Field(ge=1, le=20)] = 5
     """Attempts at one recipient before it is marked failed."""
+    lock_seconds: Annotated[int, Field(ge=3, le=300)] = 15
+    """How long a campaign's runner holds its lock (renewed every third of it while the
+    runner lives): after a runner's worker dies, the campaign waits this long, then up to
+    15 s for the next resume, before another worker takes it on."""
     quiet_hours: QuietHours | None = QuietHours(start=time(21, 0), end=time(9, 0))
     """No bulk SMS in this window (null: none)."""
     price_per_segment: Annotated[float, Field(ge=0, le=1000)] = 0.0

@@ -587,6 +587,41 @@ async def test_a_worker_killed_mid_campaign_resumes_without_skipping_or_repeatin
     assert await OutboundMessage.filter(campaign_id=campaign.id).count() == 30
 
 
+async def test_a_live_runner_keeps_its_short_lock_for_as_long_as_it_works(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """The lock expires after ``bulk.lock_seconds`` (3 here) unless renewed; a runner whose
+    one batch takes longer than that (20 recipients at 5 a second) keeps it all along, so a
+    second runner asking again and again is told ``busy`` every time, and no one gets the
+    notice twice."""
+    config = bulk_config(
+        tmp_path, database_url, redis_url, fake, batch_size=20, segments_per_second=5,
+        lock_seconds=3,
+    )  # fmt: skip
+    client = await start_app(config)
+    for i in range(1, 41):
+        await complaint(number(i), language="en_IN")
+    campaigns, campaign = await theog_draft(client)
+    await campaigns.start(campaign, actor="t")
+    runner = worker_context(client.app)["campaign_runner"]
+    started = time.monotonic()
+    first = asyncio.create_task(runner.run(campaign.id))
+    second: list[str] = []
+    while not first.done():
+        await asyncio.sleep(0.25)
+        second.append(await runner.run(campaign.id))
+    assert first.result() == "done"
+    assert time.monotonic() - started > 2 * config.bulk.lock_seconds
+    # The last try may come after the first runner finished: the campaign is done then.
+    assert set(second[:-1]) == {"busy"} and second[-1] in ("busy", "done"), second
+    assert Counter(m.number for m in fake.sent) == Counter({number(i): 1 for i in range(1, 41)})
+    assert not await client.app[REDIS].exists(runner.lock(campaign.id).key)  # released
+
+
 @pytest.mark.parametrize("lease", [None, 20], ids=["default lease", "lease 20 s"])
 async def test_a_batch_written_by_a_runner_that_died_before_sending_it_is_sent_once(
     start_app: AppFactory,

@@ -17,7 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import REDIS
 from gateway.config import Config
 from gateway.jobs.dispatch import ArqDispatcher
+from gateway.storage.models import Campaign
 from tests.conftest import ROOT, AppFactory, Phone, make_config, run_worker, signed
+from tests.fakes.africastalking import FakeAfricasTalking
+from tests.test_campaigns import bulk_client, complaint, number, run_bulk, theog_draft
+
+__all__ = ["bulk_client"]  # a fixture, used by name
 
 ENGLISH = "2"
 REGISTRATION = (ENGLISH, "1", "2", "9", "2", "1", "1")
@@ -120,6 +125,37 @@ async def test_metrics_are_refused_outside_the_allowed_networks(
     assert resp.status == 200
     resp = await client2.get("/metrics", headers={"X-Forwarded-For": "10.1.2.3, 192.0.2.1"})
     assert resp.status == 403
+
+
+async def test_a_campaign_counts_its_recipients_by_outcome_and_what_it_has_left(
+    bulk_client: TestClient[Any, Any], fake: FakeAfricasTalking
+) -> None:
+    """A real campaign of three citizens, one opted out, whose first request the provider
+    refuses for a while (503): written, opted out, retrying then sent; and while it sends,
+    the recipients it has left."""
+    for i in (1, 2, 3):
+        await complaint(number(i), opted_out=i == 3)
+    before = await scrape(bulk_client)
+    campaigns, campaign = await theog_draft(bulk_client)
+    await campaigns.start(campaign, actor="t")
+    left = ("sampark_campaign_recipients_left", frozenset({("campaign", str(campaign.id))}))
+    assert (await scrape(bulk_client))[left] == 2  # started, nothing written yet
+    fake.fail_next(status=503)
+    await run_bulk(bulk_client)
+    await campaign.refresh_from_db()
+    assert campaign.status.value == "done"
+    after = await scrape(bulk_client)
+
+    def recipients(outcome: str) -> float:
+        return moved(before, after, "sampark_campaign_recipients_total",
+                     provider="africastalking", outcome=outcome)  # fmt: skip
+
+    assert recipients("written") == 2
+    assert recipients("opted_out") == 1
+    assert recipients("retrying") == 2  # the one request refused: both to be tried again
+    assert recipients("sent") == 2
+    assert left not in after  # done: no longer a sending campaign
+    assert await Campaign.filter(status="sending").count() == 0
 
 
 COUNT_ONE = """

@@ -23,14 +23,15 @@ pytestmark = pytest.mark.skipif(
     "run of the suite has them)",
 )
 
-SIZE = Size(citizens=8, campaign=200, segments_per_second=40, deadline=180)
+SIZE = Size(citizens=8, campaign=200, segments_per_second=40, deadline=60)
 """Eight registrations (four overdue: escalated) and a campaign of 200 (400 segments:
 ten seconds at 40 a second, long enough for a worker to die and another to start).
 
 The deadline: when the killed worker was the campaign's runner, its Redis lock
-(``CampaignRunner.LOCK_TTL``, 60 s) holds the campaign until it expires, and the next
-``resume_campaigns`` (each minute, at :30) starts it again: up to two minutes with nothing
-sent. The run then takes about two and a half minutes instead of half of one."""
+(``bulk.lock_seconds``, 15 s, no longer renewed) holds the campaign until it expires, and
+the next ``resume_campaigns`` (every 15 s) starts it again; the batch the dead runner held
+goes after its lease (10 s in the rig). Half a minute at most with nothing sent; with a
+60 s lock and a resumption each minute it was up to two minutes, and this deadline 180 s."""
 RULE_3 = "rule 3 (worker died mid-send)"
 
 

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,6 +42,7 @@ from tests.conftest import (
     AT_API_KEY,
     AT_USERNAME,
     ROOT,
+    SHIPPED_CONFIG,
     AppFactory,
     Phone,
     make_config,
@@ -48,6 +51,7 @@ from tests.conftest import (
 )
 from tests.fakes.africastalking import FakeAfricasTalking
 from tests.test_app import ENGLISH, clean_env, free_port
+from tests.test_campaigns import complaint, number, theog_draft
 from tests.test_outbox import (
     CITIZEN,
     OFFICER,
@@ -667,3 +671,64 @@ async def test_the_worker_outlives_a_database_outage_and_sends_after_it(
     await ack.refresh_from_db()
     assert ack.attempts == 1
     assert (await health(client))["database"] == "ok"
+
+
+async def test_a_campaign_whose_runner_was_killed_is_taken_on_after_its_short_lock(
+    start_app: AppFactory,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    fake: FakeAfricasTalking,
+) -> None:
+    """A worker process SIGKILLed mid-campaign leaves the campaign's lock behind, no longer
+    renewed: another runner takes the campaign on once ``bulk.lock_seconds`` (3 here) are
+    over, not a minute later, and finishes it with each number sent once (the batch the
+    dead runner held goes once its lease is over)."""
+    bulk = {"segments_per_second": 4, "batch_size": 4, "quiet_hours": None, "lock_seconds": 3}
+    config = at_config(tmp_path, database_url, redis_url, fake, bulk=bulk)
+    client = await start_app(config)
+    for i in range(1, 21):
+        await complaint(number(i), language="en_IN")
+    campaigns, campaign = await theog_draft(client)
+    await campaigns.start(campaign, actor="t")
+    raw = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    raw["bulk"].update(bulk)
+    raw["paths"] = {
+        "data_dir": str(tmp_path / "var"),
+        "locales": str(ROOT / "locales"),
+        "sms_templates": str(ROOT / "sms_templates"),
+    }
+    config_file = tmp_path / "worker.yaml"
+    config_file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    env = worker_env(config, fake, SAMPARK_CONFIG=str(config_file))
+    log = tmp_path / "worker.log"
+    runner = worker_context(client.app)["campaign_runner"]
+    key = runner.lock(campaign.id).key
+    async with gateway_process("-m", "gateway", "worker", env=env, log=log) as proc:
+
+        async def some_sent() -> bool:
+            assert proc.returncode is None, log.read_text()
+            return len(fake.sent) >= 4
+
+        await eventually(some_sent, "the worker process sending the campaign")
+        proc.kill()
+        await proc.wait()
+    killed = time.monotonic()
+    assert await client.app[REDIS].exists(key), "the dead runner's lock is left behind"
+    assert len(fake.sent) < 20
+    tries = 0
+    while (outcome := await runner.run(campaign.id)) == "busy":
+        tries += 1
+        assert time.monotonic() - killed < config.bulk.lock_seconds + 1, "still locked"
+        await asyncio.sleep(0.1)
+    assert tries > 0 and outcome in ("done", "waiting"), outcome
+    # What the dead runner held ("sending"), past its lease: the next runner sends it.
+    await OutboundMessage.filter(campaign_id=campaign.id, status="sending").update(
+        updated_at=datetime.now(UTC) - STALE_SENDING - timedelta(seconds=1)
+    )
+    finishing = time.monotonic() + DEADLINE
+    while (await runner.run(campaign.id)) != "done":
+        assert time.monotonic() < finishing, "the campaign did not finish"
+        await asyncio.sleep(0.1)
+    got = Counter(m.number for m in fake.sent)
+    assert got == Counter({number(i): 1 for i in range(1, 21)})

@@ -13,7 +13,15 @@ from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.config import Config
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 
-__all__ = ["CANCELLED_REASON", "CLAIMABLE", "DONE_CURSOR", "PENDING", "Progress", "progress"]
+__all__ = [
+    "CANCELLED_REASON",
+    "CLAIMABLE",
+    "DONE_CURSOR",
+    "PENDING",
+    "Progress",
+    "left_to_send",
+    "progress",
+]
 
 DONE_CURSOR = "done"
 """``Campaign.cursor`` once every recipient is written."""
@@ -83,6 +91,23 @@ async def progress(
         unknown=counts.get(MessageStatus.UNKNOWN.value, 0),
         waiting_until=_held_until(campaign, config, now),
     )
+
+
+async def left_to_send() -> dict[int, int]:
+    """Each sending campaign's recipients not yet handed to the provider, by campaign ID:
+    its messages still to be sent, and while its audience is still being written, the
+    recipients its preview counted that have no message yet."""
+    left: dict[int, int] = {}
+    sending = await Campaign.filter(status=CampaignStatus.SENDING).values_list(
+        "id", "recipients_total", "cursor"
+    )
+    for campaign_id, expected, cursor in sending:
+        mine = OutboundMessage.filter(campaign_id=campaign_id)
+        n = await mine.filter(status__in=list(PENDING)).count()
+        if cursor != DONE_CURSOR:
+            n += max(0, int(str(expected)) - await mine.count())
+        left[int(str(campaign_id))] = n
+    return left
 
 
 def _held_until(campaign: Campaign, config: Config | None, now: datetime | None) -> datetime | None:

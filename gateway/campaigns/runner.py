@@ -9,12 +9,14 @@ import asyncio
 import logging
 import time as _time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -23,6 +25,7 @@ from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR,
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import OutgoingSms, Provider
+from gateway.ops import metrics
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
@@ -30,7 +33,7 @@ from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_returning
 
-__all__ = ["CampaignRunner", "RateLimiter", "resume_sending"]
+__all__ = ["CampaignLock", "CampaignRunner", "RateLimiter", "resume_sending"]
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +137,97 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""Extend the lock (key) by ARGV[2] ms if it is still the one taken with token ARGV[1]: 1,
+else 0 (it expired, and perhaps another runner holds it now)."""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Delete the lock (key) if it is still the one taken with token ARGV[1]."""
+
+
+class CampaignLock:
+    """One runner's hold on a campaign: a Redis key with its own token and a short expiry,
+    renewed by :meth:`keep` (every third of it) for as long as the runner lives.
+
+    A worker killed mid-campaign stops renewing, so the campaign is free again within
+    ``seconds`` rather than after a long fixed expiry. A live runner keeps it: the renewal
+    runs on its own task, beside whatever the runner waits for. The runner asks
+    :meth:`held` before each provider request: true only while the last renewal it saw
+    succeed still has more than a third of the expiry to run, so an event loop stalled
+    past the renewal, or a Redis that stopped answering, stops the runner before another
+    could have taken the campaign. (Messages are held in the database too: a second
+    runner could not send what this one holds; the lock keeps two from sharing the work.)
+    """
+
+    def __init__(self, redis: Redis, key: str, *, seconds: float) -> None:
+        self.redis = redis
+        self.key = key
+        self.seconds = seconds
+        self.token = uuid.uuid4().hex
+        self._until = 0.0
+        self._lost = False
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def take(self) -> bool:
+        """Take the lock if no one holds it."""
+        asked = _time.monotonic()
+        if not await self.redis.set(self.key, self.token, nx=True, px=self._ms):
+            return False
+        self._until = asked + self.seconds
+        return True
+
+    @property
+    def _ms(self) -> int:
+        return int(self.seconds * 1000)
+
+    def held(self) -> bool:
+        """True while this runner certainly still holds the lock (with a third of its
+        expiry to spare)."""
+        return not self._lost and _time.monotonic() < self._until - self.seconds / 3
+
+    async def renew(self) -> bool:
+        """Extend the lock once; False when it was no longer this runner's."""
+        asked = _time.monotonic()
+        if int(await self._renew(keys=[self.key], args=[self.token, self._ms])) != 1:
+            self._lost = True
+            return False
+        self._until = asked + self.seconds
+        return True
+
+    async def keep(self) -> None:
+        """Renew every third of the expiry until cancelled or the lock is lost; a Redis
+        error is retried at the next turn (:meth:`held` turns false meanwhile)."""
+        while True:
+            await asyncio.sleep(self.seconds / 3)
+            try:
+                if not await self.renew():
+                    log.warning("campaign lock %s lost: this runner stops", self.key)
+                    return
+            except (RedisError, OSError) as e:
+                log.warning("campaign lock %s not renewed: %s", self.key, e)
+
+    async def release(self) -> None:
+        """Free the lock, if it is still this runner's."""
+        await self._release(keys=[self.key], args=[self.token])
+
+
 class CampaignRunner:
     """The worker side: writes a campaign's recipients and sends them, resumably."""
 
-    LOCK_TTL = 60
     JOB_BUDGET = 45.0
     """Seconds one job works before handing over to the next (arq jobs time out)."""
+    UNANSWERED_EVERY = 5.0
+    """Seconds between two looks for a campaign's lost answers due for their one more try."""
 
     def __init__(
         self,
@@ -165,33 +253,42 @@ class CampaignRunner:
         )
         self._answer_wait = timedelta(minutes=config.worker.unknown_answer_retry_minutes)
         self._lease = timedelta(seconds=config.worker.send_lease_seconds)
+        self._unanswered_looked: dict[int, float] = {}
+        """When each campaign's lost answers were last looked for (monotonic seconds)."""
 
     def _lock_key(self, campaign_id: int) -> str:
         return f"sampark:campaign-lock:{campaign_id}"
 
+    def lock(self, campaign_id: int) -> CampaignLock:
+        """The campaign's lock (not yet taken), held for ``bulk.lock_seconds``."""
+        return CampaignLock(
+            self.redis, self._lock_key(campaign_id), seconds=self.config.bulk.lock_seconds
+        )
+
     async def run(self, campaign_id: int) -> str:
         """Work on the campaign for a while; queues its own continuation. One runner per
-        campaign at a time (a Redis lock); a second job for it returns ``busy``."""
-        token = uuid.uuid4().hex
-        key = self._lock_key(campaign_id)
-        if not await self.redis.set(key, token, nx=True, ex=self.LOCK_TTL):
+        campaign at a time (:class:`CampaignLock`); a second job for it returns ``busy``."""
+        lock = self.lock(campaign_id)
+        if not await lock.take():
             return "busy"
+        keeping = asyncio.ensure_future(lock.keep())
         then: tuple[bool, datetime | None] | None = None
         try:
-            outcome, then = await self._run_locked(campaign_id)
+            outcome, then = await self._run_locked(campaign_id, lock)
             return outcome
         finally:
-            if await self.redis.get(key) in (token, token.encode()):
-                await self.redis.delete(key)
+            keeping.cancel()
+            await asyncio.gather(keeping, return_exceptions=True)
+            await lock.release()
             if then is not None:
                 await self.scheduler.schedule(campaign_id, at=then[1])
 
     async def _run_locked(
-        self, campaign_id: int
+        self, campaign_id: int, lock: CampaignLock
     ) -> tuple[str, tuple[bool, datetime | None] | None]:
         fresh: list[_Pending] = []
         try:
-            return await self._work(campaign_id, fresh)
+            return await self._work(campaign_id, fresh, lock)
         finally:
             # Written and held for sending, but the runner stops first (paused, cancelled,
             # quiet hours, its time is up): back to the queue, as if never claimed.
@@ -201,23 +298,27 @@ class CampaignRunner:
                 ).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
 
     async def _work(
-        self, campaign_id: int, fresh: list[_Pending]
+        self, campaign_id: int, fresh: list[_Pending], lock: CampaignLock
     ) -> tuple[str, tuple[bool, datetime | None] | None]:
         """The runner's loop; ``fresh`` holds the messages written but not yet sent."""
         deadline = _time.monotonic() + self.JOB_BUDGET
         failures = 0
         while True:
-            await self.redis.expire(self._lock_key(campaign_id), self.LOCK_TTL)
+            if not lock.held():
+                # Another runner may have it now (or will: the resume job queues it).
+                log.warning("campaign %s: lock not held, this runner stops", campaign_id)
+                return "lock lost", None
             campaign = await Campaign.get_or_none(id=campaign_id)
             if campaign is None or campaign.status is not CampaignStatus.SENDING:
                 if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
                     # A batch written while the cancel was being recorded, and this
                     # runner's own written but unsent one.
-                    await OutboundMessage.filter(
+                    cancelled = await OutboundMessage.filter(
                         Q(status__in=list(CLAIMABLE))
                         | Q(id__in=[p[0] for p in fresh], status=MessageStatus.SENDING),
                         campaign_id=campaign_id,
                     ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
+                    metrics.campaign_recipients(self.provider.name, "cancelled", cancelled)
                     fresh.clear()
                 return (campaign.status.value if campaign else "missing"), None
             if campaign.started_at is not None and campaign.started_at > datetime.now(UTC):
@@ -234,7 +335,7 @@ class CampaignRunner:
                 else None
             )
             try:
-                sent, transient = await self._send_batch(campaign, fresh)
+                sent, transient = await self._send_batch(campaign, fresh, lock)
             finally:
                 if writing is not None:
                     fresh += await writing
@@ -261,7 +362,9 @@ class CampaignRunner:
                 )
                 if answer_due is not None:
                     # Answers lost: their reports may settle them any moment (look again
-                    # soon, to be done then), else their one more try is due then.
+                    # soon, to be done then), else their one more try is due then; the
+                    # next run looks for them at once.
+                    self._unanswered_looked.pop(campaign_id, None)
                     return "waiting", (True, min(soon, answer_due))
                 await Campaign.filter(id=campaign_id, status=CampaignStatus.SENDING).update(
                     status=CampaignStatus.DONE, finished_at=datetime.now(UTC)
@@ -326,15 +429,25 @@ class CampaignRunner:
                 .update(cursor=cursor, skipped=F("skipped") + skipped)
             )
         campaign.cursor = cursor
+        metrics.campaign_recipients(self.provider.name, "written", len(written))
+        metrics.campaign_recipients(self.provider.name, "opted_out", skipped)
         return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
 
-    async def _send_batch(self, campaign: Campaign, fresh: list[_Pending]) -> tuple[int, bool]:
+    async def _send_batch(
+        self, campaign: Campaign, fresh: list[_Pending], lock: CampaignLock
+    ) -> tuple[int, bool]:
         """Send ``fresh`` (taken from the list as they go to the provider), then the next of
-        the messages waiting; (messages accepted, any transient failure)."""
+        the messages waiting, while ``lock`` is held; (messages accepted, any transient
+        failure)."""
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
         held = {p[0] for p in fresh}
-        await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+        # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
+        # minutes): looking every few seconds, not at every batch, spares a query a batch.
+        looked = self._unanswered_looked.get(campaign.id)
+        if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
+            await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+            self._unanswered_looked[campaign.id] = _time.monotonic()
         rows: list[_Pending] = list(fresh)
         mine = OutboundMessage.filter(campaign_id=campaign.id)
         columns = _PENDING_COLUMNS
@@ -367,15 +480,22 @@ class CampaignRunner:
             by_text.setdefault((text, dlt_template_id), []).append((mid, recipient, segments))
         accepted = 0
         transient = False
+        first = True
         for (text, dlt_template_id), group in by_text.items():
             segments = group[0][2]
             per_request = max(1, int(self.limiter.capacity) // max(1, segments))
             for i in range(0, len(group), per_request):
-                status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
-                if status and str(status[0]) != CampaignStatus.SENDING.value:
-                    return accepted, False
+                # The first request's status is the one the loop has just read; each
+                # later one reads it again (a pause or cancel stops the next request).
+                if not first:
+                    status = await Campaign.filter(id=campaign.id).values_list("status", flat=True)
+                    if status and str(status[0]) != CampaignStatus.SENDING.value:
+                        return accepted, False
+                first = False
                 chunk = group[i : i + per_request]
                 await self.limiter.acquire(segments * len(chunk))
+                if not lock.held():
+                    return accepted, False
                 ids = {mid for mid, _, _ in chunk}
                 fresh[:] = [p for p in fresh if p[0] not in ids]
                 # Shielded: a worker stopped mid-request still records what the provider took.
@@ -413,6 +533,9 @@ class CampaignRunner:
             session=self.session,
             may_retry=lambda m: m.attempts < self.config.bulk.max_tries,
         )
+        outcomes = Counter(r.status.value for r in results.values())
+        for outcome, n in outcomes.items():
+            metrics.campaign_recipients(self.provider.name, outcome, n)
         return (
             sum(r.status in _TAKEN for r in results.values()),
             any(r.transient for r in results.values()),

@@ -31,6 +31,7 @@ from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE
 from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.errors import FieldError
+from gateway.ops import metrics
 from gateway.sms.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.staff.audit import audit
 from gateway.storage.models import (
@@ -531,7 +532,8 @@ class Campaigns:
             action="campaign.cancel",
             finished_at=datetime.now(UTC),
         )
-        await OutboundMessage.filter(campaign_id=campaign.id, status__in=list(CLAIMABLE)).update(
-            status=MessageStatus.FAILED, last_error=CANCELLED_REASON
-        )
+        cancelled = await OutboundMessage.filter(
+            campaign_id=campaign.id, status__in=list(CLAIMABLE)
+        ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
+        metrics.campaign_recipients(self.config.sms.provider, "cancelled", cancelled)
         return campaign

@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.cli.base import setup_logging
 from gateway.config import SAMPLE_TICKET_KEY, Config, ConfigError, load_config
-from gateway.ops import logs
+from gateway.ops import event_loop, logs
 from gateway.ops.startup import listen_problem
 from gateway.storage.db import database_label
 
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
             "worker shares, or run the worker in-process)"
         )
     setup_logging(args.verbose, config=config)
-    logs.starting("Sampark", pid=os.getpid(), database=database_label(config))
+    loop = event_loop.install()
+    logs.starting("Sampark", pid=os.getpid(), database=database_label(config), loop=loop)
     if config.tickets.key == SAMPLE_TICKET_KEY:
         log.warning(
             "tickets.key is the public sample key %r: anyone can tell a ticket's serial "

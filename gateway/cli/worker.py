@@ -21,7 +21,7 @@ from gateway.app import job_context, open_services, setup_ops_routes
 from gateway.cli.base import setup_logging
 from gateway.config import Config, ConfigError, load_config
 from gateway.jobs.worker import running_workers
-from gateway.ops import logs
+from gateway.ops import event_loop, logs
 from gateway.ops.startup import listen_problem
 from gateway.storage.db import database_label
 from gateway.web.keys import BULK_WORKER, CONFIG, REDIS, WORKER
@@ -48,7 +48,8 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(args.verbose, config=config)
-    logs.starting("the worker", pid=os.getpid(), database=database_label(config))
+    loop = event_loop.install()
+    logs.starting("the worker", pid=os.getpid(), database=database_label(config), loop=loop)
     asyncio.run(run_worker(config, port=args.port))
     return 0
 

@@ -52,6 +52,10 @@ def _job(function: Callable[..., Awaitable[object]]) -> WorkerCoroutine:
     return cast(WorkerCoroutine, function)
 
 
+RESUME_SECONDS = (0, 15, 30, 45)
+"""The seconds of each minute at which ``resume_campaigns`` queues every sending campaign."""
+
+
 def build_bulk_worker(
     ctx: JobContext, *, pool: ArqRedis, burst: bool = False, queue: str = BULK_QUEUE
 ) -> Worker:
@@ -63,7 +67,9 @@ def build_bulk_worker(
                 _job(resume_campaigns),
                 name="resume_campaigns",
                 minute=None,
-                second=30,
+                # Every 15 s: a campaign whose runner's worker died waits for its lock to
+                # expire (bulk.lock_seconds), then for this.
+                second=set(RESUME_SECONDS),
                 run_at_startup=True,
                 unique=True,
             )

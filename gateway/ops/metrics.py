@@ -34,6 +34,8 @@ from prometheus_client.registry import Collector
 __all__ = [
     "CONTENT_TYPE",
     "callback_refused",
+    "campaign_families",
+    "campaign_recipients",
     "database_error",
     "escalation",
     "exposition",
@@ -115,8 +117,13 @@ DATABASE_ERRORS = Counter(
     "Database failures seen (unreachable, or refused a query), by where",
     ["where"],
 )
-REDIS_ERRORS = Counter(
-    "sampark_redis_errors", "Redis failures seen, by where", ["where"]
+REDIS_ERRORS = Counter("sampark_redis_errors", "Redis failures seen, by where", ["where"])
+CAMPAIGN_RECIPIENTS = Counter(
+    "sampark_campaign_recipients",
+    "Campaign recipients, by provider and outcome: written (their message queued), "
+    "opted_out (skipped), then each send's outcome (sent, delivered, failed, unknown: the "
+    "answer was lost, retrying: to be tried again)",
+    ["provider", "outcome"],
 )
 HTTP_REQUESTS = Counter(
     "sampark_http_requests",
@@ -160,6 +167,13 @@ def send_latency(provider: str, seconds: float) -> None:
 
 def provider_error(provider: str, kind: str, count: int = 1) -> None:
     PROVIDER_ERRORS.labels(provider, kind).inc(count)
+
+
+def campaign_recipients(provider: str, outcome: str, count: int = 1) -> None:
+    """``count`` recipients of a campaign reached ``outcome`` (written, opted_out, or a
+    send's outcome)."""
+    if count:
+        CAMPAIGN_RECIPIENTS.labels(provider, outcome).inc(count)
 
 
 def escalation(level: str) -> None:
@@ -207,6 +221,19 @@ def queue_families(queues: Mapping[str, tuple[int, float]]) -> list[GaugeMetricF
         depth.add_metric([queue], n)
         age.add_metric([queue], seconds)
     return [depth, age]
+
+
+def campaign_families(left: Mapping[int, int]) -> list[GaugeMetricFamily]:
+    """A gauge of the recipients each sending campaign has left to send (not yet written,
+    or written and not yet handed to the provider), from ``left``: campaign ID -> count."""
+    gauge = GaugeMetricFamily(
+        "sampark_campaign_recipients_left",
+        "Recipients a sending campaign has not yet handed to the provider",
+        labels=["campaign"],
+    )
+    for campaign, n in left.items():
+        gauge.add_metric([str(campaign)], n)
+    return [gauge]
 
 
 def exposition(extra: Iterable[GaugeMetricFamily] = ()) -> bytes:

@@ -1,6 +1,7 @@
 """``GET /metrics``: the gateway's metrics (:mod:`gateway.ops.metrics`) for Prometheus, to
 loopback and the networks of ``metrics.allow`` only, with each arq queue's depth and oldest
-job's age read from Redis for the scrape."""
+job's age read from Redis, and each sending campaign's recipients left read from the
+database, for the scrape."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from aiohttp import web
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
+from tortoise.exceptions import BaseORMException
 
+from gateway.campaigns.progress import left_to_send
 from gateway.jobs.dispatch import BULK_QUEUE, QUEUE
 from gateway.ops import metrics
 from gateway.web.keys import CONFIG, REDIS
@@ -62,6 +65,12 @@ async def metrics_view(request: web.Request) -> web.Response:
     except (RedisError, OSError):
         metrics.redis_error("metrics")
         queues = []  # the rest is still worth having; the Redis error counter tells
+    try:
+        campaigns = metrics.campaign_families(await left_to_send())
+    except (BaseORMException, OSError):
+        metrics.database_error("metrics")
+        campaigns = []
     return web.Response(
-        body=metrics.exposition(queues), headers={"Content-Type": metrics.CONTENT_TYPE}
+        body=metrics.exposition([*queues, *campaigns]),
+        headers={"Content-Type": metrics.CONTENT_TYPE},
     )
