@@ -119,3 +119,13 @@ def test_masking_keeps_the_country_code_and_the_last_four_digits() -> None:
     assert mask_phone(MOBILE) == "+91******5678"
     assert mask_phone(None) == "-"
     assert mask_phone("12345") == "*****"
+
+
+def test_a_provider_request_takes_a_stored_e164_number_as_it_is() -> None:
+    """The outbox's numbers were checked when they came in; others are normalised."""
+    from gateway.text.phone import as_sent
+
+    assert as_sent("+919812345678", region="IN") == "+919812345678"
+    assert as_sent("098123 45678", region="IN") == "+919812345678"
+    with pytest.raises(InvalidPhoneNumber):
+        as_sent("12", region="IN")

@@ -14,7 +14,8 @@ recipient refused messages; the gateway acts on those alone.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.errors import FieldError
+from gateway.text.phone import mask_phone
 
 __all__ = [
     "CALLBACKS",
@@ -44,6 +46,7 @@ __all__ = [
     "UssdHop",
     "UssdReply",
     "UssdSessionEnd",
+    "describe_results",
 ]
 
 
@@ -198,6 +201,16 @@ class RecipientResult:
     opted_out: bool = False
     """The recipient refused messages (the provider's own status says so): what is optional
     is no longer sent to the number."""
+
+
+def describe_results(results: Sequence[RecipientResult]) -> str:
+    """A send's results for its log line: each (masked) number and outcome for a few, the
+    count per outcome for a batch (a campaign's 200 numbers a line cost a few per cent of
+    its sending time, and the delivery layer logs every failure by message already)."""
+    if len(results) <= 3:
+        return ", ".join(f"{mask_phone(r.phone)}={r.outcome.value}" for r in results)
+    counts = Counter(r.outcome.value for r in results)
+    return ", ".join(f"{outcome}={n}" for outcome, n in sorted(counts.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,14 @@ from gateway.channels.africastalking.statuses import (
     outcome_for_status_code,
     recipient_opted_out,
 )
-from gateway.channels.base import OutgoingSms, ProviderError, RecipientResult, SendOutcome
-from gateway.text.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.channels.base import (
+    OutgoingSms,
+    ProviderError,
+    RecipientResult,
+    SendOutcome,
+    describe_results,
+)
+from gateway.text.phone import InvalidPhoneNumber, as_sent, mask_phone, normalize_phone
 
 __all__ = ["MessagingApi"]
 
@@ -120,9 +126,7 @@ class MessagingApi:
             )
         results += self._results(message, answered, by_number)
         log.info(
-            "africastalking: sent to %d recipient(s): %s",
-            len(by_number),
-            ", ".join(f"{mask_phone(r.phone)}={r.outcome.value}" for r in results),
+            "africastalking: sent to %d recipient(s): %s", len(by_number), describe_results(results)
         )
         return results
 
@@ -133,7 +137,7 @@ class MessagingApi:
         by_number: dict[str, str] = {}
         for raw in recipients:
             try:
-                number = normalize_phone(raw, region=self.region)
+                number = as_sent(raw, region=self.region)
             except InvalidPhoneNumber:
                 log.warning("africastalking: not sending to malformed number %s", mask_phone(raw))
                 results.append(

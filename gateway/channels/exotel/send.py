@@ -18,13 +18,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from gateway.channels.base import OutgoingSms, ProviderError, RecipientResult, SendOutcome
+from gateway.channels.base import (
+    OutgoingSms,
+    ProviderError,
+    RecipientResult,
+    SendOutcome,
+    describe_results,
+)
 from gateway.channels.exotel.pacing import Busy, Pacer, retry_after_seconds
 from gateway.channels.exotel.parse import AnsweredMessage, parse_send_answer
 from gateway.channels.exotel.settings import ExotelSettings
 from gateway.channels.exotel.statuses import opted_out, send_outcome, transient_http_status
 from gateway.text.encoding import Encoding, measure_sms
-from gateway.text.phone import InvalidPhoneNumber, mask_phone, normalize_phone
+from gateway.text.phone import InvalidPhoneNumber, as_sent, mask_phone, normalize_phone
 
 __all__ = ["DELIVERY_PATH", "SmsApi"]
 
@@ -151,11 +157,7 @@ class SmsApi:
         except ValueError as exc:
             return results + _answer_lost(by_number, f"HTTP {status}, unreadable answer ({exc})")
         results += self._results(answered, by_number)
-        log.info(
-            "exotel: sent to %d recipient(s): %s",
-            len(by_number),
-            ", ".join(f"{mask_phone(r.phone)}={r.outcome.value}" for r in results),
-        )
+        log.info("exotel: sent to %d recipient(s): %s", len(by_number), describe_results(results))
         return results
 
     def _numbers(self, recipients: tuple[str, ...]) -> tuple[list[RecipientResult], dict[str, str]]:
@@ -163,7 +165,7 @@ class SmsApi:
         by_number: dict[str, str] = {}
         for raw in recipients:
             try:
-                number = normalize_phone(raw, region=self.region)
+                number = as_sent(raw, region=self.region)
             except InvalidPhoneNumber:
                 log.warning("exotel: not sending to malformed number %s", mask_phone(raw))
                 results.append(
