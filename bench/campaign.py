@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fake_exotel
 from fake_provider import API_KEY, USERNAME
+from plain_client import post_forms
 from scratch import private_config_file, scratch_workspace
 from ussd_hops import free_port, start, stop, wait_ready
 
@@ -50,25 +51,6 @@ def peak_mb(pid: int) -> float:
 Ceiling = Callable[[str, int, int], Awaitable[float]]
 """Seconds for a plain client to post (fake's base URL, requests, recipients) as the
 gateway did: the same requests to the same fake, the figure's ceiling."""
-
-
-async def post_forms(
-    url: str, headers: dict[str, str], forms: Iterator[bytes], *, wide: int
-) -> float:
-    """Seconds for one aiohttp client to post the encoded ``forms`` (made as they are
-    taken) to ``url``, ``wide`` at a time, each answer read."""
-    todo = forms
-
-    async def sender(http: aiohttp.ClientSession) -> None:
-        for body in todo:
-            async with http.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                assert resp.status == 201, resp.status
-
-    t0 = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=wide)) as http:
-        await asyncio.gather(*(sender(http) for _ in range(wide)))
-    return time.perf_counter() - t0
 
 
 async def at_ceilings(fake_url: str, requests: int, recipients: int) -> tuple[float, float]:
@@ -92,8 +74,8 @@ async def at_ceilings(fake_url: str, requests: int, recipients: int) -> tuple[fl
         "Accept": "application/json",
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    one = await post_forms(url, headers, forms(), wide=1)
-    wide = await post_forms(url, headers, forms(), wide=50)
+    one = await post_forms(url, headers, forms(), wide=1, expect=201)
+    wide = await post_forms(url, headers, forms(), wide=50, expect=201)
     return one, wide
 
 

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import campaign
 import fake_exotel
 from outbound import CONCURRENCY, TEXT, gateway
+from plain_client import post_forms
 from scratch import scratch_config
 from ussd_hops import free_port, start, stop, wait_ready
 
@@ -78,19 +78,7 @@ async def plain_client(base_url: str, forms: list[dict[str, str]]) -> float:
         "Authorization": aiohttp.encode_basic_auth(fake_exotel.API_KEY, fake_exotel.API_TOKEN),
         "Accept": "application/json",
     }
-    todo = iter(forms)
-
-    async def sender(http: aiohttp.ClientSession) -> None:
-        for form in todo:
-            async with http.post(url, data=form, headers=headers) as resp:
-                await resp.read()
-                assert resp.status == 200, resp.status
-
-    t0 = time.perf_counter()
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(sender(http) for _ in range(CONCURRENCY)))
-    return time.perf_counter() - t0
+    return await post_forms(url, headers, forms, wide=CONCURRENCY, expect=200)
 
 
 def form(to: list[str], text: str) -> dict[str, str]:

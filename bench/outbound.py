@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from arq import Worker
 from arq.connections import ArqRedis
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fake_provider import API_KEY, USERNAME
+from plain_client import post_forms
 from scratch import scratch_config
 from ussd_hops import free_port, start, stop, wait_ready
 
@@ -77,20 +77,8 @@ async def arq_ceiling(pool: ArqRedis, count: int) -> float:
 async def direct(base_url: str, count: int) -> float:
     url = f"{base_url}/version1/messaging"
     headers = {"apiKey": API_KEY, "Accept": "application/json"}
-    todo = iter(range(count))
-
-    async def sender(http: aiohttp.ClientSession) -> None:
-        for i in todo:
-            form = {"username": USERNAME, "to": f"+9198{i:08d}", "message": TEXT}
-            async with http.post(url, data=form, headers=headers) as resp:
-                await resp.read()
-                assert resp.status == 201, resp.status
-
-    t0 = time.perf_counter()
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(sender(http) for _ in range(CONCURRENCY)))
-    return time.perf_counter() - t0
+    forms = ({"username": USERNAME, "to": f"+9198{i:08d}", "message": TEXT} for i in range(count))
+    return await post_forms(url, headers, forms, wide=CONCURRENCY, expect=201)
 
 
 async def gateway(app: web.Application, count: int, *, provider: str = "africastalking") -> float:
