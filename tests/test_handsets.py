@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import COMPLAINTS, CONFIG, LIFECYCLE, catalogs_for
+from gateway.app import COMPLAINTS, LIFECYCLE, catalogs_for
 from gateway.config import ConfigError, load_config
 from gateway.storage.models import AuditRecord, Citizen, Complaint, OutboundMessage
 from tests.conftest import SHIPPED_CONFIG
