@@ -354,6 +354,10 @@ class BulkSettings(_Model):
     """Rate per provider, in SMS segments a second, shared by every campaign."""
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
     """Recipients written, or sent in one provider request, at a time."""
+    requests_in_flight: Annotated[int, Field(ge=1, le=32)] = 4
+    """Provider requests one campaign's runner has under way at once, each of up to
+    ``batch_size`` recipients: while the provider answers one, the runner records another's
+    answers and writes the next recipients. The rate (``segments_per_second``) still holds."""
     max_tries: Annotated[int, Field(ge=1, le=20)] = 5
     """Attempts at one recipient before it is marked failed."""
     lock_seconds: Annotated[int, Field(ge=3, le=300)] = 15

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.connection import get_connection
 from tortoise.expressions import Q
 
 from gateway.complaints.lifecycle import OPEN
@@ -152,22 +153,25 @@ async def audience_batch(
             )
             for r in rows
         ]
-    contacts = (
-        await CampaignContact.filter(campaign_id=campaign.id, id__gt=after)
-        .order_by("id")
-        .limit(size)
-        .values_list("id", "phone")
+    # One statement, the citizens joined by number: tortoise's ``phone__in`` of a batch's
+    # numbers cost more CPU to build than the database took to answer (py-spy).
+    conn = get_connection("default")
+    rows = await conn.execute_query_dict(
+        "SELECT cc.id, cc.phone, ci.language, ci.opted_out, ci.latin_only, ci.script "
+        f'FROM "{CampaignContact._meta.db_table}" cc '
+        f'LEFT JOIN "{Citizen._meta.db_table}" ci ON ci.phone = cc.phone '
+        f"WHERE cc.campaign_id = {param(conn, 1)} AND cc.id > {param(conn, 2)} "
+        f"ORDER BY cc.id LIMIT {param(conn, 3)}",
+        [campaign.id, after, size],
     )
-    phones = [str(p) for _, p in contacts]
-    known = {
-        str(p): (lang, bool(o), bool(latin), script)
-        for p, lang, o, latin, script in await Citizen.filter(phone__in=phones).values_list(
-            "phone", "language", "opted_out", "latin_only", "script"
+    return [
+        Person(
+            int(r["id"]),
+            str(r["phone"]),
+            str(r["language"] or default_language),
+            bool(r["opted_out"]),
+            bool(r["latin_only"]),
+            r["script"],
         )
-    }
-    people = []
-    for key, phone in contacts:
-        lang, opted, latin, script = known.get(str(phone), (None, False, False, None))
-        language = str(lang or default_language)
-        people.append(Person(int(key), str(phone), language, opted, latin, script))
-    return people
+        for r in rows
+    ]

@@ -58,6 +58,11 @@ def _pending(
     )
 
 
+_AT_PENDING = tuple(NEW_MESSAGE_COLUMNS.index(c) for c in _PENDING_COLUMNS[1:])
+"""Where a new message's row (:func:`~gateway.sms.outbox.new_message_row`) holds a
+:data:`_Pending`'s columns after the ID."""
+_AT_RECIPIENT = NEW_MESSAGE_COLUMNS.index("recipient")
+
 _TAKEN = (MessageStatus.SENT, MessageStatus.DELIVERED)
 
 
@@ -328,14 +333,14 @@ class CampaignRunner:
             if quiet_end is not None:
                 log.info("campaign %s: quiet hours, resuming at %s", campaign_id, quiet_end)
                 return "quiet", (True, quiet_end)
-            # The next batch is written while the provider takes the last one.
+            # The next round's batches are written while the provider takes this round's.
             writing = (
-                asyncio.ensure_future(self._write_batch(campaign))
+                asyncio.ensure_future(self._write_batch(campaign, batches=self._lanes))
                 if campaign.cursor != DONE_CURSOR
                 else None
             )
             try:
-                sent, transient = await self._send_batch(campaign, fresh, lock)
+                sent, transient = await self._send_round(campaign, fresh, lock)
             finally:
                 if writing is not None:
                     fresh += await writing
@@ -374,12 +379,13 @@ class CampaignRunner:
             if _time.monotonic() > deadline:
                 return "continues", (True, None)
 
-    async def _write_batch(self, campaign: Campaign) -> list[_Pending]:
-        """Write the next batch of recipients and move the cursor, in one transaction.
+    async def _write_batch(self, campaign: Campaign, *, batches: int = 1) -> list[_Pending]:
+        """Write the next ``batches`` batches of recipients and move the cursor, in one
+        transaction.
 
         The messages are written already held by this runner ("sending", first attempt):
         it sends them next, with no claim of their own. Returns them."""
-        size = self.config.bulk.batch_size
+        size = self.config.bulk.batch_size * batches
         after = int(campaign.cursor) if campaign.cursor else 0
         rendered = self.campaigns.render_all(campaign.template, campaign.variables)
         default = self.config.service.default_language
@@ -420,7 +426,7 @@ class CampaignRunner:
                 OutboundMessage._meta.db_table,
                 NEW_MESSAGE_COLUMNS,
                 messages,
-                returning=_PENDING_COLUMNS,
+                returning=("id", "recipient"),
                 skip_conflicts_on="idempotency_key",
             )
             await (
@@ -431,24 +437,64 @@ class CampaignRunner:
         campaign.cursor = cursor
         metrics.campaign_recipients(self.provider.name, "written", len(written))
         metrics.campaign_recipients(self.provider.name, "opted_out", skipped)
-        return [_pending(*(r[c] for c in _PENDING_COLUMNS)) for r in written]
+        # The rest of each written row is what was just written, not read back: the texts
+        # are most of a batch's bytes.
+        by_phone = {row[_AT_RECIPIENT]: row for row in messages}
+        return [
+            _pending(r["id"], *(by_phone[str(r["recipient"])][i] for i in _AT_PENDING))
+            for r in written
+        ]
 
-    async def _send_batch(
+    @property
+    def _lanes(self) -> int:
+        return self.config.bulk.requests_in_flight
+
+    async def _send_round(
         self, campaign: Campaign, fresh: list[_Pending], lock: CampaignLock
     ) -> tuple[int, bool]:
-        """Send ``fresh`` (taken from the list as they go to the provider), then the next of
-        the messages waiting, while ``lock`` is held; (messages accepted, any transient
-        failure)."""
+        """Send ``fresh`` (taken from the list as they go to the provider) on up to
+        ``bulk.requests_in_flight`` lanes at once, a batch each; the first lane then takes
+        the next of the messages waiting. (Messages accepted, any transient failure.)"""
+        size = self.config.bulk.batch_size
+        batches = [fresh[i : i + size] for i in range(0, min(len(fresh), size * self._lanes), size)]
+        lanes = [
+            self._send_batch(campaign, batch, fresh, lock, first_lane=i == 0)
+            for i, batch in enumerate(batches or [[]])
+        ]
+        # Every lane is awaited to its end before an error goes up: a lane left running
+        # would send for a runner that has stopped.
+        outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        done = [o for o in outcomes if not isinstance(o, BaseException)]
+        return sum(a for a, _ in done), any(t for _, t in done)
+
+    async def _send_batch(
+        self,
+        campaign: Campaign,
+        batch: list[_Pending],
+        fresh: list[_Pending],
+        lock: CampaignLock,
+        *,
+        first_lane: bool,
+    ) -> tuple[int, bool]:
+        """Send ``batch`` (of ``fresh``, taken from it as they go to the provider), then on
+        the first lane the next of the messages waiting, while ``lock`` is held; (messages
+        accepted, any transient failure)."""
         now = datetime.now(UTC)
         size = self.config.bulk.batch_size
-        held = {p[0] for p in fresh}
-        # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
-        # minutes): looking every few seconds, not at every batch, spares a query a batch.
-        looked = self._unanswered_looked.get(campaign.id)
-        if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
-            await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
-            self._unanswered_looked[campaign.id] = _time.monotonic()
-        rows: list[_Pending] = list(fresh)
+        held = {p[0] for p in batch}
+        rows: list[_Pending] = list(batch)
+        if first_lane:
+            # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
+            # minutes): looking every few seconds, not at every batch, spares a query a batch.
+            looked = self._unanswered_looked.get(campaign.id)
+            if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
+                await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
+                self._unanswered_looked[campaign.id] = _time.monotonic()
+        else:
+            size = len(rows)
         mine = OutboundMessage.filter(campaign_id=campaign.id)
         columns = _PENDING_COLUMNS
         if len(rows) < size:
@@ -461,7 +507,7 @@ class CampaignRunner:
                     status__in=[MessageStatus.RETRYING, MessageStatus.SENDING]
                 )
                 .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
-                .exclude(id__in=list(held))
+                .exclude(id__in=[p[0] for p in fresh])
                 .order_by("id")
                 .limit(size - len(rows))
                 .values_list(*columns)

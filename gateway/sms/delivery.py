@@ -379,7 +379,9 @@ async def _record_failures(conn: BaseDBAsyncClient, out: _Answers) -> None:
 
 
 def _log(held: Sequence[ClaimedMessage], out: _Answers) -> None:
-    for msg in held:
+    # A batch the provider took whole (a campaign's usual request) has only its summary.
+    whole = len(held) > 1 and len(out.sent) == len(held)
+    for msg in () if whole else held:
         result = out.results[msg.id]
         if result.status is MessageStatus.UNKNOWN:
             log.warning("message %s to %s: answer lost", msg.id, mask_phone(msg.recipient))
