@@ -682,8 +682,9 @@ async def test_a_campaign_whose_runner_was_killed_is_taken_on_after_its_short_lo
 ) -> None:
     """A worker process SIGKILLed mid-campaign leaves the campaign's lock behind, no longer
     renewed: another runner takes the campaign on once ``bulk.lock_seconds`` (3 here) are
-    over, not a minute later, and finishes it with each number sent once (the batch the
-    dead runner held goes once its lease is over)."""
+    over, not a minute later, and finishes it: each number sent once, except that those
+    whose request reached the provider as the worker died may go once more (rule 3); the
+    batch the dead runner held goes once its lease is over."""
     bulk = {"segments_per_second": 4, "batch_size": 4, "quiet_hours": None, "lock_seconds": 3}
     config = at_config(tmp_path, database_url, redis_url, fake, bulk=bulk)
     client = await start_app(config)
@@ -716,6 +717,11 @@ async def test_a_campaign_whose_runner_was_killed_is_taken_on_after_its_short_lo
     killed = time.monotonic()
     assert await client.app[REDIS].exists(key), "the dead runner's lock is left behind"
     assert len(fake.sent) < 20
+    held = set(
+        await OutboundMessage.filter(campaign_id=campaign.id, status="sending").values_list(
+            "recipient", flat=True
+        )
+    )
     tries = 0
     while (outcome := await runner.run(campaign.id)) == "busy":
         tries += 1
@@ -731,4 +737,8 @@ async def test_a_campaign_whose_runner_was_killed_is_taken_on_after_its_short_lo
         assert time.monotonic() < finishing, "the campaign did not finish"
         await asyncio.sleep(0.1)
     got = Counter(m.number for m in fake.sent)
-    assert got == Counter({number(i): 1 for i in range(1, 21)})
+    # Each number once; a number whose request reached the provider just before the kill,
+    # its answer not yet recorded, once more at most (README "How it works", rule 3).
+    assert set(got) == {number(i) for i in range(1, 21)}
+    again = {n for n, times in got.items() if times > 1}
+    assert again <= held and max(got.values()) <= 2, (got, held)
