@@ -245,3 +245,26 @@ def test_messages_received_before_the_migration_stay_handled(tmp_path: Path) -> 
         check=True,
     )
     assert done.stdout.strip() == "[('2026-11-01 10:00:00+00:00', None)]"
+
+
+@pytest.mark.parametrize("command", ["DONE", "NOTE", "DONE  :  ", "निपटा -"])
+async def test_done_or_note_with_nothing_said_is_not_recorded_and_tells_the_citizen_nothing(
+    app_client: TestClient[Any, Any], command: str
+) -> None:
+    """The citizen's SMS carries the officer's remark ("resolved: <remark>"): without one
+    it would read "resolved: .". The officer is answered as for a command not understood."""
+    client = app_client
+    c = await register(client, CITIZEN, "2")
+    before = await templates_to(CITIZEN)
+    officer_before = await templates_to(OFFICER_L1)
+    assert await sms(client, OFFICER_L1, f"{c.ticket} {command}") == 200
+    await c.refresh_from_db()
+    assert c.status.value == "assigned"
+    assert await events(c, "resolved") == 0 and await events(c, "note") == 0
+    assert await templates_to(CITIZEN) == before
+    assert await templates_to(OFFICER_L1) == [*officer_before, "not_understood"]
+    assert await sms(client, OFFICER_L1, f"{c.ticket} {command} pipe repaired") == 200
+    assert (await templates_to(CITIZEN))[len(before) :] in (
+        ["complaint_resolved"],
+        ["complaint_status_update"],
+    )

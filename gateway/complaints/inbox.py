@@ -24,6 +24,7 @@ from gateway.complaints.lifecycle import (
     IllegalTransition,
     InvalidTransfer,
     Lifecycle,
+    RemarkMissing,
 )
 from gateway.complaints.scope import OutOfScope, officer_scope
 from gateway.config import Config, Officer
@@ -224,7 +225,9 @@ class Inbox:
             except OutOfScope:
                 await reply.send("officer_refused", ticket=complaint.ticket or "")
                 return complaint.id
-            except InvalidTransfer:  # no such place, or where the complaint is already
+            except (InvalidTransfer, RemarkMissing):
+                # No such place, or where the complaint is already; DONE or NOTE with
+                # nothing said of what was done: nothing recorded, the citizen told nothing.
                 await reply.send("not_understood", service_code=self.config.service.service_code)
                 return complaint.id
             except (IllegalTransition, ConcurrentChange):

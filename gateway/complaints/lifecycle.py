@@ -50,6 +50,7 @@ __all__ = [
     "InvalidReassignment",
     "InvalidTransfer",
     "Lifecycle",
+    "RemarkMissing",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,21 @@ class InvalidReassignment(FieldError):
 class InvalidTransfer(FieldError):
     """The transfer target is unknown, or where the complaint already is (field
     ``department`` or ``block``)."""
+
+
+class RemarkMissing(FieldError):
+    """A status update or a resolution without a word of what was done: the citizen's SMS
+    would say nothing (field ``remark``)."""
+
+    def __init__(self) -> None:
+        super().__init__("remark", "say what was done (1 to 500 characters)")
+
+
+def _said(remark: str) -> str:
+    """``remark``, which the citizen is sent; :class:`RemarkMissing` when blank."""
+    if not remark.strip():
+        raise RemarkMissing
+    return remark
 
 
 class ConcurrentChange(Exception):
@@ -138,7 +154,12 @@ class Lifecycle:
     ) -> Change:
         """An officer's status update (आख्या): the citizen is told."""
         return await self._act(
-            complaint_id, "note", actor=actor, remark=remark, scope=scope, source_key=source_key
+            complaint_id,
+            "note",
+            actor=actor,
+            remark=_said(remark),
+            scope=scope,
+            source_key=source_key,
         )
 
     async def resolve(
@@ -155,7 +176,7 @@ class Lifecycle:
             complaint_id,
             "resolve",
             actor=actor,
-            remark=remark,
+            remark=_said(remark),
             scope=scope,
             source_key=source_key,
         )
