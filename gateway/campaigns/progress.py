@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.config import Config
+from gateway.ops import metrics
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "DONE_CURSOR",
     "PENDING",
     "Progress",
+    "fail_unsent",
     "left_to_send",
     "progress",
 ]
@@ -85,6 +89,20 @@ async def progress(
         unknown=counts.get(MessageStatus.UNKNOWN.value, 0),
         waiting_until=_held_until(campaign, config, now),
     )
+
+
+async def fail_unsent(campaign_id: int, *, provider: str, held: Sequence[int] = ()) -> int:
+    """What a cancel does to a campaign's messages not yet handed to the provider (and to
+    ``held``: those its own runner wrote but has not sent): failed, ``campaign
+    cancelled``, counted as cancelled; how many. What was sent stays sent."""
+    unsent = Q(status__in=list(CLAIMABLE))
+    if held:
+        unsent |= Q(id__in=list(held), status=MessageStatus.SENDING)
+    cancelled = await OutboundMessage.filter(unsent, campaign_id=campaign_id).update(
+        status=MessageStatus.FAILED, last_error=CANCELLED_REASON
+    )
+    metrics.campaign_recipients(provider, "cancelled", cancelled)
+    return cancelled
 
 
 async def left_to_send() -> dict[int, int]:

@@ -21,7 +21,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from gateway.campaigns.audience import audience_batch
-from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE, DONE_CURSOR, PENDING
+from gateway.campaigns.progress import DONE_CURSOR, PENDING, fail_unsent
 from gateway.campaigns.quiet_hours import in_quiet_hours
 from gateway.campaigns.service import Campaigns, RunScheduler
 from gateway.channels.base import OutgoingSms, Provider
@@ -29,6 +29,7 @@ from gateway.ops import metrics
 from gateway.sms.delivery import ClaimedMessage, claim_messages, send_request
 from gateway.sms.outbox import NEW_MESSAGE_COLUMNS, new_message_row
 from gateway.sms.retry import backoff
+from gateway.sms.templates import RenderedSms
 from gateway.sms.unanswered import next_unanswered_retry, retry_unanswered
 from gateway.storage.models import Campaign, CampaignStatus, MessageStatus, OutboundMessage
 from gateway.storage.sql import insert_returning
@@ -57,11 +58,6 @@ def _pending(
         None if dlt is None else str(dlt),
     )
 
-
-_AT_PENDING = tuple(NEW_MESSAGE_COLUMNS.index(c) for c in _PENDING_COLUMNS[1:])
-"""Where a new message's row (:func:`~gateway.sms.outbox.new_message_row`) holds a
-:data:`_Pending`'s columns after the ID."""
-_AT_RECIPIENT = NEW_MESSAGE_COLUMNS.index("recipient")
 
 _TAKEN = (MessageStatus.SENT, MessageStatus.DELIVERED)
 
@@ -318,12 +314,9 @@ class CampaignRunner:
                 if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
                     # A batch written while the cancel was being recorded, and this
                     # runner's own written but unsent one.
-                    cancelled = await OutboundMessage.filter(
-                        Q(status__in=list(CLAIMABLE))
-                        | Q(id__in=[p[0] for p in fresh], status=MessageStatus.SENDING),
-                        campaign_id=campaign_id,
-                    ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
-                    metrics.campaign_recipients(self.provider.name, "cancelled", cancelled)
+                    await fail_unsent(
+                        campaign_id, provider=self.provider.name, held=[p[0] for p in fresh]
+                    )
                     fresh.clear()
                 return (campaign.status.value if campaign else "missing"), None
             if campaign.started_at is not None and campaign.started_at > datetime.now(UTC):
@@ -335,7 +328,9 @@ class CampaignRunner:
                 return "quiet", (True, quiet_end)
             # The next round's batches are written while the provider takes this round's.
             writing = (
-                asyncio.ensure_future(self._write_batch(campaign, batches=self._lanes))
+                asyncio.ensure_future(
+                    self._write_batch(campaign, batches=self.config.bulk.requests_in_flight)
+                )
                 if campaign.cursor != DONE_CURSOR
                 else None
             )
@@ -395,20 +390,22 @@ class CampaignRunner:
             campaign.cursor = DONE_CURSOR
             return []
         messages: list[tuple[Any, ...]] = []
+        # What each written row is sent with, kept rather than read back: the texts are
+        # most of a batch's bytes.
+        sms_of: dict[str, RenderedSms] = {}
         skipped = 0
         now = datetime.now(UTC)
         for person in people:
             if person.opted_out and not campaign.essential:
                 skipped += 1
                 continue
+            language = self.config.sms_language(
+                person.language, latin_only=person.latin_only, script=person.script
+            )
+            sms = sms_of[person.phone] = rendered.get(language) or rendered[default]
             messages.append(
                 new_message_row(
-                    rendered.get(
-                        self.config.sms_language(
-                            person.language, latin_only=person.latin_only, script=person.script
-                        )
-                    )
-                    or rendered[default],
+                    sms,
                     recipient=person.phone,
                     provider=self.provider.name,
                     idempotency_key=f"campaign:{campaign.id}:{person.phone}",
@@ -437,17 +434,12 @@ class CampaignRunner:
         campaign.cursor = cursor
         metrics.campaign_recipients(self.provider.name, "written", len(written))
         metrics.campaign_recipients(self.provider.name, "opted_out", skipped)
-        # The rest of each written row is what was just written, not read back: the texts
-        # are most of a batch's bytes.
-        by_phone = {row[_AT_RECIPIENT]: row for row in messages}
-        return [
-            _pending(r["id"], *(by_phone[str(r["recipient"])][i] for i in _AT_PENDING))
-            for r in written
-        ]
-
-    @property
-    def _lanes(self) -> int:
-        return self.config.bulk.requests_in_flight
+        pending: list[_Pending] = []
+        for r in written:
+            phone = str(r["recipient"])
+            sms = sms_of[phone]
+            pending.append((int(r["id"]), phone, sms.text, sms.segments, sms.dlt_template_id))
+        return pending
 
     async def _send_round(
         self, campaign: Campaign, fresh: list[_Pending], lock: CampaignLock
@@ -456,7 +448,8 @@ class CampaignRunner:
         ``bulk.requests_in_flight`` lanes at once, a batch each; the first lane then takes
         the next of the messages waiting. (Messages accepted, any transient failure.)"""
         size = self.config.bulk.batch_size
-        batches = [fresh[i : i + size] for i in range(0, min(len(fresh), size * self._lanes), size)]
+        first = fresh[: size * self.config.bulk.requests_in_flight]
+        batches = [first[i : i + size] for i in range(0, len(first), size)]
         lanes = [
             self._send_batch(campaign, batch, fresh, lock, first_lane=i == 0)
             for i, batch in enumerate(batches or [[]])
@@ -482,44 +475,10 @@ class CampaignRunner:
         """Send ``batch`` (of ``fresh``, taken from it as they go to the provider), then on
         the first lane the next of the messages waiting, while ``lock`` is held; (messages
         accepted, any transient failure)."""
-        now = datetime.now(UTC)
-        size = self.config.bulk.batch_size
         held = {p[0] for p in batch}
         rows: list[_Pending] = list(batch)
         if first_lane:
-            # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
-            # minutes): looking every few seconds, not at every batch, spares a query a batch.
-            looked = self._unanswered_looked.get(campaign.id)
-            if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
-                await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign.id)
-                self._unanswered_looked[campaign.id] = _time.monotonic()
-        else:
-            size = len(rows)
-        mine = OutboundMessage.filter(campaign_id=campaign.id)
-        columns = _PENDING_COLUMNS
-        if len(rows) < size:
-            # Retried and stale ones, then queued ones: each query a range of the
-            # (campaign_id, status) index (one OR over all the statuses would walk every
-            # message already sent, batch after batch).
-            rows += [
-                _pending(*row)
-                for row in await mine.filter(
-                    status__in=[MessageStatus.RETRYING, MessageStatus.SENDING]
-                )
-                .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
-                .exclude(id__in=[p[0] for p in fresh])
-                .order_by("id")
-                .limit(size - len(rows))
-                .values_list(*columns)
-            ]
-        if len(rows) < size:
-            rows += [
-                _pending(*row)
-                for row in await mine.filter(status=MessageStatus.QUEUED)
-                .order_by("id")
-                .limit(size - len(rows))
-                .values_list(*columns)
-            ]
+            rows += await self._waiting(campaign.id, fresh, self.config.bulk.batch_size - len(rows))
         # One request per text (and its DLT template: one per language of the template).
         by_text: dict[tuple[str, str | None], list[tuple[int, str, int]]] = {}
         for mid, recipient, text, segments, dlt_template_id in rows:
@@ -555,6 +514,40 @@ class CampaignRunner:
                 accepted += a
                 transient = transient or t
         return accepted, transient
+
+    async def _waiting(self, campaign_id: int, fresh: list[_Pending], room: int) -> list[_Pending]:
+        """Up to ``room`` of the campaign's messages waiting to be sent besides ``fresh``:
+        retried and stale ones, then queued ones (each query a range of the (campaign_id,
+        status) index: one OR over all the statuses would walk every message already
+        sent, batch after batch). Lost answers due for their one more try join them."""
+        now = datetime.now(UTC)
+        # A lost answer's retry is due minutes after it (worker.unknown_answer_retry_
+        # minutes): looking every few seconds, not at every batch, spares a query a batch.
+        looked = self._unanswered_looked.get(campaign_id)
+        if looked is None or _time.monotonic() - looked >= self.UNANSWERED_EVERY:
+            await retry_unanswered(wait=self._answer_wait, now=now, campaign_id=campaign_id)
+            self._unanswered_looked[campaign_id] = _time.monotonic()
+        if room <= 0:
+            return []
+        mine = OutboundMessage.filter(campaign_id=campaign_id)
+        rows = [
+            _pending(*row)
+            for row in await mine.filter(status__in=[MessageStatus.RETRYING, MessageStatus.SENDING])
+            .filter(Q(status=MessageStatus.RETRYING) | Q(updated_at__lt=now - self._lease))
+            .exclude(id__in=[p[0] for p in fresh])
+            .order_by("id")
+            .limit(room)
+            .values_list(*_PENDING_COLUMNS)
+        ]
+        if len(rows) < room:
+            rows += [
+                _pending(*row)
+                for row in await mine.filter(status=MessageStatus.QUEUED)
+                .order_by("id")
+                .limit(room - len(rows))
+                .values_list(*_PENDING_COLUMNS)
+            ]
+        return rows
 
     async def _send_one_request(
         self, sms: OutgoingSms, chunk: list[tuple[int, str, int]], held: set[int]

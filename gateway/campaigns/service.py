@@ -27,11 +27,10 @@ from tortoise.functions import Count, Min
 from tortoise.transactions import in_transaction
 
 from gateway.campaigns.audience import ComplaintFilter, campaign_scope, scope_sql, within
-from gateway.campaigns.progress import CANCELLED_REASON, CLAIMABLE
+from gateway.campaigns.progress import fail_unsent
 from gateway.complaints.scope import Scope
 from gateway.config import Config
 from gateway.errors import FieldError
-from gateway.ops import metrics
 from gateway.sms.templates import DLT_VARIABLE_MAX, RenderedSms, TemplateBook, TemplateError
 from gateway.staff.audit import audit
 from gateway.storage.models import (
@@ -40,8 +39,6 @@ from gateway.storage.models import (
     CampaignStatus,
     Complaint,
     ComplaintStatus,
-    MessageStatus,
-    OutboundMessage,
     StaffMember,
 )
 from gateway.storage.sql import insert_rows
@@ -532,8 +529,5 @@ class Campaigns:
             action="campaign.cancel",
             finished_at=datetime.now(UTC),
         )
-        cancelled = await OutboundMessage.filter(
-            campaign_id=campaign.id, status__in=list(CLAIMABLE)
-        ).update(status=MessageStatus.FAILED, last_error=CANCELLED_REASON)
-        metrics.campaign_recipients(self.config.sms.provider, "cancelled", cancelled)
+        await fail_unsent(campaign.id, provider=self.config.sms.provider)
         return campaign

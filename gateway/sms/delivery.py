@@ -37,6 +37,7 @@ from gateway.storage.sql import insert_rows, param, update_rows
 from gateway.text.phone import mask_phone
 
 __all__ = [
+    "SENT_COLUMNS",
     "STALE_SENDING",
     "ClaimedMessage",
     "DeliveryResult",
@@ -136,7 +137,7 @@ async def claim_messages(
 
 SentRow = tuple[str, str | None, str | None, datetime, datetime | None, None, datetime, int]
 """A message the provider took, as :func:`record_sent` writes it (see :func:`sent_row`)."""
-_SENT_COLUMNS = (
+SENT_COLUMNS = (
     "status",
     "provider_message_id",
     "provider_status",
@@ -145,6 +146,7 @@ _SENT_COLUMNS = (
     "last_error",
     "updated_at",
 )
+"""The columns :func:`record_sent` sets, in a :data:`SentRow`'s order (its ID last)."""
 
 
 def sent_row(message_id: int, result: RecipientResult, *, at: datetime) -> SentRow:
@@ -165,7 +167,7 @@ def sent_row(message_id: int, result: RecipientResult, *, at: datetime) -> SentR
 
 async def record_sent(conn: BaseDBAsyncClient, rows: Sequence[SentRow]) -> None:
     """Mark messages sent (or delivered) with the provider's IDs: one batched statement."""
-    await update_rows(conn, OutboundMessage._meta.db_table, _SENT_COLUMNS, rows)
+    await update_rows(conn, OutboundMessage._meta.db_table, SENT_COLUMNS, rows)
 
 
 async def mark_opted_out(phones: Sequence[str], *, conn: BaseDBAsyncClient | None = None) -> None:

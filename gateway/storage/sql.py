@@ -87,7 +87,8 @@ async def insert_rows(
     *,
     skip_conflicts_on: str | Sequence[str] | None = None,
 ) -> None:
-    """``INSERT INTO table (columns) VALUES (...), (...)``: many rows to a statement.
+    """``INSERT INTO table (columns)`` many rows to a statement: a ``VALUES`` list on
+    SQLite, arrays on PostgreSQL (:func:`_pg_insert`).
 
     With ``skip_conflicts_on`` (the column or columns of a unique index), a row whose
     values there are present already, or were given by an earlier row, is skipped (``ON
@@ -169,7 +170,7 @@ def _pg_insert(
     One short text, so asyncpg prepares it once and keeps it; a ``VALUES`` list of 13,600
     parameters is past its statement cache's size limit (15 KiB) and was prepared again for
     every campaign batch, a third of the batch's CPU (py-spy, ``bench/campaign.py``)."""
-    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_pg_types(table, columns), start=1))
+    arrays = _pg_arrays(table, columns)
     return f'INSERT INTO "{table}" ({_names(columns)}) SELECT * FROM unnest({arrays})' + _tail(
         returning, on
     )
@@ -181,7 +182,7 @@ def _pg_update(table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> s
     for rows whose keys are distinct (executed once per row, a repeated key's last row
     would win; over arrays, an arbitrary one)."""
     both = (*columns, *keys)
-    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_pg_types(table, both), start=1))
+    arrays = _pg_arrays(table, both)
     # The arrays by position: a key may be a column set too (the status checked and set).
     given = ", ".join(f"v{i}" for i in range(len(both)))
     sets = ", ".join(f'"{c}" = v.v{i}' for i, c in enumerate(columns))
@@ -189,6 +190,11 @@ def _pg_update(table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> s
         f'"{table}"."{k}" = v.v{i}' for i, k in enumerate(keys, start=len(columns))
     )
     return f'UPDATE "{table}" SET {sets} FROM unnest({arrays}) AS v({given}) WHERE {where}'
+
+
+def _pg_arrays(table: str, columns: Sequence[str]) -> str:
+    """One typed array parameter per column: ``$1::VARCHAR(16)[], $2::INT[]``."""
+    return ", ".join(f"${i}::{t}[]" for i, t in enumerate(_pg_types(table, columns), start=1))
 
 
 def _pg_types(table: str, columns: Sequence[str]) -> list[str]:
